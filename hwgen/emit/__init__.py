@@ -1,0 +1,1 @@
+"""Turning a validated config into files: Verilog, manifest, FuseSoC core."""

@@ -1,0 +1,137 @@
+"""Config -> ``rtl_out/<name>/``: Verilog, ``manifest.json`` and a FuseSoC ``.core``.
+
+The output is deterministic: Amaranth is asked not to emit source locations (which hold absolute
+paths), the manifest has no timestamps and sorted keys, so the same config and tool versions give
+byte-identical files. Files are written to a temporary sibling folder and moved into place at the
+end, so a failure never leaves a half-written output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog as amaranth_verilog
+
+from hwgen.config import EngineConfig, config_hash, config_to_dict
+from hwgen.emit.templates import render
+from hwgen.engines.registry import ENGINES
+from hwgen.flows.toolchain import package_versions
+
+__all__ = ["Port", "Artifacts", "emit_verilog", "extract_ports", "generate", "write_design"]
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    direction: str   # "input" or "output"
+    width: int
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Paths of one generated design."""
+
+    directory: Path
+    verilog: Path
+    manifest: Path
+    core: Path
+    ports: tuple[Port, ...]
+
+
+def emit_verilog(cfg: EngineConfig) -> str:
+    """Elaborate the engine for ``cfg`` and convert it to Verilog text (top module ``cfg.name``)."""
+    component = ENGINES[cfg.kind].build_component(cfg)
+    return amaranth_verilog.convert(component, name=cfg.name, emit_src=False)
+
+
+_ATTRIBUTE = re.compile(r"\(\*.*?\*\)", re.S)
+
+
+def extract_ports(text: str, top: str) -> tuple[Port, ...]:
+    """The ports of module ``top`` in declaration order, read with pyverilog.
+
+    pyverilog cannot parse ``(* ... *)`` attributes, so they are stripped first; its parser tables
+    go to a temporary directory, never the working directory.
+    """
+    from pyverilog.vparser import ast
+    from pyverilog.vparser.parser import VerilogParser
+
+    with tempfile.TemporaryDirectory(prefix="hwgen-pyverilog-") as tables:
+        tree = VerilogParser(outputdir=tables, debug=False).parse(_ATTRIBUTE.sub("", text))
+    modules = [d for d in tree.description.definitions
+               if isinstance(d, ast.ModuleDef) and d.name == top]
+    if not modules:
+        raise RuntimeError(f"module {top!r} not found in generated Verilog")
+    order = [p.name for p in modules[0].portlist.ports]
+    found: dict[str, Port] = {}
+
+    def visit(node):
+        if isinstance(node, (ast.Input, ast.Output)) and node.name in order:
+            width = 1
+            if node.width is not None:
+                width = abs(int(node.width.msb.value) - int(node.width.lsb.value)) + 1
+            kind = "input" if isinstance(node, ast.Input) else "output"
+            found[node.name] = Port(node.name, kind, width)
+        for child in node.children():
+            visit(child)
+
+    visit(modules[0])
+    return tuple(found[name] for name in order)
+
+
+def _manifest(cfg: EngineConfig, ports: tuple[Port, ...]) -> str:
+    manifest = {
+        "name": cfg.name,
+        "engine": cfg.kind,
+        "config": config_to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "ports": [{"name": p.name, "direction": p.direction, "width": p.width} for p in ports],
+        "tools": package_versions(),
+        "files": {"verilog": f"{cfg.name}.v", "core": f"{cfg.name}.core"},
+    }
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def write_design(cfg: EngineConfig, directory: Path, text: str | None = None) -> Artifacts:
+    """Write Verilog, manifest and core for ``cfg`` into an existing ``directory``."""
+    text = emit_verilog(cfg) if text is None else text
+    ports = extract_ports(text, cfg.name)
+    paths = Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
+                      directory / f"{cfg.name}.core", ports)
+    paths.verilog.write_text(text)
+    paths.manifest.write_text(_manifest(cfg, ports))
+    paths.core.write_text(render("fusesoc/core.yml.j2", name=cfg.name, engine=cfg.kind,
+                                 verilog=paths.verilog.name, config_hash=config_hash(cfg),
+                                 version=package_versions(("hwgen",))["hwgen"]))
+    return paths
+
+
+def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out") -> Artifacts:
+    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / cfg.name
+    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-", dir=out_dir))
+    staging.chmod(0o755)
+    try:
+        write_design(cfg, staging)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return write_paths(cfg, final)
+
+
+def write_paths(cfg: EngineConfig, directory: Path) -> Artifacts:
+    """The :class:`Artifacts` of a design already written to ``directory``."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    ports = tuple(Port(p["name"], p["direction"], p["width"]) for p in manifest["ports"])
+    return Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
+                     directory / f"{cfg.name}.core", ports)

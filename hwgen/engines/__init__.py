@@ -1,0 +1,1 @@
+"""Engine families; each registers itself once in :mod:`hwgen.engines.registry`."""

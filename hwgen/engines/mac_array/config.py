@@ -1,0 +1,94 @@
+"""Configuration of the weight-stationary MAC array (DESIGN.md §4.1)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from hwgen.config import ConfigError, EngineConfig, check_bool, check_choice, check_int, check_name
+
+__all__ = ["MacArrayConfig", "MAX_MULTIPLIERS"]
+
+#: Upper bound on rows * cols * n, to keep elaboration, simulation and synthesis tractable.
+MAX_MULTIPLIERS = 4096
+
+_SPARSITY_RE = re.compile(r"(\d+):(\d+)\Z")
+
+
+@dataclass(frozen=True)
+class MacArrayConfig(EngineConfig):
+    """A rows x cols weight-stationary systolic array computing ``Y = A @ W`` one row per cycle."""
+
+    kind = "mac_array"
+
+    name: str = field(default="mac_array", metadata={
+        "doc": "Verilog module name and output folder name; an identifier, not a Verilog keyword."})
+    rows: int = field(default=4, metadata={
+        "doc": "PE rows R (1..64). Each row reduces one activation (dense) or one group of M "
+               "activations (N:M)."})
+    cols: int = field(default=4, metadata={
+        "doc": "PE columns C (1..64): outputs per result beat."})
+    act_bits: int = field(default=8, metadata={"doc": "Activation width in bits (2..16)."})
+    act_signed: bool = field(default=True, metadata={
+        "doc": "true: activations are two's complement; false: unsigned."})
+    weight_bits: int = field(default=8, metadata={
+        "doc": "Weight width in bits (2..16); weights are always two's complement."})
+    acc_bits: int = field(default=22, metadata={
+        "doc": "Partial-sum width in bits (weight_bits + act_bits .. 48); default 22 = 16 + "
+               "log2(64) as in the seed paper."})
+    overflow: str = field(default="wrap", metadata={
+        "doc": "What a PE does when psum_in + products leaves acc_bits: \"wrap\" (two's "
+               "complement) or \"saturate\" (clamp)."})
+    sparsity: str | None = field(default=None, metadata={
+        "doc": "Absent = dense; \"N:M\" (1 <= N < M <= 16) = N nonzero weights per group of M "
+               "inputs, e.g. \"2:4\"."})
+
+    def validate(self) -> None:
+        check_name("name", self.name)
+        check_int("rows", self.rows, 1, 64)
+        check_int("cols", self.cols, 1, 64)
+        check_int("act_bits", self.act_bits, 2, 16)
+        check_bool("act_signed", self.act_signed)
+        check_int("weight_bits", self.weight_bits, 2, 16)
+        check_int("acc_bits", self.acc_bits, self.weight_bits + self.act_bits, 48)
+        check_choice("overflow", self.overflow, ("wrap", "saturate"))
+        if self.sparsity is not None:
+            match = _SPARSITY_RE.match(self.sparsity) if isinstance(self.sparsity, str) else None
+            if not match or not 1 <= int(match[1]) < int(match[2]) <= 16:
+                raise ConfigError(f"sparsity = {self.sparsity!r}: expected \"N:M\" with "
+                                  f"1 <= N < M <= 16 (omit the field for a dense array)")
+        if self.multipliers > MAX_MULTIPLIERS:
+            raise ConfigError(f"rows * cols * n = {self.multipliers}: expected at most "
+                              f"{MAX_MULTIPLIERS} multipliers")
+
+    # Derived quantities: every width and count the RTL, golden model and testbench share.
+
+    @property
+    def n(self) -> int:
+        """Nonzero weights per group (1 for dense)."""
+        return 1 if self.sparsity is None else int(self.sparsity.split(":")[0])
+
+    @property
+    def m(self) -> int:
+        """Group size: reduction inputs covered by one PE row (1 for dense)."""
+        return 1 if self.sparsity is None else int(self.sparsity.split(":")[1])
+
+    @property
+    def k(self) -> int:
+        """Reduction length per pass: activations per activation beat (R * M)."""
+        return self.rows * self.m
+
+    @property
+    def idx_bits(self) -> int:
+        """Width of one N:M position index (0 for dense: there is nothing to select)."""
+        return math.ceil(math.log2(self.m)) if self.m > 1 else 0
+
+    @property
+    def multipliers(self) -> int:
+        return self.rows * self.cols * self.n
+
+    @property
+    def latency(self) -> int:
+        """Pipeline depth from the input register to the result register (R + C - 1)."""
+        return self.rows + self.cols - 1

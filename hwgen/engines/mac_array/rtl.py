@@ -1,0 +1,198 @@
+"""Weight-stationary systolic MAC array (DESIGN.md §4.1) in Amaranth.
+
+Microarchitecture
+-----------------
+The whole datapath is one pipeline with a single advance enable ``en = ~out_valid | out_ready``:
+when the result register holds a beat nobody takes, every register freezes (a global stall), and
+otherwise every register moves one step, with or without new input (an empty step carries zero
+activations and a cleared valid bit). With ready held high the array accepts one activation row
+per cycle, so steady state is R * C * N multiply-accumulates per cycle.
+
+For input row b entering the input register at step t::
+
+    input register      row b at t                      (K = R*M activations, valid, last)
+    skew, row r         r registers                     row r's M activations at t + r
+    PE (r, c)           a register (M acts) + psum      holds row b at t + 1 + r + c
+    deskew, column c    C-1-c registers                 all columns at t + R + C - 1
+    result register     = deskew output                 valid at t + R + C - 1
+
+PE (r, c) keeps the activation group moving right (``a``) and the partial sum moving down
+(``psum``)::
+
+    psum <= overflow(psum_above + sum_j w[j] * a_left[idx[j]], acc_bits)
+    a    <= a_left
+
+A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
+
+Control: LOAD accepts R weight beats (beat r = PE row r's C*N weights and indices), STREAM accepts
+activation rows until one carries ``last``, DRAIN waits until the pipeline is empty (weights are
+single-buffered, so they may only change when no row still needs them), then back to LOAD.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.hdl.arith import overflow
+from hwgen.hdl.perf import PerfCounters, PerfSignature
+
+from .config import MacArrayConfig
+
+__all__ = ["MacArray", "weight_layout", "act_layout", "result_layout"]
+
+
+def weight_layout(cfg: MacArrayConfig) -> data.StructLayout:
+    """One weight beat: PE row r's weights, element ``c * N + j`` for column c, nonzero j."""
+    fields = {"w": data.ArrayLayout(signed(cfg.weight_bits), cfg.cols * cfg.n)}
+    if cfg.idx_bits:
+        fields["idx"] = data.ArrayLayout(unsigned(cfg.idx_bits), cfg.cols * cfg.n)
+    return data.StructLayout(fields)
+
+
+def act_shape(cfg: MacArrayConfig):
+    return signed(cfg.act_bits) if cfg.act_signed else unsigned(cfg.act_bits)
+
+
+def act_layout(cfg: MacArrayConfig) -> data.StructLayout:
+    """One activation beat: a full row of K = R * M activations, ``last`` on a tile's final row."""
+    return data.StructLayout({"a": data.ArrayLayout(act_shape(cfg), cfg.k), "last": 1})
+
+
+def result_layout(cfg: MacArrayConfig) -> data.StructLayout:
+    """One result beat: Y[b, 0..C-1], ``last`` copied from the activation row."""
+    return data.StructLayout({"y": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), "last": 1})
+
+
+class MacArray(wiring.Component):
+    """The MAC array described by ``cfg``.
+
+    Attributes
+    ----------
+    weights : stream, in
+        R beats per tile, see :func:`weight_layout`.
+    acts : stream, in
+        Activation rows, see :func:`act_layout`.
+    results : stream, out
+        One beat per activation row, in order, see :func:`result_layout`.
+    perf : :data:`hwgen.hdl.perf.PerfSignature`, out
+        ``busy`` counts cycles with a row in flight or a beat accepted; ``stall`` counts cycles in
+        which a result waited for ``results.ready``.
+    """
+
+    def __init__(self, cfg: MacArrayConfig):
+        self.cfg = cfg
+        super().__init__({
+            "weights": In(stream.Signature(weight_layout(cfg))),
+            "acts": In(stream.Signature(act_layout(cfg))),
+            "results": Out(stream.Signature(result_layout(cfg))),
+            "perf": Out(PerfSignature),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        R, C, N, M = cfg.rows, cfg.cols, cfg.n, cfg.m
+        m = Module()
+
+        # --- pipeline control -------------------------------------------------------------
+        depth = cfg.latency                       # valid[0] = input register, valid[depth] = out
+        valid = Signal(depth + 1)
+        last = Signal(depth + 1)
+        en = Signal()
+        m.d.comb += en.eq(~valid[depth] | self.results.ready)
+
+        # --- weight registers and the LOAD / STREAM / DRAIN sequencer ----------------------
+        w = [[[Signal(signed(cfg.weight_bits), name=f"pe_r{r}_c{c}_w{j}") for j in range(N)]
+              for c in range(C)] for r in range(R)]
+        idx = [[[Signal(unsigned(cfg.idx_bits), name=f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
+                for c in range(C)] for r in range(R)]
+        load_row = Signal(range(R), name="load_row")
+
+        with m.FSM(name="ctrl"):
+            with m.State("LOAD"):
+                m.d.comb += self.weights.ready.eq(1)
+                with m.If(self.weights.valid):
+                    for r in range(R):
+                        with m.If(load_row == r):
+                            for c in range(C):
+                                for j in range(N):
+                                    e = c * N + j
+                                    m.d.sync += w[r][c][j].eq(self.weights.payload.w[e])
+                                    if cfg.idx_bits:
+                                        m.d.sync += idx[r][c][j].eq(self.weights.payload.idx[e])
+                    with m.If(load_row == R - 1):
+                        m.d.sync += load_row.eq(0)
+                        m.next = "STREAM"
+                    with m.Else():
+                        m.d.sync += load_row.eq(load_row + 1)
+            with m.State("STREAM"):
+                m.d.comb += self.acts.ready.eq(en)
+                with m.If(self.acts.valid & en & self.acts.payload.last):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(valid == 0):
+                    m.next = "LOAD"
+
+        take = Signal()
+        m.d.comb += take.eq(self.acts.valid & self.acts.ready)
+
+        # --- input register: an empty step loads zeros so bubbles add nothing to psums -----
+        a_in = [Signal(act_shape(cfg), name=f"in_a{k}") for k in range(cfg.k)]
+        with m.If(en):
+            m.d.sync += [valid[0].eq(take), last[0].eq(take & self.acts.payload.last)]
+            m.d.sync += [valid[1:].eq(valid[:-1]), last[1:].eq(last[:-1])]
+            for k in range(cfg.k):
+                m.d.sync += a_in[k].eq(Mux(take, self.acts.payload.a[k], 0))
+
+        # --- skew: PE row r sees its activation group r steps late --------------------------
+        skewed = []
+        for r in range(R):
+            group = a_in[r * M:(r + 1) * M]
+            for s in range(r):
+                delayed = [Signal(act_shape(cfg), name=f"skew_r{r}_s{s}_a{i}") for i in range(M)]
+                with m.If(en):
+                    m.d.sync += [d.eq(g) for d, g in zip(delayed, group)]
+                group = delayed
+            skewed.append(group)
+
+        # --- PE grid -------------------------------------------------------------------------
+        sum_shape = signed(max(cfg.acc_bits, cfg.weight_bits + cfg.act_bits + 1 + N.bit_length())
+                           + 1)
+        psum = [[Signal(signed(cfg.acc_bits), name=f"pe_r{r}_c{c}_psum") for c in range(C)]
+                for r in range(R)]
+        for r in range(R):
+            a_left = skewed[r]
+            for c in range(C):
+                a_reg = [Signal(act_shape(cfg), name=f"pe_r{r}_c{c}_a{i}") for i in range(M)]
+                lanes = Array(a_left)
+                products = [w[r][c][j] * (lanes[idx[r][c][j]] if M > 1 else a_left[0])
+                            for j in range(N)]
+                above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
+                exact = Signal(sum_shape, name=f"pe_r{r}_c{c}_sum")
+                m.d.comb += exact.eq(above + sum(products))
+                with m.If(en):
+                    m.d.sync += [reg.eq(a) for reg, a in zip(a_reg, a_left)]
+                    m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
+                a_left = a_reg
+
+        # --- deskew: column c waits C-1-c more steps so a row leaves in one beat -------------
+        for c in range(C):
+            out = psum[R - 1][c]
+            for s in range(C - 1 - c):
+                delayed = Signal(signed(cfg.acc_bits), name=f"deskew_c{c}_s{s}")
+                with m.If(en):
+                    m.d.sync += delayed.eq(out)
+                out = delayed
+            m.d.comb += self.results.payload.y[c].eq(out)
+        m.d.comb += [self.results.valid.eq(valid[depth]), self.results.payload.last.eq(last[depth])]
+
+        # --- performance counters ------------------------------------------------------------
+        m.submodules.perf = perf = PerfCounters()
+        wiring.connect(m, wiring.flipped(self.perf), perf.perf)
+        m.d.comb += [
+            perf.busy.eq((valid != 0) | take | (self.weights.valid & self.weights.ready)),
+            perf.stall.eq(~en),
+        ]
+        return m
+

@@ -1,0 +1,1 @@
+"""Running the external tools: lint, simulation, synthesis."""

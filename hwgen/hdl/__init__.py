@@ -1,0 +1,1 @@
+"""Reusable Amaranth blocks shared by the engines."""
