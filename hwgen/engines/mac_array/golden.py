@@ -16,9 +16,10 @@ so with ``saturate`` the clamp happens after every PE row, in row order, exactly
 Cycle model
 -----------
 A tile is R weight beats followed by B activation beats (the last one flagged ``last``). With every
-input valid and every output ready, weight beat r transfers at cycle r, activation row b at cycle
-R + b and its result at cycle R + b + (R + C - 1); after the last result the array needs one idle
-cycle before it accepts the next tile's weights. See :func:`cycle_model`.
+input valid and every output ready, weight beat r transfers at cycle r and activation row b at
+cycle R + b. The row then spends one cycle in the input register and R + C - 1 in the skewed
+array and deskew registers, so its result transfers at cycle R + b + (R + C). After the last result
+the array needs one idle cycle before it accepts the next tile's weights. See :func:`cycle_model`.
 """
 
 from __future__ import annotations
@@ -165,6 +166,6 @@ def run(cfg: MacArrayConfig, tile: Tile) -> MacArrayTrace:
 
 def cycle_model(cfg: MacArrayConfig, rows_streamed: int) -> CycleModel:
     """Cycles of one tile when every input is valid and every output ready (see module doc)."""
-    load, latency = cfg.rows, cfg.latency
+    load, latency = cfg.rows, 1 + cfg.latency     # input register + skewed array and deskew
     return CycleModel(load=load, stream=rows_streamed, latency=latency,
                       total=load + rows_streamed + latency, turnaround=1)

@@ -1,0 +1,155 @@
+"""Running an engine's cocotb testbench under Verilator (DESIGN.md §5).
+
+One Verilator build per (config, waves) is kept in a cache folder keyed by the config hash and
+shared by every run of that config: tests with different seeds or gap probabilities reuse it, and a
+file lock makes that safe under pytest-xdist. Each run gets its own folder for the log, the cocotb
+results file, the testbench's JSON result and the waveform.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from hwgen.config import ConfigError, EngineConfig, config_hash, config_to_dict
+from hwgen.emit.verilog import write_design
+from hwgen.engines.registry import ENGINES
+from hwgen.flows.toolchain import activate_verilator
+
+__all__ = ["SimResult", "SimError", "simulate", "cache_root"]
+
+#: The folder holding ``sim/`` (cocotb test modules are imported as ``sim.<module>``).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SimError(RuntimeError):
+    """The simulation could not run (build failure, crash); one line for the user."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Outcome of one simulation.
+
+    passed : every beat equal to the golden model, cycle model and counters consistent
+    beats : result beats compared; errors : beats that differed
+    cycles, busy, stall : ``perf`` counter deltas over the checked run
+    utilization : steady-state MACs per cycle / peak, measured in the no-stall phase
+    details : the testbench's full JSON result
+    """
+
+    passed: bool
+    beats: int
+    errors: int
+    cycles: int
+    busy: int
+    stall: int
+    utilization: float
+    message: str
+    log_path: Path
+    waves_path: Path | None
+    details: dict
+
+
+def cache_root() -> Path:
+    """Where Verilator builds are kept: ``$HWGEN_CACHE`` or ``.hwgen-cache`` in the working dir."""
+    return Path(os.environ.get("HWGEN_CACHE", Path.cwd() / ".hwgen-cache")).resolve()
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _runner():
+    activate_verilator()
+    from cocotb_tools.runner import get_runner
+    return get_runner("verilator")
+
+
+def build(cfg: EngineConfig, waves: bool = False) -> Path:
+    """Verilate ``cfg`` once (cached) and return the build folder."""
+    build_dir = cache_root() / "sim" / f"{cfg.name}-{config_hash(cfg)[:16]}{'-waves' if waves else ''}"
+    stamp = build_dir / "hwgen-build.ok"
+    with _locked(build_dir.with_suffix(".lock")):
+        if stamp.is_file():
+            return build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        artifacts = write_design(cfg, build_dir)
+        try:
+            _runner().build(sources=[artifacts.verilog], hdl_toplevel=cfg.name,
+                            build_dir=build_dir, build_args=["-Wno-fatal", "-O3"], waves=waves,
+                            always=True, log_file=build_dir / "build.log")
+        except RuntimeError:
+            raise SimError(f"Verilator build of {cfg.name} failed; see {build_dir / 'build.log'}"
+                           ) from None
+        stamp.write_text(config_hash(cfg) + "\n")
+    return build_dir
+
+
+def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
+             valid_prob: float = 0.7, ready_prob: float = 0.7,
+             progress: Callable[[str], None] | None = None) -> SimResult:
+    """Run the engine's testbench for ``cfg`` and return what it measured.
+
+    ``vectors`` is the number of activation rows of the long random tile; ``valid_prob`` and
+    ``ready_prob`` set the random gaps and backpressure of the stress phase.
+    """
+    if vectors < 1:
+        raise ConfigError(f"vectors = {vectors}: expected an integer of at least 1")
+    say = progress or (lambda line: None)
+    engine = ENGINES[cfg.kind]
+    say(f"verilator build of {cfg.name} (cached per config)")
+    build_dir = build(cfg, waves)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"run-seed{seed}-", dir=build_dir))
+    result_path = run_dir / "result.json"
+    log_path = run_dir / "sim.log"
+    env = {
+        "HWGEN_CONFIG": json.dumps(config_to_dict(cfg)),
+        "HWGEN_SEED": str(seed),
+        "HWGEN_VECTORS": str(vectors),
+        "HWGEN_VALID_PROB": str(valid_prob),
+        "HWGEN_READY_PROB": str(ready_prob),
+        "HWGEN_RESULT": str(result_path),
+    }
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))   # the runner passes sys.path on as PYTHONPATH
+    say(f"cocotb {engine.sim_module} seed={seed} vectors={vectors}")
+    started = time.monotonic()
+    try:
+        _runner().test(test_module=f"sim.{engine.sim_module}", hdl_toplevel=cfg.name,
+                       build_dir=build_dir, test_dir=run_dir, extra_env=env, waves=waves,
+                       hdl_toplevel_lang="verilog",
+                       results_xml=str(run_dir / "results.xml"), log_file=log_path, seed=seed)
+    except (SystemExit, RuntimeError):
+        pass    # a failing testbench still writes its result file; judged below
+    if not result_path.is_file():
+        raise SimError(f"simulation of {cfg.name} crashed before writing results; see {log_path}")
+    details = json.loads(result_path.read_text())
+    problems = (details["timeouts"] + details["timing_errors"] + details["counter_errors"])
+    passed = details["errors"] == 0 and not problems
+    message = (f"{details['beats']} beats equal to the golden model" if passed else
+               f"{details['errors']} of {details['beats']} beats differ"
+               + (f"; {'; '.join(problems)}" if problems else "") + f"; see {log_path}")
+    say(f"simulation finished in {time.monotonic() - started:.1f} s")
+    waves_path = run_dir / "dump.vcd"
+    counters = details["counters"]
+    return SimResult(passed=passed, beats=details["beats"], errors=details["errors"],
+                     cycles=counters["cycles"], busy=counters["busy"], stall=counters["stall"],
+                     utilization=details["throughput"]["steady_state_utilization"],
+                     message=message, log_path=log_path,
+                     waves_path=waves_path if waves and waves_path.is_file() else None,
+                     details=details)

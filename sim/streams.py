@@ -1,0 +1,117 @@
+"""Valid/ready stream driver and sink for cocotb testbenches of every engine.
+
+Protocol (DESIGN.md §3): a beat transfers on a rising edge where ``valid & ready``; the driver never
+waits for ``ready`` before raising ``valid`` and keeps the payload stable until the beat is taken.
+
+Each cycle every coroutine writes its inputs just after the rising edge and then samples in the
+read-only phase, when the combinational ``ready``/``valid`` of the design have settled; a
+``valid & ready`` seen there is the transfer at the next edge. :class:`CycleClock` numbers the
+cycles so the monitors can timestamp transfers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge
+
+__all__ = ["CycleClock", "StreamDriver", "StreamSink", "Transfer"]
+
+
+class CycleClock:
+    """Counts rising edges of ``clk``; ``now`` is the index of the current cycle."""
+
+    def __init__(self, clk):
+        self.clk = clk
+        self.now = 0
+
+    async def run(self):
+        while True:
+            await RisingEdge(self.clk)
+            self.now += 1
+
+
+class Transfer:
+    """One transferred beat: its payload bits and the cycle it transferred in."""
+
+    __slots__ = ("bits", "cycle")
+
+    def __init__(self, bits: int, cycle: int):
+        self.bits = bits
+        self.cycle = cycle
+
+
+class StreamDriver:
+    """Sends queued payloads on ``<prefix>__valid/ready/payload``, with random valid gaps.
+
+    Parameters
+    ----------
+    dut, prefix : the design handle and the stream's port prefix, e.g. ``"acts"``.
+    clock : :class:`CycleClock` used to timestamp transfers.
+    rng : ``random.Random`` deciding the gaps (seeded by the test).
+    valid_prob : probability that a waiting beat is offered in a given cycle (1.0 = no gaps).
+    """
+
+    def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random,
+                 valid_prob: float = 1.0):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clock, self.rng, self.valid_prob = clock, rng, valid_prob
+        self.queue: deque[int] = deque()
+        self.sent: list[Transfer] = []
+        self._beat: int | None = None     # the beat on the port, offered until taken
+        self.valid.value = 0
+
+    def send(self, bits: int) -> None:
+        self.queue.append(bits)
+
+    def start(self):
+        return cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clock.clk)
+            if self._beat is None and self.queue and self.rng.random() < self.valid_prob:
+                self._beat = self.queue.popleft()
+                self.payload.value = self._beat
+            self.valid.value = int(self._beat is not None)
+            await ReadOnly()
+            if self._beat is not None and int(self.ready.value):
+                self.sent.append(Transfer(self._beat, self.clock.now))
+                self._beat = None
+
+
+class StreamSink:
+    """Accepts beats on ``<prefix>__valid/ready/payload`` with random ``ready`` backpressure.
+
+    ``stalls`` counts the cycles in which the design offered a beat and ``ready`` was low, which is
+    exactly what an engine's ``perf.stall`` counter must report for its output stream.
+    """
+
+    def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random,
+                 ready_prob: float = 1.0):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clock, self.rng, self.ready_prob = clock, rng, ready_prob
+        self.received: list[Transfer] = []
+        self.stalls = 0
+        self.ready.value = 0
+
+    def start(self):
+        return cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clock.clk)
+            ready = self.rng.random() < self.ready_prob
+            self.ready.value = int(ready)
+            await ReadOnly()
+            if int(self.valid.value):
+                if ready:
+                    self.received.append(Transfer(int(self.payload.value), self.clock.now))
+                else:
+                    self.stalls += 1
