@@ -24,7 +24,7 @@ from hwgen.emit.verilog import write_design
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.toolchain import activate_verilator
 
-__all__ = ["SimResult", "SimError", "simulate", "cache_root"]
+__all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench", "cache_root"]
 
 #: The folder holding ``sim/`` (cocotb test modules are imported as ``sim.<module>``).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -103,22 +103,38 @@ def build(cfg: EngineConfig, waves: bool = False) -> Path:
 def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
              valid_prob: float = 0.7, ready_prob: float = 0.7,
              progress: Callable[[str], None] | None = None) -> SimResult:
-    """Run the engine's testbench for ``cfg`` and return what it measured.
+    """Build (cached) and run the engine's testbench for ``cfg``; return what it measured.
 
     ``vectors`` is the number of activation rows of the long random tile; ``valid_prob`` and
     ``ready_prob`` set the random gaps and backpressure of the stress phase.
     """
-    if vectors < 1:
-        raise ConfigError(f"vectors = {vectors}: expected an integer of at least 1")
+    if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 100_000:
+        raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 100000")
+    for label, prob in (("valid_prob", valid_prob), ("ready_prob", ready_prob)):
+        if not 0.05 <= prob <= 1.0:
+            raise ConfigError(f"{label} = {prob!r}: expected a probability from 0.05 to 1.0")
     say = progress or (lambda line: None)
-    engine = ENGINES[cfg.kind]
     say(f"verilator build of {cfg.name} (cached per config)")
     build_dir = build(cfg, waves)
+    return run_testbench(cfg, build_dir, seed=seed, vectors=vectors, waves=waves,
+                         valid_prob=valid_prob, ready_prob=ready_prob, progress=say)
+
+
+def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vectors: int,
+                  waves: bool, valid_prob: float, ready_prob: float,
+                  progress: Callable[[str], None]) -> SimResult:
+    """Run the testbench of ``testbench_cfg`` on the simulator built in ``build_dir``.
+
+    The testbench computes its expectations from ``testbench_cfg``; :func:`simulate` passes the
+    config the simulator was built from. (Tests pass a different one to prove that a wrong
+    expectation is caught.)
+    """
+    engine = ENGINES[testbench_cfg.kind]
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-seed{seed}-", dir=build_dir))
     result_path = run_dir / "result.json"
     log_path = run_dir / "sim.log"
     env = {
-        "HWGEN_CONFIG": json.dumps(config_to_dict(cfg)),
+        "HWGEN_CONFIG": json.dumps(config_to_dict(testbench_cfg)),
         "HWGEN_SEED": str(seed),
         "HWGEN_VECTORS": str(vectors),
         "HWGEN_VALID_PROB": str(valid_prob),
@@ -127,24 +143,25 @@ def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = 
     }
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))   # the runner passes sys.path on as PYTHONPATH
-    say(f"cocotb {engine.sim_module} seed={seed} vectors={vectors}")
+    progress(f"cocotb {engine.sim_module} seed={seed} vectors={vectors}")
     started = time.monotonic()
     try:
-        _runner().test(test_module=f"sim.{engine.sim_module}", hdl_toplevel=cfg.name,
-                       build_dir=build_dir, test_dir=run_dir, extra_env=env, waves=waves,
-                       hdl_toplevel_lang="verilog",
-                       results_xml=str(run_dir / "results.xml"), log_file=log_path, seed=seed)
+        _runner().test(test_module=f"sim.{engine.sim_module}", hdl_toplevel=testbench_cfg.name,
+                       hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
+                       extra_env=env, waves=waves, results_xml=str(run_dir / "results.xml"),
+                       log_file=log_path, seed=seed)
     except (SystemExit, RuntimeError):
         pass    # a failing testbench still writes its result file; judged below
     if not result_path.is_file():
-        raise SimError(f"simulation of {cfg.name} crashed before writing results; see {log_path}")
+        raise SimError(f"simulation of {testbench_cfg.name} crashed before writing results; "
+                       f"see {log_path}")
     details = json.loads(result_path.read_text())
-    problems = (details["timeouts"] + details["timing_errors"] + details["counter_errors"])
+    problems = details["timeouts"] + details["timing_errors"] + details["counter_errors"]
     passed = details["errors"] == 0 and not problems
     message = (f"{details['beats']} beats equal to the golden model" if passed else
                f"{details['errors']} of {details['beats']} beats differ"
                + (f"; {'; '.join(problems)}" if problems else "") + f"; see {log_path}")
-    say(f"simulation finished in {time.monotonic() - started:.1f} s")
+    progress(f"simulation finished in {time.monotonic() - started:.1f} s")
     waves_path = run_dir / "dump.vcd"
     counters = details["counters"]
     return SimResult(passed=passed, beats=details["beats"], errors=details["errors"],
