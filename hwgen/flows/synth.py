@@ -1,0 +1,361 @@
+"""Synthesis, place and route with the YoWASP Yosys and nextpnr builds (DESIGN.md §1, §6).
+
+``synthesize(cfg, target)`` writes the design into a work folder, runs Yosys (``synth_ecp5`` or
+``synth_ice40 -dsp``) and nextpnr, and returns a :class:`SynthReport` that is also written as
+``report.json``::
+
+    from hwgen.engines.mac_array import MacArrayConfig
+    from hwgen.flows.synth import synthesize
+    rep = synthesize(MacArrayConfig(name="m4", rows=4, cols=4), "ecp5-85k")
+    rep.luts, rep.ffs, rep.dsps, rep.fmax_mhz
+
+What the numbers mean
+---------------------
+* **Out of context.** An hwgen core is an IP block: a 2x2 ``mac_array`` already has 182 port bits,
+  more than the 39 I/O pins of an iCE40 UP5K in the SG48 package, and an 8x8 has more port bits than
+  the ECP5 CABGA381 package has pins. So Yosys synthesizes the core with all its ports (nothing is
+  trimmed), then every port except ``clk`` and ``rst`` loses its port flag before place and route
+  (``templates/synth/yosys.ys.j2``). Those nets stay in the netlist, undriven or unloaded: all their
+  logic is placed and counted, but paths from or to them are not timed. ``clk`` and ``rst`` keep a
+  real pin, so the clock uses a global buffer as it would in a full design. No I/O harness is
+  added, so nothing in the counts belongs to a wrapper.
+* **fmax_mhz** is nextpnr's achieved frequency for the clock net driven by the ``clk`` port (nextpnr
+  names it ``$glbnet$clk$TRELLIS_IO_IN`` on ECP5 and ``clk$SB_IO_IN_$glb_clk`` on iCE40), i.e.
+  register to register; ``None`` if the design has no clocked path. nextpnr runs with
+  ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error.
+* **ECP5** (``nextpnr --report`` utilization): ``luts`` = TRELLIS_COMB (LUT4 sites, including the two
+  per CCU2C carry cell and route-through LUTs nextpnr inserts), ``ffs`` = TRELLIS_FF, ``dsps`` =
+  MULT18X18D, ``brams`` = DP16KD.
+* **iCE40**: ``luts`` = ICESTORM_LC, the logic cells used. Every iCE40 flip-flop sits behind its
+  cell's LUT, so a flip-flop-only cell spends its LUT as a route-through; ICESTORM_LC is therefore
+  both the LUT4 sites occupied and the number to compare with the device's 5280. nextpnr does not
+  report flip-flops separately, so ``ffs`` is the number of ``SB_DFF*`` cells in Yosys' final
+  netlist (checked equal to the ICESTORM_LC cells with ``DFF_ENABLE`` in nextpnr's placed netlist;
+  each needs its own logic cell, so ``capacity["ffs"]`` is 5280 too). ``dsps`` = ICESTORM_DSP
+  (SB_MAC16), ``brams`` = ICESTORM_RAM (SB_RAM40_4K); SPRAM is not used.
+
+Does-not-fit
+------------
+After Yosys the cell counts are checked against the device: hard blocks (DSP, block RAM) and
+flip-flops need exactly one site each, and LUT4 sites are bounded from below (ECP5: LUT4 + 2 per
+CCU2C; iCE40: max of LUTs, flip-flops and carries, since a logic cell holds one of each). A design
+that cannot fit raises :class:`SynthError` there, before nextpnr runs. If nextpnr itself fails to
+place, the "Device utilisation" table it logged after packing gives the overflow.
+
+Errors
+------
+Everything that goes wrong in the tools raises :class:`SynthError` with one line: does not fit, a
+tool failed (its last ``ERROR`` line and the log path), or a tool is missing (the
+:class:`~hwgen.flows.toolchain.ToolError` message, converted so callers catch one exception type).
+An unknown target or a bad frequency raises :class:`~hwgen.config.ConfigError` before any file is
+written.
+
+Files in ``out_dir`` (default ``rtl_out/<name>/synth-<target>/``): the design (``<name>.v``,
+``manifest.json``, ``<name>.core``), ``synth.ys``, ``yosys.log``, ``yosys_stat.json``,
+``netlist.json``, ``nextpnr.log``, ``report_nextpnr.json`` and, last, ``report.json``. A stale
+``report.json`` is deleted first and the new one is written atomically after everything succeeded,
+so a ``report.json`` always belongs to the files next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from hwgen.config import ConfigError, EngineConfig, check_choice
+from hwgen.emit.templates import render
+from hwgen.emit.verilog import write_design
+from hwgen.flows.toolchain import ToolError, run_tool, tool_version
+
+__all__ = ["SynthReport", "SynthError", "Target", "TARGETS", "RESOURCES", "KEEP_PORTS",
+           "default_out_dir", "synthesize"]
+
+#: Report keys, in the order tables show them.
+RESOURCES = ("luts", "ffs", "dsps", "brams")
+
+#: Ports that keep a package pin; every other port becomes an internal net (see module doc).
+KEEP_PORTS = ("clk", "rst")
+
+#: The clock port whose net's fmax is reported.
+CLOCK_PORT = "clk"
+
+#: Upper bound on one Yosys or nextpnr run, in seconds.
+TOOL_TIMEOUT_S = 3600.0
+
+REPORT = "report.json"
+NEXTPNR_REPORT = "report_nextpnr.json"
+NETLIST = "netlist.json"
+YOSYS_STAT = "yosys_stat.json"
+YOSYS_LOG = "yosys.log"
+NEXTPNR_LOG = "nextpnr.log"
+SCRIPT = "synth.ys"
+
+
+class SynthError(RuntimeError):
+    """Synthesis or place and route failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One FPGA part hwgen can implement a design on.
+
+    bels : report key -> nextpnr bel type counted for it
+    capacity : report key -> sites on the device (as nextpnr 0.11 reports them; the report takes
+        the numbers from nextpnr's own output, these are for the check before nextpnr runs)
+    """
+
+    name: str
+    family: str
+    nextpnr: str
+    device_args: tuple[str, ...]
+    synth_command: str
+    default_mhz: float
+    bels: dict
+    capacity: dict
+    description: str
+
+
+TARGETS: dict[str, Target] = {
+    "ecp5-85k": Target(
+        name="ecp5-85k", family="ecp5", nextpnr="nextpnr-ecp5",
+        device_args=("--85k", "--package", "CABGA381"), synth_command="synth_ecp5",
+        default_mhz=100.0,
+        bels={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
+              "brams": "DP16KD"},
+        capacity={"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208},
+        description="Lattice ECP5 LFE5U-85F, CABGA381"),
+    "ice40-up5k": Target(
+        name="ice40-up5k", family="ice40", nextpnr="nextpnr-ice40",
+        device_args=("--up5k", "--package", "sg48"), synth_command="synth_ice40 -dsp",
+        default_mhz=48.0,
+        bels={"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
+              "brams": "ICESTORM_RAM"},
+        capacity={"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30},
+        description="Lattice iCE40 UltraPlus UP5K, SG48"),
+}
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """Resources and Fmax of one design on one target (see the module doc for each number)."""
+
+    target: str
+    luts: int
+    ffs: int
+    dsps: int
+    brams: int
+    fmax_mhz: float | None
+    target_mhz: float
+    fits: bool
+    capacity: dict
+    tools: dict
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "SynthReport":
+        data = json.loads(text)
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+def default_out_dir(cfg: EngineConfig, target: str) -> Path:
+    return Path("rtl_out") / cfg.name / f"synth-{target}"
+
+
+def _target(target) -> Target:
+    check_choice("target", target, tuple(TARGETS))
+    return TARGETS[target]
+
+
+def _frequency(freq_mhz, tgt: Target) -> float:
+    if freq_mhz is None:
+        return tgt.default_mhz
+    if isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)) \
+            or not 0 < freq_mhz <= 2000:
+        raise ConfigError(f"freq_mhz = {freq_mhz!r}: expected a clock frequency in MHz, "
+                          f"above 0 and at most 2000")
+    return float(freq_mhz)
+
+
+def _run(tool: str, args: list[str], cwd: Path):
+    try:
+        return run_tool(tool, args, cwd=cwd, timeout=TOOL_TIMEOUT_S)
+    except ToolError as exc:
+        raise SynthError(str(exc)) from exc
+
+
+@functools.cache
+def _version(tool: str) -> str:
+    try:
+        return tool_version(tool)
+    except ToolError as exc:
+        raise SynthError(str(exc)) from exc
+
+
+def _last_error(proc, log: Path) -> str:
+    """The last ``ERROR`` line the tool printed or logged, else its last output line."""
+    text = proc.stdout + "\n" + proc.stderr
+    if log.is_file():
+        text = log.read_text(errors="replace") + "\n" + text
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    return (errors or lines or [f"exit status {proc.returncode}"])[-1]
+
+
+def _yosys_needs(tgt: Target, cells: dict[str, int]) -> list[tuple[str, int, bool]]:
+    """(nextpnr bel, sites needed, exact?) implied by Yosys' final cell counts."""
+    def count(prefix):
+        return sum(n for cell, n in cells.items() if cell.startswith(prefix))
+
+    if tgt.family == "ecp5":
+        return [("TRELLIS_COMB", count("LUT4") + 2 * count("CCU2C"), False),
+                ("TRELLIS_FF", count("TRELLIS_FF"), True),
+                ("MULT18X18D", count("MULT18X18D"), True),
+                ("DP16KD", count("DP16KD"), True)]
+    return [("ICESTORM_LC", max(count("SB_LUT4"), count("SB_DFF"), count("SB_CARRY")), False),
+            ("ICESTORM_DSP", count("SB_MAC16"), True),
+            ("ICESTORM_RAM", count("SB_RAM40_4K"), True)]
+
+
+def _bel_capacity(tgt: Target) -> dict[str, int]:
+    return {tgt.bels[key]: tgt.capacity[key] for key in RESOURCES}
+
+
+def _not_fit(name: str, tgt: Target, needs: list[str], source: str) -> SynthError:
+    return SynthError(f"{name} does not fit {tgt.name}: needs {', '.join(needs)} ({source})")
+
+
+_UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
+_NO_BELS = re.compile(r"Unable to place cell .*cell type '(\w+)'")
+
+
+def _nextpnr_overflow(log: Path) -> tuple[list[str], str | None]:
+    """Overflowing ``"N BEL of M"`` entries from the last utilisation table in a nextpnr log, and
+    the bel type named by an "Unable to place cell" error, if any."""
+    if not log.is_file():
+        return [], None
+    table: dict[str, tuple[int, int]] = {}
+    unplaced = None
+    for line in log.read_text(errors="replace").splitlines():
+        if "Device utilisation" in line:
+            table = {}
+        match = _UTIL_LINE.match(line)
+        if match:
+            table[match[1]] = (int(match[2]), int(match[3]))
+        match = _NO_BELS.search(line)
+        if match:
+            unplaced = match[1]
+    over = [f"{used} {bel} of {avail}" for bel, (used, avail) in table.items() if used > avail]
+    if not over and unplaced in table:
+        used, avail = table[unplaced]
+        over = [f"{used} {unplaced} of {avail} (placement ran out of {unplaced} sites)"]
+    return over, unplaced
+
+
+def _clock_fmax(fmax: dict) -> float | None:
+    """Achieved MHz of the clock net(s) derived from the ``clk`` port (nextpnr decorates the port
+    name with ``$``-separated buffer names)."""
+    achieved = [float(v["achieved"]) for net, v in fmax.items()
+                if CLOCK_PORT in net.split("$")]
+    return round(max(achieved), 2) if achieved else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def synthesize(cfg: EngineConfig, target: str, out_dir: Path | str | None = None,
+               progress: Callable[[str], None] | None = None,
+               freq_mhz: float | None = None) -> SynthReport:
+    """Synthesize, place and route ``cfg`` on ``target``; write and return its report.
+
+    ``freq_mhz`` is the clock nextpnr optimizes for (default: the target's ``default_mhz``).
+    ``progress`` receives a one-line description before each long step.
+    """
+    tgt = _target(target)
+    freq = _frequency(freq_mhz, tgt)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, target)
+    say = progress or (lambda message: None)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (REPORT, NEXTPNR_REPORT, NETLIST, YOSYS_STAT):
+        (out / stale).unlink(missing_ok=True)
+
+    say(f"generate {cfg.name}.v in {out}")
+    design = write_design(cfg, out)
+    ports = [p.name for p in design.ports]
+    script = render("synth/yosys.ys.j2", top=cfg.name, target=tgt.name,
+                    verilog=design.verilog.name, synth_command=tgt.synth_command,
+                    stat_file=YOSYS_STAT, netlist=NETLIST,
+                    unport=[p for p in ports if p not in KEEP_PORTS])
+    (out / SCRIPT).write_text(script)
+
+    # Yosys
+    yosys_log = out / YOSYS_LOG
+    say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {yosys_log})")
+    proc = _run("yosys", ["-q", "-l", YOSYS_LOG, "-s", SCRIPT], out)
+    if proc.returncode != 0 or not (out / NETLIST).is_file() or not (out / YOSYS_STAT).is_file():
+        raise SynthError(f"yosys failed on {cfg.name} for {tgt.name}: "
+                         f"{_last_error(proc, yosys_log)} (see {yosys_log})")
+    stat = json.loads((out / YOSYS_STAT).read_text())
+    cells = {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
+
+    capacity = _bel_capacity(tgt)
+    needs = [f"{'' if exact else 'at least '}{n} {bel} of {capacity[bel]}"
+             for bel, n, exact in _yosys_needs(tgt, cells) if n > capacity[bel]]
+    if needs:
+        raise _not_fit(cfg.name, tgt, needs, f"Yosys cell counts, see {yosys_log}")
+
+    # nextpnr
+    pnr_log = out / NEXTPNR_LOG
+    say(f"{tgt.nextpnr} place & route at {freq:g} MHz (log: {pnr_log})")
+    return _place_and_route(cfg, tgt, out, freq, cells)
+
+
+def _place_and_route(cfg: EngineConfig, tgt: Target, out: Path, freq: float,
+                     cells: dict[str, int]) -> SynthReport:
+    """nextpnr on ``out/netlist.json``, then ``report.json``."""
+    pnr_log = out / NEXTPNR_LOG
+    proc = _run(tgt.nextpnr, [*tgt.device_args, "--json", NETLIST, "--freq", repr(freq),
+                              "--timing-allow-fail", "--report", NEXTPNR_REPORT,
+                              "-l", NEXTPNR_LOG, "-q"], out)
+    if proc.returncode != 0 or not (out / NEXTPNR_REPORT).is_file():
+        over, unplaced = _nextpnr_overflow(pnr_log)
+        if over:
+            raise _not_fit(cfg.name, tgt, over, f"nextpnr after packing, see {pnr_log}")
+        if unplaced:
+            raise SynthError(f"{cfg.name} does not fit {tgt.name}: nextpnr could not place a "
+                             f"{unplaced} cell (see {pnr_log})")
+        raise SynthError(f"{tgt.nextpnr} failed on {cfg.name}: {_last_error(proc, pnr_log)} "
+                         f"(see {pnr_log})")
+
+    raw = json.loads((out / NEXTPNR_REPORT).read_text())
+    util = raw["utilization"]
+    used = {key: int(util.get(bel, {}).get("used", 0)) for key, bel in tgt.bels.items()}
+    capacity = {key: int(util.get(bel, {}).get("available", tgt.capacity[key]))
+                for key, bel in tgt.bels.items()}
+    if tgt.family == "ice40":
+        # nextpnr packs iCE40 flip-flops into logic cells without counting them: see module doc.
+        used["ffs"] = sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
+    fits = all(used[key] <= capacity[key] for key in RESOURCES)
+    if not fits:
+        over = [f"{used[k]} {tgt.bels[k]} of {capacity[k]}" for k in RESOURCES
+                if used[k] > capacity[k]]
+        raise _not_fit(cfg.name, tgt, over, f"nextpnr report, see {out / NEXTPNR_REPORT}")
+
+    report = SynthReport(
+        target=tgt.name, luts=used["luts"], ffs=used["ffs"], dsps=used["dsps"],
+        brams=used["brams"], fmax_mhz=_clock_fmax(raw.get("fmax", {})), target_mhz=freq,
+        fits=fits, capacity=capacity,
+        tools={"yosys": _version("yosys"), tgt.nextpnr: _version(tgt.nextpnr)})
+    _write_atomic(out / REPORT, report.to_json())
+    return report

@@ -1,0 +1,139 @@
+"""Synthesis with the real YoWASP Yosys and nextpnr (hwgen/flows/synth.py). No tool is mocked;
+tests that run the tools are marked ``synth``.
+
+Designs are the smallest that show each behaviour: a 2x2 mac_array (4 multipliers) fits both
+targets; a 4x4 (16 multipliers) does not fit the 8 DSPs of an iCE40 UP5K.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hwgen.config import ConfigError
+from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.flows import synth
+from hwgen.flows.synth import TARGETS, SynthError, SynthReport, default_out_dir, synthesize
+
+SMALL = MacArrayConfig(name="m2", rows=2, cols=2)
+
+# ecp5 runs at its default clock, ice40 at an explicit one, so both paths are covered.
+FREQ = {"ecp5-85k": None, "ice40-up5k": 30.0}
+
+
+@pytest.fixture(scope="module", params=sorted(TARGETS))
+def small(request, tmp_path_factory):
+    target = request.param
+    out = tmp_path_factory.mktemp(f"synth-{target}")
+    messages: list[str] = []
+    report = synthesize(SMALL, target, out_dir=out, progress=messages.append,
+                        freq_mhz=FREQ[target])
+    return target, out, report, messages
+
+
+@pytest.mark.synth
+def test_small_design_report(small):
+    target, out, rep, _ = small
+    tgt = TARGETS[target]
+    assert rep.target == target
+    assert rep.fits is True
+    # One multiplier per PE, each in its own DSP block on both families; no memories.
+    assert rep.dsps == SMALL.multipliers == 4
+    assert rep.brams == 0
+    assert 0 < rep.luts < rep.capacity["luts"]
+    # At least the three 32-bit performance counters are plain flip-flops.
+    assert 3 * 32 <= rep.ffs < rep.capacity["ffs"]
+    assert rep.fmax_mhz is not None and 10 < rep.fmax_mhz < 1000
+    expected_mhz = tgt.default_mhz if FREQ[target] is None else FREQ[target]
+    assert rep.target_mhz == expected_mhz
+    # The device capacities nextpnr reported are the ones the pre-check uses.
+    assert rep.capacity == tgt.capacity
+    assert rep.tools["yosys"].startswith("Yosys ")
+    assert "nextpnr" in rep.tools[tgt.nextpnr]
+
+
+@pytest.mark.synth
+def test_small_design_numbers_come_from_nextpnr(small):
+    target, out, rep, _ = small
+    tgt = TARGETS[target]
+    raw = json.loads((out / synth.NEXTPNR_REPORT).read_text())
+    util = raw["utilization"]
+    assert rep.luts == util[tgt.bels["luts"]]["used"]
+    assert rep.dsps == util[tgt.bels["dsps"]]["used"]
+    if target == "ecp5-85k":
+        assert rep.ffs == util["TRELLIS_FF"]["used"]
+    else:
+        # iCE40 flip-flops come from Yosys; each one occupies a logic cell.
+        stat = json.loads((out / synth.YOSYS_STAT).read_text())["design"]["num_cells_by_type"]
+        assert rep.ffs == sum(n for cell, n in stat.items() if cell.startswith("SB_DFF"))
+        assert rep.ffs <= rep.luts
+    # Only clk and rst use package pins (out-of-context implementation).
+    io = util["TRELLIS_IO" if target == "ecp5-85k" else "SB_IO"]["used"]
+    assert io == 2
+    # The one clock is the clk port's net, constrained at the frequency we asked for.
+    (net, clock), = raw["fmax"].items()
+    assert "clk" in net.split("$")
+    assert clock["constraint"] == pytest.approx(rep.target_mhz)
+    assert rep.fmax_mhz == round(clock["achieved"], 2)
+
+
+@pytest.mark.synth
+def test_small_design_files(small):
+    target, out, rep, messages = small
+    text = (out / "report.json").read_text()
+    assert text == rep.to_json()
+    assert text.endswith("}\n") and json.loads(text)["target"] == target
+    assert SynthReport.from_json(text) == rep
+    assert not list(out.glob(".*.tmp"))
+    for name in ("m2.v", "manifest.json", "synth.ys", "yosys.log", "nextpnr.log", "netlist.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert any(m.startswith("yosys ") for m in messages)
+    assert any(m.startswith(f"{TARGETS[target].nextpnr} place & route") for m in messages)
+    assert all("\n" not in m for m in messages)
+
+
+@pytest.mark.synth
+def test_too_big_for_ice40_does_not_fit(tmp_path):
+    big = MacArrayConfig(name="big", rows=4, cols=4)
+    (tmp_path / "report.json").write_text("{}\n")   # a stale report must not survive
+    with pytest.raises(SynthError) as info:
+        synthesize(big, "ice40-up5k", out_dir=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("big does not fit ice40-up5k: needs 16 ICESTORM_DSP of 8")
+    assert not (tmp_path / "report.json").exists()
+    # Caught from Yosys' cell counts, before nextpnr ran ...
+    assert not (tmp_path / synth.NEXTPNR_LOG).exists()
+    # ... and nextpnr on the same netlist agrees: it cannot place it, and says why.
+    with pytest.raises(SynthError) as info:
+        synth._place_and_route(big, TARGETS["ice40-up5k"], tmp_path, 48.0, {})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("big does not fit ice40-up5k: needs 16 ICESTORM_DSP of 8 "
+                              "(nextpnr after packing")
+    assert "Unable to place cell" in (tmp_path / synth.NEXTPNR_LOG).read_text()
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_unknown_target(tmp_path):
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError) as info:
+        synthesize(SMALL, "xc7a35t", out_dir=out)
+    message = str(info.value)
+    assert message.startswith('target = "xc7a35t"')
+    assert '"ecp5-85k"' in message and '"ice40-up5k"' in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("freq", [0, -5.0, True, "100", 1e6])
+def test_bad_frequency(tmp_path, freq):
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError, match=r"^freq_mhz = "):
+        synthesize(SMALL, "ecp5-85k", out_dir=out, freq_mhz=freq)
+    assert not out.exists()
+
+
+def test_default_out_dir():
+    assert default_out_dir(SMALL, "ice40-up5k") == Path("rtl_out") / "m2" / "synth-ice40-up5k"
