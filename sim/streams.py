@@ -43,7 +43,17 @@ class Transfer:
         self.cycle = cycle
 
 
-class StreamDriver:
+class _StreamPorts:
+    """The ``<prefix>__valid/ready/payload`` handles of one stream and the randomness gating it."""
+
+    def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clock, self.rng = clock, rng
+
+
+class StreamDriver(_StreamPorts):
     """Sends queued payloads on ``<prefix>__valid/ready/payload``, with random valid gaps.
 
     Parameters
@@ -56,10 +66,8 @@ class StreamDriver:
 
     def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random,
                  valid_prob: float = 1.0):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clock, self.rng, self.valid_prob = clock, rng, valid_prob
+        super().__init__(dut, prefix, clock, rng)
+        self.valid_prob = valid_prob
         self.queue: deque[int] = deque()
         self.sent: list[Transfer] = []
         self._beat: int | None = None     # the beat on the port, offered until taken
@@ -84,7 +92,7 @@ class StreamDriver:
                 self._beat = None
 
 
-class StreamSink:
+class StreamSink(_StreamPorts):
     """Accepts beats on ``<prefix>__valid/ready/payload`` with random ``ready`` backpressure.
 
     ``stalls`` counts the cycles in which the design offered a beat and ``ready`` was low, which is
@@ -93,10 +101,8 @@ class StreamSink:
 
     def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random,
                  ready_prob: float = 1.0):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clock, self.rng, self.ready_prob = clock, rng, ready_prob
+        super().__init__(dut, prefix, clock, rng)
+        self.ready_prob = ready_prob
         self.received: list[Transfer] = []
         self.stalls = 0
         self.ready.value = 0
