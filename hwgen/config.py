@@ -16,7 +16,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import keyword
 import re
 import textwrap
 import tomllib
@@ -26,6 +25,7 @@ from typing import Any
 __all__ = [
     "ConfigError", "EngineConfig", "load_config", "config_from_dict", "config_to_dict",
     "config_hash", "example_toml", "check_int", "check_bool", "check_choice", "check_name",
+    "invalid", "format_value",
 ]
 
 
@@ -59,40 +59,44 @@ _VERILOG_KEYWORDS = frozenset("""
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A value as it is written in a TOML config: ``"text"``, ``true``, ``3``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def _fail(field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{field} = {_fmt(value)}: expected {allowed}")
+def invalid(field: str, value: Any, allowed: str) -> ConfigError:
+    """The one-line error for ``field = value``, saying what is ``allowed``."""
+    return ConfigError(f"{field} = {format_value(value)}: expected {allowed}")
 
 
 def check_int(field: str, value: Any, lo: int, hi: int) -> int:
     """Return ``value`` if it is an integer (not a bool) in ``lo..hi``, else raise ConfigError."""
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _fail(field, value, f"an integer from {lo} to {hi}")
+        raise invalid(field, value, f"an integer from {lo} to {hi}")
     return value
 
 
 def check_bool(field: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _fail(field, value, "true or false")
+        raise invalid(field, value, "true or false")
     return value
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise _fail(field, value, "one of " + ", ".join(_fmt(c) for c in choices))
+        raise invalid(field, value, "one of " + ", ".join(format_value(c) for c in choices))
     return value
 
 
 def check_name(field: str, value: Any) -> str:
     """A name that becomes a Verilog module name and a file/folder name (DESIGN.md §3)."""
     if not isinstance(value, str) or not _NAME_RE.match(value) or len(value) > 64:
-        raise _fail(field, value, "an identifier matching [A-Za-z_][A-Za-z0-9_]* of at most 64 "
+        raise invalid(field, value, "an identifier matching [A-Za-z_][A-Za-z0-9_]* of at most 64 "
                                   "characters")
-    if value in _VERILOG_KEYWORDS or keyword.iskeyword(value) or value.startswith("_"):
-        raise _fail(field, value, "a name that is not a Verilog keyword and does not start with '_'")
+    if value in _VERILOG_KEYWORDS:
+        raise invalid(field, value, "a name that is not a Verilog keyword")
     return value
 
 
@@ -140,10 +144,10 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> EngineCo
     kind = data.pop("engine", None)
     if kind is None:
         raise ConfigError(f"{source}: engine is missing: expected one of "
-                          + ", ".join(_fmt(k) for k in ENGINES))
+                          + ", ".join(format_value(k) for k in ENGINES))
     if kind not in ENGINES:
-        raise ConfigError(f"{source}: " + str(_fail("engine", kind, "one of " + ", ".join(
-            _fmt(k) for k in ENGINES))))
+        raise ConfigError(f"{source}: " + str(invalid("engine", kind, "one of " + ", ".join(
+            format_value(k) for k in ENGINES))))
     cls = ENGINES[kind].config_class
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:

@@ -97,12 +97,16 @@ def _manifest(cfg: EngineConfig, ports: tuple[Port, ...]) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
+def _artifacts(cfg: EngineConfig, directory: Path, ports: tuple[Port, ...]) -> Artifacts:
+    return Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
+                     directory / f"{cfg.name}.core", ports)
+
+
 def write_design(cfg: EngineConfig, directory: Path, text: str | None = None) -> Artifacts:
     """Write Verilog, manifest and core for ``cfg`` into an existing ``directory``."""
     text = emit_verilog(cfg) if text is None else text
     ports = extract_ports(text, cfg.name)
-    paths = Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
-                      directory / f"{cfg.name}.core", ports)
+    paths = _artifacts(cfg, directory, ports)
     paths.verilog.write_text(text)
     paths.manifest.write_text(_manifest(cfg, ports))
     paths.core.write_text(render("fusesoc/core.yml.j2", name=cfg.name, engine=cfg.kind,
@@ -112,26 +116,31 @@ def write_design(cfg: EngineConfig, directory: Path, text: str | None = None) ->
 
 
 def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out") -> Artifacts:
-    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version atomically."""
+    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version.
+
+    The new folder is complete before it takes the final name: the old one is first renamed aside,
+    so at every moment ``<out_dir>/<cfg.name>`` is either the old or the new design. Anything else
+    under the old folder (e.g. synthesis results) goes with it: they belonged to the old RTL.
+    """
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / cfg.name
-    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-", dir=out_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-new-", dir=out_dir))
     staging.chmod(0o755)
+    retired = None
     try:
-        write_design(cfg, staging)
+        ports = write_design(cfg, staging).ports
         if final.exists():
-            shutil.rmtree(final)
+            retired = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-old-", dir=out_dir))
+            final.rename(retired / cfg.name)
         staging.rename(final)
+    except BaseException:
+        if created and out_dir.exists():
+            shutil.rmtree(out_dir)
+        raise
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return write_paths(cfg, final)
-
-
-def write_paths(cfg: EngineConfig, directory: Path) -> Artifacts:
-    """The :class:`Artifacts` of a design already written to ``directory``."""
-    manifest = json.loads((directory / "manifest.json").read_text())
-    ports = tuple(Port(p["name"], p["direction"], p["width"]) for p in manifest["ports"])
-    return Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
-                     directory / f"{cfg.name}.core", ports)
+        for leftover in (staging, retired):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover)
+    return _artifacts(cfg, final, ports)

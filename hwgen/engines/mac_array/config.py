@@ -6,7 +6,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from hwgen.config import ConfigError, EngineConfig, check_bool, check_choice, check_int, check_name
+from hwgen.config import (ConfigError, EngineConfig, check_bool, check_choice, check_int,
+                          check_name, invalid)
 
 __all__ = ["MacArrayConfig", "MAX_MULTIPLIERS"]
 
@@ -42,7 +43,7 @@ class MacArrayConfig(EngineConfig):
                "complement) or \"saturate\" (clamp)."})
     sparsity: str | None = field(default=None, metadata={
         "doc": "Absent = dense; \"N:M\" (1 <= N < M <= 16) = N nonzero weights per group of M "
-               "inputs, e.g. \"2:4\"."})
+               "inputs, e.g. \"2:4\".", "example": "2:4"})
 
     def validate(self) -> None:
         check_name("name", self.name)
@@ -56,8 +57,8 @@ class MacArrayConfig(EngineConfig):
         if self.sparsity is not None:
             match = _SPARSITY_RE.match(self.sparsity) if isinstance(self.sparsity, str) else None
             if not match or not 1 <= int(match[1]) < int(match[2]) <= 16:
-                raise ConfigError(f"sparsity = {self.sparsity!r}: expected \"N:M\" with "
-                                  f"1 <= N < M <= 16 (omit the field for a dense array)")
+                raise invalid("sparsity", self.sparsity, "\"N:M\" with 1 <= N < M <= 16 (omit the "
+                              "field for a dense array)")
         if self.multipliers > MAX_MULTIPLIERS:
             raise ConfigError(f"rows * cols * n = {self.multipliers}: expected at most "
                               f"{MAX_MULTIPLIERS} multipliers")

@@ -106,8 +106,10 @@ class MacArray(wiring.Component):
         w = [[[Signal(signed(cfg.weight_bits), name=f"pe_r{r}_c{c}_w{j}") for j in range(N)]
               for c in range(C)] for r in range(R)]
         idx = [[[Signal(unsigned(cfg.idx_bits), name=f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
-                for c in range(C)] for r in range(R)]
-        load_row = Signal(range(R), name="load_row")
+                for c in range(C)] for r in range(R)] if cfg.idx_bits else None
+        # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
+        # reject, and a one-row array still needs a (constant-zero) row number.
+        load_row = Signal(range(max(R, 2)), name="load_row")
 
         with m.FSM(name="ctrl"):
             with m.State("LOAD"):
@@ -166,7 +168,7 @@ class MacArray(wiring.Component):
             for c in range(C):
                 a_reg = [Signal(act_shape(cfg), name=f"pe_r{r}_c{c}_a{i}") for i in range(M)]
                 lanes = Array(a_left)
-                products = [w[r][c][j] * (lanes[idx[r][c][j]] if M > 1 else a_left[0])
+                products = [w[r][c][j] * (lanes[idx[r][c][j]] if idx else a_left[0])
                             for j in range(N)]
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"pe_r{r}_c{c}_sum")
