@@ -2,9 +2,10 @@
 
 Two phases in one simulation:
 
-1. **Throughput** — one long random tile with every input valid and the output always ready. The
-   transfer cycles must match the analytic cycle model exactly (one activation row per cycle, fixed
-   latency) and give the steady-state utilization.
+1. **Throughput** — a long random tile and a short one behind it, every input valid and the output
+   always ready. The transfer cycles must match the analytic cycle model exactly (load, one
+   activation row per cycle, fixed latency, turnaround between tiles) and give the steady-state
+   utilization.
 2. **Stress** — the edge-case tiles (all-min/all-max operands, zero weights, one-row tile) and a random
    tile, with random valid gaps on both inputs and random ready backpressure on the output.
 
@@ -114,26 +115,32 @@ async def mac_array_matches_golden(dut):
     tiles = test_tiles(cfg, data_rng, params.vectors)
     timeouts = []
 
-    # Phase 1: throughput, no gaps, no backpressure.
-    long_tile = tiles[0]
-    driver.send(long_tile)
-    scoreboard.expect(0, long_tile)
+    # Phase 1: throughput, no gaps, no backpressure: the long tile, then a short one right
+    # behind it to measure the turnaround between tiles.
+    long_tile, short_tile = tiles[0], tiles[-1]
     rows = long_tile.acts.shape[0]
     model = golden.cycle_model(cfg, rows)
-    if not await wait_for_results(dut, sink, scoreboard, budget=10 * model.total + 100):
+    for tile_no, tile in ((0, long_tile), (len(tiles) - 1, short_tile)):
+        driver.send(tile)
+        scoreboard.expect(tile_no, tile)
+    budget = 10 * (model.total + golden.cycle_model(cfg, short_tile.acts.shape[0]).total) + 100
+    if not await wait_for_results(dut, sink, scoreboard, budget):
         timeouts.append("throughput phase")
-    w_t = [t.cycle for t in weights.sent[:cfg.rows]]
+    w_t = [t.cycle for t in weights.sent[:cfg.rows + 1]]
     a_t = [t.cycle for t in acts.sent[:rows]]
     y_t = [t.cycle for t in sink.received[:rows]]
     measured = {
-        "rows": rows,
+        "rows": len(a_t),
         "total": y_t[-1] - w_t[0] + 1 if y_t else None,
         "stream": a_t[-1] - a_t[0] + 1 if a_t else None,
         "latency": sorted({y - a for y, a in zip(y_t, a_t)}),
-        "load": w_t[-1] - w_t[0] + 1 if w_t else None,
+        "load": w_t[cfg.rows - 1] - w_t[0] + 1 if len(w_t) > cfg.rows else None,
+        # idle cycles between the last result of one tile and the next tile's first weight beat
+        "turnaround": w_t[cfg.rows] - y_t[-1] - 1 if len(w_t) > cfg.rows and y_t else None,
     }
     expected_timing = {"rows": rows, "total": model.total, "stream": model.stream,
-                       "latency": [model.latency], "load": model.load}
+                       "latency": [model.latency], "load": model.load,
+                       "turnaround": model.turnaround}
     timing_errors = [f"{key}: measured {measured[key]}, model {expected_timing[key]}"
                      for key in expected_timing if measured[key] != expected_timing[key]]
     for msg in timing_errors:
@@ -142,10 +149,10 @@ async def mac_array_matches_golden(dut):
     # Phase 2: edge cases and a random tile with random gaps and backpressure.
     weights.valid_prob = acts.valid_prob = params.valid_prob
     sink.ready_prob = params.ready_prob
-    for tile_no, tile in enumerate(tiles[1:], start=1):
+    for tile_no, tile in enumerate(tiles[1:-1], start=1):
         driver.send(tile)
         scoreboard.expect(tile_no, tile)
-    stress_rows = sum(t.acts.shape[0] for t in tiles[1:])
+    stress_rows = sum(t.acts.shape[0] for t in tiles[1:-1])
     budget = int(50 * (stress_rows + len(tiles) * (cfg.rows + cfg.latency)) / (
         min(params.valid_prob, params.ready_prob) or 1)) + 1000
     if not await wait_for_results(dut, sink, scoreboard, budget):

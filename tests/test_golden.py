@@ -137,8 +137,10 @@ def test_dense_tile_compresses_for_nm_arrays():
     np.testing.assert_array_equal(golden.run(cfg, tile).y, acts @ dense)
 
 
-def test_cycle_model_adds_load_stream_and_latency():
-    cfg = MacArrayConfig(rows=8, cols=8)
+@pytest.mark.parametrize("sparsity, latency", [(None, 8 + 8 + 1), ("2:4", 8 + 8 + 2)])
+def test_cycle_model_adds_load_stream_and_latency(sparsity, latency):
+    """Input register, R + C - 1 wavefront steps, product register (+ operand select for N:M)."""
+    cfg = MacArrayConfig(rows=8, cols=8, sparsity=sparsity)
     model = golden.cycle_model(cfg, 256)
-    assert (model.load, model.stream, model.latency) == (8, 256, 16)
-    assert model.total == 8 + 256 + 16
+    assert (model.load, model.stream, model.latency) == (8, 256, latency)
+    assert model.total == 8 + 256 + latency

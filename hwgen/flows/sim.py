@@ -1,7 +1,7 @@
 """Running an engine's cocotb testbench under Verilator (DESIGN.md §5).
 
-One Verilator build per (config, waves) is kept in a cache folder keyed by the config hash and
-shared by every run of that config: tests with different seeds or gap probabilities reuse it, and a
+One Verilator build per (emitted Verilog, waves) is kept in a cache folder keyed by the Verilog's
+hash and shared by every run of that config: tests with different seeds or gap probabilities reuse it, and a
 file lock makes that safe under pytest-xdist. Each run gets its own folder for the log, the cocotb
 results file, the testbench's JSON result and the waveform.
 """
@@ -9,6 +9,7 @@ results file, the testbench's JSON result and the waveform.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwgen.config import ConfigError, EngineConfig, config_hash, config_to_dict
-from hwgen.emit.verilog import write_design
+from hwgen.config import ConfigError, EngineConfig, config_to_dict
+from hwgen.emit.verilog import emit_verilog, write_design
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.toolchain import activate_verilator
 
@@ -81,14 +82,20 @@ def _runner():
 
 
 def build(cfg: EngineConfig, waves: bool = False) -> Path:
-    """Verilate ``cfg`` once (cached) and return the build folder."""
-    build_dir = cache_root() / "sim" / f"{cfg.name}-{config_hash(cfg)[:16]}{'-waves' if waves else ''}"
+    """Verilate ``cfg`` once and return the build folder.
+
+    The cache key is the hash of the emitted Verilog, not of the config, so a change to the RTL
+    generator never reuses a stale simulator.
+    """
+    text = emit_verilog(cfg)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    build_dir = cache_root() / "sim" / f"{cfg.name}-{digest}{'-waves' if waves else ''}"
     stamp = build_dir / "hwgen-build.ok"
     with _locked(build_dir.with_suffix(".lock")):
         if stamp.is_file():
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = write_design(cfg, build_dir)
+        artifacts = write_design(cfg, build_dir, text)
         try:
             _runner().build(sources=[artifacts.verilog], hdl_toplevel=cfg.name,
                             build_dir=build_dir, build_args=["-Wno-fatal", "-O3"], waves=waves,
@@ -96,7 +103,7 @@ def build(cfg: EngineConfig, waves: bool = False) -> Path:
         except RuntimeError:
             raise SimError(f"Verilator build of {cfg.name} failed; see {build_dir / 'build.log'}"
                            ) from None
-        stamp.write_text(config_hash(cfg) + "\n")
+        stamp.write_text(digest + "\n")
     return build_dir
 
 

@@ -90,6 +90,13 @@ class MacArrayConfig(EngineConfig):
         return self.rows * self.cols * self.n
 
     @property
+    def pe_stages(self) -> int:
+        """Registers inside a PE between its activation input and its partial sum: the product
+        register, plus an operand-select register when N:M indices pick activations."""
+        return 1 + (1 if self.idx_bits else 0)
+
+    @property
     def latency(self) -> int:
-        """Pipeline depth from the input register to the result register (R + C - 1)."""
-        return self.rows + self.cols - 1
+        """Pipeline steps from the input register to the result register: R + C - 2 hops of the
+        skewed activation/partial-sum wavefront plus the PE's own stages and its psum register."""
+        return self.rows + self.cols - 1 + self.pe_stages

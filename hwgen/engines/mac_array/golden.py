@@ -17,9 +17,11 @@ Cycle model
 -----------
 A tile is R weight beats followed by B activation beats (the last one flagged ``last``). With every
 input valid and every output ready, weight beat r transfers at cycle r and activation row b at
-cycle R + b. The row then spends one cycle in the input register and R + C - 1 in the skewed
-array and deskew registers, so its result transfers at cycle R + b + (R + C). After the last result
-the array needs one idle cycle before it accepts the next tile's weights. See :func:`cycle_model`.
+cycle R + b. The row then spends one cycle in the input register and ``cfg.latency`` = R + C - 1 +
+``pe_stages`` in the skewed array (each PE registers the selected operands for N:M, the products,
+then the partial sum) and the deskew registers, so its result transfers at cycle
+R + b + 1 + latency. After the last result the array needs one idle cycle before it accepts the
+next tile's weights. See :func:`cycle_model`.
 """
 
 from __future__ import annotations

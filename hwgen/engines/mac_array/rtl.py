@@ -8,19 +8,27 @@ otherwise every register moves one step, with or without new input (an empty ste
 activations and a cleared valid bit). With ready held high the array accepts one activation row
 per cycle, so steady state is R * C * N multiply-accumulates per cycle.
 
-For input row b entering the input register at step t::
+For input row b entering the input register at step t, with P = ``cfg.pe_stages``::
 
     input register      row b at t                      (K = R*M activations, valid, last)
     skew, row r         r registers                     row r's M activations at t + r
-    PE (r, c)           a register (M acts) + psum      holds row b at t + 1 + r + c
-    deskew, column c    C-1-c registers                 all columns at t + R + C - 1
-    result register     = deskew output                 valid at t + R + C - 1
+    PE (r, c)  a_left   (input from the left)           row b at T = t + r + c
+               sel      N:M only: a_left[idx[j]]        row b at T + 1
+               prod     w[j] * operand, per j           row b at T + P
+               psum     psum_above + sum_j prod[j]      row b at T + P + 1
+               a        a_left, passed right            row b at T + 1
+    deskew, column c    C-1-c registers                 all columns at t + R + C - 1 + P
+    result register     = deskew output                 valid at t + cfg.latency
 
-PE (r, c) keeps the activation group moving right (``a``) and the partial sum moving down
-(``psum``)::
+Every PE adds the same P stages, so the partial sum from above (which left PE (r-1, c) at
+T - 1 + P + 1) meets this PE's products in the same step, as in the unpipelined array. The select
+and product registers keep the activation mux, the multiplier (a DSP block) and the accumulate
+carry chain in separate cycles::
 
-    psum <= overflow(psum_above + sum_j w[j] * a_left[idx[j]], acc_bits)
-    a    <= a_left
+    sel[j]  <= a_left[idx[j]]                                   (N:M only)
+    prod[j] <= w[j] * sel[j]                                    (dense: w * a_left)
+    psum    <= overflow(psum_above + sum_j prod[j], acc_bits)
+    a       <= a_left
 
 A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
 
@@ -159,22 +167,31 @@ class MacArray(wiring.Component):
             skewed.append(group)
 
         # --- PE grid -------------------------------------------------------------------------
-        sum_shape = signed(max(cfg.acc_bits, cfg.weight_bits + cfg.act_bits + 1 + N.bit_length())
-                           + 1)
+        # An exact product: signed x unsigned needs one more bit than signed x signed.
+        prod_shape = signed(cfg.weight_bits + cfg.act_bits + (0 if cfg.act_signed else 1))
+        # psum_above + N products, exact before the overflow rule is applied.
+        sum_shape = signed(max(cfg.acc_bits, prod_shape.width + N.bit_length()) + 1)
         psum = [[Signal(signed(cfg.acc_bits), name=f"pe_r{r}_c{c}_psum") for c in range(C)]
                 for r in range(R)]
         for r in range(R):
             a_left = skewed[r]
             for c in range(C):
-                a_reg = [Signal(act_shape(cfg), name=f"pe_r{r}_c{c}_a{i}") for i in range(M)]
-                lanes = Array(a_left)
-                products = [w[r][c][j] * (lanes[idx[r][c][j]] if idx else a_left[0])
-                            for j in range(N)]
+                name = f"pe_r{r}_c{c}"
+                a_reg = [Signal(act_shape(cfg), name=f"{name}_a{i}") for i in range(M)]
+                if idx:
+                    lanes = Array(a_left)
+                    operands = [Signal(act_shape(cfg), name=f"{name}_sel{j}") for j in range(N)]
+                    with m.If(en):
+                        m.d.sync += [sel.eq(lanes[idx[r][c][j]]) for j, sel in enumerate(operands)]
+                else:
+                    operands = a_left
+                prods = [Signal(prod_shape, name=f"{name}_prod{j}") for j in range(N)]
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
-                exact = Signal(sum_shape, name=f"pe_r{r}_c{c}_sum")
-                m.d.comb += exact.eq(above + sum(products))
+                exact = Signal(sum_shape, name=f"{name}_sum")
+                m.d.comb += exact.eq(above + sum(prods))
                 with m.If(en):
                     m.d.sync += [reg.eq(a) for reg, a in zip(a_reg, a_left)]
+                    m.d.sync += [prod.eq(w[r][c][j] * operands[j]) for j, prod in enumerate(prods)]
                     m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
                 a_left = a_reg
 
