@@ -110,10 +110,16 @@ class MacArray(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~valid[depth] | self.results.ready)
 
+        # Only control state (valid/last chain, sequencer, counters) is reset. Datapath registers
+        # are reset_less: their contents only matter under a set valid bit, and leaving them out
+        # of the synchronous reset spares a LUT input and a reset route per flip-flop.
+        def data_reg(shape, name):
+            return Signal(shape, name=name, reset_less=True)
+
         # --- weight registers and the LOAD / STREAM / DRAIN sequencer ----------------------
-        w = [[[Signal(signed(cfg.weight_bits), name=f"pe_r{r}_c{c}_w{j}") for j in range(N)]
+        w = [[[data_reg(signed(cfg.weight_bits), f"pe_r{r}_c{c}_w{j}") for j in range(N)]
               for c in range(C)] for r in range(R)]
-        idx = [[[Signal(unsigned(cfg.idx_bits), name=f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
+        idx = [[[data_reg(unsigned(cfg.idx_bits), f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
                 for c in range(C)] for r in range(R)] if cfg.idx_bits else None
         # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
         # reject, and a one-row array still needs a (constant-zero) row number.
@@ -148,7 +154,7 @@ class MacArray(wiring.Component):
         m.d.comb += take.eq(self.acts.valid & self.acts.ready)
 
         # --- input register: an empty step loads zeros so bubbles add nothing to psums -----
-        a_in = [Signal(act_shape(cfg), name=f"in_a{k}") for k in range(cfg.k)]
+        a_in = [data_reg(act_shape(cfg), f"in_a{k}") for k in range(cfg.k)]
         with m.If(en):
             m.d.sync += [valid[0].eq(take), last[0].eq(take & self.acts.payload.last)]
             m.d.sync += [valid[1:].eq(valid[:-1]), last[1:].eq(last[:-1])]
@@ -160,7 +166,7 @@ class MacArray(wiring.Component):
         for r in range(R):
             group = a_in[r * M:(r + 1) * M]
             for s in range(r):
-                delayed = [Signal(act_shape(cfg), name=f"skew_r{r}_s{s}_a{i}") for i in range(M)]
+                delayed = [data_reg(act_shape(cfg), f"skew_r{r}_s{s}_a{i}") for i in range(M)]
                 with m.If(en):
                     m.d.sync += [d.eq(g) for d, g in zip(delayed, group)]
                 group = delayed
@@ -171,21 +177,21 @@ class MacArray(wiring.Component):
         prod_shape = signed(cfg.weight_bits + cfg.act_bits + (0 if cfg.act_signed else 1))
         # psum_above + N products, exact before the overflow rule is applied.
         sum_shape = signed(max(cfg.acc_bits, prod_shape.width + N.bit_length()) + 1)
-        psum = [[Signal(signed(cfg.acc_bits), name=f"pe_r{r}_c{c}_psum") for c in range(C)]
+        psum = [[data_reg(signed(cfg.acc_bits), f"pe_r{r}_c{c}_psum") for c in range(C)]
                 for r in range(R)]
         for r in range(R):
             a_left = skewed[r]
             for c in range(C):
                 name = f"pe_r{r}_c{c}"
-                a_reg = [Signal(act_shape(cfg), name=f"{name}_a{i}") for i in range(M)]
+                a_reg = [data_reg(act_shape(cfg), f"{name}_a{i}") for i in range(M)]
                 if idx:
                     lanes = Array(a_left)
-                    operands = [Signal(act_shape(cfg), name=f"{name}_sel{j}") for j in range(N)]
+                    operands = [data_reg(act_shape(cfg), f"{name}_sel{j}") for j in range(N)]
                     with m.If(en):
                         m.d.sync += [sel.eq(lanes[idx[r][c][j]]) for j, sel in enumerate(operands)]
                 else:
                     operands = a_left
-                prods = [Signal(prod_shape, name=f"{name}_prod{j}") for j in range(N)]
+                prods = [data_reg(prod_shape, f"{name}_prod{j}") for j in range(N)]
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
@@ -199,7 +205,7 @@ class MacArray(wiring.Component):
         for c in range(C):
             out = psum[R - 1][c]
             for s in range(C - 1 - c):
-                delayed = Signal(signed(cfg.acc_bits), name=f"deskew_c{c}_s{s}")
+                delayed = data_reg(signed(cfg.acc_bits), f"deskew_c{c}_s{s}")
                 with m.If(en):
                     m.d.sync += delayed.eq(out)
                 out = delayed
