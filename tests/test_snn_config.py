@@ -107,8 +107,6 @@ def test_dependent_bounds(kwargs, expected):
     assert str(info.value) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="config.py: `pseudo_bits or preset or worst case` treats "
-                                       "0 and false as absent, so they are silently accepted")
 @pytest.mark.parametrize("field, value, expected", [
     ("pseudo_bits", 0, "pseudo_bits = 0: expected an integer from 8 to 40"),
     ("pseudo_bits", False, "pseudo_bits = false: expected an integer from 8 to 40"),
@@ -191,3 +189,16 @@ def test_membrane_never_saturates_with_worst_case_widths():
     trace = golden.lif(np.full(16, o_min), cfg)
     assert trace.x.tolist() == [o_min * (t + 1) for t in range(16)]
     assert trace.spikes.sum() == 0
+
+
+def test_preset_too_narrow_for_the_weights_names_the_preset():
+    with pytest.raises(ConfigError) as info:
+        SnnConfig(preset="paper", weight_bits=11)
+    assert str(info.value) == ('preset = "paper": expected a preset whose corr_bits (10) holds '
+                               'weight_bits = 11; set corr_bits explicitly')
+
+
+def test_laggy_adders_default_fits_small_chunks():
+    assert SnnConfig(chunk=8).adders == 8
+    assert SnnConfig(chunk=128).adders == 16
+    assert SnnConfig(chunk=128, laggy_adders=3).adders == 3

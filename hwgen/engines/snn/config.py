@@ -52,8 +52,9 @@ class SnnConfig(EngineConfig):
         "doc": "Inner join: \"fast\" (fast prefix sums on both masks, one matched pair per cycle) "
                "or \"laggy\" (LoAS: slow prefix sum on the spike mask, pseudo-accumulator plus "
                "per-timestep correction accumulators)."})
-    laggy_adders: int = field(default=16, metadata={
-        "doc": "Adders in the slow (laggy) prefix sum over the spike mask (1..chunk)."})
+    laggy_adders: int | None = field(default=None, metadata={
+        "doc": "Adders in the slow (laggy) prefix sum over the spike mask (1..chunk; absent = "
+               "min(16, chunk)).", "example": 16})
     dataflow: str = field(default="ftp", metadata={
         "doc": "\"ftp\": all T timesteps of a neuron in one step (fully temporal-parallel); "
                "\"sequential\": one timestep after another with per-timestep spike masks, on the "
@@ -101,7 +102,8 @@ class SnnConfig(EngineConfig):
         check_int("pes", self.pes, 1, 64)
         check_int("weight_bits", self.weight_bits, 2, 16)
         check_choice("join", self.join, ("fast", "laggy"))
-        check_int("laggy_adders", self.laggy_adders, 1, self.chunk)
+        if self.laggy_adders is not None:
+            check_int("laggy_adders", self.laggy_adders, 1, self.chunk)
         check_choice("dataflow", self.dataflow, ("ftp", "sequential"))
         check_choice("fire", self.fire, ("ge", "gt"))
         check_choice("reset", self.reset, ("zero", "subtract"))
@@ -112,9 +114,16 @@ class SnnConfig(EngineConfig):
         check_choice("acc_overflow", self.acc_overflow, ("wrap", "saturate"))
         if self.preset is not None:
             check_choice("preset", self.preset, tuple(PRESETS))
-        check_int("pseudo_bits", self.acc_bits, self.weight_bits, 40)
-        check_int("corr_bits", self.correction_bits, self.weight_bits, 40)
-        check_int("membrane_bits", self.u_bits, 3, 48)
+        for field_name in ("pseudo_bits", "corr_bits"):
+            value = getattr(self, field_name)
+            if value is not None:
+                check_int(field_name, value, self.weight_bits, 40)
+            elif self.preset is not None and PRESETS[self.preset][field_name] < self.weight_bits:
+                raise invalid("preset", self.preset, f"a preset whose {field_name} "
+                              f"({PRESETS[self.preset][field_name]}) holds weight_bits = "
+                              f"{self.weight_bits}; set {field_name} explicitly")
+        if self.membrane_bits is not None:
+            check_int("membrane_bits", self.membrane_bits, 3, 48)
         check_int("threshold", self.threshold, 1, (1 << (self.u_bits - 1)) - 1)
 
     # Derived widths: every width the RTL, golden model and testbench share.
@@ -126,15 +135,26 @@ class SnnConfig(EngineConfig):
             else self.weight_bits
 
     @property
+    def adders(self) -> int:
+        """Adders of the slow prefix sum (``laggy_adders``, default min(16, chunk))."""
+        return self.laggy_adders if self.laggy_adders is not None else min(16, self.chunk)
+
+    def _width(self, field_name: str) -> int:
+        """An accumulator width: the field, else the preset's, else the worst case."""
+        value = getattr(self, field_name)
+        if value is None and self.preset is not None:
+            value = PRESETS[self.preset][field_name]
+        return self.worst_case_bits if value is None else value
+
+    @property
     def acc_bits(self) -> int:
         """Width of the pseudo-accumulator and of O[t]."""
-        preset = PRESETS.get(self.preset or "", {})
-        return self.pseudo_bits or preset.get("pseudo_bits") or self.worst_case_bits
+        return self._width("pseudo_bits")
 
     @property
     def correction_bits(self) -> int:
-        preset = PRESETS.get(self.preset or "", {})
-        return self.corr_bits or preset.get("corr_bits") or self.worst_case_bits
+        """Width of each laggy correction accumulator."""
+        return self._width("corr_bits")
 
     @property
     def u_bits(self) -> int:
