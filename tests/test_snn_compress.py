@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
-from amaranth.sim import Simulator
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, SpikeCompressor,
@@ -24,6 +23,7 @@ from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, SpikeC
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.flows.lint import WAIVER_FILE
 from hwgen.flows.toolchain import run_tool
+from sim.amaranth_streams import Transfers, simulate
 
 
 def make_cfg(timesteps: int, chunk: int, min_spikes: int) -> SnnConfig:
@@ -76,21 +76,6 @@ def vectors(cfg: SnnConfig, length: int, seed: int, count: int) -> list[np.ndarr
 
 # --- simulation helpers -------------------------------------------------------------------------
 
-class Transfers:
-    """Background monitor: the cycle and payload fields of every transfer on ``stream``."""
-
-    def __init__(self, stream, *fields):
-        self.stream, self.fields, self.beats = stream, fields, []
-
-    async def run(self, ctx):
-        s = self.stream
-        cycle = 0
-        async for _, _, valid, ready, *values in ctx.tick().sample(s.valid, s.ready, *self.fields):
-            if valid and ready:
-                self.beats.append((cycle, *values))
-            cycle += 1
-
-
 class Rises:
     """Background monitor: the cycles in which ``signal`` is high after being low."""
 
@@ -121,16 +106,6 @@ def drive_words(stream, words_list, gap: float, rng: random.Random, lasts=None):
                 await ctx.tick().until(stream.ready)
             ctx.set(stream.valid, 0)
     return producer
-
-
-def simulate(dut, *testbenches, background=()):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for tb in background:
-        sim.add_testbench(tb, background=True)
-    for tb in testbenches:
-        sim.add_testbench(tb)
-    sim.run()
 
 
 # --- the stored fiber, read back through the read ports -----------------------------------------
@@ -354,7 +329,7 @@ def test_decompressor_alone_back_to_back():
     flat = [int(v) for vals in fiber.values for v in vals]
     dut = SpikeDecompressor(cfg, length)
     outputs = Transfers(dut.words, dut.words.payload.word, dut.words.payload.last)
-    releases = Transfers(dut.fiber)
+    releases = Transfers(dut.fiber, dut.fiber.valid)
     vectors_out = 3
 
     async def memory(ctx):
@@ -384,7 +359,7 @@ def test_decompressor_alone_back_to_back():
     assert [b - a for a, b in zip(starts, starts[1:])] == [length + 1] * (vectors_out - 1)
     # Released in the walk step of the final neuron, the cycle before that neuron's word leaves.
     last_words = cycles[length - 1::length]
-    assert [c for c, in releases.beats][:vectors_out] == [c - 1 for c in last_words]
+    assert [c for c, *_ in releases.beats][:vectors_out] == [c - 1 for c in last_words]
 
 
 # --- protocol errors -----------------------------------------------------------------------------
