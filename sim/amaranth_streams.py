@@ -67,3 +67,46 @@ def simulate(dut, *testbenches, background=()) -> None:
     for tb in testbenches:
         sim.add_testbench(tb)
     sim.run()
+
+
+def run_through(dut, source, sink, payloads, outputs: int, seed: int, valid_prob: float = 1.0,
+                ready_prob: float = 1.0, max_cycles: int = 20000):
+    """Stream ``payloads`` (payload bits) into ``source`` and take ``outputs`` beats from ``sink``,
+    with random valid gaps and ready backpressure, checking the output stream rules every cycle
+    (``valid`` held and payload stable until the beat is taken).
+
+    Returns ``(accepted, received)``: the cycle of every input transfer and ``(cycle, bits)`` of
+    every output transfer.
+    """
+    rng = random.Random(seed)
+    accepted, received = [], []
+
+    async def testbench(ctx):
+        pending = list(payloads)
+        held = None                      # the output payload while it waits for ready
+        for cycle in range(max_cycles):
+            offer = bool(pending) and rng.random() < valid_prob
+            ctx.set(source.valid, offer)
+            ctx.set(source.payload.as_value(), pending[0] if offer else 0)
+            ready = rng.random() < ready_prob
+            ctx.set(sink.ready, ready)
+            valid = ctx.get(sink.valid)
+            bits = ctx.get(sink.payload.as_value())
+            if held is not None:
+                assert valid, f"cycle {cycle}: valid dropped before the beat was taken"
+                assert bits == held, f"cycle {cycle}: payload changed while stalled"
+            if offer and ctx.get(source.ready):
+                accepted.append(cycle)
+                pending.pop(0)
+            if valid and ready:
+                received.append((cycle, bits))
+                held = None
+            else:
+                held = bits if valid else None
+            await ctx.tick()
+            if not pending and len(received) == outputs:
+                return
+        raise AssertionError(f"not finished after {max_cycles} cycles")
+
+    simulate(dut, testbench)
+    return accepted, received

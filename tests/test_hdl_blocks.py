@@ -20,6 +20,7 @@ from hwgen.flows.lint import lint
 from hwgen.hdl.payload import unpack
 from hwgen.hdl.popcount import popcount
 from hwgen.hdl.prefix_sum import FastPrefixSum, SlowPrefixSum, group_layout, rank_shape
+from sim.amaranth_streams import run_through
 
 
 def ranks_oracle(mask: int, width: int) -> list[int]:
@@ -112,47 +113,15 @@ def test_fast_prefix_sum_all_ones_reaches_the_top_rank():
 # --- slow (laggy) prefix sum --------------------------------------------------------------------
 
 def run_slow(dut: SlowPrefixSum, mask_list, seed, p_valid=1.0, p_ready=1.0, max_cycles=20000):
-    """Drive ``mask_list`` into ``dut`` with random input gaps and output backpressure.
-
-    Checks the output stream rules every cycle and returns ``(accepted, beats)``: the cycle of
-    every mask transfer and ``(cycle, payload dict)`` for every output transfer.
+    """Drive ``mask_list`` into ``dut`` with random input gaps and output backpressure (stream
+    rules checked every cycle); return ``(accepted, beats)``: the cycle of every mask transfer and
+    ``(cycle, payload dict)`` for every output transfer.
     """
-    rng = random.Random(seed)
     layout = group_layout(dut.width, dut.adders)
-    accepted, beats = [], []
-
-    async def testbench(ctx):
-        pending = list(mask_list)
-        held = None            # (valid, payload) of the output while it waited
-        for cycle in range(max_cycles):
-            offer = bool(pending) and rng.random() < p_valid
-            ctx.set(dut.mask.valid, offer)
-            ctx.set(dut.mask.payload, pending[0] if offer else 0)
-            ready = rng.random() < p_ready
-            ctx.set(dut.groups.ready, ready)
-            valid = ctx.get(dut.groups.valid)
-            payload = ctx.get(dut.groups.payload.as_value())
-            if held is not None:
-                assert valid, f"cycle {cycle}: groups.valid dropped before a transfer"
-                assert payload == held, f"cycle {cycle}: payload changed while stalled"
-            if offer and ctx.get(dut.mask.ready):
-                accepted.append(cycle)
-                pending.pop(0)
-            if valid and ready:
-                beats.append((cycle, unpack(layout, payload)))
-                held = None
-            elif valid:
-                held = payload
-            await ctx.tick()
-            if not pending and len(beats) == len(mask_list) * dut.groups_per_mask:
-                return
-        raise AssertionError("simulation did not finish")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    return accepted, beats
+    accepted, received = run_through(dut, dut.mask, dut.groups, list(mask_list),
+                                     len(mask_list) * dut.groups_per_mask, seed, p_valid,
+                                     p_ready, max_cycles)
+    return accepted, [(cycle, unpack(layout, bits)) for cycle, bits in received]
 
 
 def check_groups(dut: SlowPrefixSum, mask_list, beats):

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
-from amaranth.sim import Simulator
 
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.golden import lif as golden_lif
 from hwgen.engines.snn.lif import UnrolledLif, spikes_layout, sums_layout
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
+from sim.amaranth_streams import run_through
 
 # name: (config fields, steps_per_stage, tag_bits). Together they cover every fire, reset, leak,
 # rounding and membrane-overflow choice, T in {1, 4, 8}, narrow membranes that overflow, s = 0
@@ -100,15 +100,13 @@ def stimulus(cfg: SnnConfig, seed: int, n_random: int = 60) -> list[list[int]]:
 
 
 def run_lif(dut: UnrolledLif, beats, seed, p_valid=1.0, p_ready=1.0, max_cycles=20000):
-    """Stream ``beats`` through ``dut``; check the output stream rules every cycle.
+    """Stream ``beats`` through ``dut`` (stream rules checked every cycle).
 
     Returns ``(accepted, outputs)``: input transfer cycles and ``(cycle, payload dict)`` of every
     output transfer.
     """
-    rng = random.Random(seed)
     cfg = dut.cfg
     in_layout, out_layout = sums_layout(cfg, dut.tag_bits), spikes_layout(cfg, dut.tag_bits)
-    accepted, outputs = [], []
 
     def payload(n):
         value = {"o": beats[n]}
@@ -116,38 +114,10 @@ def run_lif(dut: UnrolledLif, beats, seed, p_valid=1.0, p_ready=1.0, max_cycles=
             value["tag"] = n % (1 << dut.tag_bits)
         return pack(in_layout, value)
 
-    async def testbench(ctx):
-        n = 0
-        held = None
-        for cycle in range(max_cycles):
-            offer = n < len(beats) and rng.random() < p_valid
-            ctx.set(dut.sums.valid, offer)
-            ctx.set(dut.sums.payload.as_value(), payload(n) if offer else 0)
-            ready = rng.random() < p_ready
-            ctx.set(dut.spikes.ready, ready)
-            valid = ctx.get(dut.spikes.valid)
-            bits = ctx.get(dut.spikes.payload.as_value())
-            if held is not None:
-                assert valid, f"cycle {cycle}: spikes.valid dropped before a transfer"
-                assert bits == held, f"cycle {cycle}: spikes payload changed while stalled"
-            if offer and ctx.get(dut.sums.ready):
-                accepted.append(cycle)
-                n += 1
-            if valid and ready:
-                outputs.append((cycle, unpack(out_layout, bits)))
-                held = None
-            else:
-                held = bits if valid else None
-            await ctx.tick()
-            if len(outputs) == len(beats):
-                return
-        raise AssertionError("simulation did not finish")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    return accepted, outputs
+    accepted, received = run_through(dut, dut.sums, dut.spikes,
+                                     [payload(n) for n in range(len(beats))], len(beats), seed,
+                                     p_valid, p_ready, max_cycles)
+    return accepted, [(cycle, unpack(out_layout, bits)) for cycle, bits in received]
 
 
 def check_against_golden(cfg: SnnConfig, dut: UnrolledLif, beats, outputs):
