@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 __all__ = ["Transfers", "send", "accept", "simulate"]
@@ -87,11 +88,11 @@ def run_through(dut, source, sink, payloads, outputs: int, seed: int, valid_prob
         for cycle in range(max_cycles):
             offer = bool(pending) and rng.random() < valid_prob
             ctx.set(source.valid, offer)
-            ctx.set(source.payload.as_value(), pending[0] if offer else 0)
+            ctx.set(Value.cast(source.payload), pending[0] if offer else 0)
             ready = rng.random() < ready_prob
             ctx.set(sink.ready, ready)
             valid = ctx.get(sink.valid)
-            bits = ctx.get(sink.payload.as_value())
+            bits = ctx.get(Value.cast(sink.payload))
             if held is not None:
                 assert valid, f"cycle {cycle}: valid dropped before the beat was taken"
                 assert bits == held, f"cycle {cycle}: payload changed while stalled"
