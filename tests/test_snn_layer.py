@@ -14,6 +14,7 @@ import pytest
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
+from hwgen.engines.snn.cycle_model import TOLERANCE, layer_cycles
 from hwgen.engines.snn.rtl import SnnLayer
 from hwgen.engines.snn.stimulus import random_layer
 from sim.amaranth_streams import Transfers, accept, send, simulate
@@ -65,3 +66,41 @@ def test_layer_matches_golden(dataflow, join, pes, out_neurons, seed):
     assert got == expected, f"seed {seed}"
     assert any(expected), "no output neuron fired: the check would be weak"
     assert lasts == [int(n == out_neurons - 1) for _ in range(3) for n in range(out_neurons)]
+
+
+def measure_sample_cycles(cfg: SnnConfig, a, b, seed: int) -> tuple[list[int], list[int]]:
+    """Cycles from each sample's first spike word to its last output word, one sample at a time
+    with no gaps or backpressure, and what :mod:`hwgen.engines.snn.cycle_model` predicts."""
+    trace = golden.layer(a, b, cfg)
+    K, N, samples = cfg.in_neurons, cfg.out_neurons, a.shape[0]
+    dut = SnnLayer(cfg)
+    rng = random.Random(seed)
+    inputs = Transfers(dut.spikes, dut.spikes.payload.last)
+    outputs = Transfers(dut.out, dut.out.payload.last)
+    words = [{"word": int(w), "last": int(k == K - 1)} for s in trace.words for k, w in enumerate(s)]
+
+    async def one_sample_at_a_time(ctx):
+        for s in range(samples):
+            while len(outputs.beats) < s * N:
+                await ctx.tick()
+            await send(dut.spikes, words[s * K:(s + 1) * K], rng)(ctx)
+        while len(outputs.beats) < samples * N:
+            await ctx.tick()
+
+    simulate(dut, send(dut.weights, weight_beats(cfg, trace), rng), one_sample_at_a_time,
+             background=[inputs.run, outputs.run, accept(dut.out, rng)])
+    measured = [outputs.beats[(s + 1) * N - 1][0] - inputs.beats[s * K][0] + 1
+                for s in range(samples)]
+    return measured, [c.total for c in layer_cycles(cfg, trace)]
+
+
+@pytest.mark.parametrize("dataflow, join", [("ftp", "fast"), ("ftp", "laggy"),
+                                             ("sequential", "fast")])
+@pytest.mark.parametrize("pes, out_neurons", [(4, 6), (1, 3)])
+def test_cycles_per_sample_follow_the_model(dataflow, join, pes, out_neurons):
+    cfg = SnnConfig(timesteps=4, in_neurons=40, out_neurons=out_neurons, pes=pes, chunk=16,
+                    dataflow=dataflow, join=join, laggy_adders=4, threshold=20)
+    a, b = random_layer(cfg, np.random.default_rng(41), samples=3)
+    measured, model = measure_sample_cycles(cfg, a, b, 41)
+    for got, want in zip(measured, model):
+        assert abs(got - want) <= TOLERANCE * want, (measured, model)
