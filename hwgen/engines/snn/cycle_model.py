@@ -5,8 +5,9 @@ Per sample, with every input valid and the output always ready:
 * **Input**: K cycles to compress the spike words, plus 2 until the fiber is stored.
 * **Join**, per group g of P output neurons and chunk c:
 
-  - fetch ``F_c = 2 + (k_c + 2 if k_c else 1)`` cycles: chunk info, mask, then the ``k_c`` kept
-    words one per cycle (one more cycle for the last word to land and one to move on);
+  - prepare the job in ``F_c`` cycles: in group 0, ``2 + (k_c + 2 if k_c else 1)`` (chunk info,
+    mask, then the ``k_c`` kept words one per cycle, one more cycle for the last word to land and
+    one to move on); in later groups 2 (read the stored job, load it);
   - TPPE join ``J_{n,c}``: ``fast``/``ftp``: ``max(1, m)``; ``sequential``: ``sum_t max(1, m_t)``;
     ``laggy``/``ftp``: ``max(max(1, m), G + sum_groups max(0, m_group - 1) + 2)`` with
     ``G = ceil(chunk / laggy_adders)`` slow prefix-sum groups (the correction side visits every
@@ -84,7 +85,7 @@ def sample_cycles(cfg: SnnConfig, spike_fiber: golden.Fiber,
         dispatch, prev_join = -1, None
         for c in range(chunks):
             k = _popcount(spike_fiber.masks[c])
-            fetch = 2 + (k + 2 if k else 1)
+            fetch = 2 + (k + 2 if k else 1) if g == 0 else 2
             ready = dispatch + 1 + fetch
             if prev_join is not None:
                 ready = max(ready, dispatch + 2 + prev_join)

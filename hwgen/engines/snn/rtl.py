@@ -14,18 +14,20 @@ Dataflow of one sample
   ``n = g*P + p`` at row ``g * chunks + c`` of its own weight memory.
 * **A sample** enters as K packed spike words and is compressed into the input buffer.
 * **Join.** Output neurons are processed in groups of P (group g: n = g*P .. g*P+P-1). For every
-  chunk c the scheduler fetches the spike chunk once (mask and base, then the kept words, one per
-  cycle, into the job register; for the sequential dataflow it also builds the T per-timestep
-  masks) and each PE's weight chunk, then offers the job to all P TPPEs; the next chunk is fetched
-  as soon as all have taken it (a TPPE latches its job), so fetching overlaps joining.
+  chunk c the scheduler builds the spike part of the job and reads each PE's weight chunk, then
+  offers the job to all P TPPEs; the next chunk is prepared as soon as all have taken it (a TPPE
+  latches its job), so preparing overlaps joining. Group 0 fetches the spike chunk from the
+  input buffer (mask and base, then the kept words one per cycle; for the sequential dataflow it
+  also builds the T per-timestep masks) and stores the finished job in a job memory; later
+  groups read the job from there in one cycle.
 * **Fire.** After a group's last chunk, the TPPE results go through one unrolled LIF in neuron
   order; PEs past N in the last group are drained without output.
 * **Out.** The spike words pass through a compressor (``min_spikes`` applies to outputs too) and a
   decompressor, so ``out`` carries N words per sample in the same format ``spikes`` accepts:
   layers chain.
 
-The input buffer is released after the last group's last chunk was fetched, so the next sample
-is compressed while the last group joins and fires.
+The input buffer is released once group 0 has fetched every chunk, so the next sample is
+compressed while the other groups join and fire.
 """
 
 from __future__ import annotations
@@ -112,6 +114,12 @@ class SnnLayer(wiring.Component):
         out_n = Signal(range(max(N, 2)))              # output word counter (sets ``last``)
 
         job = Signal(chunk_layout(cfg))               # spike part of the chunk job
+        # The spike part of every chunk job of the sample, written while group 0 fetches it, so
+        # later groups read a whole job in one cycle instead of refetching the kept words.
+        job_bits = len(job.as_value())
+        m.submodules.jobs = jobs = memory.Memory(shape=job_bits, depth=max(C, 2), init=[])
+        job_write, job_read = jobs.write_port(), jobs.read_port()
+        m.d.comb += [job_write.addr.eq(c), job_write.data.eq(job.as_value())]
         wrows = [Signal(weight_layout(cfg), name=f"wrow{p}") for p in range(P)]
         taken = Signal(P)                             # TPPEs that took the current job
         issue_left = Signal(cfg.chunk)                # kept positions whose word is not requested
@@ -166,10 +174,18 @@ class SnnLayer(wiring.Component):
                     m.d.sync += [g.eq(0), c.eq(0)]
                     m.next = "FETCH_INFO"
             with m.State("FETCH_INFO"):
-                m.d.comb += [inbuf.chunk_read.addr.eq(c), inbuf.chunk_read.en.eq(1)]
+                m.d.comb += [inbuf.chunk_read.addr.eq(c), inbuf.chunk_read.en.eq(1),
+                             job_read.addr.eq(c), job_read.en.eq(1)]
                 for rd in wreads:
                     m.d.comb += [rd.addr.eq(g * C + c), rd.en.eq(1)]
-                m.next = "FETCH_MASK"
+                with m.If(g == 0):
+                    m.next = "FETCH_MASK"
+                with m.Else():
+                    m.next = "JOB_LOAD"
+            with m.State("JOB_LOAD"):
+                m.d.sync += [wrows[p].eq(wreads[p].data) for p in range(P)]
+                m.d.sync += [job.as_value().eq(job_read.data), taken.eq(0)]
+                m.next = "DISPATCH"
             with m.State("FETCH_MASK"):
                 info = inbuf.chunk_read.data
                 m.d.sync += [wrows[p].eq(wreads[p].data) for p in range(P)]
@@ -186,6 +202,7 @@ class SnnLayer(wiring.Component):
                     m.d.sync += [next_addr.eq(next_addr + 1), arriving.eq(1),
                                  issue_left.eq(_lowest(issue_left)[1])]
                 with m.Elif(~arriving):
+                    m.d.comb += job_write.en.eq(1)
                     m.d.sync += taken.eq(0)
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
@@ -195,6 +212,10 @@ class SnnLayer(wiring.Component):
                                  takes[p].eq(tppes[p].chunks.valid & tppes[p].chunks.ready)]
                 m.d.sync += taken.eq(taken | takes)
                 with m.If((taken | takes).all()):
+                    with m.If((g == 0) & (c == C - 1)):
+                        # Every job of the sample is in the job memory: free the input buffer
+                        # so the next sample is compressed while later groups join.
+                        m.d.comb += inbuf.done.ready.eq(1)
                     with m.If(c == C - 1):
                         m.d.sync += [c.eq(0), collect_p.eq(0)]
                         m.next = "COLLECT"
@@ -214,7 +235,6 @@ class SnnLayer(wiring.Component):
                 with m.If(collected):
                     with m.If(collect_p == P - 1):
                         with m.If(g == groups - 1):
-                            m.d.comb += inbuf.done.ready.eq(1)
                             m.next = "WAIT"
                         with m.Else():
                             m.d.sync += g.eq(g + 1)
