@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cocotb.clock import Clock
@@ -31,6 +31,7 @@ class TestParams:
     valid_prob: float     # chance a waiting input beat is offered in a cycle
     ready_prob: float     # chance the output is ready in a cycle
     result_path: Path
+    options: dict = field(default_factory=dict)   # testbench-specific, from HWGEN_OPTIONS
 
     @classmethod
     def from_env(cls) -> "TestParams":
@@ -39,7 +40,8 @@ class TestParams:
                    seed=int(env["HWGEN_SEED"]), vectors=int(env["HWGEN_VECTORS"]),
                    valid_prob=float(env["HWGEN_VALID_PROB"]),
                    ready_prob=float(env["HWGEN_READY_PROB"]),
-                   result_path=Path(env["HWGEN_RESULT"]))
+                   result_path=Path(env["HWGEN_RESULT"]),
+                   options=json.loads(env.get("HWGEN_OPTIONS") or "{}"))
 
 
 async def start_clock_and_reset(dut, cycles: int = 3) -> None:

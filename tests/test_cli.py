@@ -17,6 +17,8 @@ import pytest
 from hwgen import cli
 from hwgen.config import load_config
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.registry import ENGINES
+from hwgen.engines.snn import SnnConfig
 from hwgen.flows.toolchain import TOOLS, ToolError
 
 COMMANDS = ["new", "generate", "sim", "synth", "flow", "doctor"]
@@ -113,11 +115,54 @@ def test_generate_to_chosen_folder(tmp_path):
     assert (tmp_path / "out" / "mac_array_unsigned_sat" / "mac_array_unsigned_sat.v").is_file()
 
 
-def test_new_unknown_engine():
+def test_new_snn_round_trips_through_generate(tmp_path):
     proc = hwgen("new", "snn")
+    assert proc.returncode == 0 and proc.stderr == ""
+    text = proc.stdout
+    assert 'engine = "snn"\n' in text
+    flat = " ".join(text.replace("\n# ", " ").split())
+    for f in dataclasses.fields(SnnConfig):
+        assert " ".join(f.metadata["doc"].split()) in flat
+        if f.default is None:
+            assert f"\n# {f.name} = " in text and f"\n{f.name} =" not in text
+        else:
+            assert f"\n{f.name} = " in text
+    config = tmp_path / "snn.toml"
+    config.write_text(text)
+    assert load_config(config) == SnnConfig()
+
+    # The default layer (K = 128 in one 128-neuron chunk) takes ~45 s to generate and lint; a
+    # user's first edit of the template, a smaller layer, goes through generate here.
+    small = text.replace("in_neurons = 128", "in_neurons = 24").replace(
+        "chunk = 128", "chunk = 16")
+    assert small != text
+    config.write_text(small)
+    assert load_config(config) == SnnConfig(in_neurons=24, chunk=16)
+    proc = hwgen("generate", config, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    design = tmp_path / "rtl_out" / "snn"
+    assert sorted(p.name for p in design.iterdir()) == ["manifest.json", "snn.core", "snn.v"]
+    manifest = json.loads((design / "manifest.json").read_text())
+    assert manifest["engine"] == "snn" and manifest["config"]["in_neurons"] == 24
+    assert "lint: clean" in proc.stdout
+
+
+def test_generate_snn_example_is_lint_clean(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "snn_small.toml"
+    proc = hwgen("generate", example, "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lint: clean" in proc.stdout
+    ports = {p["name"] for p in json.loads(
+        (tmp_path / "out" / "snn_small" / "manifest.json").read_text())["ports"]}
+    assert {"clk", "rst", "weights__payload", "spikes__valid", "out__ready",
+            "perf__cycles", "perf__busy", "perf__stall"} <= ports
+
+
+def test_new_unknown_engine():
+    proc = hwgen("new", "systolic")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("hwgen: error: argument ENGINE: invalid choice: 'snn'")
-    assert len(proc.stderr.splitlines()) == 1
+    assert proc.stderr == ("hwgen: error: argument ENGINE: invalid choice: 'systolic' (choose "
+                           f"from {', '.join(repr(k) for k in ENGINES)})\n")
 
 
 # --- bad input: one line, exit 2, nothing written ------------------------------------------
@@ -131,7 +176,8 @@ BAD_CONFIGS = [
      "is not a Verilog keyword"),
     ('engine = "mac_array"\nsparsity = "4:2"\n', "bad.toml: sparsity = \"4:2\": expected \"N:M\" "
      "with 1 <= N < M <= 16 (omit the field for a dense array)"),
-    ('engine = "systolic"\n', 'bad.toml: engine = "systolic": expected one of "mac_array"'),
+    ('engine = "systolic"\n', 'bad.toml: engine = "systolic": expected one of "mac_array", '
+     '"snn"'),
 ]
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hwgen.config import (ConfigError, EngineConfig, config_from_dict, config_hash,
                           config_to_dict, example_toml, load_config)
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.snn import SnnConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIELDS = "name, rows, cols, act_bits, act_signed, weight_bits, acc_bits, overflow, sparsity"
@@ -140,12 +141,12 @@ def test_unknown_field_without_close_match(tmp_path):
 
 def test_engine_missing(tmp_path):
     assert load_error(tmp_path, "rows = 4\n") == \
-        'mac.toml: engine is missing: expected one of "mac_array"'
+        'mac.toml: engine is missing: expected one of "mac_array", "snn"'
 
 
 def test_engine_unknown(tmp_path):
     assert load_error(tmp_path, 'engine = "mac_arry"\n') == \
-        'mac.toml: engine = "mac_arry": expected one of "mac_array"'
+        'mac.toml: engine = "mac_arry": expected one of "mac_array", "snn"'
 
 
 def test_bad_toml_syntax(tmp_path):
@@ -313,4 +314,9 @@ def test_examples_load():
         "mac_array_unsigned_sat.toml": MacArrayConfig(name="mac_array_unsigned_sat",
                                                       act_signed=False, acc_bits=16,
                                                       overflow="saturate"),
+        "snn_paper.toml": SnnConfig(name="snn_paper", in_neurons=512, out_neurons=64, pes=16,
+                                    join="laggy", laggy_adders=16, preset="paper"),
+        "snn_small.toml": SnnConfig(name="snn_small", in_neurons=64, out_neurons=16, chunk=32),
     }
+    assert loaded["snn_paper.toml"].acc_bits == 12
+    assert loaded["snn_paper.toml"].correction_bits == 10

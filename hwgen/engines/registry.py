@@ -9,6 +9,7 @@ import importlib
 from dataclasses import dataclass
 
 from hwgen.engines.mac_array.config import MacArrayConfig
+from hwgen.engines.snn.config import SnnConfig
 
 __all__ = ["Engine", "ENGINES", "get_engine"]
 
@@ -44,6 +45,7 @@ ENGINES: dict[str, Engine] = {
     e.kind: e for e in (
         Engine("mac_array", MacArrayConfig, "hwgen.engines.mac_array", "MacArray",
                "test_mac_array"),
+        Engine("snn", SnnConfig, "hwgen.engines.snn", "SnnLayer", "test_snn"),
     )
 }
 

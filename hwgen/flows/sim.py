@@ -109,11 +109,14 @@ def build(cfg: EngineConfig, waves: bool = False) -> Path:
 
 def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
              valid_prob: float = 0.7, ready_prob: float = 0.7,
-             progress: Callable[[str], None] | None = None) -> SimResult:
+             progress: Callable[[str], None] | None = None,
+             options: dict | None = None) -> SimResult:
     """Build (cached) and run the engine's testbench for ``cfg``; return what it measured.
 
-    ``vectors`` is the number of activation rows of the long random tile; ``valid_prob`` and
-    ``ready_prob`` set the random gaps and backpressure of the stress phase.
+    ``vectors`` is the engine's unit of stimulus (mac_array: activation rows of the long random
+    tile; snn: samples); ``valid_prob`` and ``ready_prob`` set the random gaps and backpressure of
+    the stress phase. ``options`` are testbench-specific settings (JSON-serializable), e.g.
+    ``{"profile": "vgg16", "phase2": False}`` for snn; see the engine's ``sim/test_*.py``.
     """
     if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 100_000:
         raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 100000")
@@ -121,20 +124,30 @@ def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = 
         if not 0.05 <= prob <= 1.0:
             raise ConfigError(f"{label} = {prob!r}: expected a probability from 0.05 to 1.0")
     say = progress or (lambda line: None)
+    if options is not None:
+        try:
+            if not isinstance(options, dict):
+                raise TypeError
+            json.dumps(options)
+        except (TypeError, ValueError):
+            raise ConfigError(f"options = {options!r}: expected a JSON-serializable dict or None"
+                              ) from None
     say(f"verilator build of {cfg.name} (cached per config)")
     build_dir = build(cfg, waves)
     return run_testbench(cfg, build_dir, seed=seed, vectors=vectors, waves=waves,
-                         valid_prob=valid_prob, ready_prob=ready_prob, progress=say)
+                         valid_prob=valid_prob, ready_prob=ready_prob, progress=say,
+                         options=options)
 
 
 def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vectors: int,
                   waves: bool, valid_prob: float, ready_prob: float,
-                  progress: Callable[[str], None]) -> SimResult:
+                  progress: Callable[[str], None], options: dict | None = None) -> SimResult:
     """Run the testbench of ``testbench_cfg`` on the simulator built in ``build_dir``.
 
     The testbench computes its expectations from ``testbench_cfg``; :func:`simulate` passes the
     config the simulator was built from. (Tests pass a different one to prove that a wrong
-    expectation is caught.)
+    expectation is caught.) ``options`` reach the testbench as JSON in ``HWGEN_OPTIONS``
+    (``TestParams.options``).
     """
     engine = ENGINES[testbench_cfg.kind]
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-seed{seed}-", dir=build_dir))
@@ -147,6 +160,7 @@ def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vecto
         "HWGEN_VALID_PROB": str(valid_prob),
         "HWGEN_READY_PROB": str(ready_prob),
         "HWGEN_RESULT": str(result_path),
+        "HWGEN_OPTIONS": json.dumps(options or {}),
     }
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))   # the runner passes sys.path on as PYTHONPATH
