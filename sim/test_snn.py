@@ -53,9 +53,8 @@ the sums over segments, ``segments[i].counters`` the per-segment deltas). A moni
   ``busy`` increments in every cycle with a transfer on ``weights``, ``spikes`` or ``out``;
   ``busy <= cycles``; and ``busy`` and ``stall`` do not move while the design is idle (in every
   cycle of a ``2 * IDLE_TAIL`` idle tail after a segment's last transfer).
-  ``segments[i].stall_not_busy`` counts the stall cycles in which ``busy`` did not increment:
-  ``hwgen.hdl.perf`` documents stall cycles as busy cycles, which SnnLayer does not do when the
-  output buffer alone holds work (reported, not failed here; tests/test_snn_sim.py has an xfail).
+  Every stall cycle must also be a busy cycle (``hwgen.hdl.perf``: stall cycles are busy cycles
+  in which the engine could not advance); ``segments[i].stall_not_busy`` reports violations.
 """
 
 from __future__ import annotations
@@ -392,6 +391,8 @@ async def snn_layer_matches_golden(dut):
         if stall_at != set(stalls):
             errs.append(f"stall counted in cycles {sorted(stall_at ^ set(stalls))[:8]} where the "
                         f"testbench saw the opposite")
+        if stall_not_busy:
+            errs.append(f"stall cycles not counted as busy: {stall_not_busy[:8]}")
         if idle_moves:
             errs.append(f"busy not counted in {len(idle_moves)} cycles with a transfer (first: "
                         f"{idle_moves[:8]})")

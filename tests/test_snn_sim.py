@@ -175,9 +175,6 @@ def test_testbench_catches_a_wrong_expectation():
     assert result.errors > 0
 
 
-@pytest.mark.xfail(strict=True, reason="SnnLayer's busy does not cover cycles in which the output "
-                   "buffer holds a word that waits for out.ready (hwgen/hdl/perf.py: stall cycles "
-                   "are busy cycles); see stall_not_busy in the testbench result")
 def test_stall_cycles_are_busy_cycles():
     result = simulate(CONFIGS["fast_ftp"], seed=SEED, vectors=6)
     assert result.passed, result.message

@@ -74,7 +74,8 @@ class SnnConfig(EngineConfig):
         "doc": "Rounding of the leak shift: \"floor\" (arithmetic shift) or \"half_up\" (add half, "
                "then floor)."})
     membrane_bits: int | None = field(default=None, metadata={
-        "doc": "Membrane width in bits (absent = worst case for K, T and weight_bits)."})
+        "doc": "Membrane width in bits (absent = worst case for K, T and weight_bits).",
+        "example": 16})
     membrane_overflow: str = field(default="saturate", metadata={
         "doc": "Membrane overflow rule: \"wrap\" or \"saturate\"."})
     pseudo_bits: int | None = field(default=None, metadata={

@@ -68,8 +68,8 @@ class SnnLayer(wiring.Component):
     out : stream, out
         ``out_neurons`` packed output spike words per sample, after compression.
     perf : :data:`hwgen.hdl.perf.PerfSignature`, out
-        ``busy``: a weight, spike or output beat moves or the join/fire pipeline works; ``stall``:
-        an output word waits for ``out.ready``.
+        ``busy``: a weight, spike or output beat moves, the join/fire pipeline works or an output
+        word is offered; ``stall``: an output word waits for ``out.ready`` (a subset of busy).
     """
 
     def __init__(self, cfg: SnnConfig):
@@ -257,7 +257,7 @@ class SnnLayer(wiring.Component):
         m.d.comb += moving.eq((self.weights.valid & self.weights.ready)
                               | (self.spikes.valid & self.spikes.ready)
                               | (self.out.valid & self.out.ready)
-                              | lif.spikes.valid | lif.sums.valid)
+                              | lif.spikes.valid | lif.sums.valid | self.out.valid)
         m.d.comb += [perf.busy.eq(moving | ~(sched.ongoing("LOAD") | sched.ongoing("WAIT"))),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
         return m
