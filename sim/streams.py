@@ -95,8 +95,9 @@ class StreamDriver(_StreamPorts):
 class StreamSink(_StreamPorts):
     """Accepts beats on ``<prefix>__valid/ready/payload`` with random ``ready`` backpressure.
 
-    ``stalls`` counts the cycles in which the design offered a beat and ``ready`` was low, which is
-    exactly what an engine's ``perf.stall`` counter must report for its output stream.
+    ``stall_cycles`` lists the cycles in which the design offered a beat and ``ready`` was low
+    (``stalls`` counts them), which is exactly what an engine's ``perf.stall`` counter must report
+    for its output stream.
     """
 
     def __init__(self, dut, prefix: str, clock: CycleClock, rng: random.Random,
@@ -104,8 +105,12 @@ class StreamSink(_StreamPorts):
         super().__init__(dut, prefix, clock, rng)
         self.ready_prob = ready_prob
         self.received: list[Transfer] = []
-        self.stalls = 0
+        self.stall_cycles: list[int] = []     # cycles with valid & ~ready
         self.ready.value = 0
+
+    @property
+    def stalls(self) -> int:
+        return len(self.stall_cycles)
 
     def start(self):
         return cocotb.start_soon(self._run())
@@ -120,4 +125,4 @@ class StreamSink(_StreamPorts):
                 if ready:
                     self.received.append(Transfer(int(self.payload.value), self.clock.now))
                 else:
-                    self.stalls += 1
+                    self.stall_cycles.append(self.clock.now)

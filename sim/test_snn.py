@@ -70,10 +70,10 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.compress import word_layout
 from hwgen.engines.snn.rtl import weight_layout
-from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer
+from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
 from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
-from sim.streams import CycleClock, StreamDriver, StreamSink, Transfer
+from sim.streams import CycleClock, StreamDriver, StreamSink
 
 MAX_REPORTED_MISMATCHES = 10
 #: Every edge layer stimulus.edge_layers can build; one it leaves out for a config is "skipped".
@@ -101,43 +101,11 @@ def parse_options(options: dict) -> tuple[str | None, bool]:
     return profile, phase2
 
 
-def weight_beats(cfg, trace: golden.LayerTrace) -> list[dict]:
-    """The compressed weight chunks, n-major, values packed from rank 0 and zero padded."""
-    beats = []
-    for fiber in trace.weight_fibers:
-        for c in range(fiber.chunks):
-            values = [int(v) for v in fiber.values[c]]
-            beats.append({"wmask": int(fiber.masks[c]),
-                          "wvals": values + [0] * (cfg.chunk - len(values))})
-    return beats
-
-
 def sample_matches(cfg, trace: golden.LayerTrace, m: int) -> int:
     """Matched pairs of sample m over all output neurons (the join work, see the docstring)."""
     if cfg.dataflow == "sequential":
         return sum(int(j.step_matches.sum()) for j in trace.joins[m])
     return sum(j.matches for j in trace.joins[m])
-
-
-class RecordingSink(StreamSink):
-    """A :class:`StreamSink` that also records the cycle of every stall (valid & ~ready)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stall_cycles: list[int] = []
-
-    async def _run(self):
-        while True:
-            await RisingEdge(self.clock.clk)
-            ready = self.rng.random() < self.ready_prob
-            self.ready.value = int(ready)
-            await ReadOnly()
-            if int(self.valid.value):
-                if ready:
-                    self.received.append(Transfer(int(self.payload.value), self.clock.now))
-                else:
-                    self.stalls += 1
-                    self.stall_cycles.append(self.clock.now)
 
 
 class CounterMonitor:
@@ -249,7 +217,7 @@ async def snn_layer_matches_golden(dut):
     cocotb.start_soon(clock.run())
     weights = StreamDriver(dut, "weights", clock, gap_rng)
     spikes = StreamDriver(dut, "spikes", clock, gap_rng)
-    sink = RecordingSink(dut, "out", clock, gap_rng)
+    sink = StreamSink(dut, "out", clock, gap_rng)
     monitor = CounterMonitor(dut, clock)
     for part in (weights, spikes, sink, monitor):
         part.start()

@@ -16,19 +16,8 @@ from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.cycle_model import TOLERANCE, layer_cycles
 from hwgen.engines.snn.rtl import SnnLayer
-from hwgen.engines.snn.stimulus import random_layer
+from hwgen.engines.snn.stimulus import random_layer, weight_beats
 from sim.amaranth_streams import Transfers, accept, send, simulate
-
-
-def weight_beats(cfg: SnnConfig, trace: golden.LayerTrace) -> list[dict]:
-    """The compressed weight chunks, n-major, values packed from rank 0 and zero padded."""
-    beats = []
-    for fiber in trace.weight_fibers:
-        for c in range(fiber.chunks):
-            values = [int(v) for v in fiber.values[c]]
-            beats.append({"wmask": int(fiber.masks[c]),
-                          "wvals": values + [0] * (cfg.chunk - len(values))})
-    return beats
 
 
 def run(cfg: SnnConfig, a, b, seed: int, gap: float, ready_prob: float):

@@ -1,6 +1,6 @@
 """Overflow rules in Amaranth, matching :mod:`hwgen.fixedpoint` bit for bit."""
 
-from amaranth import Mux, signed
+from amaranth import Mux
 from amaranth.hdl import Value
 
 __all__ = ["overflow"]

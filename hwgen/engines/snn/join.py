@@ -97,7 +97,7 @@ class Tppe(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        T, W = cfg.timesteps, cfg.chunk
+        W = cfg.chunk
         m = Module()
 
         cur = Signal(chunk_layout(cfg))               # the chunk being joined

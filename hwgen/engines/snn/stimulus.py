@@ -11,9 +11,10 @@ import numpy as np
 
 from hwgen.fixedpoint import signed_range
 
+from . import golden
 from .config import SnnConfig
 
-__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "edge_layers"]
+__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "edge_layers", "weight_beats"]
 
 #: LoAS evaluation workloads (MICRO 2024): (fraction of silent input neurons after packing,
 #: weight sparsity). The names are descriptive labels of the three profiles.
@@ -198,3 +199,15 @@ def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.
     b[:, 1::2] = hi
     cases.append(("paper_overflow", a, b))
     return cases
+
+
+def weight_beats(cfg: SnnConfig, trace: golden.LayerTrace) -> list[dict]:
+    """The ``weights`` stream of the layer: compressed chunks n-major, each a dict with ``wmask``
+    and ``wvals`` (the nonzero weights packed from element 0, zero padded to ``chunk``)."""
+    beats = []
+    for fiber in trace.weight_fibers:
+        for c in range(fiber.chunks):
+            values = [int(v) for v in fiber.values[c]]
+            beats.append({"wmask": int(fiber.masks[c]),
+                          "wvals": values + [0] * (cfg.chunk - len(values))})
+    return beats
