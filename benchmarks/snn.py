@@ -79,13 +79,19 @@ def main(argv=None) -> int:
     print(format_table(headers, tables["alone"]))
 
     if args.synth:
-        from hwgen.flows.synth import synthesize
-        reports = [(mode, synthesize(mode_config(mode), "ecp5-85k")) for mode in MODES]
+        from hwgen.flows.synth import SynthError, synthesize
+        rows = []
+        for mode in MODES:
+            try:
+                r = synthesize(mode_config(mode), "ecp5-85k")
+            except SynthError as exc:     # reported per mode; the other modes still run
+                rows.append([mode, None, None, None, None, None, None, f"failed: {exc}"])
+                continue
+            rows.append([mode, r.luts, round(r.luts / BASE.pes), r.ffs, r.brams, r.dsps,
+                         round(r.fmax_mhz, 1) if r.fmax_mhz else None, "ok"])
         print("\necp5-85k (yowasp Yosys + nextpnr)")
-        print(format_table(
-            ["mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs", "Fmax MHz"],
-            [[mode, r.luts, round(r.luts / BASE.pes), r.ffs, r.brams, r.dsps,
-              round(r.fmax_mhz, 1) if r.fmax_mhz else None] for mode, r in reports]))
+        print(format_table(["mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs", "Fmax MHz",
+                            "status"], rows))
     return 0
 
 
