@@ -24,11 +24,11 @@ from cocotb.triggers import RisingEdge
 from hwgen.engines.mac_array import golden
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
-from hwgen.hdl.payload import pack, unpack
+from hwgen.hdl.payload import pack
 from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
+from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
-MAX_REPORTED_MISMATCHES = 10
 
 
 class TileDriver:
@@ -51,33 +51,19 @@ class TileDriver:
                                                 "last": int(b == rows - 1)}))
 
 
-class Scoreboard:
-    """Expected result beats from the golden model, checked in order against received beats."""
+class Scoreboard(InOrderScoreboard):
+    """Expected result beats of every tile from the golden model."""
 
     def __init__(self, cfg, log):
-        self.cfg, self.log = cfg, log
-        self.layout = result_layout(cfg)
-        self.expected: list[tuple[dict, str]] = []   # (beat, where it comes from)
-        self.errors = 0
-        self.checked = 0
+        super().__init__(result_layout(cfg), log)
+        self.cfg = cfg
 
     def expect(self, tile_no: int, tile: golden.Tile) -> None:
         trace = golden.run(self.cfg, tile)
         rows = trace.y.shape[0]
         for b in range(rows):
-            self.expected.append(({"y": trace.y[b].tolist(), "last": int(b == rows - 1)},
-                                  f"tile {tile_no} row {b} (psums by PE row: "
-                                  f"{trace.psums[b].tolist()})"))
-
-    def check(self, received) -> None:
-        for transfer in received[self.checked:]:
-            want, where = self.expected[self.checked]
-            got = unpack(self.layout, transfer.bits)
-            if got != want:
-                self.errors += 1
-                if self.errors <= MAX_REPORTED_MISMATCHES:
-                    self.log.error("mismatch at %s: got %s, expected %s", where, got, want)
-            self.checked += 1
+            self.add({"y": trace.y[b].tolist(), "last": int(b == rows - 1)},
+                     f"tile {tile_no} row {b} (psums by PE row: {trace.psums[b].tolist()})")
 
 
 async def wait_for_results(dut, sink: StreamSink, scoreboard: Scoreboard, budget: int) -> bool:

@@ -73,9 +73,9 @@ from hwgen.engines.snn.rtl import weight_layout
 from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
 from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
+from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
-MAX_REPORTED_MISMATCHES = 10
 #: Every edge layer stimulus.edge_layers can build; one it leaves out for a config is "skipped".
 EDGE_LAYERS = ("silent_chunks", "firing_chunks", "at_threshold", "weight_extremes",
                "min_spikes_boundary", "paper_overflow")
@@ -156,39 +156,20 @@ class LayerDriver:
             self.spikes.send(pack(self.s_layout, {"word": int(w), "last": int(i == k - 1)}))
 
 
-class Scoreboard:
-    """Expected output words from the golden model, checked in order against received words."""
+class Scoreboard(InOrderScoreboard):
+    """Expected output words of every sample from the golden model."""
 
     def __init__(self, cfg, log):
-        self.cfg, self.log = cfg, log
-        self.layout = word_layout(cfg)
-        self.expected: list[tuple[dict, str]] = []
-        self.errors = 0
-        self.checked = 0
+        super().__init__(word_layout(cfg), log)
+        self.cfg = cfg
 
     def expect(self, segment: str, trace: golden.LayerTrace, m: int) -> None:
         n_out = self.cfg.out_neurons
         words = golden.decompress(trace.out_fibers[m])
         for n in range(n_out):
-            self.expected.append((
-                {"word": int(words[n]), "last": int(n == n_out - 1)},
-                f"{segment} sample {m} neuron {n} (O[t] = {trace.o[m, n].tolist()}, "
-                f"LIF spikes {trace.spikes[m, n].tolist()})"))
-
-    def check(self, received) -> None:
-        for transfer in received[self.checked:len(self.expected)]:
-            want, where = self.expected[self.checked]
-            got = unpack(self.layout, transfer.bits)
-            if got != want:
-                self.errors += 1
-                if self.errors <= MAX_REPORTED_MISMATCHES:
-                    self.log.error("mismatch at %s: got %s, expected %s", where, got, want)
-            self.checked += 1
-        extra = len(received) - len(self.expected)
-        if extra > 0 and self.checked == len(self.expected):
-            self.errors += extra            # words nobody expected
-            self.checked += extra
-            self.log.error("%d output words more than expected", extra)
+            self.add({"word": int(words[n]), "last": int(n == n_out - 1)},
+                     f"{segment} sample {m} neuron {n} (O[t] = {trace.o[m, n].tolist()}, "
+                     f"LIF spikes {trace.spikes[m, n].tolist()})")
 
 
 def sample_budget(cfg) -> int:
