@@ -1,11 +1,19 @@
 """SNN layer: FTP against sequential dataflow, laggy against fast join, at the LoAS sparsities.
 
 For each of the three sparsity profiles of the LoAS evaluation (silent neurons after packing /
-weight sparsity) the same layer (T = 4, equal PE count) runs in the Verilator model in three modes
-(ftp+fast, ftp+laggy, sequential+fast) with no stalls, back to back (throughput) and one sample at
-a time (latency); cycles are the design's own ``perf.cycles`` deltas as recorded by the testbench
-(sim/test_snn.py), which also checks every output word against the golden model. With ``--synth`` each mode is synthesized
-for ecp5-85k (LUT/FF/BRAM/Fmax; LUTs per PE is the whole layer's LUTs divided by P).
+weight sparsity) two layer shapes (T = 4, equal PE count) run in the Verilator model in three
+modes (ftp+fast, ftp+laggy, sequential+fast) with no stalls, back to back (throughput) and one
+sample at a time (latency):
+
+* ``input-bound``: K = 128, N = 16. Every sample enters as K dense spike words, one per cycle,
+  while the join has only N / P = 4 neuron groups of K / chunk = 4 chunks to do: the input port
+  sets the pace in every mode.
+* ``join-bound``: K = 128, N = 128. 32 neuron groups per sample: the join is the work.
+
+Cycles are the design's own ``perf.cycles`` deltas as recorded by the testbench (sim/test_snn.py),
+which also checks every output word against the golden model. With ``--synth`` each mode of the
+input-bound shape is synthesized for ecp5-85k (LUT/FF/BRAM/Fmax; LUTs per PE is the whole layer's
+LUTs divided by P).
 
 Usage::
 
@@ -23,9 +31,10 @@ from hwgen.engines.snn.stimulus import LOAS_PROFILES
 from hwgen.flows.sim import simulate
 from hwgen.report.table import format_table
 
-# chunk 32 rather than LoAS's 128 keeps the three Verilator builds to about a minute each.
+# chunk 32 rather than LoAS's 128 keeps the Verilator builds to about a minute each.
 BASE = SnnConfig(name="bench_snn", timesteps=4, in_neurons=128, out_neurons=16, pes=4, chunk=32,
                  laggy_adders=8, threshold=16)
+SHAPES = {"input-bound": {}, "join-bound": {"out_neurons": 128}}
 MODES = {
     "ftp_fast": dict(dataflow="ftp", join="fast"),
     "ftp_laggy": dict(dataflow="ftp", join="laggy"),
@@ -33,8 +42,9 @@ MODES = {
 }
 
 
-def mode_config(mode: str) -> SnnConfig:
-    return dataclasses.replace(BASE, name=f"bench_snn_{mode}", **MODES[mode])
+def mode_config(mode: str, shape: str = "input-bound") -> SnnConfig:
+    tag = "" if shape == "input-bound" else "_" + shape.split("-")[0]
+    return dataclasses.replace(BASE, name=f"bench_snn_{mode}{tag}", **MODES[mode], **SHAPES[shape])
 
 
 def measure(cfg: SnnConfig, profile: str, samples: int, seed: int) -> dict[str, float]:
@@ -58,21 +68,23 @@ def main(argv=None) -> int:
 
     if args.samples < 2:
         parser.error("--samples must be at least 2 (back-to-back throughput needs two)")
+    headers = ["shape", "profile", "silent", "w sparsity", "ftp fast", "ftp laggy", "seq fast",
+               "seq/ftp", "laggy/fast"]
     tables = {"pipelined": [], "alone": []}
-    for profile, (silent, weight_sparsity) in LOAS_PROFILES.items():
-        cycles = {mode: measure(mode_config(mode), profile, args.samples, args.seed)
-                  for mode in MODES}
-        for kind, rows in tables.items():
-            c = {mode: cycles[mode][kind] for mode in MODES}
-            rows.append([profile, f"{100 * silent:.1f}%", f"{100 * weight_sparsity:.2f}%",
-                         round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
-                         round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
-                         round(c["ftp_laggy"] / c["ftp_fast"], 3)])
-    print(f"SNN layer K={BASE.in_neurons} N={BASE.out_neurons} T={BASE.timesteps} "
-          f"P={BASE.pes} chunk={BASE.chunk} laggy_adders={BASE.laggy_adders}, "
-          f"{args.samples} samples, seed {args.seed}")
-    headers = ["profile", "silent", "w sparsity", "ftp fast", "ftp laggy", "seq fast", "seq/ftp",
-               "laggy/fast"]
+    for shape in SHAPES:
+        for profile, (silent, weight_sparsity) in LOAS_PROFILES.items():
+            cycles = {mode: measure(mode_config(mode, shape), profile, args.samples, args.seed)
+                      for mode in MODES}
+            for kind, rows in tables.items():
+                c = {mode: cycles[mode][kind] for mode in MODES}
+                rows.append([shape, profile, f"{100 * silent:.1f}%", f"{100 * weight_sparsity:.2f}%",
+                             round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
+                             round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
+                             round(c["ftp_laggy"] / c["ftp_fast"], 3)])
+    print(f"SNN layer K={BASE.in_neurons} T={BASE.timesteps} P={BASE.pes} chunk={BASE.chunk} "
+          f"laggy_adders={BASE.laggy_adders}; N: "
+          + ", ".join(f"{shape} {mode_config('ftp_fast', shape).out_neurons}" for shape in SHAPES)
+          + f"; {args.samples} samples, seed {args.seed}")
     print("\ncycles per sample, samples back to back (throughput)")
     print(format_table(headers, tables["pipelined"]))
     print("\ncycles per sample, one sample at a time (first spike word to last output word)")

@@ -69,6 +69,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.compress import word_layout
+from hwgen.engines.snn.cycle_model import layer_cycles
 from hwgen.engines.snn.rtl import weight_layout
 from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
@@ -297,6 +298,7 @@ async def snn_layer_matches_golden(dut):
                         "steady_state_cycles": window, "steady_state_matches": work,
                         "utilization": work / (P * window) if window > 0 else 0.0}
             measured = {"cycles_per_sample": lat, "pipelined": pipe,
+                        "model_cycles_per_sample": [c.total for c in layer_cycles(cfg, trace)],
                         "matches_per_sample": [sample_matches(cfg, trace, m)
                                                for m in range(samples)]}
         else:
@@ -413,6 +415,7 @@ async def snn_layer_matches_golden(dut):
             "samples": V,
             "profile": profile,
             "cycles_per_sample": (phase1 or {}).get("cycles_per_sample", []),
+            "model_cycles_per_sample": (phase1 or {}).get("model_cycles_per_sample", []),
             "matches_per_sample": (phase1 or {}).get("matches_per_sample", []),
             "pipelined_cycles": pipe.get("cycles"),
             "pipelined_intervals": pipe.get("intervals", []),

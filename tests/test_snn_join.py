@@ -14,6 +14,7 @@ import pytest
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
+from hwgen.engines.snn.cycle_model import join_cycles
 from hwgen.engines.snn.join import Tppe
 from hwgen.engines.snn.stimulus import edge_layers, random_layer
 from sim.amaranth_streams import Transfers, accept, send, simulate
@@ -97,8 +98,9 @@ def test_laggy_paper_widths_wrap_like_the_golden_model():
 
 @pytest.mark.parametrize("dataflow", ["ftp", "sequential"])
 def test_fast_join_cycles(dataflow):
-    """No gaps, output always ready: a chunk takes 1 accept cycle plus max(1, matches) join cycles
-    (ftp), or 1 plus the sum over t of max(1, matches at t) (sequential)."""
+    """No gaps, output always ready: a pair takes 1 accept cycle, then every chunk max(1, matches)
+    join cycles (ftp) or the sum over t of max(1, matches at t) (sequential), the next chunk being
+    accepted in the last join cycle of the one before."""
     cfg = SnnConfig(timesteps=4, in_neurons=48, out_neurons=2, chunk=16, dataflow=dataflow)
     a, b = random_layer(cfg, np.random.default_rng(21), samples=2)
     got, expected, trace, chunks, results = run_layer(cfg, a, b, 21, gap=0.0, ready_prob=1.0)
@@ -110,16 +112,39 @@ def test_fast_join_cycles(dataflow):
         for n in range(b.shape[1]):
             sf, wf = trace.spike_fibers[m], trace.weight_fibers[n]
             words = golden.decompress(sf)
-            cycles = 0
+            cycles = 1
             for c in range(sf.chunks):
                 matched = sf.masks[c] & wf.masks[c]
                 if dataflow == "ftp":
-                    cycles += 1 + max(1, bin(matched).count("1"))
+                    cycles += max(1, bin(matched).count("1"))
                 else:
                     span = words[c * cfg.chunk:(c + 1) * cfg.chunk]
                     for t in range(cfg.timesteps):
                         tmask = sum(((int(w) >> t) & 1) << i for i, w in enumerate(span))
                         cycles += max(1, bin(tmask & wf.masks[c]).count("1"))
-                    cycles += 1
             assert ends[pair] - starts[pair] == cycles, (m, n)
             pair += 1
+
+
+@pytest.mark.parametrize("chunk, adders, seed", [(16, 4, 41), (32, 8, 5), (16, 16, 7), (16, 1, 3)])
+def test_laggy_join_cycles(chunk, adders, seed):
+    """No gaps, output always ready: the laggy TPPE takes the next chunk join_cycles + 1 cycles
+    after the one before (it does not overlap), and a pair's result leaves join_cycles + 1 cycles
+    after its last chunk was taken, exactly as the cycle model counts them."""
+    cfg = SnnConfig(timesteps=4, in_neurons=2 * chunk + 3, out_neurons=3, chunk=chunk,
+                    join="laggy", laggy_adders=adders)
+    a, b = random_layer(cfg, np.random.default_rng(seed), samples=3)
+    got, expected, trace, chunks, results = run_layer(cfg, a, b, seed, gap=0.0, ready_prob=1.0)
+    assert got == expected
+    starts = [beat[0] for beat in chunks.beats] + [None]
+    ends = iter(beat[0] for beat in results.beats)
+    k = 0
+    for m in range(a.shape[0]):
+        sf, words = trace.spike_fibers[m], golden.decompress(trace.spike_fibers[m])
+        for n in range(b.shape[1]):
+            for c in range(sf.chunks):
+                span = words[c * chunk:(c + 1) * chunk]
+                join = join_cycles(cfg, sf.masks[c], span, trace.weight_fibers[n].masks[c])
+                after = starts[k + 1] if c < sf.chunks - 1 else next(ends)
+                assert after - starts[k] == join + 1, (m, n, c)
+                k += 1

@@ -32,6 +32,7 @@ import pytest
 
 from hwgen.config import ConfigError
 from hwgen.engines.snn import SnnConfig
+from hwgen.engines.snn.cycle_model import TOLERANCE
 from hwgen.engines.snn.stimulus import LOAS_PROFILES
 from hwgen.flows.sim import SimError, build, run_testbench, simulate
 
@@ -108,6 +109,11 @@ def test_rtl_matches_golden_with_gaps_and_backpressure(key):
     assert throughput["samples"] == 6 and len(throughput["cycles_per_sample"]) == 6
     # A sample costs at least its K input words and its N output words.
     assert min(throughput["cycles_per_sample"]) >= cfg.in_neurons + cfg.out_neurons
+    # The design's cycles per isolated sample agree with the analytic cycle model.
+    for got, want in zip(throughput["cycles_per_sample"], throughput["model_cycles_per_sample"],
+                         strict=True):
+        assert abs(got - want) <= TOLERANCE * want, (throughput["cycles_per_sample"],
+                                                     throughput["model_cycles_per_sample"])
     assert 0 < result.utilization <= 1
     assert result.stall > 0, "backpressure phase produced no stall cycles"
     assert result.cycles == sum(s["counters"]["cycles"] for s in details["segments"])

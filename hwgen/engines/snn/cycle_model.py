@@ -1,24 +1,29 @@
 """Analytic cycle model of the SNN layer (DESIGN.md §3), from the schedule in :mod:`.rtl`.
 
-Per sample, with every input valid and the output always ready:
+Per sample, alone (every input valid, the output always ready), counted from the cycle of the
+first spike word:
 
-* **Input**: K cycles to compress the spike words, plus 2 until the fiber is stored.
-* **Join**, per group g of P output neurons and chunk c:
-
-  - prepare the job in ``F_c`` cycles: in group 0, ``2 + (k_c + 2 if k_c else 1)`` (chunk info,
-    mask, then the ``k_c`` kept words one per cycle, one more cycle for the last word to land and
-    one to move on); in later groups 2 (read the stored job, load it);
-  - TPPE join ``J_{n,c}``: ``fast``/``ftp``: ``max(1, m)``; ``sequential``: ``sum_t max(1, m_t)``;
-    ``laggy``/``ftp``: ``max(max(1, m), G + sum_groups max(0, m_group - 1) + 2)`` with
-    ``G = ceil(chunk / laggy_adders)`` slow prefix-sum groups (the correction side visits every
-    group once and pops matched weights through a two-cycle FIFO), where ``m`` counts matched
-    (kept spike, nonzero weight) positions of the chunk;
-  - the job of chunk c is dispatched when it is fetched and every TPPE has finished chunk c-1
-    (fetching overlaps joining): ``D_c = max(D_{c-1} + 1 + F_c, D_{c-1} + 2 + J_{c-1})``;
-  - then the P results leave through the LIF, one per cycle.
-
-* **Output**: the N output words are compressed as they leave the LIF and streamed out through
-  the decompressor after the last one: N + 2 more cycles.
+* **Input**: K cycles to compress the spike words; the schedule starts ``K + 2`` cycles in.
+* **Fetch** (group 0 only), per chunk c: 2 cycles to read the chunk's mask and base, then the
+  ``k_c`` kept words one per cycle plus 2 to land (1 cycle if ``k_c = 0``); the job is then on
+  offer. Later groups read a finished job from the job memory while the one before is taken, so
+  their jobs are on offer back to back.
+* **Dispatch**: a job is taken by all P TPPEs at once; each TPPE takes it in the first cycle it
+  is on offer and the TPPE is free. The next job is on offer the cycle after (group 0: after its
+  fetch).
+* **Join**, TPPE cycles per chunk ``J``: ``fast``/``ftp``: ``max(1, m)``; ``sequential``:
+  ``sum_t max(1, m_t)``, where ``m`` counts matched (kept spike, nonzero weight) positions of the
+  chunk and ``m_t`` those with a spike at t; ``laggy``/``ftp``: about ``G + m + 1`` with
+  ``G = ceil(chunk / laggy_adders)`` slow prefix-sum groups — the correction side visits every
+  group once and pops the matched weights through a two-cycle FIFO; see
+  :func:`_laggy_join_cycles` for the exact count. A TPPE that took a chunk at cycle
+  a is free for the next chunk of the same pair at ``a + J`` (``fast``, ``sequential``: it accepts
+  in its last join cycle) or ``a + J + 1`` (``laggy``); after a pair's last chunk its result is
+  ready at ``a + J + 1``.
+* **Collect**: results go through the LIF in neuron order, one per cycle, as soon as ready; a
+  TPPE takes the first chunk of its next pair the cycle after its result left.
+* **Output**: the N output words are compressed as they leave the LIF and streamed out after the
+  last one: the last word leaves ``N + 2`` cycles after the last neuron's result is collected.
 
 The model ignores a handful of one-cycle handshake bubbles; ``TOLERANCE`` states how far the
 measured cycles may be from it, and the tests hold the RTL to that.
@@ -66,36 +71,66 @@ def join_cycles(cfg: SnnConfig, spike_mask: int, spike_words: np.ndarray, weight
         return total
     if cfg.join == "fast":
         return max(1, m)
-    adders = cfg.adders
-    groups = -(-cfg.chunk // adders)
-    extra = sum(max(0, _popcount((matched >> (g * adders)) & ((1 << adders) - 1)) - 1)
-                for g in range(groups))
-    return max(max(1, m), groups + extra + 2)
+    return _laggy_join_cycles(matched, cfg.adders, -(-cfg.chunk // cfg.adders))
+
+
+#: Cycles from pushing a weight into the laggy join's FIFO to reading it (SyncFIFOBuffered).
+_FIFO_LATENCY = 2
+
+
+def _laggy_join_cycles(matched: int, adders: int, groups: int) -> int:
+    """The laggy TPPE's join cycles for one chunk, cycle by cycle (chunk accepted in cycle 0).
+
+    The weight side pushes the i-th matched weight into the FIFO in cycle 1 + i. The slow prefix
+    sum offers group 0 in cycle 1 and each group the cycle after the one before is acknowledged;
+    the correction side pops one matched weight per cycle (not before it is readable) and
+    acknowledges a group the cycle after its last correction (at once if it has none). The join
+    is done when both sides are.
+    """
+    positions = [i for i in range(groups * adders) if matched >> i & 1]
+    readable = {pos: 1 + i + _FIFO_LATENCY for i, pos in enumerate(positions)}
+    t = 1                                   # cycle the current group is on offer
+    for g in range(groups):
+        for pos in (p for p in positions if g * adders <= p < (g + 1) * adders):
+            t = max(t, readable[pos]) + 1   # corrected in cycle t
+        t += 1                              # acknowledged in cycle t, next group on offer after
+    return max(t, 1 + len(positions))
 
 
 def sample_cycles(cfg: SnnConfig, spike_fiber: golden.Fiber,
                   weight_fibers: tuple[golden.Fiber, ...]) -> SampleCycles:
     """Modeled cycles of one sample from its first spike word to its last output word."""
-    P, N = cfg.pes, cfg.out_neurons
+    P, N, K = cfg.pes, cfg.out_neurons, cfg.in_neurons
     words = golden.decompress(spike_fiber)
     chunks = spike_fiber.chunks
-    join = 0
+    overlap = 0 if cfg.join == "laggy" and cfg.dataflow == "ftp" else 1
+    start = K + 2
+    offer = start                  # cycle the next job is (or would be) on offer
+    free = [start] * P             # cycle each TPPE can take its next chunk
+    collect = start                # cycle the collector is free
+    last_collect = start
     for g in range(-(-N // P)):
-        neurons = range(g * P, min((g + 1) * P, N))
-        dispatch, prev_join = -1, None
         for c in range(chunks):
-            k = _popcount(spike_fiber.masks[c])
-            fetch = 2 + (k + 2 if k else 1) if g == 0 else 2
-            ready = dispatch + 1 + fetch
-            if prev_join is not None:
-                ready = max(ready, dispatch + 2 + prev_join)
-            dispatch = ready
+            if g == 0:
+                k = _popcount(spike_fiber.masks[c])
+                offer += 2 + (k + 2 if k else 1)
             span = words[c * cfg.chunk:(c + 1) * cfg.chunk]
-            prev_join = max(join_cycles(cfg, spike_fiber.masks[c], span, weight_fibers[n].masks[c])
-                            for n in neurons)
-        join += dispatch + 2 + prev_join + P + 1
-    inp, out = cfg.in_neurons + 2, N + 2
-    return SampleCycles(input=inp, join=join, output=out, total=inp + join + out)
+            taken = max([offer] + free)
+            for p in range(P):
+                n = g * P + p
+                mask = weight_fibers[n].masks[c] if n < N else 0
+                join = join_cycles(cfg, spike_fiber.masks[c], span, mask)
+                free[p] = taken + join + (1 - overlap)
+                if c == chunks - 1:             # result ready, collected in neuron order
+                    collect = max(collect, taken + join + 1)
+                    if n < N:
+                        last_collect = collect
+                    free[p] = collect + 1
+                    collect += 1
+            offer = taken + 1
+    join = last_collect + 1 - start
+    out = N + 2
+    return SampleCycles(input=start, join=join, output=out, total=start + join + out)
 
 
 def layer_cycles(cfg: SnnConfig, trace: golden.LayerTrace) -> list[SampleCycles]:

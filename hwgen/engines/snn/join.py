@@ -84,8 +84,13 @@ class Tppe(wiring.Component):
     sums : stream, out
         ``O[0..T-1]`` of a pair, one beat after its ``last`` chunk, see :func:`sums_layout`.
 
-    A chunk takes one cycle to accept plus its join cycles; the next chunk is accepted after that,
-    and not while a result waits on ``sums``.
+    busy : out
+        A chunk is being joined or a result waits on ``sums`` (for the layer's perf counters).
+
+    A chunk takes one cycle to accept plus its join cycles. ``fast`` and ``sequential`` accept the
+    next chunk of the same pair in the last join cycle of the current one (back to back, a chunk
+    costs ``max(1, join cycles)``); ``laggy`` accepts it the cycle after, when its slow prefix sum
+    is free again. A pair's first chunk waits until the previous result has left ``sums``.
     """
 
     def __init__(self, cfg: SnnConfig):
@@ -93,6 +98,7 @@ class Tppe(wiring.Component):
         super().__init__({
             "chunks": In(stream.Signature(chunk_layout(cfg))),
             "sums": Out(stream.Signature(sums_layout(cfg))),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -106,8 +112,12 @@ class Tppe(wiring.Component):
         done = Signal()                               # ... and this is its last cycle
         accept = Signal()                             # a chunk transfers this cycle
         can_accept = Signal()
-        m.d.comb += [can_accept.eq(~busy & ~self.sums.valid),
-                     self.chunks.ready.eq(can_accept), accept.eq(self.chunks.valid & can_accept)]
+        # Overlapping the last join cycle with the next accept is safe for a chunk of the same
+        # pair (``~cur.last``): the accumulators keep adding and nothing is emitted.
+        overlap = done & ~cur.last if cfg.join == "fast" or cfg.dataflow == "sequential" else 0
+        m.d.comb += [can_accept.eq(~self.sums.valid & (~busy | overlap)),
+                     self.chunks.ready.eq(can_accept), accept.eq(self.chunks.valid & can_accept),
+                     self.busy.eq(busy | self.sums.valid)]
 
         # Weight side, shared by every mode: the lowest remaining matched position and its weight
         # through a fast prefix sum of the weight mask; 0 in a cycle without a match.
@@ -121,12 +131,12 @@ class Tppe(wiring.Component):
             m.d.sync += remaining.eq(rest)
 
         chunk = self.chunks.payload
-        with m.If(accept):
-            m.d.sync += [cur.eq(chunk), busy.eq(1)]
         with m.If(busy & done):
             m.d.sync += busy.eq(0)
             with m.If(cur.last):
                 m.d.sync += self.sums.valid.eq(1)
+        with m.If(accept):
+            m.d.sync += [cur.eq(chunk), busy.eq(1)]
         with m.If(self.sums.valid & self.sums.ready):
             m.d.sync += self.sums.valid.eq(0)
 

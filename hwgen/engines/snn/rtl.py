@@ -32,7 +32,7 @@ compressed while the other groups join and fire.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -110,17 +110,15 @@ class SnnLayer(wiring.Component):
         load_p = Signal(range(max(P, 2)))
         load_g = Signal(range(max(groups, 2)))
         load_c = Signal(range(max(C, 2)))
-        collect_p = Signal(range(max(P, 2)))
         out_n = Signal(range(max(N, 2)))              # output word counter (sets ``last``)
 
-        job = Signal(chunk_layout(cfg))               # spike part of the chunk job
+        job = Signal(chunk_layout(cfg))               # spike part of a job, built by group 0
         # The spike part of every chunk job of the sample, written while group 0 fetches it, so
         # later groups read a whole job in one cycle instead of refetching the kept words.
         job_bits = len(job.as_value())
         m.submodules.jobs = jobs = memory.Memory(shape=job_bits, depth=max(C, 2), init=[])
         job_write, job_read = jobs.write_port(), jobs.read_port()
         m.d.comb += [job_write.addr.eq(c), job_write.data.eq(job.as_value())]
-        wrows = [Signal(weight_layout(cfg), name=f"wrow{p}") for p in range(P)]
         taken = Signal(P)                             # TPPEs that took the current job
         issue_left = Signal(cfg.chunk)                # kept positions whose word is not requested
         fill_left = Signal(cfg.chunk)                 # kept positions whose word has not arrived
@@ -128,14 +126,28 @@ class SnnLayer(wiring.Component):
         next_addr = Signal.like(inbuf.value_read.addr)
         arriving = Signal()                           # a value read was issued last cycle
 
+        # The job on offer: its weight part straight from the weight memories' read ports and,
+        # in later groups, its spike part straight from the job memory's (a read port's data
+        # holds while its ``en`` is low, so nothing is copied into registers).
+        spike_part = Signal(chunk_layout(cfg))
+        m.d.comb += spike_part.as_value().eq(Mux(g == 0, job.as_value(), job_read.data))
         for p in range(P):
             m.d.comb += [
-                tppes[p].chunks.payload.eq(job),
-                tppes[p].chunks.payload.wmask.eq(wrows[p].wmask),
-                tppes[p].chunks.payload.wvals.eq(wrows[p].wvals),
+                tppes[p].chunks.payload.eq(spike_part),
+                tppes[p].chunks.payload.wmask.eq(wreads[p].data.wmask),
+                tppes[p].chunks.payload.wvals.eq(wreads[p].data.wvals),
                 tppes[p].chunks.payload.first.eq(c == 0),
                 tppes[p].chunks.payload.last.eq(c == C - 1),
             ]
+
+        # Reading a job: (read_g, read_c) is the chunk whose weights (and, after group 0, spike
+        # part) the read ports fetch when ``read`` is high; the data is there the next cycle.
+        read, read_g, read_c = Signal(), Signal.like(g), Signal.like(c)
+        m.d.comb += [read_g.eq(g), read_c.eq(c),
+                     inbuf.chunk_read.addr.eq(read_c), job_read.addr.eq(read_c),
+                     inbuf.chunk_read.en.eq(read), job_read.en.eq(read)]
+        for rd in wreads:
+            m.d.comb += [rd.addr.eq(read_g * C + read_c), rd.en.eq(read)]
 
         # --- value fill: requested words arrive one cycle later, in rank order ------------
         m.d.sync += arriving.eq(0)
@@ -173,22 +185,11 @@ class SnnLayer(wiring.Component):
                 with m.If(inbuf.done.valid):
                     m.d.sync += [g.eq(0), c.eq(0)]
                     m.next = "FETCH_INFO"
-            with m.State("FETCH_INFO"):
-                m.d.comb += [inbuf.chunk_read.addr.eq(c), inbuf.chunk_read.en.eq(1),
-                             job_read.addr.eq(c), job_read.en.eq(1)]
-                for rd in wreads:
-                    m.d.comb += [rd.addr.eq(g * C + c), rd.en.eq(1)]
-                with m.If(g == 0):
-                    m.next = "FETCH_MASK"
-                with m.Else():
-                    m.next = "JOB_LOAD"
-            with m.State("JOB_LOAD"):
-                m.d.sync += [wrows[p].eq(wreads[p].data) for p in range(P)]
-                m.d.sync += [job.as_value().eq(job_read.data), taken.eq(0)]
-                m.next = "DISPATCH"
+            with m.State("FETCH_INFO"):              # group 0: read chunk info and weights
+                m.d.comb += read.eq(1)
+                m.next = "FETCH_MASK"
             with m.State("FETCH_MASK"):
                 info = inbuf.chunk_read.data
-                m.d.sync += [wrows[p].eq(wreads[p].data) for p in range(P)]
                 m.d.sync += [issue_left.eq(info.mask), fill_left.eq(info.mask), fill_rank.eq(0),
                              next_addr.eq(info.base)]
                 if cfg.dataflow == "ftp":
@@ -212,35 +213,40 @@ class SnnLayer(wiring.Component):
                                  takes[p].eq(tppes[p].chunks.valid & tppes[p].chunks.ready)]
                 m.d.sync += taken.eq(taken | takes)
                 with m.If((taken | takes).all()):
+                    m.d.sync += taken.eq(0)
                     with m.If((g == 0) & (c == C - 1)):
                         # Every job of the sample is in the job memory: free the input buffer
                         # so the next sample is compressed while later groups join.
                         m.d.comb += inbuf.done.ready.eq(1)
-                    with m.If(c == C - 1):
-                        m.d.sync += [c.eq(0), collect_p.eq(0)]
-                        m.next = "COLLECT"
+                    last_chunk = c == C - 1
+                    m.d.sync += [c.eq(Mux(last_chunk, 0, c + 1)), g.eq(Mux(last_chunk, g + 1, g))]
+                    with m.If(last_chunk & (g == groups - 1)):
+                        m.next = "WAIT"
+                    with m.Elif(last_chunk | (g != 0)):
+                        # The next job comes from the memories: read it now, offer it next cycle.
+                        m.d.comb += [read.eq(1), read_c.eq(Mux(last_chunk, 0, c + 1)),
+                                     read_g.eq(Mux(last_chunk, g + 1, g))]
                     with m.Else():
-                        m.d.sync += c.eq(c + 1)
                         m.next = "FETCH_INFO"
-            with m.State("COLLECT"):
-                collected = Signal()                  # the selected TPPE's result moves on
-                for p in range(P):
-                    with m.If(collect_p == p):
-                        active = g * P + p < N        # PEs past N in the last group: drained
-                        sums = tppes[p].sums
-                        m.d.comb += [lif.sums.payload.eq(sums.payload),
-                                     lif.sums.valid.eq(sums.valid & active),
-                                     sums.ready.eq(lif.sums.ready | ~active),
-                                     collected.eq(sums.valid & sums.ready)]
-                with m.If(collected):
-                    with m.If(collect_p == P - 1):
-                        with m.If(g == groups - 1):
-                            m.next = "WAIT"
-                        with m.Else():
-                            m.d.sync += g.eq(g + 1)
-                            m.next = "FETCH_INFO"
-                    with m.Else():
-                        m.d.sync += collect_p.eq(collect_p + 1)
+
+        # --- collect: TPPE results through the LIF in neuron order ---------------------------
+        # Concurrent with the schedule: a TPPE takes the first chunk of its next pair only once
+        # its result has left, so results of one group are taken while the next group starts.
+        collect_p = Signal(range(max(P, 2)))
+        collect_g = Signal(range(max(groups, 2)))
+        collected = Signal()                          # the selected TPPE's result moves on
+        for p in range(P):
+            with m.If(collect_p == p):
+                active = collect_g * P + p < N        # PEs past N in the last group: drained
+                sums = tppes[p].sums
+                m.d.comb += [lif.sums.payload.eq(sums.payload),
+                             lif.sums.valid.eq(sums.valid & active),
+                             sums.ready.eq(lif.sums.ready | ~active),
+                             collected.eq(sums.valid & sums.ready)]
+        with m.If(collected):
+            m.d.sync += collect_p.eq(Mux(collect_p == P - 1, 0, collect_p + 1))
+            with m.If(collect_p == P - 1):
+                m.d.sync += collect_g.eq(Mux(collect_g == groups - 1, 0, collect_g + 1))
 
         # --- LIF -> output compressor ------------------------------------------------------
         m.d.comb += [outbuf.words_in.valid.eq(lif.spikes.valid),
@@ -258,6 +264,8 @@ class SnnLayer(wiring.Component):
                               | (self.spikes.valid & self.spikes.ready)
                               | (self.out.valid & self.out.ready)
                               | lif.spikes.valid | lif.sums.valid | self.out.valid)
-        m.d.comb += [perf.busy.eq(moving | ~(sched.ongoing("LOAD") | sched.ongoing("WAIT"))),
+        pes_busy = Cat(tppe.busy for tppe in tppes).any()
+        m.d.comb += [perf.busy.eq(moving | pes_busy
+                                  | ~(sched.ongoing("LOAD") | sched.ongoing("WAIT"))),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
         return m
