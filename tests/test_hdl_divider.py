@@ -1,0 +1,231 @@
+"""The sequential divider (hwgen/hdl/divider.py) in Amaranth's simulator.
+
+Expected results come from Python's ``//`` and ``%`` only, plus the documented rule that a zero
+divisor gives quotient 0 and remainder 0. Random operands come from recorded seeds.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import warnings
+
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import UnusedElaboratable
+
+from hwgen.flows.lint import lint
+from hwgen.hdl.divider import MAX_BITS, SequentialDivider, request_layout, result_layout
+from sim.amaranth_streams import Transfers, accept, send, simulate
+
+WIDTHS = [(1, 1), (8, 4), (27, 9), (35, 19), (5, 12)]
+
+
+def expected(dividend: int, divisor: int) -> tuple[int, int]:
+    if divisor == 0:
+        return 0, 0
+    return dividend // divisor, dividend % divisor
+
+
+def edge_operands(n: int, m: int) -> list[tuple[int, int]]:
+    """Zero, one and all-ones divisors and dividends, divisor above dividend, engine shapes."""
+    top_n, top_m = (1 << n) - 1, (1 << m) - 1
+    pairs = [
+        (0, 0), (1, 0), (top_n, 0),                  # division by zero: (0, 0)
+        (0, 1), (1, 1), (top_n, 1),                  # divisor 1: (dividend, 0)
+        (0, top_m), (top_n, top_m), (top_n - 1, top_m), (top_m & top_n, top_m),
+        (1, top_m), (top_n >> 1, top_m),             # divisor above dividend when m >= n
+        (top_n, 1 << (m - 1)), (1 << (n - 1), 1 << (m - 1)), (1 << (n - 1), top_m),
+    ]
+    if m >= 2:
+        pairs += [(top_n, 2), (top_n, 3), (1 << (n - 1), 3)]
+    if n == 27 and m == 9:       # the attention reciprocal: (q_max << S) // maxabs, S = 24
+        pairs += [(7 << 24, a) for a in (1, 2, 3, 7, 100, 127, 128, 255)]
+    if n == 35 and m == 19:      # the row reciprocal: 2**34 // row_sum
+        pairs += [(1 << 34, s) for s in (1, 2, 3, 1000, 65535, 65536, (1 << 19) - 1)]
+    return pairs
+
+
+def random_operands(n: int, m: int, rng: random.Random, count: int) -> list[tuple[int, int]]:
+    """Operands of random bit lengths, so quotients of every size turn up (and some zeros)."""
+    def value(bits):
+        length = rng.randint(0, bits)
+        return rng.getrandbits(length) | (1 << (length - 1)) if length else 0
+    return [(value(n), value(m)) for _ in range(count)]
+
+
+def run(dut: SequentialDivider, operands, seed: int, gap: float = 0.0, ready_prob: float = 1.0,
+        hold: tuple[int, int] | None = None, max_cycles: int = 50000):
+    """Send ``operands`` with valid gaps, take results with backpressure, check the protocol.
+
+    Returns ``(accepted, results, rises)``: request transfer cycles, ``(cycle, quotient,
+    remainder)`` of every result transfer and the first cycle each result was valid. Checked
+    every cycle: the result payload is held while ``valid & ~ready``, valid is not dropped, and
+    ``request.ready`` is high whenever no division is in flight. ``hold = (cycle, length)`` keeps
+    ``result.ready`` low for ``length`` cycles from ``cycle`` on (overriding ``ready_prob``).
+    """
+    rng = random.Random(seed)
+    payloads = [{"dividend": a, "divisor": b} for a, b in operands]
+    requests = Transfers(dut.request)
+    results = Transfers(dut.result, dut.result.payload.quotient, dut.result.payload.remainder)
+    rises: list[int] = []
+    req, res = dut.request, dut.result
+
+    async def protocol(ctx):
+        cycle, in_flight, held = 0, 0, None
+        async for _, _, r_valid, r_ready, valid, ready, bits in ctx.tick().sample(
+                req.valid, req.ready, res.valid, res.ready, res.payload.as_value()):
+            if in_flight == 0:
+                assert r_ready, f"cycle {cycle}: request.ready low with nothing in flight"
+            if held is not None:
+                assert valid, f"cycle {cycle}: result.valid dropped before the transfer"
+                assert bits == held, f"cycle {cycle}: result payload changed while stalled"
+            elif valid:
+                rises.append(cycle)
+            held = bits if valid and not ready else None
+            in_flight += bool(r_valid and r_ready) - bool(valid and ready)
+            assert in_flight in (0, 1), f"cycle {cycle}: {in_flight} divisions in flight"
+            cycle += 1
+
+    async def consumer(ctx):
+        cycle = 0
+        while True:
+            stalled = hold is not None and hold[0] <= cycle < hold[0] + hold[1]
+            ctx.set(res.ready, int(not stalled and rng.random() < ready_prob))
+            await ctx.tick()
+            cycle += 1
+
+    async def until_done(ctx):
+        for _ in range(max_cycles):
+            if len(results.beats) == len(operands):
+                return
+            await ctx.tick()
+        raise AssertionError(f"seed {seed}: not finished after {max_cycles} cycles")
+
+    background = [requests.run, results.run, protocol,
+                  consumer if hold is not None else accept(res, rng, ready_prob)]
+    simulate(dut, send(req, payloads, rng, gap), until_done, background=background)
+    return [c for c, _ in requests.beats], results.beats, rises
+
+
+def check_results(operands, results, seed):
+    assert len(results) == len(operands)
+    for (a, b), (_, quotient, remainder) in zip(operands, results):
+        assert (quotient, remainder) == expected(a, b), (seed, a, b)
+
+
+# --- construction -------------------------------------------------------------------------------
+
+def test_signature_and_timing_attributes():
+    dut = SequentialDivider(35, 19)
+    assert dut.request.payload.shape() == request_layout(35, 19)
+    assert dut.result.payload.shape() == result_layout(35, 19)
+    assert [(name, f.shape.width, f.offset) for name, f in request_layout(35, 19)] == [
+        ("dividend", 35, 0), ("divisor", 19, 35)]
+    assert [(name, f.shape.width, f.offset) for name, f in result_layout(35, 19)] == [
+        ("quotient", 35, 0), ("remainder", 19, 35)]
+    assert (dut.latency, dut.interval) == (36, 36)
+    assert SequentialDivider(1, 64).latency == 2 and MAX_BITS == 64
+
+
+def constructor_error(args):
+    with warnings.catch_warnings():
+        # The half-built component is garbage; Amaranth would warn that it was never elaborated.
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        try:
+            SequentialDivider(*args)
+        except (TypeError, ValueError) as exc:
+            return type(exc), str(exc)
+        finally:
+            gc.collect()
+    return None
+
+
+@pytest.mark.parametrize("args, error", [
+    ((0, 8), (ValueError, "dividend_bits must be an integer from 1 to 64, not 0")),
+    ((65, 8), (ValueError, "dividend_bits must be an integer from 1 to 64, not 65")),
+    ((-3, 8), (ValueError, "dividend_bits must be an integer from 1 to 64, not -3")),
+    ((8, 0), (ValueError, "divisor_bits must be an integer from 1 to 64, not 0")),
+    ((8, 65), (ValueError, "divisor_bits must be an integer from 1 to 64, not 65")),
+    ((8.0, 8), (TypeError, "dividend_bits must be an integer from 1 to 64, not 8.0")),
+    (("8", 8), (TypeError, "dividend_bits must be an integer from 1 to 64, not '8'")),
+    ((True, 8), (TypeError, "dividend_bits must be an integer from 1 to 64, not True")),
+    ((8, None), (TypeError, "divisor_bits must be an integer from 1 to 64, not None")),
+    ((0, 0), (ValueError, "dividend_bits must be an integer from 1 to 64, not 0")),
+])
+def test_rejects_bad_widths(args, error):
+    assert constructor_error(args) == error
+
+
+# --- results ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, m", WIDTHS)
+def test_edge_cases_back_to_back_exact_timing(n, m):
+    """No gaps, result always ready: one division every N + 1 cycles, results exactly on time."""
+    dut = SequentialDivider(n, m)
+    operands = edge_operands(n, m)
+    accepted, results, rises = run(dut, operands, seed=0)
+    check_results(operands, results, seed=0)
+    period = n + 1
+    assert dut.latency == dut.interval == period
+    # The first request is taken in cycle 0 (ready out of reset), each next one in the cycle the
+    # previous result transfers, and each result is valid exactly `latency` cycles after its
+    # request and taken at once.
+    assert accepted == [k * period for k in range(len(operands))]
+    assert rises == [c + dut.latency for c in accepted]
+    assert [c for c, *_ in results] == rises
+
+
+@pytest.mark.parametrize("n, m", [(1, 1), (4, 3), (3, 5), (2, 1)])
+def test_exhaustive_small_widths(n, m):
+    operands = [(a, b) for a in range(1 << n) for b in range(1 << m)]
+    dut = SequentialDivider(n, m)
+    accepted, results, rises = run(dut, operands, seed=1)
+    check_results(operands, results, seed=1)
+    assert accepted == [k * (n + 1) for k in range(len(operands))]
+
+
+@pytest.mark.parametrize("n, m, seed", [
+    (1, 1, 101), (8, 4, 102), (27, 9, 103), (35, 19, 104), (5, 12, 105), (64, 64, 106),
+])
+def test_random_with_gaps_and_backpressure(n, m, seed):
+    rng = random.Random(seed)
+    operands = random_operands(n, m, rng, 60) + edge_operands(n, m)
+    rng.shuffle(operands)
+    dut = SequentialDivider(n, m)
+    accepted, results, rises = run(dut, operands, seed, gap=0.4, ready_prob=0.4)
+    check_results(operands, results, seed)
+    # Latency is independent of gaps and stalls; one division in flight at most.
+    assert rises == [c + dut.latency for c in accepted]
+    assert all(accepted[k + 1] >= results[k][0] for k in range(len(operands) - 1))
+    # Backpressure really happened: some results waited for ready.
+    assert sum(c > r for (c, *_), r in zip(results, rises)) > len(operands) // 4
+
+
+def test_result_held_under_long_stall_then_next_request_same_cycle():
+    """A result waits 20 cycles for ready (payload held, request.ready low throughout); the next
+    request is taken in the very cycle the result finally transfers."""
+    n, m = 8, 4
+    dut = SequentialDivider(n, m)
+    operands = [(200, 7), (13, 0), (255, 15)]
+    stall_from = n + 1                        # the first result's first valid cycle
+    accepted, results, rises = run(dut, operands, seed=2, hold=(stall_from, 20))
+    check_results(operands, results, seed=2)
+    assert rises[0] == stall_from and results[0][0] == stall_from + 20
+    assert accepted == [0, stall_from + 20, stall_from + 20 + n + 1]
+    assert [c for c, *_ in results] == [stall_from + 20, accepted[2], accepted[2] + n + 1]
+
+
+# --- Verilog ------------------------------------------------------------------------------------
+
+def test_verilog_converts_and_lints_clean(tmp_path):
+    top = "divider_35_19"
+    text = verilog.convert(SequentialDivider(35, 19), name=top, emit_src=False)
+    assert f"module {top}(" in text
+    for port in ("request__payload", "request__valid", "request__ready",
+                 "result__payload", "result__valid", "result__ready"):
+        assert port in text
+    path = tmp_path / f"{top}.v"
+    path.write_text(text)
+    result = lint(path, top)
+    assert result.clean, result.messages
