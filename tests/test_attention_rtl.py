@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hwgen.engines.sparse_attention import SparseAttentionConfig, golden
+from hwgen.engines.sparse_attention.cycle_model import sequence_cycles
 from hwgen.engines.sparse_attention.rtl import SparseAttention, out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import edge_sequences, random_sequence
 from hwgen.hdl.payload import pack, unpack
@@ -63,3 +64,20 @@ def test_rtl_matches_golden(key):
     assert len(got) == len(want)
     bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
     assert not bad, f"{len(bad)} rows differ, first {bad[0]}: {got[bad[0]]} != {want[bad[0]]}"
+
+
+@pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense"])
+def test_cycles_follow_the_model(key):
+    """Alone (no gaps, output always ready): first token to last output row equals the cycle
+    model exactly; back to back, each sequence costs its compute cycles (loading overlaps)."""
+    cfg = CONFIGS[key]
+    rng = np.random.default_rng(11)
+    lengths = [1, 2, cfg.max_len, 3, cfg.max_len - 1]
+    seqs = [random_sequence(cfg, n, rng) for n in lengths]
+    for seq, n in zip(seqs, lengths):
+        _, accepted, received = run(cfg, [seq], seed=1)
+        assert received[-1][0] - accepted[0] + 1 == sequence_cycles(cfg, n).total, n
+    got, accepted, received = run(cfg, seqs, seed=1)
+    assert got == expected(cfg, seqs)
+    model = [sequence_cycles(cfg, n) for n in lengths]
+    assert received[-1][0] - accepted[0] + 1 == lengths[0] + sum(c.compute for c in model) + 1
