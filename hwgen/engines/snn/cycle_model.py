@@ -19,9 +19,11 @@ first spike word:
   :func:`_laggy_join_cycles` for the exact count. A TPPE that took a chunk at cycle
   a is free for the next chunk of the same pair at ``a + J`` (``fast``, ``sequential``: it accepts
   in its last join cycle) or ``a + J + 1`` (``laggy``); after a pair's last chunk its result is
-  ready at ``a + J + 1``.
-* **Collect**: results go through the LIF in neuron order, one per cycle, as soon as ready; a
-  TPPE takes the first chunk of its next pair the cycle after its result left.
+  ready to leave the accumulators at ``a + J + 1``.
+* **Collect**: a finished pair's O moves into the TPPE's output register as soon as that is
+  empty (or being emptied), and the TPPE can take the next pair's first chunk the cycle after;
+  results go through the LIF in neuron order, one per cycle, from the cycle after they reach the
+  output register.
 * **Output**: the N output words are compressed as they leave the LIF and streamed out after the
   last one: the last word leaves ``N + 2`` cycles after the last neuron's result is collected.
 
@@ -107,6 +109,7 @@ def sample_cycles(cfg: SnnConfig, spike_fiber: golden.Fiber,
     start = K + 2
     offer = start                  # cycle the next job is (or would be) on offer
     free = [start] * P             # cycle each TPPE can take its next chunk
+    emptied = [start] * P          # cycle each TPPE's output register was last emptied
     collect = start                # cycle the collector is free
     last_collect = start
     for g in range(-(-N // P)):
@@ -121,11 +124,12 @@ def sample_cycles(cfg: SnnConfig, spike_fiber: golden.Fiber,
                 mask = weight_fibers[n].masks[c] if n < N else 0
                 join = join_cycles(cfg, spike_fiber.masks[c], span, mask)
                 free[p] = taken + join + (1 - overlap)
-                if c == chunks - 1:             # result ready, collected in neuron order
-                    collect = max(collect, taken + join + 1)
+                if c == chunks - 1:             # O moves to the output register, then is
+                    copied = max(taken + join + 1, emptied[p])     # collected in neuron order
+                    collect = max(collect, copied + 1)
                     if n < N:
                         last_collect = collect
-                    free[p] = collect + 1
+                    free[p], emptied[p] = copied + 1, collect
                     collect += 1
             offer = taken + 1
     join = last_collect + 1 - start

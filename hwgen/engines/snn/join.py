@@ -85,12 +85,15 @@ class Tppe(wiring.Component):
         ``O[0..T-1]`` of a pair, one beat after its ``last`` chunk, see :func:`sums_layout`.
 
     busy : out
-        A chunk is being joined or a result waits on ``sums`` (for the layer's perf counters).
+        A chunk is being joined or a result waits (for the layer's perf counters).
 
     A chunk takes one cycle to accept plus its join cycles. ``fast`` and ``sequential`` accept the
     next chunk of the same pair in the last join cycle of the current one (back to back, a chunk
     costs ``max(1, join cycles)``); ``laggy`` accepts it the cycle after, when its slow prefix sum
-    is free again. A pair's first chunk waits until the previous result has left ``sums``.
+    is free again. A finished pair's ``O`` is copied into the ``sums`` output register the cycle
+    after its last join cycle, if that register is free (or is being emptied); until then the
+    accumulators hold it and no new pair starts. So the next pair starts while the result waits
+    to be collected, and only a second finished pair waits for the first.
     """
 
     def __init__(self, cfg: SnnConfig):
@@ -115,9 +118,10 @@ class Tppe(wiring.Component):
         # Overlapping the last join cycle with the next accept is safe for a chunk of the same
         # pair (``~cur.last``): the accumulators keep adding and nothing is emitted.
         overlap = done & ~cur.last if cfg.join == "fast" or cfg.dataflow == "sequential" else 0
-        m.d.comb += [can_accept.eq(~self.sums.valid & (~busy | overlap)),
+        held = Signal()                               # the accumulators hold a finished pair
+        m.d.comb += [can_accept.eq(~held & (~busy | overlap)),
                      self.chunks.ready.eq(can_accept), accept.eq(self.chunks.valid & can_accept),
-                     self.busy.eq(busy | self.sums.valid)]
+                     self.busy.eq(busy | held | self.sums.valid)]
 
         # Weight side, shared by every mode: the lowest remaining matched position and its weight
         # through a fast prefix sum of the weight mask; 0 in a cycle without a match.
@@ -134,18 +138,23 @@ class Tppe(wiring.Component):
         with m.If(busy & done):
             m.d.sync += busy.eq(0)
             with m.If(cur.last):
-                m.d.sync += self.sums.valid.eq(1)
+                m.d.sync += held.eq(1)
         with m.If(accept):
             m.d.sync += [cur.eq(chunk), busy.eq(1)]
-        with m.If(self.sums.valid & self.sums.ready):
-            m.d.sync += self.sums.valid.eq(0)
 
         if cfg.dataflow == "sequential":
-            self._sequential(m, cur, remaining, rest, w, busy, done, accept)
+            o = self._sequential(m, cur, remaining, rest, w, busy, done, accept)
         elif cfg.join == "fast":
-            self._fast(m, cur, remaining, onehot, rest, w, busy, done, accept)
+            o = self._fast(m, cur, remaining, onehot, rest, w, busy, done, accept)
         else:
-            self._laggy(m, cur, remaining, rest, w, busy, done, accept, can_accept)
+            o = self._laggy(m, cur, remaining, rest, w, busy, done, accept, can_accept)
+
+        # Output register: O of the finished pair, taken from the accumulators while they hold.
+        with m.If(held & (~self.sums.valid | self.sums.ready)):
+            m.d.sync += [held.eq(0), self.sums.valid.eq(1)]
+            m.d.sync += [self.sums.payload.o[t].eq(value) for t, value in enumerate(o)]
+        with m.Elif(self.sums.valid & self.sums.ready):
+            m.d.sync += self.sums.valid.eq(0)
         return m
 
     def _accumulators(self, m, name, bits, first_accept):
@@ -173,7 +182,7 @@ class Tppe(wiring.Component):
             for t, acc in enumerate(o):
                 self._add(m, acc, Mux(s[t], w, 0), cfg.acc_bits)
         m.d.comb += done.eq(rest == 0)
-        m.d.comb += [self.sums.payload.o[t].eq(acc) for t, acc in enumerate(o)]
+        return o
 
     def _sequential(self, m, cur, remaining, rest, w, busy, done, accept):
         """Timestep by timestep over the per-timestep spike masks, one match per cycle."""
@@ -191,7 +200,7 @@ class Tppe(wiring.Component):
             with m.If((rest == 0) & ~last_step):
                 m.d.sync += [step.eq(step + 1), remaining.eq(cur.tmasks[step + 1] & cur.wmask)]
         m.d.comb += done.eq((rest == 0) & last_step)
-        m.d.comb += [self.sums.payload.o[t].eq(acc) for t, acc in enumerate(o)]
+        return o
 
     def _laggy(self, m, cur, remaining, rest, w, busy, done, accept, can_accept):
         """LoAS: pseudo-accumulate weights at once; correct per timestep when the slow spike-side
@@ -253,6 +262,4 @@ class Tppe(wiring.Component):
             with m.If(group.last):
                 m.d.sync += spikes_done.eq(1)
         m.d.comb += done.eq(spikes_done & (remaining == 0) & ~pending.r_rdy)
-        for t in range(T):
-            m.d.comb += self.sums.payload.o[t].eq(
-                overflow(pseudo - corr[t], cfg.acc_bits, cfg.acc_overflow))
+        return [overflow(pseudo - corr[t], cfg.acc_bits, cfg.acc_overflow) for t in range(T)]
