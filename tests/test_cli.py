@@ -17,6 +17,7 @@ import pytest
 from hwgen import cli
 from hwgen.config import load_config
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.engines.registry import ENGINES
 from hwgen.engines.snn import SnnConfig
 from hwgen.flows.toolchain import TOOLS, ToolError
@@ -177,7 +178,7 @@ BAD_CONFIGS = [
     ('engine = "mac_array"\nsparsity = "4:2"\n', "bad.toml: sparsity = \"4:2\": expected \"N:M\" "
      "with 1 <= N < M <= 16 (omit the field for a dense array)"),
     ('engine = "systolic"\n', 'bad.toml: engine = "systolic": expected one of "mac_array", '
-     '"snn"'),
+     '"snn", "sparse_attention"'),
 ]
 
 
@@ -492,3 +493,23 @@ def test_sim_error_is_one_line(example_config, fake_flows, capsys):
     assert code == 2 and out == ""
     assert err[-2:] == ["[1/1] simulate 64 vectors, seed 1 ... failed", "hwgen: error: Verilator "
                         "build of tiny failed; see .hwgen-cache/sim/tiny/build.log"]
+
+
+def test_new_sparse_attention_round_trips_through_generate(tmp_path):
+    proc = hwgen("new", "sparse_attention")
+    assert proc.returncode == 0 and proc.stderr == ""
+    text = proc.stdout
+    assert 'engine = "sparse_attention"\n' in text
+    flat = " ".join(text.replace("\n# ", " ").split())
+    for f in dataclasses.fields(SparseAttentionConfig):
+        assert " ".join(f.metadata["doc"].split()) in flat
+    config = tmp_path / "attn.toml"
+    config.write_text(text)
+    assert load_config(config) == SparseAttentionConfig()
+    proc = hwgen("generate", config, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lint: clean" in proc.stdout
+    manifest = json.loads((tmp_path / "rtl_out" / "attn" / "manifest.json").read_text())
+    ports = {p["name"] for p in manifest["ports"]}
+    assert {"clk", "rst", "tokens__payload", "tokens__valid", "tokens__ready", "out__payload",
+            "out__valid", "out__ready", "perf__cycles", "perf__busy", "perf__stall"} == ports

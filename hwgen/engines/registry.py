@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from hwgen.engines.mac_array.config import MacArrayConfig
 from hwgen.engines.snn.config import SnnConfig
+from hwgen.engines.sparse_attention.config import SparseAttentionConfig
 
 __all__ = ["Engine", "ENGINES", "get_engine"]
 
@@ -46,6 +47,8 @@ ENGINES: dict[str, Engine] = {
         Engine("mac_array", MacArrayConfig, "hwgen.engines.mac_array", "MacArray",
                "test_mac_array"),
         Engine("snn", SnnConfig, "hwgen.engines.snn", "SnnLayer", "test_snn"),
+        Engine("sparse_attention", SparseAttentionConfig, "hwgen.engines.sparse_attention",
+               "SparseAttention", "test_sparse_attention"),
     )
 }
 

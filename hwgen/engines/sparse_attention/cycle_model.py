@@ -2,23 +2,26 @@
 :mod:`.rtl`, with every input valid and the output always ready.
 
 A sequence of length L whose tokens arrive one per cycle is loaded in L cycles; the compute side
-takes the bank the cycle after its last token (1 cycle to start) and then spends, with
-``n_i`` the keys row i selects (``min(k, L)`` for ``topk``):
+takes the bank the cycle after its last token (1 cycle to start). With ``n_i`` the keys row i
+selects (``min(k, L)`` for ``topk``) and ``B = ceil(L / lanes)``:
 
 * ``topk`` only, once per sequence: ``recip_bits + L + 3`` cycles for both quantization
-  reciprocals (two sequential dividers side by side, ``recip_bits + 1`` cycles) and quantizing
-  the L rows of K into the k4 memories;
-* per row i: reading Q[i]; the selection and exact scores, one key per cycle (``topk``: after
-  ``ceil(L / lanes)`` cycles of estimates streaming into the top-k unit, which returns the n_i
-  keys one per cycle after the last estimate); the softmax pass, one key per cycle; the row
-  reciprocal on one sequential divider (``row_recip_shift + 1`` quotient bits, one per cycle);
-  the weighted sum, one key per cycle; handing the row to the output register. Each pass adds a
-  cycle or two of pipeline fill; measured against the RTL, a row costs exactly
-  ``3 n_i + row_recip_shift + 10`` cycles, and ``ceil(L / lanes) + 1`` more for ``topk``.
+  reciprocals (two sequential dividers side by side) and quantizing the L rows of K into the k4
+  memories;
+* the **front** of row i takes ``F_i = 2 n_i + 4`` cycles (``topk``: ``+ B + 1``): reading
+  Q[i], the selected keys and their exact scores one per cycle (``topk``: after the B cycles of
+  estimates streaming into the top-k unit), the softmax pass one key per cycle, each pass with a
+  cycle of pipeline fill; then it hands the row to the back, as soon as the back is free, in a
+  hand-off cycle ``h_i`` that also starts the row's division;
+* the **back** of row i ends ``row_recip_shift + n_i + 5`` cycles after ``h_i`` (the division,
+  ``row_recip_shift + 1`` quotient bits one per cycle; the weighted sum one key per cycle; the
+  hand-over to the output register), in cycle ``e_i``.
 
-So a row costs ``3 n_i + row_recip_shift + 10`` cycles (+ ``ceil(L / lanes) + 1`` for ``topk``):
-for fixed k the exact stage grows linearly in L, the estimate quadratically (L rows of L / lanes).
-The last output row leaves 1 cycle after its hand-off. Back to back, the next sequence loads
+So ``h_0 = start + 1 + prepare + F_0``, ``h_{i+1} = max(h_i + 1 + F_{i+1}, e_i + 1)``: rows
+overlap front and back, and a row costs about ``max(F_i, row_recip_shift + n_i + 5)`` in steady
+state. For fixed k the exact stage grows linearly in L, the estimate quadratically (L rows of B).
+The sequence's last output row leaves in cycle ``e_last + 1``, in which the compute side also
+releases its bank; it takes the next bank the cycle after. Back to back, the next sequence loads
 while this one computes, so a sequence costs its compute cycles (:attr:`SequenceCycles.compute`)
 as long as its L tokens take no longer.
 """
@@ -29,15 +32,15 @@ from dataclasses import dataclass
 
 from .config import SparseAttentionConfig
 
-__all__ = ["SequenceCycles", "sequence_cycles", "selected_counts"]
+__all__ = ["SequenceCycles", "sequence_cycles", "selected_counts", "stream_cycles"]
 
 
 @dataclass(frozen=True)
 class SequenceCycles:
     load: int       # token beats
     prepare: int    # topk: reciprocals and k4
-    rows: int       # every row, from reading Q[i] to the hand-off of o[i]
-    compute: int    # 1 + prepare + rows: the compute side's cycles for the sequence
+    compute: int    # the compute side's cycles for the sequence, from taking its bank to
+    #                 releasing it (the cycle its last output row leaves)
     total: int      # alone: first token to last output row, both included
 
 
@@ -62,7 +65,32 @@ def sequence_cycles(cfg: SparseAttentionConfig, length: int) -> SequenceCycles:
     """Modeled cycles of one sequence of ``length`` tokens (see the module docstring)."""
     estimate = -(-length // cfg.lanes) + 1 if cfg.mask == "topk" else 0
     prepare = cfg.recip_bits + length + 3 if cfg.mask == "topk" else 0
-    rows = sum(estimate + 3 * n + cfg.row_recip_shift + 10 for n in selected_counts(cfg, length))
-    compute = 1 + prepare + rows
-    return SequenceCycles(load=length, prepare=prepare, rows=rows, compute=compute,
-                          total=length + compute + 1)
+    handoff = 1 + prepare              # cycle after taking the bank (cycle 0) the front starts
+    back_end = None
+    for n in selected_counts(cfg, length):
+        front = estimate + 2 * n + 4
+        handoff = handoff + front if back_end is None else max(handoff + 1 + front,
+                                                               back_end + 1)
+        back_end = handoff + cfg.row_recip_shift + n + 5
+    compute = back_end + 2
+    return SequenceCycles(load=length, prepare=prepare, compute=compute, total=length + compute)
+
+
+def stream_cycles(cfg: SparseAttentionConfig, lengths: list[int]) -> int:
+    """Cycles of sequences streamed back to back (tokens offered every cycle, output always
+    ready), from the first token to the last output row, both included.
+
+    Sequence s loads into bank ``s % 2`` once the previous sequence has loaded and the bank's
+    previous sequence (s - 2) has been computed; it is computed once it has loaded and the
+    previous one has been computed (the cycle after, the compute side takes the bank).
+    """
+    load_end = [0] * len(lengths)
+    compute_end = [0] * len(lengths)
+    for s, length in enumerate(lengths):
+        start = 0 if s == 0 else load_end[s - 1] + 1
+        if s >= 2:
+            start = max(start, compute_end[s - 2] + 1)
+        load_end[s] = start + length - 1
+        begin = load_end[s] + 1 if s == 0 else max(load_end[s] + 1, compute_end[s - 1] + 1)
+        compute_end[s] = begin + sequence_cycles(cfg, length).compute - 1
+    return compute_end[-1] + 1

@@ -162,13 +162,18 @@ class SparseAttention(wiring.Component):
         # Row buffer: per selected key its index and exact score, then its exp.
         sel_depth = max(cfg.max_selected, 2)
         idx_shape = unsigned(max(1, (Lmax - 1).bit_length()))
+        # Two banks (address = bank * sel_depth + key): the front fills one with row i + 1 while
+        # the back reads row i from the other.
         m.submodules.rowsj = rowsj = memory.Memory(
             shape=data.StructLayout({"j": idx_shape, "s": signed(cfg.score_bits)}),
-            depth=sel_depth, init=[])
+            depth=2 * sel_depth, init=[])
         m.submodules.rowe = rowe = memory.Memory(shape=unsigned(cfg.exp_value_bits),
-                                                 depth=sel_depth, init=[])
-        sj_w, sj_r = rowsj.write_port(), rowsj.read_port()
+                                                 depth=2 * sel_depth, init=[])
+        sj_w, sj_r, sj_r_back = rowsj.write_port(), rowsj.read_port(), rowsj.read_port()
         e_w, e_r = rowe.write_port(), rowe.read_port()
+        fbank, bbank = Signal(), Signal()         # row-buffer bank of the front / the back
+        fbase, bbase = Signal(range(2 * sel_depth)), Signal(range(2 * sel_depth))
+        m.d.comb += [fbase.eq(Mux(fbank, sel_depth, 0)), bbase.eq(Mux(bbank, sel_depth, 0))]
         count = Signal(range(sel_depth + 1))      # selected keys of the row
         row_max = Signal(signed(cfg.score_bits))
         row_sum = Signal(cfg.sum_bits)
@@ -231,6 +236,11 @@ class SparseAttention(wiring.Component):
             self._index_generator(m, length, query, start_row, sel_valid, sel_index, sel_last,
                                   sel_ready)
 
+        # Front: per row, Q[i], the selected keys and exact scores, the softmax pass; then the
+        # row (its bank, key count, row sum) is handed to the back, which starts its division.
+        back_busy = Signal()                      # the back holds a row
+        back_count = Signal.like(count)
+        back_last = Signal()                      # ... the sequence's last row
         with m.FSM(name="compute") as fsm:
             with m.State("IDLE"):
                 with m.If(full.bit_select(rbank, 1)):
@@ -264,17 +274,31 @@ class SparseAttention(wiring.Component):
                     m.next = "SOFTMAX"
             with m.State("SOFTMAX"):
                 with m.If(sm_issue != count):
-                    m.d.comb += [sj_r.addr.eq(sm_issue), sj_r.en.eq(1)]
+                    m.d.comb += [sj_r.addr.eq(fbase + sm_issue), sj_r.en.eq(1)]
                     m.d.sync += sm_issue.eq(sm_issue + 1)
                 m.d.sync += [sm_valid.eq(sm_issue != count), sm_last.eq(sm_issue == count - 1)]
                 with m.If(sm_valid & sm_last):
-                    m.next = "DIVIDE"
-            with m.State("DIVIDE"):
-                m.d.comb += [row_div.request.valid.eq(1),
+                    m.next = "HANDOFF"
+            with m.State("HANDOFF"):              # wait for the back, start the row's division
+                m.d.comb += [row_div.request.valid.eq(~back_busy),
                              row_div.request.payload.dividend.eq(1 << cfg.row_recip_shift),
                              row_div.request.payload.divisor.eq(row_sum)]
-                with m.If(row_div.request.ready):
-                    m.next = "RECIP"
+                with m.If(row_div.request.valid & row_div.request.ready):
+                    m.d.sync += [back_busy.eq(1), back_count.eq(count), bbank.eq(fbank),
+                                 back_last.eq(query == length - 1), fbank.eq(~fbank)]
+                    with m.If(query == length - 1):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += query.eq(query + 1)
+                        m.next = "QUERY"
+            with m.State("DRAIN"):                # the last row leaves the back: release the bank
+                with m.If(~back_busy):
+                    m.d.comb += done_rows.eq(1)
+                    m.d.sync += rbank.eq(~rbank)
+                    m.next = "IDLE"
+
+        # Back: the row's reciprocal, the weighted sum, the output register.
+        with m.FSM(name="back") as back:
             with m.State("RECIP"):
                 m.d.comb += row_div.result.ready.eq(1)
                 with m.If(row_div.result.valid):
@@ -282,27 +306,22 @@ class SparseAttention(wiring.Component):
                     m.d.sync += [acc[c].eq(0) for c in range(d)]
                     m.next = "WSUM"
             with m.State("WSUM"):
-                with m.If(ws_issue != count):
-                    m.d.comb += [sj_r.addr.eq(ws_issue), sj_r.en.eq(1),
-                                 e_r.addr.eq(ws_issue), e_r.en.eq(1)]
+                with m.If(ws_issue != back_count):
+                    m.d.comb += [sj_r_back.addr.eq(bbase + ws_issue), sj_r_back.en.eq(1),
+                                 e_r.addr.eq(bbase + ws_issue), e_r.en.eq(1)]
                     m.d.sync += ws_issue.eq(ws_issue + 1)
-                m.d.sync += [ws_v1.eq(ws_issue != count), ws_last1.eq(ws_issue == count - 1),
+                m.d.sync += [ws_v1.eq(ws_issue != back_count),
+                             ws_last1.eq(ws_issue == back_count - 1),
                              ws_v2.eq(ws_v1), ws_last2.eq(ws_v1 & ws_last1)]
                 with m.If(ws_v2 & ws_last2):
                     m.next = "EMIT"
             with m.State("EMIT"):                 # wait for the output register to be free
                 with m.If(~self.out.valid | self.out.ready):
-                    m.d.sync += self.out.valid.eq(1)
-                    m.d.sync += out_payload.last.eq(query == length - 1)
+                    m.d.sync += [self.out.valid.eq(1), out_payload.last.eq(back_last),
+                                 back_busy.eq(0)]
                     for c in range(d):
                         m.d.sync += out_payload.o[c].eq(self._requantize(acc[c]))
-                    with m.If(query == length - 1):
-                        m.d.comb += done_rows.eq(1)
-                        m.d.sync += rbank.eq(~rbank)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += query.eq(query + 1)
-                        m.next = "QUERY"
+                    m.next = "RECIP"
 
         with m.If(done_rows):
             for b in range(2):
@@ -311,7 +330,7 @@ class SparseAttention(wiring.Component):
         # ``full`` set by the loader and cleared here: never the same bank in the same cycle.
 
         # Exact pass, second half: write (j, s) and track the row max.
-        m.d.comb += [sj_w.addr.eq(count), sj_w.data.j.eq(exact_j), sj_w.data.s.eq(score),
+        m.d.comb += [sj_w.addr.eq(fbase + count), sj_w.data.j.eq(exact_j), sj_w.data.s.eq(score),
                      sj_w.en.eq(exact_valid)]
         with m.If(exact_valid):
             m.d.sync += count.eq(count + 1)
@@ -328,23 +347,23 @@ class SparseAttention(wiring.Component):
         m.d.comb += lut_read.addr.eq(expo[:F])
         exp_value = Signal(cfg.exp_value_bits)
         m.d.comb += exp_value.eq(Mux(ei > cfg.exp_bits, 0, lut_read.data >> ei))
-        m.d.comb += [e_w.addr.eq(sm_issue - 1), e_w.data.eq(exp_value),
+        m.d.comb += [e_w.addr.eq(fbase + sm_issue - 1), e_w.data.eq(exp_value),
                      e_w.en.eq(fsm.ongoing("SOFTMAX") & sm_valid)]
         with m.If(fsm.ongoing("SOFTMAX") & sm_valid):
             m.d.sync += row_sum.eq(row_sum + exp_value)
 
         # Weighted sum, second stage: p and the V row read; third stage: accumulate.
         sh = cfg.row_recip_shift - cfg.prob_bits
-        m.d.comb += [reads["v"].addr.eq(base + sj_r.data.j),
-                     reads["v"].en.eq(fsm.ongoing("WSUM") & ws_v1)]
-        with m.If(fsm.ongoing("WSUM") & ws_v1):
+        m.d.comb += [reads["v"].addr.eq(base + sj_r_back.data.j),
+                     reads["v"].en.eq(back.ongoing("WSUM") & ws_v1)]
+        with m.If(back.ongoing("WSUM") & ws_v1):
             m.d.sync += prob.eq((e_r.data * row_recip) >> sh)
-        with m.If(fsm.ongoing("WSUM") & ws_v2):
+        with m.If(back.ongoing("WSUM") & ws_v2):
             for c in range(d):
                 m.d.sync += acc[c].eq(acc[c] + prob * reads["v"].data[c])
 
         m.d.comb += [perf.busy.eq((self.tokens.valid & self.tokens.ready) | ~fsm.ongoing("IDLE")
-                                  | self.out.valid),
+                                  | back_busy | self.out.valid),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
         return m
 
