@@ -229,3 +229,39 @@ def test_verilog_converts_and_lints_clean(tmp_path):
     path.write_text(text)
     result = lint(path, top)
     assert result.clean, result.messages
+
+
+@pytest.mark.parametrize("n, m, seed", [(4, 3, 301), (20, 19, 302), (21, 20, 303)])
+def test_wide_dividend(n, m, seed):
+    """``wide``: dividend = high * 2**n + low with high < divisor, quotient in n bits, n steps.
+    (20, 19) is the attention row reciprocal: 2**34 // row_sum as high = 2**14, low = 0."""
+    rng = random.Random(seed)
+    ops = []
+    for _ in range(60):
+        divisor = rng.randint(1, (1 << m) - 1)
+        ops.append((rng.randint(0, divisor - 1), rng.getrandbits(n), divisor))
+    ops += [(0, 0, 0), ((1 << m) - 1, 5, 0),                      # zero divisor: 0, 0
+            ((1 << m) - 2, (1 << n) - 1, (1 << m) - 1),           # largest quotient
+            (0, (1 << n) - 1, 1)]
+    if (n, m) == (20, 19):
+        ops += [(1 << 14, 0, s) for s in ((1 << 15), (1 << 15) + 1, 65535, (1 << 19) - 1)]
+    dut = SequentialDivider(n, m, wide=True)
+    assert dut.request.payload.shape() == request_layout(n, m, wide=True)
+    payloads = [{"dividend": low, "divisor": d, "high": high} for high, low, d in ops]
+    requests = Transfers(dut.request)
+    results = Transfers(dut.result, dut.result.payload.quotient, dut.result.payload.remainder)
+
+    async def until_done(ctx):
+        while len(results.beats) < len(ops):
+            await ctx.tick()
+
+    simulate(dut, send(dut.request, payloads, rng, 0.3), until_done,
+             background=[requests.run, results.run, accept(dut.result, rng, 0.5)])
+    for (high, low, d), (_, quotient, remainder) in zip(ops, results.beats):
+        assert (quotient, remainder) == expected((high << n) | low, d), (seed, high, low, d)
+    gaps = [b[0] - a[0] for a, b in zip(requests.beats, results.beats)]
+    assert min(gaps) == dut.latency == n + 1
+
+
+def test_wide_must_be_a_bool():
+    assert constructor_error((4, 4, 1)) == (TypeError, "wide must be a bool, not 1")

@@ -22,10 +22,13 @@ __all__ = ["MAX_BITS", "request_layout", "result_layout", "SequentialDivider"]
 MAX_BITS = 64
 
 
-def request_layout(dividend_bits: int, divisor_bits: int) -> data.StructLayout:
-    """One request beat: ``dividend`` (first field, low bits) and ``divisor``."""
-    return data.StructLayout({"dividend": unsigned(dividend_bits),
-                              "divisor": unsigned(divisor_bits)})
+def request_layout(dividend_bits: int, divisor_bits: int, wide: bool = False) -> data.StructLayout:
+    """One request beat: ``dividend`` (first field, low bits), ``divisor`` and, for a ``wide``
+    divider, ``high`` (the dividend's upper part, ``divisor_bits`` wide)."""
+    fields = {"dividend": unsigned(dividend_bits), "divisor": unsigned(divisor_bits)}
+    if wide:
+        fields["high"] = unsigned(divisor_bits)
+    return data.StructLayout(fields)
 
 
 def result_layout(dividend_bits: int, divisor_bits: int) -> data.StructLayout:
@@ -56,6 +59,12 @@ class SequentialDivider(wiring.Component):
         Width ``M`` of the divisor and of the remainder, 1 to 64. The remainder is below the
         divisor, so it always fits ``M`` bits; the quotient of ``N``-bit by ``M``-bit always
         fits ``N`` bits (the divisor is at least 1).
+    wide : bool
+        The request also carries ``high`` (``M`` bits) and the dividend is
+        ``high * 2**N + dividend``, an ``N + M``-bit value, for the caller to guarantee
+        ``high < divisor`` (so the quotient fits ``N`` bits; otherwise the result is undefined).
+        The unit then starts with ``rem = high`` instead of 0: a quotient known to fit ``N``
+        bits costs ``N`` steps, not ``N + M``. With ``divisor == 0`` the result is still 0, 0.
 
     Attributes
     ----------
@@ -94,11 +103,14 @@ class SequentialDivider(wiring.Component):
     ``request.ready`` does depend on ``result.ready`` (combinationally, through one AND-OR).
     """
 
-    def __init__(self, dividend_bits: int, divisor_bits: int):
+    def __init__(self, dividend_bits: int, divisor_bits: int, wide: bool = False):
         self.dividend_bits = _check_bits("dividend_bits", dividend_bits)
         self.divisor_bits = _check_bits("divisor_bits", divisor_bits)
+        if not isinstance(wide, bool):
+            raise TypeError(f"wide must be a bool, not {wide!r}")
+        self.wide = wide
         super().__init__({
-            "request": In(stream.Signature(request_layout(dividend_bits, divisor_bits))),
+            "request": In(stream.Signature(request_layout(dividend_bits, divisor_bits, wide))),
             "result": Out(stream.Signature(result_layout(dividend_bits, divisor_bits))),
         })
 
@@ -147,7 +159,7 @@ class SequentialDivider(wiring.Component):
             m.d.sync += [
                 q.eq(Mux(zero, 0, req.payload.dividend)),
                 d.eq(req.payload.divisor | zero),
-                rem.eq(0),
+                rem.eq(Mux(zero, 0, req.payload.high) if self.wide else 0),
                 steps_left.eq(N - 1),
                 busy.eq(1),
                 valid.eq(0),

@@ -13,12 +13,12 @@ selects (``min(k, L)`` for ``topk``) and ``B = ceil(L / lanes)``:
   estimates streaming into the top-k unit), the softmax pass one key per cycle, each pass with a
   cycle of pipeline fill; then it hands the row to the back, as soon as the back is free, in a
   hand-off cycle ``h_i`` that also starts the row's division;
-* the **back** of row i ends ``row_recip_shift + n_i + 5`` cycles after ``h_i`` (the division,
-  ``row_recip_shift + 1`` quotient bits one per cycle; the weighted sum one key per cycle; the
+* the **back** of row i ends ``row_recip_bits + n_i + 4`` cycles after ``h_i`` (the division,
+  ``row_recip_bits`` quotient bits one per cycle; the weighted sum one key per cycle; the
   hand-over to the output register), in cycle ``e_i``.
 
 So ``h_0 = start + 1 + prepare + F_0``, ``h_{i+1} = max(h_i + 1 + F_{i+1}, e_i + 1)``: rows
-overlap front and back, and a row costs about ``max(F_i, row_recip_shift + n_i + 5)`` in steady
+overlap front and back, and a row costs about ``max(F_i, row_recip_bits + n_i + 4)`` in steady
 state. For fixed k the exact stage grows linearly in L, the estimate quadratically (L rows of B).
 The sequence's last output row leaves in cycle ``e_last + 1``, in which the compute side also
 releases its bank; it takes the next bank the cycle after. Back to back, the next sequence loads
@@ -71,7 +71,7 @@ def sequence_cycles(cfg: SparseAttentionConfig, length: int) -> SequenceCycles:
         front = estimate + 2 * n + 4
         handoff = handoff + front if back_end is None else max(handoff + 1 + front,
                                                                back_end + 1)
-        back_end = handoff + cfg.row_recip_shift + n + 5
+        back_end = handoff + cfg.row_recip_bits + n + 4
     compute = back_end + 2
     return SequenceCycles(load=length, prepare=prepare, compute=compute, total=length + compute)
 

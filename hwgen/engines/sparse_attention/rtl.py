@@ -223,7 +223,11 @@ class SparseAttention(wiring.Component):
         prob = Signal(cfg.prob_value_bits)
         acc = Signal(data.ArrayLayout(signed(cfg.acc_bits), d))
 
-        m.submodules.row_div = row_div = SequentialDivider(cfg.row_recip_shift + 1, cfg.sum_bits)
+        # Row reciprocal floor(2**RS / sum): the quotient fits row_recip_bits (sum >= 2**exp_bits),
+        # so the divider takes 2**RS as high * 2**row_recip_bits + 0 with high = 2**(RS -
+        # row_recip_bits) < 2**exp_bits <= sum and needs row_recip_bits steps, not RS + 1.
+        rr_bits = cfg.row_recip_bits
+        m.submodules.row_div = row_div = SequentialDivider(rr_bits, cfg.sum_bits, wide=True)
 
         if topk:
             est = self._estimator(m, reads, quant_in, quant_r, quant_out, maxabs_q, maxabs_k,
@@ -281,7 +285,8 @@ class SparseAttention(wiring.Component):
                     m.next = "HANDOFF"
             with m.State("HANDOFF"):              # wait for the back, start the row's division
                 m.d.comb += [row_div.request.valid.eq(~back_busy),
-                             row_div.request.payload.dividend.eq(1 << cfg.row_recip_shift),
+                             row_div.request.payload.dividend.eq(0),
+                             row_div.request.payload.high.eq(1 << (cfg.row_recip_shift - rr_bits)),
                              row_div.request.payload.divisor.eq(row_sum)]
                 with m.If(row_div.request.valid & row_div.request.ready):
                     m.d.sync += [back_busy.eq(1), back_count.eq(count), bbank.eq(fbank),
