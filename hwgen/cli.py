@@ -357,8 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random seed for stimulus and backpressure (default: 1)")
         # The upper bound is simulate()'s; checking it here fails before any stage runs.
         sub.add_argument("--vectors", type=_int_between(1, 100_000), default=64,
-                         help="stimulus size, 1..100000: activation rows (mac_array) or "
-                              "samples (snn) (default: 64)")
+                         help="stimulus size, 1..100000: activation rows (mac_array), "
+                              "samples (snn) or random-length sequences per phase "
+                              "(sparse_attention) (default: 64)")
 
     sub = add("new", cmd_new, "print a commented example config",
               "Print a config with every field, its description and its default; "
