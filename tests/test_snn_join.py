@@ -100,7 +100,8 @@ def test_laggy_paper_widths_wrap_like_the_golden_model():
 def test_fast_join_cycles(dataflow):
     """No gaps, output always ready: a pair takes 1 accept cycle, then every chunk max(1, matches)
     join cycles (ftp) or the sum over t of max(1, matches at t) (sequential), the next chunk being
-    accepted in the last join cycle of the one before, then 1 cycle to reach the output register."""
+    accepted in the last join cycle of the one before; the result moves to the output register in
+    the last join cycle and leaves the cycle after."""
     cfg = SnnConfig(timesteps=4, in_neurons=48, out_neurons=2, chunk=16, dataflow=dataflow)
     a, b = random_layer(cfg, np.random.default_rng(21), samples=2)
     got, expected, trace, chunks, results = run_layer(cfg, a, b, 21, gap=0.0, ready_prob=1.0)
@@ -112,7 +113,7 @@ def test_fast_join_cycles(dataflow):
         for n in range(b.shape[1]):
             sf, wf = trace.spike_fibers[m], trace.weight_fibers[n]
             words = golden.decompress(sf)
-            cycles = 2
+            cycles = 1
             for c in range(sf.chunks):
                 matched = sf.masks[c] & wf.masks[c]
                 if dataflow == "ftp":
@@ -129,9 +130,9 @@ def test_fast_join_cycles(dataflow):
 @pytest.mark.parametrize("chunk, adders, seed", [(16, 4, 41), (32, 8, 5), (16, 16, 7), (16, 1, 3)])
 def test_laggy_join_cycles(chunk, adders, seed):
     """No gaps, output always ready: the laggy TPPE takes the next chunk join_cycles + 1 cycles
-    after the one before (it does not overlap), and a pair's result leaves join_cycles + 2 cycles
-    after its last chunk was taken (one more to reach the output register), exactly as the cycle
-    model counts them."""
+    after the one before (it does not overlap), and a pair's result, moved to the output register
+    in the last join cycle, leaves join_cycles + 1 cycles after its last chunk was taken, exactly
+    as the cycle model counts them."""
     cfg = SnnConfig(timesteps=4, in_neurons=2 * chunk + 3, out_neurons=3, chunk=chunk,
                     join="laggy", laggy_adders=adders)
     a, b = random_layer(cfg, np.random.default_rng(seed), samples=3)
@@ -146,7 +147,6 @@ def test_laggy_join_cycles(chunk, adders, seed):
             for c in range(sf.chunks):
                 span = words[c * chunk:(c + 1) * chunk]
                 join = join_cycles(cfg, sf.masks[c], span, trace.weight_fibers[n].masks[c])
-                last = c == sf.chunks - 1
-                after = next(ends) if last else starts[k + 1]
-                assert after - starts[k] == join + 1 + last, (m, n, c)
+                after = next(ends) if c == sf.chunks - 1 else starts[k + 1]
+                assert after - starts[k] == join + 1, (m, n, c)
                 k += 1

@@ -17,13 +17,14 @@ first spike word:
   ``G = ceil(chunk / laggy_adders)`` slow prefix-sum groups — the correction side visits every
   group once and pops the matched weights through a two-cycle FIFO; see
   :func:`_laggy_join_cycles` for the exact count. A TPPE that took a chunk at cycle
-  a is free for the next chunk of the same pair at ``a + J`` (``fast``, ``sequential``: it accepts
-  in its last join cycle) or ``a + J + 1`` (``laggy``); after a pair's last chunk its result is
-  ready to leave the accumulators at ``a + J + 1``.
-* **Collect**: a finished pair's O moves into the TPPE's output register as soon as that is
-  empty (or being emptied), and the TPPE can take the next pair's first chunk the cycle after;
-  results go through the LIF in neuron order, one per cycle, from the cycle after they reach the
-  output register.
+  a is free for the next chunk at ``a + J`` (``fast``, ``sequential``: it accepts in its last
+  join cycle) or ``a + J + 1`` (``laggy``); ``a + J`` is also the last join cycle of a pair's
+  last chunk.
+* **Collect**: a finished pair's O moves into the TPPE's output register in its last join
+  cycle if that register is empty (or being emptied), and the TPPE goes on as after any other
+  chunk; otherwise it holds O until the register frees and takes the next pair's first chunk the
+  cycle after. Results go through the LIF in neuron order, one per cycle, from the cycle after
+  they reach the output register.
 * **Output**: the N output words are compressed as they leave the LIF and streamed out after the
   last one: the last word leaves ``N + 2`` cycles after the last neuron's result is collected.
 
@@ -125,11 +126,13 @@ def sample_cycles(cfg: SnnConfig, spike_fiber: golden.Fiber,
                 join = join_cycles(cfg, spike_fiber.masks[c], span, mask)
                 free[p] = taken + join + (1 - overlap)
                 if c == chunks - 1:             # O moves to the output register, then is
-                    copied = max(taken + join + 1, emptied[p])     # collected in neuron order
+                    copied = max(taken + join, emptied[p])         # collected in neuron order
                     collect = max(collect, copied + 1)
                     if n < N:
                         last_collect = collect
-                    free[p], emptied[p] = copied + 1, collect
+                    if copied > taken + join:   # held until the register freed
+                        free[p] = copied + 1
+                    emptied[p] = collect
                     collect += 1
             offer = taken + 1
     join = last_collect + 1 - start

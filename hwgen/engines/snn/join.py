@@ -88,12 +88,13 @@ class Tppe(wiring.Component):
         A chunk is being joined or a result waits (for the layer's perf counters).
 
     A chunk takes one cycle to accept plus its join cycles. ``fast`` and ``sequential`` accept the
-    next chunk of the same pair in the last join cycle of the current one (back to back, a chunk
-    costs ``max(1, join cycles)``); ``laggy`` accepts it the cycle after, when its slow prefix sum
-    is free again. A finished pair's ``O`` is copied into the ``sums`` output register the cycle
-    after its last join cycle, if that register is free (or is being emptied); until then the
-    accumulators hold it and no new pair starts. So the next pair starts while the result waits
-    to be collected, and only a second finished pair waits for the first.
+    next chunk in the last join cycle of the current one (back to back, a chunk costs
+    ``max(1, join cycles)``); ``laggy`` accepts it the cycle after, when its slow prefix sum is
+    free again. A finished pair's ``O`` (its value after the last add) moves into the ``sums``
+    output register in the pair's last join cycle if that register is free (or is being emptied)
+    — and then the next pair's first chunk may be accepted in that same cycle; otherwise the
+    accumulators hold it until the register frees and no new pair starts. So a result waits to be
+    collected while the next pair is joined.
     """
 
     def __init__(self, cfg: SnnConfig):
@@ -115,10 +116,14 @@ class Tppe(wiring.Component):
         done = Signal()                               # ... and this is its last cycle
         accept = Signal()                             # a chunk transfers this cycle
         can_accept = Signal()
-        # Overlapping the last join cycle with the next accept is safe for a chunk of the same
-        # pair (``~cur.last``): the accumulators keep adding and nothing is emitted.
-        overlap = done & ~cur.last if cfg.join == "fast" or cfg.dataflow == "sequential" else 0
         held = Signal()                               # the accumulators hold a finished pair
+        out_free = Signal()                           # the output register can take a result
+        m.d.comb += out_free.eq(~self.sums.valid | self.sums.ready)
+        # Accepting in the last join cycle: the accumulators take their last addend and, for a
+        # new pair (``first``), are cleared at the same edge the finished O (its value after the
+        # add) moves to the output register, so that register must be free.
+        overlap = done & (~cur.last | out_free) \
+            if cfg.join == "fast" or cfg.dataflow == "sequential" else 0
         m.d.comb += [can_accept.eq(~held & (~busy | overlap)),
                      self.chunks.ready.eq(can_accept), accept.eq(self.chunks.valid & can_accept),
                      self.busy.eq(busy | held | self.sums.valid)]
@@ -135,9 +140,10 @@ class Tppe(wiring.Component):
             m.d.sync += remaining.eq(rest)
 
         chunk = self.chunks.payload
+        finishing = busy & done & cur.last            # a pair's last join cycle
         with m.If(busy & done):
             m.d.sync += busy.eq(0)
-            with m.If(cur.last):
+            with m.If(cur.last & ~out_free):
                 m.d.sync += held.eq(1)
         with m.If(accept):
             m.d.sync += [cur.eq(chunk), busy.eq(1)]
@@ -149,28 +155,42 @@ class Tppe(wiring.Component):
         else:
             o = self._laggy(m, cur, remaining, rest, w, busy, done, accept, can_accept)
 
-        # Output register: O of the finished pair, taken from the accumulators while they hold.
-        with m.If(held & (~self.sums.valid | self.sums.ready)):
+        # Output register: O of the finished pair (``o`` is the accumulators' value after this
+        # cycle's add, equal to the registers once the join is over).
+        with m.If((finishing | held) & out_free):
             m.d.sync += [held.eq(0), self.sums.valid.eq(1)]
             m.d.sync += [self.sums.payload.o[t].eq(value) for t, value in enumerate(o)]
         with m.Elif(self.sums.valid & self.sums.ready):
             m.d.sync += self.sums.valid.eq(0)
         return m
 
-    def _accumulators(self, m, name, bits, first_accept):
-        regs = [Signal(signed(bits), name=f"{name}{t}") for t in range(self.cfg.timesteps)]
+    def _accumulators(self, m, name, bits):
+        return [Signal(signed(bits), name=f"{name}{t}") for t in range(self.cfg.timesteps)]
+
+    def _clear(self, m, regs, first_accept):
+        """Clear on a pair's first chunk; after the adds, so the clear wins when a new pair is
+        accepted in the old pair's last join cycle."""
         with m.If(first_accept):
             m.d.sync += [r.eq(0) for r in regs]
-        return regs
 
     def _add(self, m, reg, addend, bits):
         m.d.sync += reg.eq(overflow(reg + addend, bits, self.cfg.acc_overflow))
+
+    def _update(self, m, regs, addends, enable):
+        """``reg += addend`` (with the overflow rule) where ``enable``; returns the values after
+        this cycle (the registers themselves where nothing is added)."""
+        cfg = self.cfg
+        after = [Mux(enable, overflow(reg + addend, cfg.acc_bits, cfg.acc_overflow), reg)
+                 for reg, addend in zip(regs, addends)]
+        with m.If(enable):
+            m.d.sync += [reg.eq(value) for reg, value in zip(regs, after)]
+        return after
 
     def _fast(self, m, cur, remaining, onehot, rest, w, busy, done, accept):
         """Both prefix sums fast: one matched pair per cycle, all T accumulators at once."""
         cfg, W = self.cfg, self.cfg.chunk
         chunk = self.chunks.payload
-        o = self._accumulators(m, "o", cfg.acc_bits, accept & chunk.first)
+        o = self._accumulators(m, "o", cfg.acc_bits)
         with m.If(accept):
             m.d.sync += remaining.eq(chunk.smask & chunk.wmask)
         m.submodules.sranks = sranks = FastPrefixSum(W)
@@ -178,29 +198,27 @@ class Tppe(wiring.Component):
         s = Signal(cfg.timesteps)
         m.d.comb += s.eq(cur.svals[_onehot_select(onehot, [sranks.ranks[i] for i in range(W)],
                                                   rank_shape(W))])
-        with m.If(busy):
-            for t, acc in enumerate(o):
-                self._add(m, acc, Mux(s[t], w, 0), cfg.acc_bits)
+        after = self._update(m, o, [Mux(s[t], w, 0) for t in range(cfg.timesteps)], busy)
+        self._clear(m, o, accept & chunk.first)
         m.d.comb += done.eq(rest == 0)
-        return o
+        return after
 
     def _sequential(self, m, cur, remaining, rest, w, busy, done, accept):
         """Timestep by timestep over the per-timestep spike masks, one match per cycle."""
         cfg, T = self.cfg, self.cfg.timesteps
         chunk = self.chunks.payload
-        o = self._accumulators(m, "o", cfg.acc_bits, accept & chunk.first)
+        o = self._accumulators(m, "o", cfg.acc_bits)
         step = Signal(range(max(T, 2)))
         with m.If(accept):
             m.d.sync += [remaining.eq(chunk.tmasks[0] & chunk.wmask), step.eq(0)]
         last_step = step == T - 1
+        after = [self._update(m, [acc], [w], busy & (step == t))[0] for t, acc in enumerate(o)]
+        self._clear(m, o, accept & chunk.first)
         with m.If(busy):
-            for t, acc in enumerate(o):
-                with m.If(step == t):
-                    self._add(m, acc, w, cfg.acc_bits)
             with m.If((rest == 0) & ~last_step):
                 m.d.sync += [step.eq(step + 1), remaining.eq(cur.tmasks[step + 1] & cur.wmask)]
         m.d.comb += done.eq((rest == 0) & last_step)
-        return o
+        return after
 
     def _laggy(self, m, cur, remaining, rest, w, busy, done, accept, can_accept):
         """LoAS: pseudo-accumulate weights at once; correct per timestep when the slow spike-side
@@ -219,7 +237,8 @@ class Tppe(wiring.Component):
         pseudo = Signal(signed(cfg.acc_bits))
         with m.If(first):
             m.d.sync += pseudo.eq(0)
-        corr = self._accumulators(m, "corr", cfg.correction_bits, first)
+        corr = self._accumulators(m, "corr", cfg.correction_bits)
+        self._clear(m, corr, first)     # laggy never accepts while busy: no add in this cycle
 
         m.submodules.slow = slow = SlowPrefixSum(W, A)
         m.d.comb += [slow.mask.payload.eq(chunk.smask),
