@@ -12,9 +12,9 @@ Printed:
 2. the speedup of topk over dense at L = max_len;
 3. a stream of sequences with skewed lengths back to back against the same count padded to
    max_len, and against the sum of the sequences' own compute cycles;
-4. the output's cosine similarity to float dense attention for k in {8, 16, 32} (golden model,
-   which is bit-exact with the RTL), on random gaussian sequences and on "peaked" ones where each
-   query has two strongly matching keys;
+4. the output's cosine similarity to float dense attention for k in {8, 16, 32}, the window
+   mask and the integer dense mask (golden model, which is bit-exact with the RTL), on random
+   gaussian sequences and on "peaked" ones where each query has two strongly matching keys;
 5. with ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k per mask.
 
 Usage::
@@ -125,14 +125,15 @@ def main(argv=None) -> int:
         seqs = [random_sequence(BASE, BASE.max_len, rng, "gaussian") if kind == "gaussian"
                 else peaked_sequence(BASE, BASE.max_len, rng) for _ in range(4)]
         row = [kind]
-        for cfg in [mask_config("topk", topk=k) for k in (8, 16, 32)] + [mask_config("dense")]:
+        for cfg in ([mask_config("topk", topk=k) for k in (8, 16, 32)]
+                    + [mask_config("window"), mask_config("dense")]):
             sims = [golden.cosine_similarity(golden.attention(cfg, *s).out,
                                              golden.float_attention(cfg, *s)) for s in seqs]
-            row.append(round(float(np.mean(sims)), 4))
+            row.append(f"{np.mean(sims):.5f}")
         rows.append(row)
     print(f"\n4. cosine similarity to float dense attention, L = {BASE.max_len}, mean of 4 "
           "sequences")
-    print(format_table(["inputs", "topk 8", "topk 16", "topk 32", "dense"], rows))
+    print(format_table(["inputs", "topk 8", "topk 16", "topk 32", "window", "dense"], rows))
 
     if args.synth:
         from hwgen.flows.synth import SynthError, synthesize
