@@ -117,6 +117,62 @@ def test_too_big_for_ice40_does_not_fit(tmp_path):
     assert not (tmp_path / "report.json").exists()
 
 
+# Two registers named "v" and "v[1]": Amaranth emits such pairs (an array View "x.wvals" next to its
+# elements "x.wvals[3]"). Yosys 0.70's ABC9 calls bit 1 of "v" "v[1]" too; without the rename in
+# templates/synth/yosys.ys.j2 it shorts that bit to bit 0 of the register "v[1]" (in bigger designs
+# it aborts on `GetSize(conn.first) == GetSize(conn.second)` instead).
+BRACKETED_NAMES_V = """\
+module top(input clk, input [7:0] a, input [7:0] b, output [7:0] y);
+  reg [15:0] \\v ;
+  reg [7:0] \\v[1] ;
+  always @(posedge clk) begin
+    \\v <= {a, b};
+    \\v[1] <= a + b;
+  end
+  assign y = (\\v [15:8] & \\v [7:0]) ^ \\v[1] ;
+endmodule
+"""
+
+# One net driven by two flip-flops.
+TWO_DRIVERS_V = """\
+module top(input clk, input a, input b, output y);
+  reg r1, r2;
+  wire w;
+  always @(posedge clk) begin
+    r1 <= a;
+    r2 <= b;
+  end
+  assign w = r1;
+  assign w = r2;
+  assign y = w;
+endmodule
+"""
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_bracketed_wire_names_survive_abc9(tmp_path, target):
+    (tmp_path / "top.v").write_text(BRACKETED_NAMES_V)
+    cells = synth._yosys("top", TARGETS[target], tmp_path, "top.v", ["clk", "a", "b", "y"])
+    assert sum(n for cell, n in cells.items() if "DFF" in cell or "_FF" in cell) == 24
+    log = (tmp_path / synth.YOSYS_LOG).read_text()
+    assert "conflicting drivers" not in log
+    script = (tmp_path / synth.SCRIPT).read_text()
+    assert "rename -unescape top/w:*[[]*" in script
+    assert f"-run :{synth.ABC9_LABEL}" in script and f"-run {synth.ABC9_LABEL}:" in script
+
+
+@pytest.mark.synth
+def test_conflicting_drivers_are_an_error(tmp_path):
+    (tmp_path / "top.v").write_text(TWO_DRIVERS_V)
+    with pytest.raises(SynthError) as info:
+        synth._yosys("top", TARGETS["ecp5-85k"], tmp_path, "top.v", ["clk", "a", "b", "y"])
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("yosys produced a wrong netlist for top on ecp5-85k: multiple "
+                              "conflicting drivers for top.\\r2 (see ")
+
+
 def test_unknown_target(tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ConfigError) as info:

@@ -34,6 +34,18 @@ What the numbers mean
   each needs its own logic cell, so ``capacity["ffs"]`` is 5280 too). ``dsps`` = ICESTORM_DSP
   (SB_MAC16), ``brams`` = ICESTORM_RAM (SB_RAM40_4K); SPRAM is not used.
 
+ABC9 and bracketed wire names
+-----------------------------
+Both synth commands map LUTs with ABC9 (label ``map_luts``). Yosys 0.70 rebuilds the mapped netlist
+by wire *name*, calling bit i of wire ``w`` "w[i]"; a wire whose own name is ``w[i]`` (Amaranth emits
+``x.wvals`` and ``x.wvals[3]`` for an array View) is then confused with that bit, and Yosys either
+aborts (``Assert `GetSize(conn.first) == GetSize(conn.second)' failed``, in
+``abc_ops_reintegrate``) or silently shorts the two signals (upstream issue YosysHQ/yosys#4349).
+``templates/synth/yosys.ys.j2`` therefore stops the synth command before ``map_luts``, gives the
+top module's non-port wires with a ``[`` in their name plain names (``rename -unescape``, Yosys
+0.55 or later) and resumes: only names change, ABC9 still maps the design. As a guard, a Yosys log
+that reports a net with multiple conflicting drivers is an error (below).
+
 Does-not-fit
 ------------
 After Yosys the cell counts are checked against the device: hard blocks (DSP, block RAM) and
@@ -45,7 +57,8 @@ place, the "Device utilisation" table it logged after packing gives the overflow
 Errors
 ------
 Everything that goes wrong in the tools raises :class:`SynthError` with one line: does not fit, a
-tool failed (its last ``ERROR`` line and the log path), or a tool is missing (the
+tool failed (its last ``ERROR`` line and the log path), Yosys' ``check`` found a net with multiple
+conflicting drivers (the netlist is not the design), or a tool is missing (the
 :class:`~hwgen.flows.toolchain.ToolError` message, converted so callers catch one exception type).
 An unknown target or a bad frequency raises :class:`~hwgen.config.ConfigError` before any file is
 written.
@@ -84,6 +97,11 @@ KEEP_PORTS = ("clk", "rst")
 
 #: The clock port whose net's fmax is reported.
 CLOCK_PORT = "clk"
+
+#: The label of ``synth_ecp5`` and ``synth_ice40`` whose script runs ABC9 (LUT mapping). The Yosys
+#: script stops the synth command before it, renames wires ABC9 would confuse, then resumes there
+#: (see ``templates/synth/yosys.ys.j2``).
+ABC9_LABEL = "map_luts"
 
 #: Upper bound on one Yosys or nextpnr run, in seconds.
 TOOL_TIMEOUT_S = 3600.0
@@ -232,6 +250,9 @@ def _not_fit(name: str, tgt: Target, needs: list[str], source: str) -> SynthErro
     return SynthError(f"{name} does not fit {tgt.name}: needs {', '.join(needs)} ({source})")
 
 
+#: What Yosys' ``check`` pass logs for a net driven by more than one cell port.
+_CONFLICT = re.compile(r"^Warning: multiple conflicting drivers for (.+?):\s*$", re.M)
+
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
 _NO_BELS = re.compile(r"Unable to place cell .*cell type '(\w+)'")
 
@@ -292,22 +313,9 @@ def synthesize(cfg: EngineConfig, target: str, out_dir: Path | str | None = None
 
     say(f"generate {cfg.name}.v in {out}")
     design = write_design(cfg, out)
-    ports = [p.name for p in design.ports]
-    script = render("synth/yosys.ys.j2", top=cfg.name, target=tgt.name,
-                    verilog=design.verilog.name, synth_command=tgt.synth_command,
-                    stat_file=YOSYS_STAT, netlist=NETLIST,
-                    unport=[p for p in ports if p not in KEEP_PORTS])
-    (out / SCRIPT).write_text(script)
-
-    # Yosys
     yosys_log = out / YOSYS_LOG
     say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {yosys_log})")
-    proc = _run("yosys", ["-q", "-l", YOSYS_LOG, "-s", SCRIPT], out)
-    if proc.returncode != 0 or not (out / NETLIST).is_file() or not (out / YOSYS_STAT).is_file():
-        raise SynthError(f"yosys failed on {cfg.name} for {tgt.name}: "
-                         f"{_last_error(proc, yosys_log)} (see {yosys_log})")
-    stat = json.loads((out / YOSYS_STAT).read_text())
-    cells = {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
+    cells = _yosys(cfg.name, tgt, out, design.verilog.name, [p.name for p in design.ports])
 
     capacity = _bel_capacity(tgt)
     needs = [f"{'' if exact else 'at least '}{n} {bel} of {capacity[bel]}"
@@ -319,6 +327,31 @@ def synthesize(cfg: EngineConfig, target: str, out_dir: Path | str | None = None
     pnr_log = out / NEXTPNR_LOG
     say(f"{tgt.nextpnr} place & route at {freq:g} MHz (log: {pnr_log})")
     return _place_and_route(cfg, tgt, out, freq, cells)
+
+
+def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> dict[str, int]:
+    """Write ``synth.ys`` for the Verilog file ``out/verilog`` (top module ``top``, its port names
+    ``ports``), run Yosys in ``out`` and return its final cell counts by type."""
+    script = render("synth/yosys.ys.j2", top=top, target=tgt.name, verilog=verilog,
+                    synth_command=tgt.synth_command, abc9_label=ABC9_LABEL,
+                    stat_file=YOSYS_STAT, netlist=NETLIST,
+                    unport=[p for p in ports if p not in KEEP_PORTS])
+    (out / SCRIPT).write_text(script)
+    yosys_log = out / YOSYS_LOG
+    proc = _run("yosys", ["-q", "-l", YOSYS_LOG, "-s", SCRIPT], out)
+    if proc.returncode != 0 or not (out / NETLIST).is_file() or not (out / YOSYS_STAT).is_file():
+        raise SynthError(f"yosys failed on {top} for {tgt.name}: "
+                         f"{_last_error(proc, yosys_log)} (see {yosys_log})")
+    # A net with two drivers means Yosys merged two signals (an ABC9 naming bug did this, see
+    # templates/synth/yosys.ys.j2): the netlist is not the design, so its numbers are not reported.
+    # (``check`` runs more than once, so a net can be listed more than once.)
+    conflicts = list(dict.fromkeys(_CONFLICT.findall(yosys_log.read_text(errors="replace"))))
+    if conflicts:
+        more = f" and {len(conflicts) - 1} more" if len(conflicts) > 1 else ""
+        raise SynthError(f"yosys produced a wrong netlist for {top} on {tgt.name}: multiple "
+                         f"conflicting drivers for {conflicts[0]}{more} (see {yosys_log})")
+    stat = json.loads((out / YOSYS_STAT).read_text())
+    return {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
 
 
 def _place_and_route(cfg: EngineConfig, tgt: Target, out: Path, freq: float,
