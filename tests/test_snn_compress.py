@@ -18,7 +18,8 @@ from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
 
 from hwgen.engines.snn import golden
-from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, SpikeCompressor,
+from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, PingPongRoundTrip,
+                                       SpikeCompressor,
                                         SpikeDecompressor)
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.flows.lint import WAIVER_FILE
@@ -428,3 +429,33 @@ def test_bad_length_is_rejected():
     assert messages[:4] == [f"length must be a positive integer, not {v!r}"
                             for v in (0, -3, 2.5, True)]
     assert len(set(messages)) == 4 and len(messages) == 12
+
+
+@pytest.mark.parametrize("stall, gap", [(0.0, 0.0), (0.4, 0.3)])
+def test_ping_pong_round_trip(stall, gap):
+    """Vectors alternate between two buffers and come back in order; with both streams never
+    waiting, each vector enters in ``length`` consecutive cycles and two vectors take one
+    buffer's ``2 * length + 2`` turnaround (instead of one vector with a single buffer)."""
+    cfg = make_cfg(4, 16, 1)
+    length, count = 37, 5
+    words_list = vectors(cfg, length, 301, count)
+    dut = PingPongRoundTrip(cfg, length)
+    rng, sink_rng = random.Random(301), random.Random(302)
+    inputs = Transfers(dut.words_in, dut.words_in.payload.word)
+    outputs = Transfers(dut.words_out, dut.words_out.payload.word, dut.words_out.payload.last)
+
+    async def sink(ctx):
+        while len(outputs.beats) < length * count:
+            ctx.set(dut.words_out.ready, int(sink_rng.random() >= stall))
+            await ctx.tick()
+
+    simulate(dut, drive_words(dut.words_in, words_list, gap, rng), sink,
+             background=(inputs.run, outputs.run))
+    check_round_trip(cfg, length, words_list, outputs)
+    if stall == 0.0 and gap == 0.0:
+        cycles = [c for c, _ in inputs.beats]
+        starts = cycles[::length]
+        for v, start in enumerate(starts):
+            assert cycles[v * length:(v + 1) * length] == list(range(start, start + length))
+        assert [b - a for a, b in zip(starts[::2], starts[2::2])] == [2 * length + 2] * 2
+        assert starts[1] - starts[0] == length

@@ -49,7 +49,7 @@ from .config import SnnConfig
 __all__ = [
     "keep_neuron", "FiberGeometry", "word_layout", "chunk_info_layout", "done_layout",
     "chunk_read_signature", "value_read_signature",
-    "SpikeCompressor", "SpikeDecompressor", "CompressRoundTrip",
+    "SpikeCompressor", "SpikeDecompressor", "CompressRoundTrip", "PingPongRoundTrip",
 ]
 
 
@@ -465,4 +465,51 @@ class CompressRoundTrip(wiring.Component):
         wiring.connect(m, comp.value_read, decomp.value_read)
         wiring.connect(m, decomp.words, wiring.flipped(self.words_out))
         m.d.comb += self.error.eq(comp.error)
+        return m
+
+
+class PingPongRoundTrip(wiring.Component):
+    """Two :class:`CompressRoundTrip` buffers taking vectors in turn, so vectors overlap.
+
+    Vector v goes into buffer ``v % 2`` and comes out of it, in order: while one buffer streams a
+    vector out, the other takes the next one in. With both streams never waiting, a vector takes
+    ``length`` cycles in steady state instead of ``2 * length + 2``. A vector's end is its beat
+    with ``last`` set (the buffers also end a vector after ``length`` beats; ``error`` reports a
+    misplaced ``last`` in either, as for :class:`CompressRoundTrip`).
+
+    Attributes
+    ----------
+    words_in : stream, in
+    words_out : stream, out
+        Both :func:`word_layout`.
+    error : Signal, out
+    """
+
+    def __init__(self, cfg: SnnConfig, length: int):
+        self.cfg = cfg
+        self.buffers = [CompressRoundTrip(cfg, length) for _ in range(2)]
+        super().__init__({
+            "words_in": In(stream.Signature(word_layout(cfg))),
+            "words_out": Out(stream.Signature(word_layout(cfg))),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        into, outof = Signal(), Signal()          # buffer taking / giving the current vector
+        for i, buf in enumerate(self.buffers):
+            m.submodules[f"buffer{i}"] = buf
+            m.d.comb += [buf.words_in.payload.eq(self.words_in.payload),
+                         buf.words_in.valid.eq(self.words_in.valid & (into == i)),
+                         buf.words_out.ready.eq(self.words_out.ready & (outof == i))]
+            with m.If(into == i):
+                m.d.comb += self.words_in.ready.eq(buf.words_in.ready)
+            with m.If(outof == i):
+                m.d.comb += [self.words_out.valid.eq(buf.words_out.valid),
+                             self.words_out.payload.eq(buf.words_out.payload)]
+        with m.If(self.words_in.valid & self.words_in.ready & self.words_in.payload.last):
+            m.d.sync += into.eq(~into)
+        with m.If(self.words_out.valid & self.words_out.ready & self.words_out.payload.last):
+            m.d.sync += outof.eq(~outof)
+        m.d.comb += self.error.eq(self.buffers[0].error | self.buffers[1].error)
         return m

@@ -24,7 +24,8 @@ Dataflow of one sample
   order; PEs past N in the last group are drained without output.
 * **Out.** The spike words pass through a compressor (``min_spikes`` applies to outputs too) and a
   decompressor, so ``out`` carries N words per sample in the same format ``spikes`` accepts:
-  layers chain.
+  layers chain. Two such buffers take samples in turn, so one sample's words stream out while
+  the next sample's are compressed.
 
 The input buffer is released once group 0 has fetched every chunk, so the next sample is
 compressed while the other groups join and fire.
@@ -38,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.perf import PerfCounters, PerfSignature
 
-from .compress import CompressRoundTrip, SpikeCompressor, word_layout
+from .compress import PingPongRoundTrip, SpikeCompressor, word_layout
 from .config import SnnConfig
 from .join import Tppe, chunk_layout
 from .lif import UnrolledLif
@@ -89,7 +90,7 @@ class SnnLayer(wiring.Component):
 
         m.submodules.inbuf = inbuf = SpikeCompressor(cfg, cfg.in_neurons)
         wiring.connect(m, wiring.flipped(self.spikes), inbuf.words)
-        m.submodules.outbuf = outbuf = CompressRoundTrip(cfg, N)
+        m.submodules.outbuf = outbuf = PingPongRoundTrip(cfg, N)
         wiring.connect(m, outbuf.words_out, wiring.flipped(self.out))
         m.submodules.lif = lif = UnrolledLif(cfg)
 
