@@ -16,6 +16,7 @@ from hwgen.config import (ConfigError, EngineConfig, config_from_dict, config_ha
                           config_to_dict, example_toml, load_config)
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.snn import SnnConfig
+from hwgen.engines.sparse_attention import SparseAttentionConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIELDS = "name, rows, cols, act_bits, act_signed, weight_bits, acc_bits, overflow, sparsity"
@@ -141,12 +142,12 @@ def test_unknown_field_without_close_match(tmp_path):
 
 def test_engine_missing(tmp_path):
     assert load_error(tmp_path, "rows = 4\n") == \
-        'mac.toml: engine is missing: expected one of "mac_array", "snn"'
+        'mac.toml: engine is missing: expected one of "mac_array", "snn", "sparse_attention"'
 
 
 def test_engine_unknown(tmp_path):
     assert load_error(tmp_path, 'engine = "mac_arry"\n') == \
-        'mac.toml: engine = "mac_arry": expected one of "mac_array", "snn"'
+        'mac.toml: engine = "mac_arry": expected one of "mac_array", "snn", "sparse_attention"'
 
 
 def test_bad_toml_syntax(tmp_path):
@@ -308,6 +309,11 @@ def test_example_toml_values_and_absent_example():
 def test_examples_load():
     loaded = {p.name: load_config(p) for p in sorted(EXAMPLES.glob("*.toml"))}
     assert loaded == {
+        "attention_topk.toml": SparseAttentionConfig(name="attention_topk", max_len=64,
+                                                     head_dim=16, topk=8, lanes=4),
+        "attention_window.toml": SparseAttentionConfig(name="attention_window", max_len=64,
+                                                       head_dim=16, mask="window", window=4,
+                                                       global_tokens=2),
         "mac_array_4x4.toml": MacArrayConfig(name="mac_array_4x4"),
         "mac_array_8x8_2of4.toml": MacArrayConfig(name="mac_array_8x8_2of4", rows=8, cols=8,
                                                   sparsity="2:4"),
