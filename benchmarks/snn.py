@@ -77,7 +77,8 @@ def main(argv=None) -> int:
                       for mode in MODES}
             for kind, rows in tables.items():
                 c = {mode: cycles[mode][kind] for mode in MODES}
-                rows.append([shape, profile, f"{100 * silent:.1f}%", f"{100 * weight_sparsity:.2f}%",
+                rows.append([shape, profile, f"{100 * silent:.1f}%",
+                             f"{100 * weight_sparsity:.2f}%",
                              round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
                              round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
                              round(c["ftp_laggy"] / c["ftp_fast"], 3)])

@@ -30,7 +30,8 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from hwgen.engines.sparse_attention import golden
-from hwgen.engines.sparse_attention.cycle_model import selected_counts, sequence_cycles, stream_cycles
+from hwgen.engines.sparse_attention.cycle_model import (selected_counts, sequence_cycles,
+                                                         stream_cycles)
 from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import (draw_lengths, edge_lengths, edge_sequences,
                                                      mixed_lengths, random_sequence)

@@ -8,7 +8,7 @@ random valid gaps and ready backpressure; every output row equal to the golden m
 | config | mask | what else it covers |
 |---|---|---|
 | topk | topk, k = 4, lanes = 4 | the default numerics, L = max_len = 24 |
-| topk_odd | topk, k = 5, lanes = 3 | lanes not dividing L, floor rounding, 6-bit saturating output |
+| topk_odd | topk, k = 5, lanes = 3 | lanes not dividing L, floor rounding, 6-bit saturated out |
 | window | window 2, 2 global tokens | global rows and columns |
 | dense | dense | 12-bit data, wrapping 10-bit output |
 """

@@ -111,7 +111,7 @@ class SparseAttention(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        d, D, Lmax, lanes = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.lanes
+        d, D, Lmax = cfg.head_dim, cfg.data_bits, cfg.max_len
         topk = cfg.mask == "topk"
         m = Module()
 
