@@ -49,7 +49,8 @@ from .config import SnnConfig
 __all__ = [
     "keep_neuron", "FiberGeometry", "word_layout", "chunk_info_layout", "done_layout",
     "chunk_read_signature", "value_read_signature",
-    "SpikeCompressor", "SpikeDecompressor", "CompressRoundTrip", "PingPongRoundTrip",
+    "SpikeCompressor", "SpikeDecompressor", "round_trip_signature", "CompressRoundTrip",
+    "PingPongRoundTrip",
 ]
 
 
@@ -425,6 +426,15 @@ class SpikeDecompressor(wiring.Component):
         return m
 
 
+def round_trip_signature(cfg: SnnConfig) -> wiring.Signature:
+    """Words in, the same words (after compression) out, and a sticky ``last`` error flag."""
+    return wiring.Signature({
+        "words_in": In(stream.Signature(word_layout(cfg))),
+        "words_out": Out(stream.Signature(word_layout(cfg))),
+        "error": Out(1),
+    })
+
+
 class CompressRoundTrip(wiring.Component):
     """Compressor feeding decompressor: each vector of ``words_in`` comes back on ``words_out``.
 
@@ -449,11 +459,7 @@ class CompressRoundTrip(wiring.Component):
         self.cfg = cfg
         self.compressor = SpikeCompressor(cfg, length)
         self.decompressor = SpikeDecompressor(cfg, length)
-        super().__init__({
-            "words_in": In(stream.Signature(word_layout(cfg))),
-            "words_out": Out(stream.Signature(word_layout(cfg))),
-            "error": Out(1),
-        })
+        super().__init__(round_trip_signature(cfg))
 
     def elaborate(self, platform):
         m = Module()
@@ -488,11 +494,7 @@ class PingPongRoundTrip(wiring.Component):
     def __init__(self, cfg: SnnConfig, length: int):
         self.cfg = cfg
         self.buffers = [CompressRoundTrip(cfg, length) for _ in range(2)]
-        super().__init__({
-            "words_in": In(stream.Signature(word_layout(cfg))),
-            "words_out": Out(stream.Signature(word_layout(cfg))),
-            "error": Out(1),
-        })
+        super().__init__(round_trip_signature(cfg))
 
     def elaborate(self, platform):
         m = Module()
