@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError", "EngineConfig", "load_config", "config_from_dict", "config_to_dict",
-    "config_hash", "example_toml", "check_int", "check_bool", "check_choice", "check_name",
+    "config_hash", "example_toml", "config_toml", "check_int", "check_bool", "check_choice", "check_name",
     "invalid", "format_value",
 ]
 
@@ -194,6 +194,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         # A JSON string is a valid TOML basic string: same quotes and escapes.
         return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
 
 
@@ -215,21 +217,34 @@ def example_toml(config_class: type[EngineConfig]) -> str:
     str
         TOML text ending in a newline.
     """
+    return config_toml(config_class(), ["Every field is shown with its default. Generate with: "
+                                        "hwgen generate <this file>"])
+
+
+def config_toml(cfg: EngineConfig, notes: list[str] = ()) -> str:
+    """``cfg`` as a commented TOML config that :func:`load_config` reads back as ``cfg``.
+
+    The header names the engine and quotes the config class's summary, then ``notes`` (one
+    comment line each); every field follows with its ``doc`` as a comment. A field left at
+    ``None`` is shown commented out, with its ``example`` metadata when there is one.
+    """
+    config_class = type(cfg)
     # The class docstring's first line, without reStructuredText literal markup.
     summary = (config_class.__doc__ or "").strip().splitlines()[0].replace("``", "")
     lines = [f"# hwgen {config_class.kind} config.",
              *textwrap.wrap(summary, width=98, initial_indent="# ", subsequent_indent="# "),
-             "# Every field is shown with its default. Generate with: hwgen generate <this file>",
+             *(f"# {note}" for note in notes),
              "",
              f"engine = {_toml_value(config_class.kind)}"]
     for f in dataclasses.fields(config_class):
         lines.append("")
         lines += textwrap.wrap(f.metadata["doc"], width=98, initial_indent="# ",
                                subsequent_indent="# ")
-        if f.default is None:
+        value = getattr(cfg, f.name)
+        if value is None:
             example = f.metadata.get("example")
             shown = "..." if example is None else _toml_value(example)
             lines.append(f"# {f.name} = {shown}")
         else:
-            lines.append(f"{f.name} = {_toml_value(f.default)}")
+            lines.append(f"{f.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

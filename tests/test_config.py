@@ -12,16 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen.config import (ConfigError, EngineConfig, config_from_dict, config_hash,
+from hwgen.config import (ConfigError, EngineConfig, config_from_dict, config_hash, config_toml,
                           config_to_dict, example_toml, load_config)
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FIELDS = "name, rows, cols, act_bits, act_signed, weight_bits, acc_bits, overflow, sparsity"
+FIELDS = ("name, rows, cols, act_bits, act_signed, weight_bits, acc_bits, overflow, sparsity, "
+          "weight_set, msb_bits")
 NAME_RULE = "an identifier matching [A-Za-z_][A-Za-z0-9_]* of at most 64 characters"
 NAME_KEYWORD = "a name that is not a Verilog keyword"
+WEIGHT_SET_RULE = ('expected "all", "pow2", "low_hamming_<k>" (1 <= k < weight_bits) or a list of '
+                   'distinct integers in the weight range that contains 0 and one other value')
 SPARSITY_RULE = "expected \"N:M\" with 1 <= N < M <= 16 (omit the field for a dense array)"
 
 
@@ -71,6 +74,23 @@ FIELD_CASES = [
     ("sparsity", '"x"', f'sparsity = "x": {SPARSITY_RULE}'),
     ("sparsity", '" 2:4"', f'sparsity = " 2:4": {SPARSITY_RULE}'),
     ("sparsity", "24", f"sparsity = 24: {SPARSITY_RULE}"),
+    ("weight_set", '"pow3"', f'weight_set = "pow3": {WEIGHT_SET_RULE}'),
+    ("weight_set", "4", f"weight_set = 4: {WEIGHT_SET_RULE}"),
+    ("weight_set", "[0, 1.5]", f"weight_set = [0, 1.5]: {WEIGHT_SET_RULE}"),
+    ("weight_set", "[0, true]", f"weight_set = [0, True]: {WEIGHT_SET_RULE}"),
+    ("weight_set", '"low_hamming_0"',
+     'weight_set = "low_hamming_0": expected low_hamming_<k> with 1 <= k < weight_bits = 8'),
+    ("weight_set", '"low_hamming_8"',
+     'weight_set = "low_hamming_8": expected low_hamming_<k> with 1 <= k < weight_bits = 8'),
+    ("weight_set", "[1, 2]",
+     "weight_set = [1, 2]: expected a set containing 0 (pruned weights and N:M padding are 0)"),
+    ("weight_set", "[0]", "weight_set = [0]: expected at least 2 values (0 and one other)"),
+    ("weight_set", "[0, 1, 0]",
+     "weight_set = [0, 1, 0]: expected distinct values (0 is listed twice)"),
+    ("weight_set", "[0, -129]",
+     "weight_set = [0, -129]: expected values in the 8-bit weight range -128..127 (-129 is not)"),
+    ("msb_bits", "0", "msb_bits = 0: expected an integer from 1 to 21"),
+    ("msb_bits", "22", "msb_bits = 22: expected an integer from 1 to 21"),
     ("name", '"module"', f'name = "module": expected {NAME_KEYWORD}'),
     ("name", '"wire"', f'name = "wire": expected {NAME_KEYWORD}'),
     ("name", '"logic"', f'name = "logic": expected {NAME_KEYWORD}'),
@@ -216,7 +236,8 @@ def test_absent_fields_take_dataclass_defaults(tmp_path):
 def test_config_to_dict_omits_absent_sparsity():
     assert config_to_dict(MacArrayConfig()) == {
         "engine": "mac_array", "name": "mac_array", "rows": 4, "cols": 4, "act_bits": 8,
-        "act_signed": True, "weight_bits": 8, "acc_bits": 22, "overflow": "wrap"}
+        "act_signed": True, "weight_bits": 8, "acc_bits": 22, "overflow": "wrap",
+        "weight_set": "all"}
 
 
 def test_config_hash_depends_on_every_field():
@@ -224,7 +245,8 @@ def test_config_hash_depends_on_every_field():
     changed = [MacArrayConfig(name="other"), MacArrayConfig(rows=5), MacArrayConfig(cols=5),
                MacArrayConfig(act_bits=7), MacArrayConfig(act_signed=False),
                MacArrayConfig(weight_bits=7), MacArrayConfig(acc_bits=23),
-               MacArrayConfig(overflow="saturate"), MacArrayConfig(sparsity="2:4")]
+               MacArrayConfig(overflow="saturate"), MacArrayConfig(sparsity="2:4"),
+               MacArrayConfig(weight_set="pow2"), MacArrayConfig(msb_bits=3)]
     hashes = {config_hash(cfg) for cfg in changed}
     assert len(hashes) == len(changed) and base not in hashes
 
@@ -235,13 +257,17 @@ def mac_configs(draw):
     weight_bits = draw(st.integers(2, 16))
     m = draw(st.integers(2, 16))
     sparsity = draw(st.none() | st.just(f"{draw(st.integers(1, m - 1))}:{m}"))
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    listed = draw(st.lists(st.integers(lo, hi).filter(bool), min_size=1, max_size=6, unique=True))
+    weight_set = draw(st.sampled_from(["all", "pow2", tuple([0, *listed])]))
     return MacArrayConfig(
         # The "cfg_" prefix keeps clear of Verilog and Python keywords.
         name=draw(st.from_regex(r"cfg_[A-Za-z0-9_]{0,20}", fullmatch=True)),
         rows=draw(st.integers(1, 8)), cols=draw(st.integers(1, 8)), act_bits=act_bits,
         act_signed=draw(st.booleans()), weight_bits=weight_bits,
         acc_bits=draw(st.integers(act_bits + weight_bits, 48)),
-        overflow=draw(st.sampled_from(["wrap", "saturate"])), sparsity=sparsity)
+        overflow=draw(st.sampled_from(["wrap", "saturate"])), sparsity=sparsity,
+        weight_set=weight_set)
 
 
 @settings(max_examples=60, deadline=None)
@@ -250,6 +276,7 @@ def test_dict_round_trip(cfg):
     data = config_to_dict(cfg)
     assert config_from_dict(data) == cfg
     assert config_from_dict(json.loads(json.dumps(data))) == cfg
+    assert config_from_dict(tomllib.loads(config_toml(cfg))) == cfg
 
 
 # --- the commented example TOML (`hwgen new`) ----------------------------------------------

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from hwgen.config import (ConfigError, EngineConfig, check_bool, check_choice, check_int,
                           check_name, invalid)
 
+from . import weight_set as ws
+
 __all__ = ["MacArrayConfig", "MAX_MULTIPLIERS"]
 
 #: Upper bound on rows * cols * n, to keep elaboration, simulation and synthesis tractable.
@@ -44,6 +46,15 @@ class MacArrayConfig(EngineConfig):
     sparsity: str | None = field(default=None, metadata={
         "doc": "Absent = dense; \"N:M\" (1 <= N < M <= 16) = N nonzero weights per group of M "
                "inputs, e.g. \"2:4\".", "example": "2:4"})
+    weight_set: str | tuple[int, ...] = field(default="all", metadata={
+        "doc": "Allowed weight values: \"all\", \"pow2\" (0 and signed powers of two), "
+               "\"low_hamming_<k>\" (0 and values whose magnitude has at most k one bits) or "
+               "a list of integers containing 0, e.g. [-4, -1, 0, 1, 4]. Other than \"all\", "
+               "weights travel and are stored as ceil(log2 |S|)-bit codebook indices."})
+    msb_bits: int | None = field(default=None, metadata={
+        "doc": "Energy model only: width of the partial-sum MSB group whose toggles are counted "
+               "apart from the LSB part (1 .. acc_bits - 1). Absent = the accumulator's guard "
+               "bits, acc_bits - weight_bits - act_bits (at least 1).", "example": 6})
 
     def validate(self) -> None:
         check_name("name", self.name)
@@ -59,6 +70,12 @@ class MacArrayConfig(EngineConfig):
             if not match or not 1 <= int(match[1]) < int(match[2]) <= 16:
                 raise invalid("sparsity", self.sparsity, "\"N:M\" with 1 <= N < M <= 16 (omit the "
                               "field for a dense array)")
+        if isinstance(self.weight_set, list):
+            # TOML and JSON give a list; a tuple keeps the frozen config hashable.
+            object.__setattr__(self, "weight_set", tuple(self.weight_set))
+        ws.codebook(self.weight_set, self.weight_bits)
+        if self.msb_bits is not None:
+            check_int("msb_bits", self.msb_bits, 1, self.acc_bits - 1)
         if self.multipliers > MAX_MULTIPLIERS:
             raise ConfigError(f"rows * cols * n = {self.multipliers}: expected at most "
                               f"{MAX_MULTIPLIERS} multipliers")
@@ -84,6 +101,31 @@ class MacArrayConfig(EngineConfig):
     def idx_bits(self) -> int:
         """Width of one N:M position index (0 for dense: there is nothing to select)."""
         return math.ceil(math.log2(self.m)) if self.m > 1 else 0
+
+    @property
+    def codebook(self) -> tuple[int, ...] | None:
+        """The allowed weight values, ascending (None for \"all\"): the one decode table the
+        RTL, the golden model and the energy model share."""
+        return ws.codebook(self.weight_set, self.weight_bits)
+
+    @property
+    def code_bits(self) -> int:
+        """Width of a weight as it travels and is stored: a codebook index, or the weight."""
+        book = self.codebook
+        return self.weight_bits if book is None else ws.code_bits(book)
+
+    @property
+    def prod_bits(self) -> int:
+        """Width of one exact product: signed x unsigned needs one bit more than signed x
+        signed."""
+        return self.weight_bits + self.act_bits + (0 if self.act_signed else 1)
+
+    @property
+    def psum_msb_bits(self) -> int:
+        """Bits in the partial-sum MSB group of the energy model (see ``msb_bits``)."""
+        if self.msb_bits is not None:
+            return self.msb_bits
+        return max(1, self.acc_bits - self.weight_bits - self.act_bits)
 
     @property
     def multipliers(self) -> int:
