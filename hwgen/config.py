@@ -124,7 +124,7 @@ def config_to_dict(cfg: EngineConfig) -> dict[str, Any]:
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if value is not None:
-            out[f.name] = value
+            out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 
 

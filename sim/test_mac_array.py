@@ -24,6 +24,7 @@ from cocotb.triggers import RisingEdge
 from hwgen.engines.mac_array import golden
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
+from hwgen.engines.mac_array.weight_set import encode
 from hwgen.hdl.payload import pack
 from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
 from sim.scoreboard import InOrderScoreboard
@@ -41,7 +42,9 @@ class TileDriver:
     def send(self, tile: golden.Tile) -> None:
         cfg = self.cfg
         for r in range(cfg.rows):
-            beat = {"w": tile.values[r].reshape(-1).tolist()}      # element c * N + j
+            values = tile.values[r].reshape(-1)                    # element c * N + j
+            beat = ({"w": values.tolist()} if cfg.codebook is None else
+                    {"code": encode(values, cfg.codebook).tolist()})
             if cfg.idx_bits:
                 beat["idx"] = tile.indices[r].reshape(-1).tolist()
             self.weights.send(pack(self.w_layout, beat))

@@ -18,6 +18,9 @@ CONFIGS = {
     "1of3": MacArrayConfig(name="m1of3", rows=2, cols=2, sparsity="1:3"),
     "unsigned": MacArrayConfig(name="munsigned", act_signed=False, act_bits=6),
     "saturate": MacArrayConfig(name="msat", acc_bits=16, overflow="saturate"),
+    "set5_2of4": MacArrayConfig(name="mset5", rows=2, cols=2, sparsity="2:4",
+                                weight_set=[-2, 0, 1, 3, 5]),
+    "pow2": MacArrayConfig(name="mpow2", rows=2, cols=3, weight_set="pow2"),
 }
 
 
@@ -26,10 +29,15 @@ def expected_ports(cfg: MacArrayConfig) -> dict[str, tuple[str, int]]:
     lanes = cfg.cols * (1 if cfg.sparsity is None else int(cfg.sparsity.split(":")[0]))
     group = 1 if cfg.sparsity is None else int(cfg.sparsity.split(":")[1])
     idx_bits = (group - 1).bit_length()      # ceil(log2(group)) bits select one of group
+    # A weight travels as itself, or as an index into the set: 5 values need 3 bits; pow2 of
+    # 8-bit weights is 0, +-1 .. +-64 and -128, 16 values, 4 bits.
+    weight_bits = {"all": cfg.weight_bits, "pow2": 4}.get(cfg.weight_set)
+    if weight_bits is None:
+        weight_bits = (len(cfg.weight_set) - 1).bit_length()
     ports = {"clk": ("input", 1), "rst": ("input", 1)}
     # A stream is <name>__payload, __valid (source -> sink) and __ready (sink -> source).
     for stream, direction, payload in (
-            ("weights", "input", lanes * (cfg.weight_bits + idx_bits)),
+            ("weights", "input", lanes * (weight_bits + idx_bits)),
             ("acts", "input", cfg.rows * group * cfg.act_bits + 1),      # + last
             ("results", "output", cfg.cols * cfg.acc_bits + 1)):        # + last
         back = "output" if direction == "input" else "input"

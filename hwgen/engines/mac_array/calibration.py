@@ -1,4 +1,4 @@
-"""Per-weight-value switching cost of a PE multiplier, measured on a gate-level netlist (DESIGN.md §4.1).
+"""Per-weight-value switching cost of a PE multiplier, from a gate-level netlist (DESIGN.md §4.1).
 
 The ``mac_array`` energy proxy counts register bit toggles; the switching *inside* each PE's
 multiplier is not a register and is missed. How much a multiplier switches when its activation
@@ -72,9 +72,9 @@ from amaranth.lib.wiring import In, Out
 from hwgen.flows.sim import cache_root
 from hwgen.flows.toolchain import ToolError, run_tool
 
-__all__ = ["CALIBRATION_VERSION", "ABC_GATES", "CalibrationError", "PeMultiplier",
-           "synthesize_multiplier", "GateNetlist", "MultiplierCost", "multiplier_cost",
-           "cost_cache_path"]
+__all__ = ["ABC_GATES", "CALIBRATION_VERSION", "CalibrationError", "GateNetlist",
+           "MultiplierCost", "PeMultiplier", "cost_cache_path", "multiplier_cost",
+           "synthesize_multiplier"]
 
 #: Version of the calibration method; part of every cache file name (bump when the method changes).
 CALIBRATION_VERSION = 1
@@ -130,7 +130,8 @@ def _check_int(name: str, value) -> int:
 
 def _check_signed_flag(act_signed) -> bool:
     if not isinstance(act_signed, (bool, np.bool_)):
-        raise ValueError(f"act_signed = {act_signed!r}: expected True or False")
+        # ValueError like every other bad argument, so callers catch one type.
+        raise ValueError(f"act_signed = {act_signed!r}: expected True or False")  # noqa: TRY004
     return bool(act_signed)
 
 
@@ -442,9 +443,9 @@ class GateNetlist:
             result[name] = number.reshape(shape)
         return result
 
-    def _gate_differences(self, before: dict, after: dict) -> tuple[np.ndarray, tuple, int]:
-        """XOR of every gate-driven net between ``before`` and ``after`` (packed words), the
-        broadcast shape and the number of lanes."""
+    def _gate_differences(self, before: dict, after: dict) -> tuple[np.ndarray, tuple]:
+        """XOR of every gate-driven net between ``before`` and ``after`` as a ``(gates, words)``
+        uint64 array, and the broadcast shape of the lanes."""
         flat0, shape = self._lanes(before)
         flat1, shape1 = self._lanes(after)
         if shape != shape1:
@@ -454,8 +455,7 @@ class GateNetlist:
         values = self._settle({name: np.concatenate([flat0[name], flat1[name]])
                                for name in flat0})
         gate_values = values[self._gate_rows]
-        return gate_values[:, :words] ^ gate_values[:, words:], shape, \
-            int(np.prod(shape, dtype=np.int64))
+        return gate_values[:, :words] ^ gate_values[:, words:], shape
 
     def toggles(self, before: dict, after: dict) -> np.ndarray:
         """Number of gate-driven nets whose settled value differs between two input states.
@@ -474,12 +474,13 @@ class GateNetlist:
         numpy.ndarray
             int64 toggle count per lane, of the broadcast shape.
         """
-        diff, shape, lanes = self._gate_differences(before, after)
+        diff, shape = self._gate_differences(before, after)
+        lanes = int(np.prod(shape, dtype=np.int64))
         return _unpack(diff, lanes).sum(axis=0, dtype=np.int64).reshape(shape)
 
     def _word_toggles(self, before: dict, after: dict) -> np.ndarray:
         """Toggle counts summed over each group of 64 lanes (the fast path of the calibration)."""
-        diff, _, _ = self._gate_differences(before, after)
+        diff, _ = self._gate_differences(before, after)
         return np.bitwise_count(diff).sum(axis=0, dtype=np.int64)
 
 
@@ -544,6 +545,7 @@ class MultiplierCost:
         return self.cost[w.astype(np.int64) - low]
 
     def to_json(self) -> str:
+        """The table as the cache stores it (with the method version)."""
         data = {"version": CALIBRATION_VERSION, "weight_bits": self.weight_bits,
                 "act_bits": self.act_bits, "act_signed": self.act_signed,
                 "samples": self.samples, "seed": self.seed, "gates": self.gates,

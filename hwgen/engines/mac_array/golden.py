@@ -13,6 +13,9 @@ row 0) and applies the overflow rule at ``acc_bits``::
 
 so with ``saturate`` the clamp happens after every PE row, in row order, exactly as in hardware.
 
+With a weight set (``cfg.codebook``, see :mod:`.weight_set`) every weight must be a member of the
+set; weights travel as codebook indices, which do not change any product.
+
 Cycle model
 -----------
 A tile is R weight beats followed by B activation beats (the last one flagged ``last``). With every
@@ -33,6 +36,7 @@ import numpy as np
 from hwgen.fixedpoint import overflow, signed_range, unsigned_range
 
 from .config import MacArrayConfig
+from .weight_set import encode
 
 __all__ = [
     "NMPatternError", "Tile", "MacArrayTrace", "CycleModel", "operand_ranges", "compress_nm",
@@ -146,6 +150,8 @@ def _check_tile(cfg: MacArrayConfig, tile: Tile) -> None:
                                  ("index", tile.indices, (0, cfg.m - 1))):
         if arr.size and (arr.min() < lo or arr.max() > hi):
             raise ValueError(f"{label} values must lie in {lo}..{hi}")
+    if cfg.codebook is not None:
+        encode(tile.values, cfg.codebook)       # ValueError naming a weight outside the set
     if cfg.n > 1 and (np.diff(tile.indices, axis=2) <= 0).any():
         raise ValueError("N:M indices must be strictly increasing within each group")
 

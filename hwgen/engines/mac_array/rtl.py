@@ -16,7 +16,7 @@ For input row b entering the input register at step t, with P = ``cfg.pe_stages`
                sel      N:M only: a_left[idx[j]]        row b at T + 1
                prod     w[j] * operand, per j           row b at T + P
                psum     psum_above + sum_j prod[j]      row b at T + P + 1
-               a        a_left, passed right            row b at T + 1
+               a        a_left, passed right (c < C-1)  row b at T + 1
     deskew, column c    C-1-c registers                 all columns at t + R + C - 1 + P
     result register     = deskew output                 valid at t + cfg.latency
 
@@ -27,6 +27,7 @@ carry chain in separate cycles::
 
     sel[j]  <= a_left[idx[j]]                                   (N:M only)
     prod[j] <= w[j] * sel[j]                                    (dense: w * a_left)
+                (with a weight set, w[j] = table[code[j]], a constant lookup)
     psum    <= overflow(psum_above + sum_j prod[j], acc_bits)
     a       <= a_left
 
@@ -52,8 +53,15 @@ __all__ = ["MacArray", "weight_layout", "act_layout", "result_layout"]
 
 
 def weight_layout(cfg: MacArrayConfig) -> data.StructLayout:
-    """One weight beat: PE row r's weights, element ``c * N + j`` for column c, nonzero j."""
-    fields = {"w": data.ArrayLayout(signed(cfg.weight_bits), cfg.cols * cfg.n)}
+    """One weight beat: PE row r's weights, element ``c * N + j`` for column c, nonzero j.
+
+    With a weight set (``cfg.codebook``) the field is ``code``, the ``cfg.code_bits``-bit index
+    of each weight in the codebook; otherwise ``w``, the weight itself.
+    """
+    if cfg.codebook is None:
+        fields = {"w": data.ArrayLayout(signed(cfg.weight_bits), cfg.cols * cfg.n)}
+    else:
+        fields = {"code": data.ArrayLayout(unsigned(cfg.code_bits), cfg.cols * cfg.n)}
     if cfg.idx_bits:
         fields["idx"] = data.ArrayLayout(unsigned(cfg.idx_bits), cfg.cols * cfg.n)
     return data.StructLayout(fields)
@@ -117,7 +125,12 @@ class MacArray(wiring.Component):
             return Signal(shape, name=name, reset_less=True)
 
         # --- weight registers and the LOAD / STREAM / DRAIN sequencer ----------------------
-        w = [[[data_reg(signed(cfg.weight_bits), f"pe_r{r}_c{c}_w{j}") for j in range(N)]
+        # A PE stores what travels: the weight, or with a weight set its codebook index, which
+        # the constant table decodes next to the multiplier (fewer flip-flops per weight).
+        book = cfg.codebook
+        field = "w" if book is None else "code"
+        stored = signed(cfg.weight_bits) if book is None else unsigned(cfg.code_bits)
+        w = [[[data_reg(stored, f"pe_r{r}_c{c}_{field}{j}") for j in range(N)]
               for c in range(C)] for r in range(R)]
         idx = [[[data_reg(unsigned(cfg.idx_bits), f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
                 for c in range(C)] for r in range(R)] if cfg.idx_bits else None
@@ -134,7 +147,7 @@ class MacArray(wiring.Component):
                             for c in range(C):
                                 for j in range(N):
                                     e = c * N + j
-                                    m.d.sync += w[r][c][j].eq(self.weights.payload.w[e])
+                                    m.d.sync += w[r][c][j].eq(self.weights.payload[field][e])
                                     if cfg.idx_bits:
                                         m.d.sync += idx[r][c][j].eq(self.weights.payload.idx[e])
                     with m.If(load_row == R - 1):
@@ -173,17 +186,20 @@ class MacArray(wiring.Component):
             skewed.append(group)
 
         # --- PE grid -------------------------------------------------------------------------
-        # An exact product: signed x unsigned needs one more bit than signed x signed.
-        prod_shape = signed(cfg.weight_bits + cfg.act_bits + (0 if cfg.act_signed else 1))
+        prod_shape = signed(cfg.prod_bits)      # exact, see MacArrayConfig.prod_bits
         # psum_above + N products, exact before the overflow rule is applied.
         sum_shape = signed(max(cfg.acc_bits, prod_shape.width + N.bit_length()) + 1)
         psum = [[data_reg(signed(cfg.acc_bits), f"pe_r{r}_c{c}_psum") for c in range(C)]
                 for r in range(R)]
+        if book is not None:
+            # Codes past |S| never travel (the golden model encodes only set members); they
+            # decode to 0 so the table is a full power of two.
+            table = Array(Const(v, signed(cfg.weight_bits))
+                          for v in book + (0,) * ((1 << cfg.code_bits) - len(book)))
         for r in range(R):
             a_left = skewed[r]
             for c in range(C):
                 name = f"pe_r{r}_c{c}"
-                a_reg = [data_reg(act_shape(cfg), f"{name}_a{i}") for i in range(M)]
                 if idx:
                     lanes = Array(a_left)
                     operands = [data_reg(act_shape(cfg), f"{name}_sel{j}") for j in range(N)]
@@ -195,11 +211,16 @@ class MacArray(wiring.Component):
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
+                weights = [w[r][c][j] if book is None else table[w[r][c][j]] for j in range(N)]
                 with m.If(en):
-                    m.d.sync += [reg.eq(a) for reg, a in zip(a_reg, a_left)]
-                    m.d.sync += [prod.eq(w[r][c][j] * operands[j]) for j, prod in enumerate(prods)]
+                    m.d.sync += [prod.eq(weights[j] * operands[j]) for j, prod in enumerate(prods)]
                     m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
-                a_left = a_reg
+                if c < C - 1:
+                    # The activations move right; the last column has no PE to feed.
+                    a_reg = [data_reg(act_shape(cfg), f"{name}_a{i}") for i in range(M)]
+                    with m.If(en):
+                        m.d.sync += [reg.eq(a) for reg, a in zip(a_reg, a_left)]
+                    a_left = a_reg
 
         # --- deskew: column c waits C-1-c more steps so a row leaves in one beat -------------
         for c in range(C):

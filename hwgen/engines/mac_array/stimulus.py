@@ -23,6 +23,20 @@ def _operands(rng: np.random.Generator, lo: int, hi: int, shape) -> np.ndarray:
     return np.where((pick >= 0.2) & (pick < 0.25), 0, values).astype(np.int64)
 
 
+def _weights(cfg: MacArrayConfig, rng: np.random.Generator, shape) -> np.ndarray:
+    """Random weights: over the whole range, or drawn from the weight set with its extremes and
+    0 over-represented as in :func:`_operands`."""
+    if cfg.codebook is None:
+        return _operands(rng, *operand_ranges(cfg)["weight"], shape)
+    book = np.asarray(cfg.codebook, dtype=np.int64)
+    codes = _operands(rng, 0, len(book) - 1, shape)
+    zero = int(np.searchsorted(book, 0))
+    # _operands over-represents codes 0 and |S|-1 (the set's min and max) and code value 0 (the
+    # smallest weight again): move that last share onto the weight 0 instead.
+    codes = np.where((codes == 0) & (rng.random(shape) < 1 / 3), zero, codes)
+    return book[codes]
+
+
 def _indices(cfg: MacArrayConfig, rng: np.random.Generator) -> np.ndarray:
     """Strictly increasing N-of-M positions per (row, column), uniformly chosen."""
     shape = (cfg.rows, cfg.cols)
@@ -32,20 +46,23 @@ def _indices(cfg: MacArrayConfig, rng: np.random.Generator) -> np.ndarray:
 
 def random_tile(cfg: MacArrayConfig, rng: np.random.Generator, rows: int) -> Tile:
     """A tile of random weights and ``rows`` random activation rows."""
-    ranges = operand_ranges(cfg)
-    values = _operands(rng, *ranges["weight"], (cfg.rows, cfg.cols, cfg.n))
-    acts = _operands(rng, *ranges["act"], (rows, cfg.k))
+    values = _weights(cfg, rng, (cfg.rows, cfg.cols, cfg.n))
+    acts = _operands(rng, *operand_ranges(cfg)["act"], (rows, cfg.k))
     return Tile(values, _indices(cfg, rng), acts)
 
 
 def edge_tiles(cfg: MacArrayConfig, rng: np.random.Generator) -> list[Tile]:
     """All-minimum and all-maximum operands in every combination, zero weights, a one-row tile.
 
+    With a weight set the extreme weights are the set's smallest and largest members.
+
     The extreme products drive the partial sums to their largest magnitude, so with a narrow
     ``acc_bits`` they exercise wrap and saturation in both directions.
     """
     ranges = operand_ranges(cfg)
     (w_lo, w_hi), (a_lo, a_hi) = ranges["weight"], ranges["act"]
+    if cfg.codebook is not None:
+        w_lo, w_hi = cfg.codebook[0], cfg.codebook[-1]
     wshape, ashape = (cfg.rows, cfg.cols, cfg.n), (3, cfg.k)
     idx = _indices(cfg, rng)
     tiles = [Tile(np.full(wshape, w, dtype=np.int64), idx, np.full(ashape, a, dtype=np.int64))
