@@ -11,6 +11,14 @@ Two phases in one simulation:
 
 Every result beat is compared with the golden model; at the end the ``perf`` counters are checked
 against what the testbench observed itself (cycles elapsed, stalled cycles, busy cycles).
+
+With the option ``{"tiles": "<file.npz>"}`` (see :func:`hwgen.engines.mac_array.layer.save_tiles`)
+the testbench streams those tiles instead, in one phase with the configured gaps and backpressure.
+
+Either way it records the run for the energy model: ``tiles.npz`` (the tiles it sent) and
+``outputs.npz`` (``y<i>``: the result beats of tile i as the RTL produced them) beside the result
+file, and in the result the schedule of every transfer and stall and the simulation time of one
+clock edge, which align the golden register trace with the waveform.
 """
 
 from __future__ import annotations
@@ -20,13 +28,16 @@ import random
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
+from cocotb.utils import get_sim_time
 
 from hwgen.engines.mac_array import golden
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
 from hwgen.engines.mac_array.weight_set import encode
-from hwgen.hdl.payload import pack
-from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
+from hwgen.engines.mac_array.layer import load_tiles, save_tiles
+from hwgen.hdl.payload import pack, unpack
+from sim.harness import (CLOCK_PERIOD_NS, TestParams, read_counters, start_clock_and_reset,
+                         union_size, write_result)
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
@@ -79,6 +90,36 @@ async def wait_for_results(dut, sink: StreamSink, scoreboard: Scoreboard, budget
     return False
 
 
+async def throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, tiles) -> dict:
+    """No gaps, no backpressure: the long tile, then a short one right behind it to measure the
+    turnaround between tiles. Returns the measured timing, the model's and any timeout."""
+    long_tile, short_tile = tiles[0], tiles[-1]
+    rows = long_tile.acts.shape[0]
+    model = golden.cycle_model(cfg, rows)
+    for tile_no, tile in ((0, long_tile), (len(tiles) - 1, short_tile)):
+        driver.send(tile)
+        scoreboard.expect(tile_no, tile)
+    budget = 10 * (model.total + golden.cycle_model(cfg, short_tile.acts.shape[0]).total) + 100
+    finished = await wait_for_results(dut, sink, scoreboard, budget)
+    w_t = [t.cycle for t in weights.sent[:cfg.rows + 1]]
+    a_t = [t.cycle for t in acts.sent[:rows]]
+    y_t = [t.cycle for t in sink.received[:rows]]
+    measured = {
+        "rows": len(a_t),
+        "total": y_t[-1] - w_t[0] + 1 if y_t else None,
+        "stream": a_t[-1] - a_t[0] + 1 if a_t else None,
+        "latency": sorted({y - a for y, a in zip(y_t, a_t)}),
+        "load": w_t[cfg.rows - 1] - w_t[0] + 1 if len(w_t) > cfg.rows else None,
+        # idle cycles between the last result of one tile and the next tile's first weight beat
+        "turnaround": w_t[cfg.rows] - y_t[-1] - 1 if len(w_t) > cfg.rows and y_t else None,
+    }
+    expected = {"rows": rows, "total": model.total, "stream": model.stream,
+                "latency": [model.latency], "load": model.load, "turnaround": model.turnaround}
+    errors = [f"{key}: measured {measured[key]}, model {expected[key]}"
+              for key in expected if measured[key] != expected[key]]
+    return {"measured": measured, "model": model, "errors": errors, "finished": finished}
+
+
 @cocotb.test()
 async def mac_array_matches_golden(dut):
     params = TestParams.from_env()
@@ -100,52 +141,44 @@ async def mac_array_matches_golden(dut):
     await RisingEdge(dut.clk)
     start = await read_counters(dut)
     start_cycle = clock.now
+    edge_ps = int(get_sim_time("ps"))     # the clock edge that began cycle start_cycle
 
-    tiles = test_tiles(cfg, data_rng, params.vectors)
-    timeouts = []
+    given = params.options.get("tiles")
+    tiles = load_tiles(given) if given else test_tiles(cfg, data_rng, params.vectors)
+    timeouts, timing_errors, throughput = [], [], None
 
-    # Phase 1: throughput, no gaps, no backpressure: the long tile, then a short one right
-    # behind it to measure the turnaround between tiles.
-    long_tile, short_tile = tiles[0], tiles[-1]
-    rows = long_tile.acts.shape[0]
-    model = golden.cycle_model(cfg, rows)
-    for tile_no, tile in ((0, long_tile), (len(tiles) - 1, short_tile)):
-        driver.send(tile)
-        scoreboard.expect(tile_no, tile)
-    budget = 10 * (model.total + golden.cycle_model(cfg, short_tile.acts.shape[0]).total) + 100
-    if not await wait_for_results(dut, sink, scoreboard, budget):
-        timeouts.append("throughput phase")
-    w_t = [t.cycle for t in weights.sent[:cfg.rows + 1]]
-    a_t = [t.cycle for t in acts.sent[:rows]]
-    y_t = [t.cycle for t in sink.received[:rows]]
-    measured = {
-        "rows": len(a_t),
-        "total": y_t[-1] - w_t[0] + 1 if y_t else None,
-        "stream": a_t[-1] - a_t[0] + 1 if a_t else None,
-        "latency": sorted({y - a for y, a in zip(y_t, a_t)}),
-        "load": w_t[cfg.rows - 1] - w_t[0] + 1 if len(w_t) > cfg.rows else None,
-        # idle cycles between the last result of one tile and the next tile's first weight beat
-        "turnaround": w_t[cfg.rows] - y_t[-1] - 1 if len(w_t) > cfg.rows and y_t else None,
-    }
-    expected_timing = {"rows": rows, "total": model.total, "stream": model.stream,
-                       "latency": [model.latency], "load": model.load,
-                       "turnaround": model.turnaround}
-    timing_errors = [f"{key}: measured {measured[key]}, model {expected_timing[key]}"
-                     for key in expected_timing if measured[key] != expected_timing[key]]
-    for msg in timing_errors:
-        dut._log.error("cycle model mismatch: %s", msg)
+    if not given:
+        # Phase 1: throughput (the long random tile and the short one).
+        timing = await throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, tiles)
+        timing_errors = timing["errors"]
+        for msg in timing_errors:
+            dut._log.error("cycle model mismatch: %s", msg)
+        if not timing["finished"]:
+            timeouts.append("throughput phase")
+        measured, model = timing["measured"], timing["model"]
+        throughput = {
+            "rows": model.stream, "cycles_total": measured["total"],
+            "cycles_stream": measured["stream"], "latency": model.latency,
+            "steady_state_utilization": (model.stream / measured["stream"]
+                                         if measured["stream"] else 0.0),
+            "end_to_end_utilization": (model.stream / measured["total"]
+                                       if measured["total"] else 0.0),
+        }
 
-    # Phase 2: edge cases and a random tile with random gaps and backpressure.
+    # Phase 2: edge cases and a random tile (or the given tiles) with random gaps and
+    # backpressure.
+    stress = tiles if given else tiles[1:-1]
+    order = list(range(len(tiles))) if given else [0, len(tiles) - 1, *range(1, len(tiles) - 1)]
     weights.valid_prob = acts.valid_prob = params.valid_prob
     sink.ready_prob = params.ready_prob
-    for tile_no, tile in enumerate(tiles[1:-1], start=1):
+    for tile_no, tile in enumerate(stress, start=0 if given else 1):
         driver.send(tile)
         scoreboard.expect(tile_no, tile)
-    stress_rows = sum(t.acts.shape[0] for t in tiles[1:-1])
+    stress_rows = sum(t.acts.shape[0] for t in stress)
     budget = int(50 * (stress_rows + len(tiles) * (cfg.rows + cfg.latency)) / (
         min(params.valid_prob, params.ready_prob) or 1)) + 1000
     if not await wait_for_results(dut, sink, scoreboard, budget):
-        timeouts.append("stress phase")
+        timeouts.append("given tiles" if given else "stress phase")
 
     await RisingEdge(dut.clk)
     end = await read_counters(dut)
@@ -161,7 +194,25 @@ async def mac_array_matches_golden(dut):
     for msg in counter_errors:
         dut._log.error("performance counter mismatch: %s", msg)
 
-    peak = cfg.rows * cfg.cols * cfg.n
+    if throughput is None:        # given tiles: rows per cycle over the whole run
+        throughput = {"rows": stress_rows, "cycles_total": end_cycle - start_cycle,
+                      "steady_state_utilization": stress_rows / (end_cycle - start_cycle)}
+    throughput["peak_macs_per_cycle"] = cfg.rows * cfg.cols * cfg.n
+
+    # The run as the energy model replays it: the tiles in the order they were sent, what the
+    # RTL returned for each, and when every transfer and stall happened.
+    run_dir = params.result_path.parent
+    sent = [tiles[i] for i in order]
+    save_tiles(run_dir / "tiles.npz", sent)
+    beats = [unpack(result_layout(cfg), t.bits) for t in sink.received]
+    outputs, b = {}, 0
+    for i, tile in enumerate(sent):
+        rows = tile.acts.shape[0]
+        outputs[f"y{i}"] = np.array([list(beat["y"]) for beat in beats[b:b + rows]],
+                                    dtype=np.int64).reshape(-1, cfg.cols)
+        b += rows
+    np.savez(run_dir / "outputs.npz", **outputs)
+
     write_result(params.result_path, {
         "beats": scoreboard.checked,
         "expected_beats": len(scoreboard.expected),
@@ -169,13 +220,15 @@ async def mac_array_matches_golden(dut):
         "timing_errors": timing_errors,
         "counter_errors": counter_errors,
         "timeouts": timeouts,
-        "throughput": {
-            "rows": rows, "cycles_total": measured["total"], "cycles_stream": measured["stream"],
-            "latency": model.latency, "peak_macs_per_cycle": peak,
-            "steady_state_utilization": rows / measured["stream"] if measured["stream"] else 0.0,
-            "end_to_end_utilization": rows / measured["total"] if measured["total"] else 0.0,
-        },
+        "throughput": throughput,
         "counters": {key: end[key] - start[key] for key in ("cycles", "busy", "stall")},
+        "run": {
+            "tiles": str(run_dir / "tiles.npz"), "outputs": str(run_dir / "outputs.npz"),
+            "cycles": end_cycle + 1, "weight_cycles": [t.cycle for t in weights.sent],
+            "act_cycles": [t.cycle for t in acts.sent], "stall_cycles": sink.stall_cycles,
+            "edge_cycle": start_cycle, "edge_ps": edge_ps,
+            "period_ps": CLOCK_PERIOD_NS * 1000,
+        },
     })
     assert not timeouts, f"results missing after {timeouts}"
     assert scoreboard.errors == 0, f"{scoreboard.errors} result beats differ from the golden model"

@@ -1,0 +1,189 @@
+"""A whole layer ``Y = A @ W`` on the MAC array: tiling, the golden result, energy, simulation.
+
+A layer's weights W (K x C_out) are cut into tiles of ``cfg.k`` reduction inputs by ``cfg.cols``
+outputs (zero-padded at the edges); every activation row of A (B x K) streams through each tile.
+Tiles are taken output block by output block, reduction block by reduction block. The array
+returns each tile's partial result (wrapped or saturated at ``acc_bits``, exactly as the RTL);
+the layer output adds the partial results of a column block's tiles in int64, as an accumulator
+beside the array would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import MultiplierCost
+from .config import MacArrayConfig
+from .energy import CATEGORIES, EnergyProxy, Schedule, energy_proxy, trace_registers
+from .golden import Tile, compress_nm, run
+
+__all__ = ["layer_tiles", "layer_outputs", "layer_energy", "save_tiles", "load_tiles",
+           "LayerSim", "simulate_layer", "waveform_toggles"]
+
+
+def _blocks(cfg: MacArrayConfig, weights: np.ndarray, acts: np.ndarray):
+    weights = np.asarray(weights, dtype=np.int64)
+    acts = np.asarray(acts, dtype=np.int64)
+    if weights.ndim != 2 or acts.ndim != 2 or acts.shape[1] != weights.shape[0]:
+        raise ValueError(f"weights {weights.shape} and activations {acts.shape}: expected "
+                         f"(K, C_out) and (B, K)")
+    k, c_out = weights.shape
+    kb, cb = -(-k // cfg.k), -(-c_out // cfg.cols)
+    padded_w = np.zeros((kb * cfg.k, cb * cfg.cols), dtype=np.int64)
+    padded_w[:k, :c_out] = weights
+    padded_a = np.zeros((acts.shape[0], kb * cfg.k), dtype=np.int64)
+    padded_a[:, :k] = acts
+    return padded_w, padded_a, kb, cb
+
+
+def layer_tiles(cfg: MacArrayConfig, weights, acts) -> list[Tile]:
+    """The tiles of the layer, column block by column block (see the module docstring).
+
+    Raises :class:`.golden.NMPatternError` if W breaks the array's N:M pattern.
+    """
+    w, a, kb, cb = _blocks(cfg, weights, acts)
+    tiles = []
+    for j in range(cb):
+        for i in range(kb):
+            block = w[i * cfg.k:(i + 1) * cfg.k, j * cfg.cols:(j + 1) * cfg.cols]
+            values, indices = compress_nm(block, cfg.n, cfg.m)
+            tiles.append(Tile(values, indices, a[:, i * cfg.k:(i + 1) * cfg.k]))
+    return tiles
+
+
+def _assemble(cfg: MacArrayConfig, weights, acts, tile_outputs: list[np.ndarray]) -> np.ndarray:
+    """Sum each column block's tile results and cut the padding off: (B, C_out)."""
+    w, a, kb, cb = _blocks(cfg, weights, acts)
+    out = np.zeros((a.shape[0], cb * cfg.cols), dtype=np.int64)
+    for t, y in enumerate(tile_outputs):
+        j = t // kb
+        out[:, j * cfg.cols:(j + 1) * cfg.cols] += y
+    return out[:, :np.shape(weights)[1]]
+
+
+def layer_outputs(cfg: MacArrayConfig, weights, acts) -> np.ndarray:
+    """(B, C_out) int64: what the array computes for the layer, from the golden model."""
+    tiles = layer_tiles(cfg, weights, acts)
+    return _assemble(cfg, weights, acts, [run(cfg, tile).y for tile in tiles])
+
+
+def layer_energy(cfg: MacArrayConfig, weights, acts, cost: MultiplierCost | None = None
+                 ) -> EnergyProxy:
+    """The energy proxy of the layer's tiles streamed back to back without stalls."""
+    return energy_proxy(cfg, layer_tiles(cfg, weights, acts), cost=cost)
+
+
+def save_tiles(path: str | Path, tiles: list[Tile]) -> None:
+    """Store tiles as ``values<i>``, ``indices<i>``, ``acts<i>`` arrays in one ``.npz``."""
+    arrays = {}
+    for i, tile in enumerate(tiles):
+        arrays |= {f"values{i}": tile.values, f"indices{i}": tile.indices, f"acts{i}": tile.acts}
+    np.savez(path, **arrays)
+
+
+def load_tiles(path: str | Path) -> list[Tile]:
+    """Inverse of :func:`save_tiles`."""
+    with np.load(path) as data:
+        count = sum(1 for key in data.files if key.startswith("values"))
+        return [Tile(data[f"values{i}"], data[f"indices{i}"], data[f"acts{i}"])
+                for i in range(count)]
+
+
+def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Tile]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-cycle toggles by category, from the waveform and from the golden register trace.
+
+    ``run`` is the ``run`` record of the testbench result (schedule and clock alignment).
+    Returns ``(from_waveform, golden)``, each category -> int64 array over the run's cycles.
+    """
+    from hwgen.flows.vcd import read_vcd
+
+    schedule = Schedule(cycles=run["cycles"], weight_cycles=tuple(run["weight_cycles"]),
+                        act_cycles=tuple(run["act_cycles"]),
+                        stall_cycles=tuple(run["stall_cycles"]))
+    trace = trace_registers(cfg, tiles, schedule)
+    registers = trace.registers()
+    wave = read_vcd(waves, set(registers))
+    edge0 = int(run["edge_ps"]) - run["edge_cycle"] * run["period_ps"]
+    measured = {}
+    for name, (width, _) in registers.items():
+        values = wave.per_cycle(wave.find(cfg.name, name), edge0, run["period_ps"], run["cycles"])
+        # Bit patterns as the golden trace holds them: two's complement in int64.
+        measured[name] = values - ((values >> (width - 1)) << width) if _signed(cfg, name) \
+            else values
+    from_waves = dataclasses.replace(trace, values={
+        group: _regroup(cfg, trace, group, measured) for group in trace.values})
+    return from_waves.toggles(), trace.toggles()
+
+
+def _signed(cfg: MacArrayConfig, name: str) -> bool:
+    field = name.rsplit("_", 1)[1]
+    if field.startswith(("a", "sel")):
+        return cfg.act_signed
+    return field.startswith(("psum", "prod")) or (field[0] == "w" and cfg.codebook is None)
+
+
+def _regroup(cfg, trace, group: str, measured: dict[str, np.ndarray]) -> np.ndarray:
+    """The golden trace's array layout for ``group``, filled from per-register waveforms."""
+    out = np.zeros_like(trace.values[group])
+    weight = "w" if cfg.codebook is None else "code"
+    label = {"weight": weight}.get(group, group)
+    for index in np.ndindex(out.shape[1:]):
+        r, c = index[0], index[1]
+        name = f"pe_r{r}_c{c}_psum" if group == "psum" else f"pe_r{r}_c{c}_{label}{index[2]}"
+        out[(slice(None), *index)] = measured[name]
+    return out
+
+
+@dataclass(frozen=True)
+class LayerSim:
+    """One layer run through the generated array under Verilator.
+
+    outputs : (B, C_out) int64 layer outputs assembled from the RTL's result beats
+    energy_golden : the proxy of exactly that run (its schedule), from the golden trace
+    register_toggles_vcd : category -> register toggles counted from the waveform
+        (None without waves)
+    result : the simulation's :class:`hwgen.flows.sim.SimResult`
+    """
+
+    outputs: np.ndarray
+    energy_golden: EnergyProxy
+    register_toggles_vcd: dict[str, int] | None
+    result: object
+
+
+def simulate_layer(cfg: MacArrayConfig, weights, acts, waves: bool = False, seed: int = 1
+                   ) -> LayerSim:
+    """Stream the layer's tiles through the RTL of ``cfg`` (no gaps, no backpressure) and read
+    back its outputs, the golden energy proxy of that run and, with ``waves``, the register
+    toggles counted from the waveform."""
+    import tempfile
+
+    from hwgen.flows.sim import simulate
+
+    tiles = layer_tiles(cfg, weights, acts)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tiles.npz"
+        save_tiles(path, tiles)
+        result = simulate(cfg, seed=seed, waves=waves, valid_prob=1.0, ready_prob=1.0,
+                          options={"tiles": str(path)})
+    if not result.passed:
+        raise RuntimeError(f"simulation of {cfg.name} failed: {result.message}")
+    run_record = result.details["run"]
+    with np.load(run_record["outputs"]) as data:
+        outputs = _assemble(cfg, weights, acts, [data[f"y{i}"] for i in range(len(tiles))])
+    schedule = Schedule(cycles=run_record["cycles"],
+                        weight_cycles=tuple(run_record["weight_cycles"]),
+                        act_cycles=tuple(run_record["act_cycles"]),
+                        stall_cycles=tuple(run_record["stall_cycles"]))
+    energy = energy_proxy(cfg, tiles, schedule)
+    toggles = None
+    if waves:
+        from_waves, _ = waveform_toggles(cfg, result.waves_path, run_record, tiles)
+        toggles = {category: int(from_waves[category].sum()) for category in CATEGORIES}
+    return LayerSim(outputs=outputs, energy_golden=energy, register_toggles_vcd=toggles,
+                    result=result)
