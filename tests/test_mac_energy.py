@@ -1,0 +1,201 @@
+"""The MAC array's energy proxy: golden register trace, toggles, multiplier cost, layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwgen.engines.mac_array.calibration import multiplier_cost
+from hwgen.engines.mac_array.config import MacArrayConfig
+from hwgen.engines.mac_array.energy import (CATEGORIES, Schedule, energy_proxy, ideal_schedule,
+                                            trace_registers)
+from hwgen.engines.mac_array.golden import NMPatternError, Tile, expand_nm, run
+from hwgen.engines.mac_array.layer import (layer_energy, layer_outputs, layer_tiles, load_tiles,
+                                           save_tiles)
+from hwgen.engines.mac_array.stimulus import random_tile, test_tiles
+from hwgen.engines.mac_array.weight_set import encode, project
+
+SEED = 20261123
+
+
+def popcount(x: int, bits: int) -> int:
+    return bin(x & ((1 << bits) - 1)).count("1")
+
+
+def test_one_pe_by_hand():
+    """1x1 dense array, weight 3, activations 1, 2, 2, worked out from DESIGN.md §4.1.
+
+    The weight beat transfers in cycle 0 and the rows in cycles 1..3, so the input register
+    holds 1, 2, 2 in cycles 2..4; the product register follows one cycle later (3, 6, 6 in cycles
+    3..5) and the partial sum one more (cycles 4..6), then bubbles bring zeros.
+    """
+    cfg = MacArrayConfig(rows=1, cols=1)
+    tile = Tile(np.array([[[3]]]), np.zeros((1, 1, 1), dtype=np.int64),
+                np.array([[1], [2], [2]]))
+    schedule = ideal_schedule(cfg, [tile])
+    assert schedule.weight_cycles == (0,) and schedule.act_cycles == (1, 2, 3)
+    trace = trace_registers(cfg, [tile], schedule)
+    regs = trace.registers()
+    assert set(regs) == {"pe_r0_c0_w0", "pe_r0_c0_prod0", "pe_r0_c0_psum"}   # no column to feed
+    assert regs["pe_r0_c0_w0"][1].tolist() == [0] + [3] * (trace.cycles - 1)
+    assert regs["pe_r0_c0_prod0"][1][:8].tolist() == [0, 0, 0, 3, 6, 6, 0, 0]
+    assert regs["pe_r0_c0_psum"][1][:8].tolist() == [0, 0, 0, 0, 3, 6, 6, 0]
+    toggles = {k: int(v.sum()) for k, v in trace.toggles().items()}
+    # weight 0 -> 3: 2 bits; products 0 -> 3 -> 6 -> 6 -> 0: 2 + 2 + 0 + 2; the partial sum the
+    # same, all in its LSB part (acc 22 bits, MSB group 6 bits never leaves 0).
+    assert toggles == {"psum_lsb": 6, "psum_msb": 0, "act": 0, "sel": 0, "prod": 6,
+                       "weight": 2, "idx": 0}
+
+
+def test_negative_values_toggle_their_sign_extension():
+    cfg = MacArrayConfig(rows=1, cols=1, acc_bits=20, msb_bits=4)
+    tile = Tile(np.array([[[-1]]]), np.zeros((1, 1, 1), dtype=np.int64), np.array([[1]]))
+    toggles = {k: int(v.sum()) for k, v in trace_registers(
+        cfg, [tile], ideal_schedule(cfg, [tile])).toggles().items()}
+    # -1 is all ones: the product register (16 bits) flips 16 bits up and 16 back; the partial
+    # sum 16 LSB bits and 4 MSB bits each way; the weight register 8 bits once.
+    assert toggles["prod"] == 32 and toggles["psum_lsb"] == 32 and toggles["psum_msb"] == 8
+    assert toggles["weight"] == 8
+
+
+def test_trace_rows_match_the_golden_results():
+    """Every result the golden model computes appears in the last PE row's partial sums."""
+    cfg = MacArrayConfig(rows=3, cols=4, sparsity="2:4")
+    tiles = test_tiles(cfg, np.random.default_rng(SEED), 7)
+    trace = trace_registers(cfg, tiles, ideal_schedule(cfg, tiles))
+    psums = trace.values["psum"]                          # (cycles, R, C)
+    for tile in tiles:
+        y = run(cfg, tile).y
+        for c in range(cfg.cols):
+            column = psums[:, -1, c].tolist()
+            # Column c's results pass through in order, one per cycle.
+            seq = y[:, c].tolist()
+            assert any(column[t:t + len(seq)] == seq for t in range(len(column))), (c, seq)
+
+
+@pytest.mark.parametrize("cfg", [
+    MacArrayConfig(rows=2, cols=3),
+    MacArrayConfig(rows=3, cols=2, sparsity="2:4", weight_set="pow2"),
+    MacArrayConfig(rows=2, cols=2, sparsity="1:3", act_signed=False, acc_bits=17,
+                   overflow="saturate", weight_set=[-7, -1, 0, 2, 5]),
+], ids=["dense", "2of4-pow2", "1of3-set5-unsigned-sat"])
+def test_energy_proxy_equals_the_trace_and_a_brute_force_multiplier_count(cfg):
+    """energy_proxy (streaming) and trace_registers (stored) are two code paths: same toggles.
+    The multiplier part is recounted here from the stored operands, element by element."""
+    rng = np.random.default_rng(SEED)
+    tiles = [random_tile(cfg, rng, 9), random_tile(cfg, rng, 4)]
+    schedule = ideal_schedule(cfg, tiles)
+    trace = trace_registers(cfg, tiles, schedule)
+    cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed)
+    proxy = energy_proxy(cfg, tiles, schedule, cost)
+    assert proxy.register_toggles == {k: int(v.sum()) for k, v in trace.toggles().items()}
+    assert proxy.cycles == schedule.cycles
+
+    # The multiplier's activation input: the selected operand (N:M) or the left input.
+    regs = trace.values
+    if cfg.idx_bits:
+        operands = regs["sel"]
+    else:
+        # left input of column 0 = the skewed input, which the trace does not store: rebuild it
+        # from the activation registers of column 0 one cycle later.
+        first = np.zeros_like(regs["prod"][:, :, :1, :])
+        first[:-1] = regs["a"][1:, :, :1, :] if cfg.cols > 1 else 0
+        operands = np.concatenate([first, regs["a"]], axis=2)
+    book = cfg.codebook
+    decoded = regs["weight"] if book is None else np.asarray(book)[regs["weight"]]
+    mask = (1 << cfg.act_bits) - 1
+    expected = 0.0
+    for t in range(1, trace.cycles):
+        for index in np.ndindex(operands.shape[1:]):
+            flips = popcount(int(operands[(t - 1, *index)]) ^ int(operands[(t, *index)]),
+                             cfg.act_bits)
+            if flips:
+                expected += cost.of(np.array([decoded[(t, *index)]]))[0] * flips
+    assert proxy.multiplier_toggles == pytest.approx(expected, rel=1e-12)
+    assert mask and proxy.total == proxy.registers + proxy.multiplier_toggles
+
+
+def test_weight_set_registers_hold_codes():
+    cfg = MacArrayConfig(rows=2, cols=2, weight_set=[-3, 0, 4, 9])
+    tile = random_tile(cfg, np.random.default_rng(SEED), 3)
+    trace = trace_registers(cfg, [tile], ideal_schedule(cfg, [tile]))
+    last = trace.values["weight"][-1]
+    assert (last == encode(tile.values, cfg.codebook)).all()
+    assert last.max() <= 3 and "pe_r1_c1_code0" in trace.registers()
+
+
+def test_zero_weights_leave_products_and_sums_still():
+    cfg = MacArrayConfig(rows=3, cols=3)
+    rng = np.random.default_rng(SEED)
+    tile = Tile(np.zeros((3, 3, 1), dtype=np.int64), np.zeros((3, 3, 1), dtype=np.int64),
+                rng.integers(-128, 128, size=(20, 3)))
+    proxy = energy_proxy(cfg, [tile])
+    assert proxy.register_toggles["prod"] == proxy.register_toggles["psum_lsb"] == 0
+    assert proxy.register_toggles["act"] > 0
+    cost = multiplier_cost(8, 8, True)
+    # A multiplier with weight 0 still switches (the activation drives gates), at cost[0] per
+    # activation bit toggle.
+    assert proxy.multiplier_toggles > 0
+    assert proxy.multiplier_toggles / cost.of(np.array([0]))[0] == pytest.approx(
+        round(proxy.multiplier_toggles / cost.of(np.array([0]))[0]))
+
+
+def test_stalls_freeze_every_register():
+    """A schedule with stall cycles gives the same values, each stalled cycle repeated."""
+    cfg = MacArrayConfig(rows=2, cols=2)
+    tile = random_tile(cfg, np.random.default_rng(SEED), 6)
+    base = ideal_schedule(cfg, [tile])
+    # Stall while results leave, after the last row entered (a stalled cycle takes no row).
+    after_last_row = base.act_cycles[-1] + 1
+    stalls = (after_last_row, after_last_row + 2, after_last_row + 3)
+    shifted = Schedule(cycles=base.cycles + len(stalls), weight_cycles=base.weight_cycles,
+                       act_cycles=base.act_cycles, stall_cycles=stalls)
+    ideal = trace_registers(cfg, [tile], base).values["psum"]
+    stalled = trace_registers(cfg, [tile], shifted).values["psum"]
+    keep = [t for t in range(shifted.cycles) if t - 1 not in stalls]
+    assert np.array_equal(stalled[keep], ideal)
+
+
+def test_schedule_must_fit_the_tiles():
+    cfg = MacArrayConfig(rows=2, cols=2)
+    tile = random_tile(cfg, np.random.default_rng(SEED), 3)
+    with pytest.raises(ValueError, match="schedule has 2 weight beats and 2 activation rows; "
+                                         "the tiles need 2 and 3"):
+        trace_registers(cfg, [tile], Schedule(20, (0, 1), (2, 3)))
+
+
+def test_layer_outputs_equal_matmul_and_tiles_round_trip(tmp_path):
+    cfg = MacArrayConfig(rows=3, cols=2, sparsity="2:4")
+    rng = np.random.default_rng(SEED)
+    k, c_out, b = 17, 5, 6                               # neither a multiple of the tile
+    dense = np.zeros((k, c_out), dtype=np.int64)
+    for g in range(0, k, 4):                             # at most 2 nonzeros per group of 4
+        for c in range(c_out):
+            rows = rng.choice(np.arange(g, min(g + 4, k)), size=min(2, k - g), replace=False)
+            dense[rows, c] = rng.integers(-128, 128, size=len(rows))
+    acts = rng.integers(-128, 128, size=(b, k))
+    assert np.array_equal(layer_outputs(cfg, dense, acts), acts @ dense)
+    tiles = layer_tiles(cfg, dense, acts)
+    assert len(tiles) == 2 * 3                           # ceil(17 / 12) x ceil(5 / 2)
+    assert np.array_equal(expand_nm(tiles[0].values, tiles[0].indices, 4), dense[:12, :2])
+    save_tiles(tmp_path / "t.npz", tiles)
+    back = load_tiles(tmp_path / "t.npz")
+    assert all(np.array_equal(x.values, y.values) and np.array_equal(x.acts, y.acts)
+               for x, y in zip(tiles, back))
+    dense[0:3, 0] = 1                                    # 3 nonzeros in a group of 4
+    with pytest.raises(NMPatternError):
+        layer_tiles(cfg, dense, acts)
+
+
+def test_pow2_projection_lowers_the_multiplier_switching():
+    """Not a theorem, a regression guard on a fixed random layer: restricting weights to powers
+    of two lowers the calibrated multiplier switching, and the register total with it."""
+    cfg = MacArrayConfig(rows=4, cols=4)
+    rng = np.random.default_rng(SEED)
+    weights = np.clip(np.round(rng.normal(0, 30, size=(8, 8))), -128, 127).astype(np.int64)
+    acts = rng.integers(0, 128, size=(32, 8))
+    pow2 = MacArrayConfig(rows=4, cols=4, weight_set="pow2")
+    before = layer_energy(cfg, weights, acts)
+    after = layer_energy(pow2, project(weights, pow2.codebook), acts)
+    assert after.multiplier_toggles < before.multiplier_toggles
+    assert set(before.register_toggles) == set(CATEGORIES)
