@@ -344,6 +344,8 @@ def test_examples_load():
         "mac_array_4x4.toml": MacArrayConfig(name="mac_array_4x4"),
         "mac_array_8x8_2of4.toml": MacArrayConfig(name="mac_array_8x8_2of4", rows=8, cols=8,
                                                   sparsity="2:4"),
+        "mac_array_8x8_2of4_pow2.toml": MacArrayConfig(name="mac_array_8x8_2of4_pow2", rows=8,
+                                                       cols=8, sparsity="2:4", weight_set="pow2"),
         "mac_array_unsigned_sat.toml": MacArrayConfig(name="mac_array_unsigned_sat",
                                                       act_signed=False, acc_bits=16,
                                                       overflow="saturate"),
