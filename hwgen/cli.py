@@ -1,4 +1,4 @@
-"""The ``hwgen`` command line: new, generate, sim, synth, flow, doctor.
+"""The ``hwgen`` command line: new, generate, sim, synth, flow, select, doctor.
 
 Every command is a thin layer over the stage functions (DESIGN.md §1): it loads the config, calls
 :func:`hwgen.emit.verilog.generate`, :func:`hwgen.flows.lint.lint`,
@@ -6,7 +6,8 @@ Every command is a thin layer over the stage functions (DESIGN.md §1): it loads
 Generation, simulation and synthesis pull in Amaranth, cocotb and pyverilog, so they are imported
 inside the commands and ``hwgen --help`` or ``hwgen new`` stay fast.
 
-Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings); 2 the input was wrong
+Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings, no weight set meets
+the ``select`` budget); 2 the input was wrong
 or the environment cannot run the command (bad config or option, missing tool, synthesis failure),
 reported as one line ``hwgen: error: <message>`` on stderr, never a traceback. Progress of long
 stages goes to stderr, results to stdout.
@@ -278,6 +279,67 @@ def cmd_flow(args) -> int:
     return 0 if lint_result.clean and sim.passed else 1
 
 
+def _max_error(text: str) -> float:
+    """An argparse type accepting a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def cmd_select(args) -> int:
+    # Imported here: the selection and its energy model are not needed by other commands.
+    from hwgen.engines.mac_array import select as sel
+    from hwgen.engines.mac_array import select_report as rep
+
+    if args.max_error is None and args.max_values is None:
+        raise CommandError("give --max-error (an output-error budget), --max-values (a set "
+                           "size) or both")
+    cfg = MacArrayConfig() if args.config is None else load_config(args.config)
+    try:
+        sel.check_config(cfg)
+    except ValueError as exc:
+        raise CommandError(f"{args.config.name}: {exc}") from None
+    try:
+        out_dir = rep.check_out_dir(args.out)
+        layers, npz = rep.read_layers(cfg, args.weights, args.acts)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+    from hwgen.engines.mac_array.calibration import CalibrationError
+
+    progress = _Progress(2)
+    try:
+        with progress.stage(f"select weight sets ({len(layers)} layer"
+                            f"{'s' if len(layers) > 1 else ''})"):
+            selection = sel.select_weight_sets(cfg, layers, args.max_error, args.max_values)
+        with progress.stage("energy proxy before and after"):
+            report = rep.selection_report(cfg, layers, selection, inputs={
+                "weights": str(args.weights), "acts": str(args.acts),
+                "config": None if args.config is None else str(args.config)},
+                progress=progress.detail)
+        files = rep.selection_files(cfg, selection, report, npz, weights_name=args.weights.name)
+        out_dir = rep.write_folder(out_dir, files)
+    except sel.SelectionError as exc:
+        _print_error(f"no weight sets meet the budget: {exc}")
+        return 1
+    except (ValueError, CalibrationError) as exc:
+        raise CommandError(str(exc)) from None
+    headers, rows = rep.summary_rows(report)
+    print(format_table(headers, rows))
+    budget = [f"max_error {args.max_error:g}"] if args.max_error is not None else []
+    budget += [f"max_values {args.max_values}"] if args.max_values is not None else []
+    print(f"global output error {selection.error:.4g} ({', '.join(budget)}); energy proxy in "
+          f"toggles, not joules")
+    print(f"wrote {out_dir}/")
+    for name in files:
+        print(f"  {name}")
+    return 0
+
+
 def _tool_row(name: str) -> tuple[str, str, str, str]:
     """(tool, version, status, where) for one external tool.
 
@@ -331,6 +393,8 @@ _EPILOG = """examples:
   hwgen generate mac.toml -o rtl_out           Verilog + manifest.json + FuseSoC .core, linted
   hwgen sim mac.toml --vectors 256 --waves     check against the golden model under Verilator
   hwgen synth mac.toml --target ecp5-85k       Yosys + nextpnr resources and Fmax
+  hwgen select --weights W.npz --acts A.npz --max-error 0.02
+                                               pick power-aware weight sets per layer
   hwgen doctor                                 which tools hwgen uses and where they are
 """
 
@@ -401,6 +465,31 @@ def build_parser() -> argparse.ArgumentParser:
     seed_vectors(sub)
     sub.add_argument("-o", "--out", type=Path, default=Path("rtl_out"), metavar="DIR",
                      help="output folder; the design goes to DIR/<name>/ (default: rtl_out)")
+
+    sub = add("select", cmd_select, "pick power-aware weight sets under an output-error budget",
+              "Pick an allowed weight set per layer for a mac_array (greedy: drop the value whose "
+              "removal saves most estimated energy per unit of output error), project the "
+              "weights onto it and write DIR/: weights_selected.npy|.npz, one config per layer "
+              "(<name>_<layer>.toml), report.json, report.md and energy_vs_set_size.svg. The "
+              "output error of a layer is ||A (Wp - W)|| / ||A W||; with several layers (.npz) "
+              "the budget bounds the sum. Exit code 1 if --max-values forces an error above "
+              "--max-error.")
+    sub.add_argument("--weights", type=Path, required=True, metavar="W",
+                     help="integer weights: W.npy (K, C_out), or W.npz with one such array per "
+                          "layer")
+    sub.add_argument("--acts", type=Path, required=True, metavar="A",
+                     help="integer activation rows in stream order: A.npy (B, K), B >= 2, or "
+                          "A.npz with the same keys as the weights")
+    sub.add_argument("--max-error", type=_max_error, default=None, metavar="E",
+                     help="budget on the output error (relative, summed over layers), >= 0")
+    sub.add_argument("--max-values", type=_int_between(2, 65536), default=None, metavar="V",
+                     help="at most V values per set (reached first, whatever the error)")
+    sub.add_argument("--config", type=Path, default=None, metavar="CONFIG",
+                     help="mac_array config with weight_set = \"all\" (default: the built-in "
+                          "8-bit defaults)")
+    sub.add_argument("-o", "--out", type=Path, default=Path("select_out"), metavar="DIR",
+                     help="output folder, replaced if it holds an earlier select result "
+                          "(default: select_out)")
 
     add("doctor", cmd_doctor, "show the tools hwgen uses, their versions and locations",
         "Run every external tool once and list it with its version and location, plus the "

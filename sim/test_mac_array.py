@@ -31,16 +31,15 @@ from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
 from hwgen.engines.mac_array import golden
+from hwgen.engines.mac_array.layer import load_tiles, save_tiles
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
 from hwgen.engines.mac_array.weight_set import encode
-from hwgen.engines.mac_array.layer import load_tiles, save_tiles
 from hwgen.hdl.payload import pack, unpack
 from sim.harness import (CLOCK_PERIOD_NS, TestParams, read_counters, start_clock_and_reset,
                          union_size, write_result)
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
-
 
 
 class TileDriver:

@@ -22,7 +22,7 @@ from hwgen.engines.registry import ENGINES
 from hwgen.engines.snn import SnnConfig
 from hwgen.flows.toolchain import TOOLS, ToolError
 
-COMMANDS = ["new", "generate", "sim", "synth", "flow", "doctor"]
+COMMANDS = ["new", "generate", "sim", "synth", "flow", "select", "doctor"]
 
 
 def hwgen(*args, cwd=None):
@@ -58,6 +58,8 @@ def test_top_level_help_lists_every_command():
     ("sim", ["CONFIG", "--seed", "--vectors", "--waves"]),
     ("synth", ["CONFIG", "--target T", "--out DIR"]),
     ("flow", ["[CONFIG]", "--target T", "--seed", "--vectors"]),
+    ("select", ["--weights W", "--acts A", "--max-error E", "--max-values V", "--config CONFIG",
+                "--out DIR"]),
     ("doctor", []),
 ])
 def test_command_help(command, options):
@@ -240,7 +242,7 @@ def test_output_path_is_a_file(tmp_path):
     (["generate", "x.toml", "--bogus"], "unrecognized arguments: --bogus"),
     ([], "the following arguments are required: COMMAND"),
     (["compile"], "argument COMMAND: invalid choice: 'compile' (choose from 'new', 'generate', "
-                  "'sim', 'synth', 'flow', 'doctor')"),
+                  "'sim', 'synth', 'flow', 'select', 'doctor')"),
 ])
 def test_bad_command_line(tmp_path, args, message):
     assert_one_line_error(hwgen(*args, cwd=tmp_path), message)
@@ -513,3 +515,184 @@ def test_new_sparse_attention_round_trips_through_generate(tmp_path):
     ports = {p["name"] for p in manifest["ports"]}
     assert {"clk", "rst", "tokens__payload", "tokens__valid", "tokens__ready", "out__payload",
             "out__valid", "out__ready", "perf__cycles", "perf__busy", "perf__stall"} == ports
+
+
+# --- select -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def select_inputs(tmp_path):
+    """One layer (W.npy, A.npy) and two layers (W.npz, A.npz), 8-bit; seed 5."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    w1, a1 = rng.integers(-20, 21, (8, 6)), rng.integers(-128, 128, (24, 8))
+    w2, a2 = rng.integers(-9, 10, (6, 4)), rng.integers(-128, 128, (30, 6))
+    np.save(tmp_path / "W.npy", w1)
+    np.save(tmp_path / "A.npy", a1)
+    np.savez(tmp_path / "W.npz", fc1=w1, fc2=w2)
+    np.savez(tmp_path / "A.npz", fc1=a1, fc2=a2)
+    return {"fc1": (w1, a1), "fc2": (w2, a2)}
+
+
+def test_select_one_layer_writes_everything(tmp_path, select_inputs):
+    import numpy as np
+
+    from hwgen.engines.mac_array.layer import layer_energy
+    from hwgen.engines.mac_array.select import Layer, layer_config, select_weight_sets
+
+    proc = hwgen("select", "--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.05",
+                 cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = tmp_path / "select_out"
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "weights_selected.npy", "mac_array_layer.toml", "report.json", "report.md",
+        "energy_vs_set_size.svg"])
+    assert "wrote select_out/" in proc.stdout
+    assert proc.stdout.splitlines()[0].split() == ["layer", "values", "error", "energy", "proxy",
+                                                   "reduction"]
+
+    w, a = select_inputs["fc1"]
+    sel = select_weight_sets(MacArrayConfig(), [Layer("layer", w, a)], max_error=0.05)
+    chosen = sel.layers[0]
+    cfg = load_config(out / "mac_array_layer.toml")
+    assert cfg == layer_config(MacArrayConfig(), chosen)
+    assert cfg.weight_set == chosen.values
+    assert "# Written by hwgen select for layer 'layer' of W.npy" in (
+        out / "mac_array_layer.toml").read_text()
+    projected = np.load(out / "weights_selected.npy")
+    assert projected.dtype == np.int64 and np.isin(projected, chosen.values).all()
+    np.testing.assert_array_equal(projected, chosen.projected)
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["tool"] == "hwgen select"
+    assert report["max_error"] == 0.05 and report["max_values"] is None
+    assert report["error"] == sel.error <= 0.05
+    layer = report["layers"]["layer"]
+    assert layer["values"] == list(chosen.values) and layer["size"] == len(chosen.values)
+    assert layer["size_before"] == len(set(w.ravel().tolist()) | {0})
+    assert layer["error"] == chosen.error
+    assert layer["surrogate_before"] == chosen.surrogate_before
+    assert layer["surrogate_after"] == chosen.surrogate_after
+    before = layer_energy(MacArrayConfig(), w, a).as_dict()
+    after = layer_energy(cfg, chosen.projected, a).as_dict()
+    assert layer["energy_before"] == before and layer["energy_after"] == after
+    assert layer["reduction_percent"] == pytest.approx(100 * (1 - after["total"] /
+                                                              before["total"]))
+    assert len(report["path"]) == layer["size_before"] - layer["size"]
+    assert [p["removed"] for p in report["path"]] == [p.removed for p in sel.path]
+    text = (out / "report.md").read_text()
+    assert "not joules" in text and "| " not in text.splitlines()[0]
+    assert f"{layer['error']:.4g}" in proc.stdout
+    svg = (out / "energy_vs_set_size.svg").read_text()
+    assert svg.startswith("<svg") and "layer" in svg
+
+
+def test_select_layers_with_config_and_rerun(tmp_path, select_inputs):
+    import numpy as np
+
+    config = tmp_path / "net.toml"
+    config.write_text('engine = "mac_array"\nname = "net"\nrows = 2\ncols = 2\n')
+    args = ["select", "--weights", "W.npz", "--acts", "A.npz", "--max-error", "0.5",
+            "--max-values", "12", "--config", config, "-o", "sel/run"]
+    proc = hwgen(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "sel" / "run"
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["layers"]) == ["fc1", "fc2"]
+    assert report["error"] <= 0.5
+    assert report["error"] == pytest.approx(sum(r["error"] for r in report["layers"].values()))
+    with np.load(out / "weights_selected.npz") as data:
+        assert data.files == ["fc1", "fc2"]
+        for name in ("fc1", "fc2"):
+            cfg = load_config(out / f"net_{name}.toml")
+            assert (cfg.name, cfg.rows, cfg.cols) == (f"net_{name}", 2, 2)
+            assert cfg.weight_set == tuple(report["layers"][name]["values"])
+            assert len(cfg.weight_set) <= 12
+            assert np.isin(data[name], cfg.weight_set).all()
+    # A second run replaces the earlier result as a whole and leaves no staging folders.
+    (out / "stale.txt").write_text("from an earlier run\n")
+    proc = hwgen(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "sel").iterdir()) == ["run"]
+
+
+def _bad_select_inputs(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "Wf.npy", np.zeros((8, 6)))
+    np.save(tmp_path / "Wbig.npy", np.full((8, 6), 300))
+    np.save(tmp_path / "A7.npy", np.zeros((24, 7), dtype=np.int64))
+    np.savez(tmp_path / "A3.npz", fc1=np.zeros((24, 8), dtype=np.int64))
+    (tmp_path / "pow2.toml").write_text('engine = "mac_array"\nweight_set = "pow2"\n')
+    (tmp_path / "snn.toml").write_text('engine = "snn"\n')
+
+
+SELECT_ERRORS = [
+    (["--weights", "nope.npy", "--acts", "A.npy", "--max-error", "0.1"],
+     "nope.npy: file not found"),
+    (["--weights", "Wf.npy", "--acts", "A.npy", "--max-error", "0.1"],
+     ("Wf.npy: dtype float64: expected integer weights; quantize to 8-bit signed integers "
+      "(-128..127) first")),
+    (["--weights", "Wbig.npy", "--acts", "A.npy", "--max-error", "0.1"],
+     "Wbig.npy: weight 300 at (0, 0) is outside the 8-bit signed range -128..127"),
+    (["--weights", "W.npy", "--acts", "A7.npy", "--max-error", "0.1"],
+     ("A7.npy: shape (24, 7): expected (B, 8) with B >= 2 rows (the weights have shape "
+      "(8, 6), K = 8)")),
+    (["--weights", "W.npz", "--acts", "A3.npz", "--max-error", "0.1"],
+     "A3.npz: no array 'fc2' (the weights W.npz have 'fc1', 'fc2')"),
+    (["--weights", "W.npz", "--acts", "A.npy", "--max-error", "0.1"],
+     ("A.npy: expected a .npz file like the weights W.npz (.npz: one array per layer, the "
+      "same keys in both)")),
+    (["--weights", "W.npy", "--acts", "A.npy", "--max-error", "-0.5"],
+     "argument --max-error: expected a finite number >= 0, got '-0.5'"),
+    (["--weights", "W.npy", "--acts", "A.npy", "--max-error", "nan"],
+     "argument --max-error: expected a finite number >= 0, got 'nan'"),
+    (["--weights", "W.npy", "--acts", "A.npy", "--max-values", "1"],
+     "argument --max-values: expected an integer from 2 to 65536, got '1'"),
+    (["--weights", "W.npy", "--acts", "A.npy"],
+     "give --max-error (an output-error budget), --max-values (a set size) or both"),
+    (["--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.1", "--config", "pow2.toml"],
+     ('pow2.toml: weight_set = "pow2": expected "all" (the selection chooses the set; the '
+      "weights must be plain 8-bit values)")),
+    (["--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.1", "--config", "snn.toml"],
+     "snn.toml: engine = 'snn': weight-set selection needs a mac_array config"),
+    (["--acts", "A.npy", "--max-error", "0.1"],
+     "the following arguments are required: --weights"),
+]
+
+
+@pytest.mark.parametrize("args, message", SELECT_ERRORS, ids=[
+    "missing", "float", "range", "shape", "npz-keys", "npz-npy", "negative", "nan",
+    "max-values", "no-budget", "weight-set", "engine", "no-weights"])
+def test_select_bad_input(tmp_path, select_inputs, args, message):
+    _bad_select_inputs(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert_one_line_error(hwgen("select", *args, cwd=tmp_path), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before      # no select_out/
+
+
+def test_select_refuses_a_foreign_output_folder(tmp_path, select_inputs):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me\n")
+    proc = hwgen("select", "--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.1",
+                 "-o", "mine", cwd=tmp_path)
+    assert_one_line_error(proc, "-o mine: exists and is not an earlier hwgen select output "
+                                "folder; choose another folder or remove it")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_select_infeasible_exits_1_and_writes_nothing(tmp_path, select_inputs):
+    from hwgen.engines.mac_array.select import Layer, select_weight_sets
+
+    layers = [Layer(name, w, a) for name, (w, a) in select_inputs.items()]
+    needed = select_weight_sets(MacArrayConfig(), layers, max_error=None, max_values=2).error
+    proc = hwgen("select", "--weights", "W.npz", "--acts", "A.npz", "--max-error", "0.01",
+                 "--max-values", "2", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (f"hwgen: error: no weight sets meet the budget: "
+                                            f"max_values = 2 needs output error {needed:.3g} > "
+                                            f"max_error 0.01")
+    assert not (tmp_path / "select_out").exists()

@@ -156,6 +156,17 @@ def test_stalls_freeze_every_register():
     assert np.array_equal(stalled[keep], ideal)
 
 
+@pytest.mark.parametrize("sparsity", [None, "2:4"])
+def test_ideal_schedule_ends_with_every_data_register_flushed(sparsity):
+    cfg = MacArrayConfig(rows=3, cols=4, sparsity=sparsity)
+    rng = np.random.default_rng(SEED)
+    tiles = [random_tile(cfg, rng, 5), random_tile(cfg, rng, 2)]
+    trace = trace_registers(cfg, tiles, ideal_schedule(cfg, tiles))
+    for group, values in trace.values.items():
+        if group not in ("weight", "idx"):
+            assert not values[-1].any(), group
+
+
 def test_schedule_must_fit_the_tiles():
     cfg = MacArrayConfig(rows=2, cols=2)
     tile = random_tile(cfg, np.random.default_rng(SEED), 3)

@@ -57,8 +57,8 @@ a bubble) and P = ``cfg.pe_stages``, after step s::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -94,7 +94,8 @@ class Schedule:
 
 def ideal_schedule(cfg: MacArrayConfig, tiles: list[Tile]) -> Schedule:
     """Tiles back to back with every input valid and every output ready (:func:`cycle_model`),
-    ending once the last tile's rows have left every PE register (the pipeline is flushed)."""
+    ending with the turnaround cycle after the last result, when every PE register holds a
+    bubble again (where the next tile's first weight beat would transfer)."""
     weight_cycles, act_cycles, start = [], [], 0
     for tile in tiles:
         model = cycle_model(cfg, tile.acts.shape[0])
@@ -102,7 +103,7 @@ def ideal_schedule(cfg: MacArrayConfig, tiles: list[Tile]) -> Schedule:
         act_cycles += range(start + model.load, start + model.load + model.stream)
         last_result = start + model.total - 1
         start = last_result + 1 + model.turnaround
-    return Schedule(cycles=start + cfg.latency + 1, weight_cycles=tuple(weight_cycles),
+    return Schedule(cycles=start, weight_cycles=tuple(weight_cycles),
                     act_cycles=tuple(act_cycles))
 
 

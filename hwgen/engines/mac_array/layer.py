@@ -57,7 +57,7 @@ def layer_tiles(cfg: MacArrayConfig, weights, acts) -> list[Tile]:
 
 def _assemble(cfg: MacArrayConfig, weights, acts, tile_outputs: list[np.ndarray]) -> np.ndarray:
     """Sum each column block's tile results and cut the padding off: (B, C_out)."""
-    w, a, kb, cb = _blocks(cfg, weights, acts)
+    _, a, kb, cb = _blocks(cfg, weights, acts)
     out = np.zeros((a.shape[0], cb * cfg.cols), dtype=np.int64)
     for t, y in enumerate(tile_outputs):
         j = t // kb
