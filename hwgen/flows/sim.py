@@ -8,14 +8,11 @@ results file, the testbench's JSON result and the waveform.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,9 +20,10 @@ from typing import Callable
 from hwgen.config import ConfigError, EngineConfig, config_to_dict
 from hwgen.emit.verilog import emit_verilog, write_design
 from hwgen.engines.registry import ENGINES
+from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import activate_verilator
 
-__all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench", "cache_root"]
+__all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench"]
 
 #: The folder holding ``sim/`` (cocotb test modules are imported as ``sim.<module>``).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,22 +57,6 @@ class SimResult:
     details: dict
 
 
-def cache_root() -> Path:
-    """Where Verilator builds are kept: ``$HWGEN_CACHE`` or ``.hwgen-cache`` in the working dir."""
-    return Path(os.environ.get("HWGEN_CACHE", Path.cwd() / ".hwgen-cache")).resolve()
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _runner():
     activate_verilator()
     from cocotb_tools.runner import get_runner
@@ -91,7 +73,7 @@ def build(cfg: EngineConfig, waves: bool = False) -> Path:
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     build_dir = cache_root() / "sim" / f"{cfg.name}-{digest}{'-waves' if waves else ''}"
     stamp = build_dir / "hwgen-build.ok"
-    with _locked(build_dir.with_suffix(".lock")):
+    with file_lock(build_dir.with_suffix(".lock")):
         if stamp.is_file():
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ joules:
 
 Cache
 -----
-A table is stored as JSON in :func:`cost_cache_path` (under ``hwgen.flows.sim.cache_root()``) and
+A table is stored as JSON in :func:`cost_cache_path` (under ``hwgen.flows.cache.cache_root()``) and
 read back without running Yosys. The file is written atomically under a ``fcntl`` lock on a
 sibling ``.lock`` file, so parallel pytest-xdist workers calibrate a shape once and never read a
 half-written file. :data:`CALIBRATION_VERSION` is part of the file name: bump it whenever the
@@ -54,12 +54,10 @@ method above changes, so stale tables are not reused.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import tempfile
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +67,7 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.flows.sim import cache_root
+from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import ToolError, run_tool
 
 __all__ = ["ABC_GATES", "CALIBRATION_VERSION", "CalibrationError", "GateNetlist",
@@ -566,18 +564,6 @@ def cost_cache_path(weight_bits: int, act_bits: int, act_signed: bool, samples: 
                                       f"-seed{seed}-v{CALIBRATION_VERSION}.json")
 
 
-@contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _read_cached(path: Path, expected: dict) -> MultiplierCost | None:
     """The table in ``path`` if it exists and was made with ``expected`` arguments, else None
     (a file edited by hand or from another method is recalibrated and overwritten)."""
@@ -686,7 +672,7 @@ def multiplier_cost(weight_bits: int, act_bits: int, act_signed: bool, samples: 
     path = cost_cache_path(weight_bits, act_bits, act_signed, samples, seed)
     args = {"weight_bits": int(weight_bits), "act_bits": int(act_bits),
             "act_signed": bool(act_signed), "samples": int(samples), "seed": int(seed)}
-    with _locked(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         cached = _read_cached(path, args)
         if cached is not None:
             return cached
