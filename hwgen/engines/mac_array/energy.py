@@ -108,57 +108,60 @@ def ideal_schedule(cfg: MacArrayConfig, tiles: list[Tile]) -> Schedule:
 
 
 class _PipelineState:
-    """The PE registers of the whole grid as arrays, advanced one cycle at a time."""
+    """The PE registers of the whole grid as arrays, advanced one cycle at a time.
 
-    def __init__(self, cfg: MacArrayConfig):
+    Every array has a leading batch axis: ``batch`` independent arrays advance in lockstep (the
+    ideal replay runs all tiles of a layer at once, see :func:`_run_ideal`).
+    """
+
+    def __init__(self, cfg: MacArrayConfig, batch: int = 1):
         R, C, N, M = cfg.rows, cfg.cols, cfg.n, cfg.m
         self.cfg = cfg
-        # Input register and skew delays: history[d] = the input register d steps ago.
-        self.history = np.zeros((R, cfg.k), dtype=np.int64)
+        # Input register and skew delays: history[:, d] = the input register d steps ago.
+        self.history = np.zeros((batch, R, cfg.k), dtype=np.int64)
         self.regs = {
-            "a": np.zeros((R, C - 1, M), dtype=np.int64),
-            "sel": np.zeros((R, C, N), dtype=np.int64),
-            "prod": np.zeros((R, C, N), dtype=np.int64),
-            "psum": np.zeros((R, C), dtype=np.int64),
-            "weight": np.zeros((R, C, N), dtype=np.int64),    # as stored: weight or code
-            "idx": np.zeros((R, C, N), dtype=np.int64),
+            "a": np.zeros((batch, R, C - 1, M), dtype=np.int64),
+            "sel": np.zeros((batch, R, C, N), dtype=np.int64),
+            "prod": np.zeros((batch, R, C, N), dtype=np.int64),
+            "psum": np.zeros((batch, R, C), dtype=np.int64),
+            "weight": np.zeros((batch, R, C, N), dtype=np.int64),  # as stored: weight or code
+            "idx": np.zeros((batch, R, C, N), dtype=np.int64),
         }
-        self.decoded = np.zeros((R, C, N), dtype=np.int64)     # the multiplier's weight input
-        book = cfg.codebook
-        self.table = None if book is None else np.asarray(book, dtype=np.int64)
+        self.decoded = np.zeros((batch, R, C, N), dtype=np.int64)   # the multipliers' weights
 
     def left_inputs(self) -> np.ndarray:
-        """(R, C, M): what each PE sees on its activation input in the current cycle."""
-        cfg = self.cfg
-        R, M = cfg.rows, cfg.m
-        first = np.stack([self.history[r, r * M:(r + 1) * M] for r in range(R)])   # (R, M)
-        return np.concatenate([first[:, None, :], self.regs["a"]], axis=1)
+        """(batch, R, C, M): what each PE sees on its activation input in the current cycle."""
+        R, M = self.cfg.rows, self.cfg.m
+        first = np.stack([self.history[:, r, r * M:(r + 1) * M] for r in range(R)], axis=1)
+        return np.concatenate([first[:, :, None, :], self.regs["a"]], axis=2)
 
     def operands(self, left: np.ndarray) -> np.ndarray:
-        """(R, C, N): the activation input of every multiplier in the current cycle."""
+        """(batch, R, C, N): the activation input of every multiplier in the current cycle."""
         return self.regs["sel"] if self.cfg.idx_bits else left
 
-    def step(self, row: np.ndarray | None) -> None:
-        """One pipeline advance; ``row`` enters the input register (None: a bubble, zeros)."""
+    def step(self, rows: np.ndarray) -> None:
+        """One pipeline advance; ``rows`` (batch, K) enter the input register (zeros: a
+        bubble)."""
         cfg, regs = self.cfg, self.regs
         left = self.left_inputs()
         operand = self.operands(left)
         above = np.zeros_like(regs["psum"])
-        above[1:] = regs["psum"][:-1]
-        psum = overflow(above + regs["prod"].sum(axis=2), cfg.acc_bits, cfg.overflow)
+        above[:, 1:] = regs["psum"][:, :-1]
+        psum = overflow(above + regs["prod"].sum(axis=3), cfg.acc_bits, cfg.overflow)
         regs["prod"] = self.decoded * operand
         if cfg.idx_bits:
-            regs["sel"] = np.take_along_axis(left, regs["idx"], axis=2)
-        regs["a"] = left[:, :-1, :].copy()
+            regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
+        regs["a"] = left[:, :, :-1, :].copy()
         regs["psum"] = psum
-        self.history = np.roll(self.history, 1, axis=0)
-        self.history[0] = 0 if row is None else row
+        self.history = np.roll(self.history, 1, axis=1)
+        self.history[:, 0] = rows
 
-    def load(self, r: int, stored: np.ndarray, decoded: np.ndarray, idx: np.ndarray) -> None:
-        """Weight beat for PE row r: (C, N) stored weights (or codes), decoded weights, indices."""
-        self.regs["weight"][r] = stored
-        self.decoded[r] = decoded
-        self.regs["idx"][r] = idx
+    def load(self, r: int, values: np.ndarray, idx: np.ndarray) -> None:
+        """Weight beat for PE row r: (batch, C, N) weights and indices."""
+        book = self.cfg.codebook
+        self.regs["weight"][:, r] = values if book is None else encode(values, book)
+        self.decoded[:, r] = values
+        self.regs["idx"][:, r] = idx
 
 
 def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
@@ -176,19 +179,51 @@ def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
     row_at = dict(zip(schedule.act_cycles, rows))
     stalled = set(schedule.stall_cycles)
     state = _PipelineState(cfg)
+    bubble = np.zeros((1, cfg.k), dtype=np.int64)
     for t in range(schedule.cycles):
         yield state
         # Events of cycle t take effect at the rising edge that ends it.
         beat = weight_at.get(t)
         if t not in stalled:
-            state.step(row_at.get(t))
+            row = row_at.get(t)
+            state.step(bubble if row is None else row[None])
         elif t in row_at:
             raise ValueError(f"schedule: an activation row transferred in stalled cycle {t}")
         if beat is not None:
             r, tile = beat
-            values = tile.values[r]
-            stored = values if state.table is None else encode(values, cfg.codebook)
-            state.load(r, stored, values, tile.indices[r])
+            state.load(r, tile.values[r][None], tile.indices[r][None])
+
+
+def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile]) -> Iterator[_PipelineState]:
+    """The :func:`ideal_schedule` replay, all tiles at once, one batch element per tile.
+
+    Under the ideal schedule a tile's window (its first weight beat to the next tile's) starts
+    and ends with every data register at zero (the array drained); only the weight registers
+    carry over, so tile i's window is replayed from zeros and tile i-1's weights, and all
+    windows run in lockstep. A window shorter than the longest ends in idle cycles, which
+    switch nothing. The toggles summed over the batch are those of the sequential run.
+    """
+    for tile in tiles:
+        _check_tile(cfg, tile)
+    R, batch = cfg.rows, len(tiles)
+    lengths = [tile.acts.shape[0] for tile in tiles]
+    acts = np.zeros((batch, max(lengths), cfg.k), dtype=np.int64)
+    for i, tile in enumerate(tiles):
+        acts[i, :lengths[i]] = tile.acts
+    state = _PipelineState(cfg, batch)
+    for r in range(R):      # the weights each window starts with: the previous tile's
+        state.load(r, np.stack([np.zeros_like(tiles[0].values[r])] +
+                               [t.values[r] for t in tiles[:-1]]),
+                   np.stack([np.zeros_like(tiles[0].indices[r])] +
+                            [t.indices[r] for t in tiles[:-1]]))
+    window = max(cycle_model(cfg, b).total + cycle_model(cfg, b).turnaround for b in lengths)
+    for t in range(window):
+        yield state
+        b = t - R                              # the activation row transferring in cycle t
+        state.step(acts[:, b] if 0 <= b < acts.shape[1] else np.zeros_like(acts[:, 0]))
+        if t < R:
+            state.load(t, np.stack([tile.values[t] for tile in tiles]),
+                       np.stack([tile.indices[t] for tile in tiles]))
 
 
 def _widths(cfg: MacArrayConfig) -> dict[str, int]:
@@ -227,7 +262,7 @@ class RegisterTrace:
     """Every PE register's value in every cycle of a run.
 
     values : register group ("a", "sel", "prod", "psum", "weight", "idx"; the groups the
-        configuration has) -> int64 array (cycles, R, C[-1 for "a"], M or N), two's-complement
+        configuration has) -> int64 array (cycles, R, C [C-1 for "a"], M or N), two's-complement
         values for signed registers ("weight" holds codes with a weight set)
     """
 
@@ -276,7 +311,7 @@ def trace_registers(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule) 
     frames = {group: [] for group in groups}
     for state in _run(cfg, tiles, schedule):
         for group in groups:
-            frames[group].append(state.regs[group].copy())
+            frames[group].append(state.regs[group][0].copy())
     return RegisterTrace(cfg, {group: np.stack(frames[group]) for group in groups})
 
 
@@ -309,17 +344,21 @@ class EnergyProxy:
 
 def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | None = None,
                  cost: MultiplierCost | None = None) -> EnergyProxy:
-    """The proxy of running ``tiles`` (under ``schedule``; default :func:`ideal_schedule`).
+    """The proxy of running ``tiles`` under ``schedule``, by default :func:`ideal_schedule`
+    (replayed for all tiles at once, see :func:`_run_ideal`; same toggles, far fewer steps).
 
     ``cost`` defaults to :func:`.calibration.multiplier_cost` of the array's operand widths.
     """
-    schedule = ideal_schedule(cfg, tiles) if schedule is None else schedule
     cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed) if cost is None else cost
+    if schedule is None:
+        cycles, states = ideal_schedule(cfg, tiles).cycles, _run_ideal(cfg, tiles)
+    else:
+        cycles, states = schedule.cycles, _run(cfg, tiles, schedule)
     totals = dict.fromkeys(CATEGORIES, 0)
     act_mask = (1 << cfg.act_bits) - 1
     multiplier = 0.0
     previous = None
-    for state in _run(cfg, tiles, schedule):
+    for state in states:
         regs = {group: state.regs[group].copy() for group in _groups(cfg)}
         operand = state.operands(state.left_inputs())
         if previous is not None:
@@ -329,5 +368,4 @@ def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | No
             if changed.any():
                 multiplier += float((cost.of(state.decoded) * changed).sum())
         previous = (regs, operand.copy())
-    return EnergyProxy(cycles=schedule.cycles, register_toggles=totals,
-                       multiplier_toggles=multiplier)
+    return EnergyProxy(cycles=cycles, register_toggles=totals, multiplier_toggles=multiplier)
