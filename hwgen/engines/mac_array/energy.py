@@ -156,12 +156,13 @@ class _PipelineState:
         self.history = np.roll(self.history, 1, axis=1)
         self.history[:, 0] = rows
 
-    def load(self, r: int, values: np.ndarray, idx: np.ndarray) -> None:
-        """Weight beat for PE row r: (batch, C, N) weights and indices."""
+    def load(self, r: int, values: np.ndarray, idx: np.ndarray, batch=slice(None)) -> None:
+        """Weight beat for PE row r: (batch, C, N) weights and indices, into the batch
+        elements ``batch`` selects."""
         book = self.cfg.codebook
-        self.regs["weight"][:, r] = values if book is None else encode(values, book)
-        self.decoded[:, r] = values
-        self.regs["idx"][:, r] = idx
+        self.regs["weight"][batch, r] = values if book is None else encode(values, book)
+        self.decoded[batch, r] = values
+        self.regs["idx"][batch, r] = idx
 
 
 def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
@@ -211,11 +212,10 @@ def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile]) -> Iterator[_PipelineStat
     for i, tile in enumerate(tiles):
         acts[i, :lengths[i]] = tile.acts
     state = _PipelineState(cfg, batch)
-    for r in range(R):      # the weights each window starts with: the previous tile's
-        state.load(r, np.stack([np.zeros_like(tiles[0].values[r])] +
-                               [t.values[r] for t in tiles[:-1]]),
-                   np.stack([np.zeros_like(tiles[0].indices[r])] +
-                            [t.indices[r] for t in tiles[:-1]]))
+    if batch > 1:           # a window starts with the previous tile's weights; the first with
+        for r in range(R):  # the registers' initial zeros (code 0 with a weight set)
+            state.load(r, np.stack([t.values[r] for t in tiles[:-1]]),
+                       np.stack([t.indices[r] for t in tiles[:-1]]), batch=slice(1, None))
     window = max(cycle_model(cfg, b).total + cycle_model(cfg, b).turnaround for b in lengths)
     for t in range(window):
         yield state
