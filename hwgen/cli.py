@@ -1,4 +1,4 @@
-"""The ``hwgen`` command line: new, generate, sim, synth, flow, select, doctor.
+"""The ``hwgen`` command line: new, generate, sim, synth, flow, select, hls, doctor.
 
 Every command is a thin layer over the stage functions (DESIGN.md §1): it loads the config, calls
 :func:`hwgen.emit.verilog.generate`, :func:`hwgen.flows.lint.lint`,
@@ -279,6 +279,30 @@ def cmd_flow(args) -> int:
     return 0 if lint_result.clean and sim.passed else 1
 
 
+def cmd_hls(args) -> int:
+    from hwgen.emit.hls import CsimError, csim, render_hls
+
+    cfg = load_config(args.config)
+    out_dir = _out_dir(args.out)
+    progress = _Progress(2 if args.csim else 1)
+    with progress.stage("render HLS C++"):
+        artifacts = render_hls(cfg, out_dir)
+    print(f"wrote {artifacts.directory}/")
+    for path in (artifacts.header, artifacts.kernel, artifacts.testbench, artifacts.support,
+                 artifacts.script):
+        print(f"  {path.name}")
+    if not args.csim:
+        return 0
+    with progress.stage(f"C simulation with g++, {args.vectors} vectors, seed {args.seed}"):
+        try:
+            result = csim(cfg, artifacts.directory, seed=args.seed, vectors=args.vectors)
+        except CsimError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"csim: {'pass' if result.passed else 'FAIL'}: {result.message} (log: "
+          f"{result.log_path})")
+    return 0 if result.passed else 1
+
+
 def _max_error(text: str) -> float:
     """An argparse type accepting a finite number >= 0."""
     try:
@@ -395,6 +419,8 @@ _EPILOG = """examples:
   hwgen synth mac.toml --target ecp5-85k       Yosys + nextpnr resources and Fmax
   hwgen select --weights W.npz --acts A.npz --max-error 0.02
                                                pick power-aware weight sets per layer
+  hwgen hls mac.toml --csim                    HLS C++ + testbench + Vitis script, checked
+                                               against the golden model with g++
   hwgen doctor                                 which tools hwgen uses and where they are
 """
 
@@ -490,6 +516,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--out", type=Path, default=Path("select_out"), metavar="DIR",
                      help="output folder, replaced if it holds an earlier select result "
                           "(default: select_out)")
+
+    sub = add("hls", cmd_hls, "write HLS C++ (kernel, testbench, Vitis script); --csim runs it",
+              "Write OUT/<name>/: the engine as HLS C++ (<name>.h, <name>.cpp), a self-checking "
+              "testbench (<name>_tb.cpp), hwgen_hls.h and a Vitis HLS script (run_hls.tcl). "
+              "With --csim, compile kernel and testbench with the system g++ and run them on "
+              "stimulus from the golden model; exit code 1 if any output differs.")
+    config_arg(sub)
+    sub.add_argument("-o", "--out", type=Path, default=Path("hls_out"), metavar="DIR",
+                     help="output folder; the files go to DIR/<name>/ (default: hls_out)")
+    sub.add_argument("--csim", action="store_true",
+                     help="compile and run the testbench against the golden model")
+    sub.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=1,
+                     help="random seed of the C-simulation stimulus (default: 1)")
+    sub.add_argument("--vectors", type=_int_between(1, 10_000), default=8,
+                     help="C-simulation stimulus size, 1..10000, in the engine's unit as for "
+                          "sim (default: 8)")
 
     add("doctor", cmd_doctor, "show the tools hwgen uses, their versions and locations",
         "Run every external tool once and list it with its version and location, plus the "

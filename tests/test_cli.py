@@ -22,7 +22,7 @@ from hwgen.engines.registry import ENGINES
 from hwgen.engines.snn import SnnConfig
 from hwgen.flows.toolchain import TOOLS, ToolError
 
-COMMANDS = ["new", "generate", "sim", "synth", "flow", "select", "doctor"]
+COMMANDS = ["new", "generate", "sim", "synth", "flow", "select", "hls", "doctor"]
 
 
 def hwgen(*args, cwd=None):
@@ -60,6 +60,7 @@ def test_top_level_help_lists_every_command():
     ("flow", ["[CONFIG]", "--target T", "--seed", "--vectors"]),
     ("select", ["--weights W", "--acts A", "--max-error E", "--max-values V", "--config CONFIG",
                 "--out DIR"]),
+    ("hls", ["CONFIG", "--out DIR", "--csim", "--seed", "--vectors"]),
     ("doctor", []),
 ])
 def test_command_help(command, options):
@@ -242,7 +243,7 @@ def test_output_path_is_a_file(tmp_path):
     (["generate", "x.toml", "--bogus"], "unrecognized arguments: --bogus"),
     ([], "the following arguments are required: COMMAND"),
     (["compile"], "argument COMMAND: invalid choice: 'compile' (choose from 'new', 'generate', "
-                  "'sim', 'synth', 'flow', 'select', 'doctor')"),
+                  "'sim', 'synth', 'flow', 'select', 'hls', 'doctor')"),
 ])
 def test_bad_command_line(tmp_path, args, message):
     assert_one_line_error(hwgen(*args, cwd=tmp_path), message)
