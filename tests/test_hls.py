@@ -14,6 +14,7 @@ import sys
 import jinja2
 import pytest
 
+from hwgen.config import ConfigError
 from hwgen.emit import hls
 from hwgen.emit.hls import CsimError, csim, render_files, render_hls
 from hwgen.engines.mac_array import MacArrayConfig
@@ -105,6 +106,17 @@ def test_render_replaces_the_folder_atomically(tmp_path, monkeypatch):
         render_hls(cfg, tmp_path / "new")
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.name]
+
+
+@pytest.mark.parametrize("name", ["main", "template", "hls", "std", "hwgen", "int64_t"])
+def test_names_that_clash_in_cpp_are_refused(name, tmp_path):
+    cfg = dataclasses.replace(CONFIGS["dense_1x1"], name=name)
+    with pytest.raises(ConfigError) as info:
+        render_hls(cfg, tmp_path / "out")
+    assert str(info.value) == (f'name = "{name}": expected a name that is not a C++ keyword or '
+                               f"an identifier the HLS C++ uses (main, std, hls, hwgen, int64_t, "
+                               f"...)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
