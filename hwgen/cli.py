@@ -187,13 +187,20 @@ def cmd_new(args) -> int:
     return 0
 
 
-def _generate_and_lint(cfg: EngineConfig, out_dir: Path, progress: _Progress):
+def _generate_and_lint(cfg: EngineConfig, out_dir: Path, progress: _Progress,
+                       axis: bool = False):
     from hwgen.emit.verilog import generate
 
     with progress.stage("generate"):
-        artifacts = generate(cfg, out_dir)
+        artifacts = generate(cfg, out_dir, axis=axis)
     with progress.stage("lint"):
-        result = lint(artifacts.verilog, cfg.name)
+        if axis:
+            # Core and wrapper together, the wrapper on top; the Amaranth waivers cover the core
+            # only, the wrapper must be clean under plain -Wall.
+            result = lint([artifacts.verilog, artifacts.axis_verilog],
+                          artifacts.axis_verilog.stem, waived=[artifacts.verilog])
+        else:
+            result = lint(artifacts.verilog, cfg.name)
     return artifacts, result
 
 
@@ -207,10 +214,11 @@ def _print_lint(result) -> None:
 def cmd_generate(args) -> int:
     cfg = load_config(args.config)
     out_dir = _out_dir(args.out)
-    artifacts, lint_result = _generate_and_lint(cfg, out_dir, _Progress(2))
+    artifacts, lint_result = _generate_and_lint(cfg, out_dir, _Progress(2), axis=args.axis)
     print(f"wrote {artifacts.directory}/")
-    for path in (artifacts.verilog, artifacts.manifest, artifacts.core):
-        print(f"  {path.name}")
+    for path in (artifacts.verilog, artifacts.axis_verilog, artifacts.manifest, artifacts.core):
+        if path is not None:
+            print(f"  {path.name}")
     _print_lint(lint_result)
     return 0 if lint_result.clean else 1
 
@@ -463,6 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_arg(sub)
     sub.add_argument("-o", "--out", type=Path, default=Path("rtl_out"), metavar="DIR",
                      help="output folder; the design goes to DIR/<name>/ (default: rtl_out)")
+    sub.add_argument("--axis", action="store_true",
+                     help="also write <name>_axis.v, a wrapper exposing every stream as "
+                          "AXI4-Stream (s_axis_<stream>_tdata/tvalid/tready/tlast in, m_axis_* "
+                          "out; aclk, active-low aresetn), and lint it with the core")
 
     sub = add("sim", cmd_sim, "simulate against the golden model",
               "Run the cocotb testbench under Verilator: random stimulus, random valid gaps and "

@@ -2,12 +2,18 @@
 
 :func:`hwgen.flows.sim.simulate` passes parameters through environment variables (the cocotb runner
 starts the simulator as a subprocess) and reads back the JSON result file written here.
+
+A testbench is written against the core's ports (``clk``, ``rst``, ``<stream>__payload/valid/
+ready``, ``perf__*``). When the toplevel is the core's AXI4-Stream wrapper
+(``simulate(..., axis=True)``), ``dut = core_view(dut, params)`` gives it those ports on top of
+the wrapper's: see :class:`AxisCoreView`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +21,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.config import EngineConfig, config_from_dict
+from sim.streams import AxisPayload
 
-__all__ = ["TestParams", "start_clock_and_reset", "read_counters", "union_size", "write_result"]
+__all__ = ["TestParams", "AxisCoreView", "core_view", "start_clock_and_reset", "read_counters",
+           "union_size", "write_result"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -32,6 +40,7 @@ class TestParams:
     ready_prob: float     # chance the output is ready in a cycle
     result_path: Path
     options: dict = field(default_factory=dict)   # testbench-specific, from HWGEN_OPTIONS
+    axis: bool = False    # the toplevel is the AXI4-Stream wrapper <name>_axis (HWGEN_AXIS=1)
 
     @classmethod
     def from_env(cls) -> "TestParams":
@@ -41,11 +50,66 @@ class TestParams:
                    valid_prob=float(env["HWGEN_VALID_PROB"]),
                    ready_prob=float(env["HWGEN_READY_PROB"]),
                    result_path=Path(env["HWGEN_RESULT"]),
-                   options=json.loads(env.get("HWGEN_OPTIONS") or "{}"))
+                   options=json.loads(env.get("HWGEN_OPTIONS") or "{}"),
+                   axis=env.get("HWGEN_AXIS", "0") == "1")
+
+
+class _ActiveLow:
+    """``rst`` on top of ``aresetn``: writing 1 drives ``aresetn`` low; reading inverts it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    @property
+    def value(self) -> int:
+        return 1 - int(self.handle.value)
+
+    @value.setter
+    def value(self, bit) -> None:
+        self.handle.value = 1 - int(bit)
+
+
+class AxisCoreView:
+    """The AXI4-Stream wrapper ``<name>_axis`` seen through the core's port names.
+
+    ``clk`` is ``aclk``; ``rst`` is ``aresetn`` inverted (``rst.value = 1`` drives ``aresetn``
+    low); ``<stream>__valid``/``__ready`` are ``s_axis_<stream>_tvalid``/``tready`` for a stream
+    into the core and ``m_axis_<stream>_...`` for one out of it; ``<stream>__payload`` is an
+    :class:`sim.streams.AxisPayload` that splits a payload into ``tdata``/``tlast`` and merges
+    them back (with the stream's ``last`` offset from :func:`hwgen.emit.axis.axis_streams`). Every
+    other name (``perf__*``, ``_log``) is the wrapper's own handle. ``rng`` fills the input bits
+    the wrapper must ignore (see :class:`~sim.streams.AxisPayload`).
+    """
+
+    def __init__(self, dut, streams, rng: random.Random):
+        self._dut = dut
+        self.clk = dut.aclk
+        self.rst = _ActiveLow(dut.aresetn)
+        for s in streams:
+            setattr(self, f"{s.name}__valid", getattr(dut, f"{s.interface}_tvalid"))
+            setattr(self, f"{s.name}__ready", getattr(dut, f"{s.interface}_tready"))
+            setattr(self, f"{s.name}__payload", AxisPayload(dut, s, rng))
+
+    def __getattr__(self, name):
+        # Only called for names not set in __init__.
+        if name == "_dut":
+            raise AttributeError(name)
+        return getattr(self._dut, name)
+
+
+def core_view(dut, params: TestParams):
+    """``dut`` itself for a core, an :class:`AxisCoreView` of it for the AXI4-Stream wrapper:
+    the first line of a testbench, after reading ``params``."""
+    if not params.axis:
+        return dut
+    from hwgen.emit.axis import axis_streams
+
+    return AxisCoreView(dut, axis_streams(params.cfg), random.Random(params.seed ^ 0xA415))
 
 
 async def start_clock_and_reset(dut, cycles: int = 3) -> None:
-    """Start ``clk`` and hold the synchronous ``rst`` high for ``cycles`` rising edges."""
+    """Start ``clk`` and hold the synchronous ``rst`` high for ``cycles`` rising edges (on an
+    :class:`AxisCoreView`: ``aclk``, and ``aresetn`` low)."""
     Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
     dut.rst.value = 1
     for _ in range(cycles):

@@ -17,7 +17,7 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["CycleClock", "StreamDriver", "StreamSink", "Transfer"]
+__all__ = ["AxisPayload", "CycleClock", "StreamDriver", "StreamSink", "Transfer"]
 
 
 class CycleClock:
@@ -41,6 +41,48 @@ class Transfer:
     def __init__(self, bits: int, cycle: int):
         self.bits = bits
         self.cycle = cycle
+
+
+class AxisPayload:
+    """A core stream's ``payload`` on the AXI4-Stream wrapper's ``tdata``/``tlast`` ports, with
+    the ``value`` of a signal handle, so :class:`StreamDriver` and :class:`StreamSink` work
+    unchanged on the wrapper (through :class:`sim.harness.AxisCoreView`).
+
+    Writing ``value`` (a stream into the core) splits the payload into ``tdata`` and ``tlast``
+    (:meth:`hwgen.emit.axis.AxisStream.split`); the bits the wrapper must ignore — the padding
+    bits of ``tdata`` and the ``tlast`` of a stream without ``last`` — get random bits from
+    ``rng`` (not the stimulus generator), so a wrapper that used them would fail the comparison.
+    Reading ``value`` merges ``tdata`` and ``tlast`` back into the payload; on a stream out of
+    the core it also checks the wrapper's promises: padding bits 0, and ``tlast`` 1 on a stream
+    without ``last``.
+    """
+
+    def __init__(self, dut, stream, rng: random.Random):
+        self.stream, self.rng = stream, rng
+        self.tdata = getattr(dut, f"{stream.interface}_tdata")
+        self.tlast = getattr(dut, f"{stream.interface}_tlast")
+
+    @property
+    def value(self) -> int:
+        s = self.stream
+        tdata, tlast = int(self.tdata.value), int(self.tlast.value)
+        if s.direction == "m":
+            if tdata >> s.data_width:
+                raise AssertionError(f"{s.interface}_tdata padding bits are not 0: {tdata:#x}")
+            if not s.has_last and tlast != 1:
+                raise AssertionError(f"{s.interface}_tlast is 0 on a stream without last")
+        return s.merge(tdata, tlast)
+
+    @value.setter
+    def value(self, bits) -> None:
+        s = self.stream
+        tdata, tlast = s.split(int(bits))
+        if s.tdata_width > s.data_width:
+            tdata |= self.rng.getrandbits(s.tdata_width - s.data_width) << s.data_width
+        if not s.has_last:
+            tlast = self.rng.getrandbits(1)
+        self.tdata.value = tdata
+        self.tlast.value = tlast
 
 
 class _StreamPorts:

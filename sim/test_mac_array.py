@@ -36,8 +36,8 @@ from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
 from hwgen.engines.mac_array.weight_set import encode
 from hwgen.hdl.payload import pack, unpack
-from sim.harness import (CLOCK_PERIOD_NS, TestParams, read_counters, start_clock_and_reset,
-                         union_size, write_result)
+from sim.harness import (CLOCK_PERIOD_NS, TestParams, core_view, read_counters,
+                         start_clock_and_reset, union_size, write_result)
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
@@ -122,6 +122,7 @@ async def throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, ti
 @cocotb.test()
 async def mac_array_matches_golden(dut):
     params = TestParams.from_env()
+    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
     cfg = params.cfg
     data_rng = np.random.default_rng(params.seed)
     gap_rng = random.Random(params.seed)

@@ -73,7 +73,8 @@ from hwgen.engines.snn.cycle_model import layer_cycles
 from hwgen.engines.snn.rtl import weight_layout
 from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
-from sim.harness import TestParams, read_counters, start_clock_and_reset, union_size, write_result
+from sim.harness import (TestParams, core_view, read_counters, start_clock_and_reset,
+                         union_size, write_result)
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
@@ -188,6 +189,7 @@ def consecutive(cycles: list[int]) -> bool:
 @cocotb.test()
 async def snn_layer_matches_golden(dut):
     params = TestParams.from_env()
+    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
     cfg = params.cfg
     profile, phase2 = parse_options(params.options)
     data_rng = np.random.default_rng(params.seed)

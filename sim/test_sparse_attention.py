@@ -36,7 +36,7 @@ from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import (draw_lengths, edge_lengths, edge_sequences,
                                                      mixed_lengths, random_sequence)
 from hwgen.hdl.payload import pack
-from sim.harness import TestParams, read_counters, start_clock_and_reset, write_result
+from sim.harness import TestParams, core_view, read_counters, start_clock_and_reset, write_result
 from sim.scoreboard import InOrderScoreboard
 from sim.streams import CycleClock, StreamDriver, StreamSink
 
@@ -76,6 +76,7 @@ class Scoreboard(InOrderScoreboard):
 @cocotb.test()
 async def sparse_attention_matches_golden(dut):
     params = TestParams.from_env()
+    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
     cfg = params.cfg
     options = params.options
     data_rng = np.random.default_rng(params.seed)

@@ -1,5 +1,8 @@
 """Config -> ``rtl_out/<name>/``: Verilog, ``manifest.json`` and a FuseSoC ``.core``.
 
+With ``axis=True`` also ``<name>_axis.v``, the AXI4-Stream wrapper (:mod:`hwgen.emit.axis`), listed
+in the manifest (``axis``) and the ``.core`` file.
+
 The output is deterministic: Amaranth is asked not to emit source locations (which hold absolute
 paths), the manifest has no timestamps and sorted keys, so the same config and tool versions give
 byte-identical files. Files are written to a temporary sibling folder and moved into place at the
@@ -18,6 +21,7 @@ from pathlib import Path
 from amaranth.back import verilog as amaranth_verilog
 
 from hwgen.config import EngineConfig, config_hash, config_to_dict
+from hwgen.emit.axis import axis_manifest, render_axis_wrapper, wrapper_name
 from hwgen.emit.templates import render
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.toolchain import package_versions
@@ -34,13 +38,16 @@ class Port:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Paths of one generated design."""
+    """Paths of one generated design; ``axis_verilog`` and ``axis_ports`` (the AXI4-Stream
+    wrapper ``<name>_axis.v`` and its ports) only with ``axis=True``."""
 
     directory: Path
     verilog: Path
     manifest: Path
     core: Path
     ports: tuple[Port, ...]
+    axis_verilog: Path | None = None
+    axis_ports: tuple[Port, ...] = ()
 
 
 def emit_verilog(cfg: EngineConfig) -> str:
@@ -67,7 +74,9 @@ def extract_ports(text: str, top: str) -> tuple[Port, ...]:
                if isinstance(d, ast.ModuleDef) and d.name == top]
     if not modules:
         raise RuntimeError(f"module {top!r} not found in generated Verilog")
-    order = [p.name for p in modules[0].portlist.ports]
+    # Non-ANSI headers list Port(name); ANSI headers (the AXI-Stream wrapper) Ioport(Input, ...).
+    order = [p.first.name if isinstance(p, ast.Ioport) else p.name
+             for p in modules[0].portlist.ports]
     found: dict[str, Port] = {}
 
     def visit(node):
@@ -84,7 +93,7 @@ def extract_ports(text: str, top: str) -> tuple[Port, ...]:
     return tuple(found[name] for name in order)
 
 
-def _manifest(cfg: EngineConfig, ports: tuple[Port, ...]) -> str:
+def _manifest(cfg: EngineConfig, ports: tuple[Port, ...], axis: dict | None = None) -> str:
     manifest = {
         "name": cfg.name,
         "engine": cfg.kind,
@@ -94,29 +103,46 @@ def _manifest(cfg: EngineConfig, ports: tuple[Port, ...]) -> str:
         "tools": package_versions(),
         "files": {"verilog": f"{cfg.name}.v", "core": f"{cfg.name}.core"},
     }
+    if axis is not None:
+        manifest["axis"] = axis
+        manifest["files"]["axis_wrapper"] = axis["file"]
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def _artifacts(cfg: EngineConfig, directory: Path, ports: tuple[Port, ...]) -> Artifacts:
+def _artifacts(cfg: EngineConfig, directory: Path, ports: tuple[Port, ...],
+               axis_ports: tuple[Port, ...] | None = None) -> Artifacts:
     return Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
-                     directory / f"{cfg.name}.core", ports)
+                     directory / f"{cfg.name}.core", ports,
+                     None if axis_ports is None else directory / f"{wrapper_name(cfg)}.v",
+                     axis_ports or ())
 
 
-def write_design(cfg: EngineConfig, directory: Path, text: str | None = None) -> Artifacts:
-    """Write Verilog, manifest and core for ``cfg`` into an existing ``directory``."""
+def write_design(cfg: EngineConfig, directory: Path, text: str | None = None,
+                 axis: bool = False) -> Artifacts:
+    """Write Verilog, manifest and core for ``cfg`` into an existing ``directory``; with ``axis``
+    also the AXI4-Stream wrapper ``<name>_axis.v``."""
     text = emit_verilog(cfg) if text is None else text
     ports = extract_ports(text, cfg.name)
-    paths = _artifacts(cfg, directory, ports)
+    wrapper = axis_entry = axis_ports = None
+    if axis:
+        wrapper = render_axis_wrapper(cfg, ports)
+        axis_ports = extract_ports(wrapper, wrapper_name(cfg))
+        axis_entry = axis_manifest(cfg, axis_ports)
+    paths = _artifacts(cfg, directory, ports, axis_ports)
     paths.verilog.write_text(text)
-    paths.manifest.write_text(_manifest(cfg, ports))
+    if wrapper is not None:
+        paths.axis_verilog.write_text(wrapper)
+    paths.manifest.write_text(_manifest(cfg, ports, axis_entry))
+    core_axis = None if not axis else {"file": paths.axis_verilog.name, "top": wrapper_name(cfg)}
     paths.core.write_text(render("fusesoc/core.yml.j2", name=cfg.name, engine=cfg.kind,
                                  verilog=paths.verilog.name, config_hash=config_hash(cfg),
-                                 version=package_versions(("hwgen",))["hwgen"]))
+                                 version=package_versions(("hwgen",))["hwgen"], axis=core_axis))
     return paths
 
 
-def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out") -> Artifacts:
-    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version.
+def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out", axis: bool = False) -> Artifacts:
+    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version; with
+    ``axis`` the folder also holds the AXI4-Stream wrapper ``<name>_axis.v``.
 
     The new folder is complete before it takes the final name: the old one is first renamed aside,
     so at every moment ``<out_dir>/<cfg.name>`` is either the old or the new design. Anything else
@@ -130,7 +156,7 @@ def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out") -> Artifacts:
     staging.chmod(0o755)
     retired = None
     try:
-        ports = write_design(cfg, staging).ports
+        written = write_design(cfg, staging, axis=axis)
         if final.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-old-", dir=out_dir))
             final.rename(retired / cfg.name)
@@ -143,4 +169,4 @@ def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out") -> Artifacts:
         for leftover in (staging, retired):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover)
-    return _artifacts(cfg, final, ports)
+    return _artifacts(cfg, final, written.ports, written.axis_ports if axis else None)

@@ -1,9 +1,14 @@
 """Running an engine's cocotb testbench under Verilator (DESIGN.md §5).
 
-One Verilator build per (emitted Verilog, waves) is kept in a cache folder keyed by the Verilog's
-hash and shared by every run of that config: tests with different seeds or gap probabilities reuse it, and a
-file lock makes that safe under pytest-xdist. Each run gets its own folder for the log, the cocotb
-results file, the testbench's JSON result and the waveform.
+One Verilator build per (emitted Verilog, waves, axis) is kept in a cache folder keyed by the
+Verilog's hash and shared by every run of that config: tests with different seeds or gap
+probabilities reuse it, and a file lock makes that safe under pytest-xdist. Each run gets its own
+folder for the log, the cocotb results file, the testbench's JSON result and the waveform.
+
+With ``axis=True`` the simulator is built from the core and its AXI4-Stream wrapper
+(:mod:`hwgen.emit.axis`) with the wrapper ``<name>_axis`` as toplevel (its own cache entry), and
+the engine's unchanged testbench drives the wrapper's ports: ``sim.harness.core_view`` presents
+them under the core's names (``HWGEN_AXIS=1`` tells the testbench).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from hwgen.config import ConfigError, EngineConfig, config_to_dict
+from hwgen.emit.axis import render_axis_wrapper, wrapper_name
 from hwgen.emit.verilog import emit_verilog, write_design
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.cache import cache_root, file_lock
@@ -63,23 +69,29 @@ def _runner():
     return get_runner("verilator")
 
 
-def build(cfg: EngineConfig, waves: bool = False) -> Path:
-    """Verilate ``cfg`` once and return the build folder.
+def build(cfg: EngineConfig, waves: bool = False, axis: bool = False) -> Path:
+    """Verilate ``cfg`` once and return the build folder; with ``axis`` the core and its
+    AXI4-Stream wrapper, toplevel ``<name>_axis``.
 
-    The cache key is the hash of the emitted Verilog, not of the config, so a change to the RTL
-    generator never reuses a stale simulator.
+    The cache key is the hash of the emitted Verilog (and wrapper), not of the config, so a change
+    to the RTL generator never reuses a stale simulator.
     """
     text = emit_verilog(cfg)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    build_dir = cache_root() / "sim" / f"{cfg.name}-{digest}{'-waves' if waves else ''}"
+    # The wrapper from the signature's ports (no Verilog parsing); the build writes it from the
+    # parsed ports, after checking that they agree.
+    wrapper = render_axis_wrapper(cfg) if axis else ""
+    digest = hashlib.sha256((text + wrapper).encode()).hexdigest()[:16]
+    build_dir = cache_root() / "sim" / (f"{cfg.name}-{digest}{'-axis' if axis else ''}"
+                                        f"{'-waves' if waves else ''}")
     stamp = build_dir / "hwgen-build.ok"
     with file_lock(build_dir.with_suffix(".lock")):
         if stamp.is_file():
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = write_design(cfg, build_dir, text)
+        artifacts = write_design(cfg, build_dir, text, axis=axis)
+        sources = [artifacts.verilog] + ([artifacts.axis_verilog] if axis else [])
         try:
-            _runner().build(sources=[artifacts.verilog], hdl_toplevel=cfg.name,
+            _runner().build(sources=sources, hdl_toplevel=wrapper_name(cfg) if axis else cfg.name,
                             build_dir=build_dir, build_args=["-Wno-fatal", "-O3"], waves=waves,
                             always=True, log_file=build_dir / "build.log")
         except RuntimeError:
@@ -92,13 +104,15 @@ def build(cfg: EngineConfig, waves: bool = False) -> Path:
 def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
              valid_prob: float = 0.7, ready_prob: float = 0.7,
              progress: Callable[[str], None] | None = None,
-             options: dict | None = None) -> SimResult:
+             options: dict | None = None, axis: bool = False) -> SimResult:
     """Build (cached) and run the engine's testbench for ``cfg``; return what it measured.
 
     ``vectors`` is the engine's unit of stimulus (mac_array: activation rows of the long random
     tile; snn: samples); ``valid_prob`` and ``ready_prob`` set the random gaps and backpressure of
     the stress phase. ``options`` are testbench-specific settings (JSON-serializable), e.g.
     ``{"profile": "vgg16", "phase2": False}`` for snn; see the engine's ``sim/test_*.py``.
+    ``axis`` simulates the AXI4-Stream wrapper ``<name>_axis`` around the core instead of the core
+    (same testbench, same checks; see the module docstring).
     """
     if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 100_000:
         raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 100000")
@@ -114,22 +128,24 @@ def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = 
         except (TypeError, ValueError):
             raise ConfigError(f"options = {options!r}: expected a JSON-serializable dict or None"
                               ) from None
-    say(f"verilator build of {cfg.name} (cached per config)")
-    build_dir = build(cfg, waves)
+    top = wrapper_name(cfg) if axis else cfg.name
+    say(f"verilator build of {top} (cached per config)")
+    build_dir = build(cfg, waves, axis=axis)
     return run_testbench(cfg, build_dir, seed=seed, vectors=vectors, waves=waves,
                          valid_prob=valid_prob, ready_prob=ready_prob, progress=say,
-                         options=options)
+                         options=options, axis=axis)
 
 
 def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vectors: int,
                   waves: bool, valid_prob: float, ready_prob: float,
-                  progress: Callable[[str], None], options: dict | None = None) -> SimResult:
+                  progress: Callable[[str], None], options: dict | None = None,
+                  axis: bool = False) -> SimResult:
     """Run the testbench of ``testbench_cfg`` on the simulator built in ``build_dir``.
 
     The testbench computes its expectations from ``testbench_cfg``; :func:`simulate` passes the
     config the simulator was built from. (Tests pass a different one to prove that a wrong
     expectation is caught.) ``options`` reach the testbench as JSON in ``HWGEN_OPTIONS``
-    (``TestParams.options``).
+    (``TestParams.options``). ``axis``: ``build_dir`` holds the AXI4-Stream wrapper build.
     """
     engine = ENGINES[testbench_cfg.kind]
     run_dir = Path(tempfile.mkdtemp(prefix=f"run-seed{seed}-", dir=build_dir))
@@ -143,13 +159,15 @@ def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vecto
         "HWGEN_READY_PROB": str(ready_prob),
         "HWGEN_RESULT": str(result_path),
         "HWGEN_OPTIONS": json.dumps(options or {}),
+        "HWGEN_AXIS": "1" if axis else "0",
     }
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))   # the runner passes sys.path on as PYTHONPATH
     progress(f"cocotb {engine.sim_module} seed={seed} vectors={vectors}")
     started = time.monotonic()
     try:
-        _runner().test(test_module=f"sim.{engine.sim_module}", hdl_toplevel=testbench_cfg.name,
+        _runner().test(test_module=f"sim.{engine.sim_module}",
+                       hdl_toplevel=wrapper_name(testbench_cfg) if axis else testbench_cfg.name,
                        hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
                        extra_env=env, waves=waves, results_xml=str(run_dir / "results.xml"),
                        log_file=log_path, seed=seed)
