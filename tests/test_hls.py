@@ -17,6 +17,7 @@ import pytest
 from hwgen.config import ConfigError
 from hwgen.emit import hls
 from hwgen.emit.hls import CsimError, csim, render_files, render_hls
+from hwgen.emit.templates import TEMPLATE_DIR
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.mac_array import hls as mac_hls
 
@@ -74,6 +75,13 @@ def test_rendering_is_deterministic_and_complete():
                    "#pragma HLS INTERFACE axis port=acts"):
         assert pragma in kernel
     assert "set_top hls_1of3_set5" in first["run_hls.tcl"]
+
+
+def test_templates_print_values_only():
+    """Every {{ ... }} in the HLS templates is a bare name: Python computes, templates print."""
+    for path in sorted((TEMPLATE_DIR / "hls").rglob("*.j2")):
+        for expr in re.findall(r"\{\{(.*?)\}\}", path.read_text()):
+            assert re.fullmatch(r"\s*[a-z_]+\s*", expr), f"{path}: {{{{{expr}}}}}"
 
 
 def test_decode_table_is_the_config_codebook():

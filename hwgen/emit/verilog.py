@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from amaranth.back import verilog as amaranth_verilog
 
 from hwgen.config import EngineConfig, config_hash, config_to_dict
 from hwgen.emit.axis import axis_manifest, render_axis_wrapper, wrapper_name
+from hwgen.emit.folders import publish_folder
 from hwgen.emit.templates import render
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.toolchain import package_versions
@@ -148,25 +148,7 @@ def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out", axis: bool = Fa
     so at every moment ``<out_dir>/<cfg.name>`` is either the old or the new design. Anything else
     under the old folder (e.g. synthesis results) goes with it: they belonged to the old RTL.
     """
-    out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / cfg.name
-    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-new-", dir=out_dir))
-    staging.chmod(0o755)
-    retired = None
-    try:
-        written = write_design(cfg, staging, axis=axis)
-        if final.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-old-", dir=out_dir))
-            final.rename(retired / cfg.name)
-        staging.rename(final)
-    except BaseException:
-        if created and out_dir.exists():
-            shutil.rmtree(out_dir)
-        raise
-    finally:
-        for leftover in (staging, retired):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover)
+    written = publish_folder(out_dir, cfg.name, lambda folder: write_design(cfg, folder,
+                                                                           axis=axis))
+    final = Path(out_dir) / cfg.name
     return _artifacts(cfg, final, written.ports, written.axis_ports if axis else None)

@@ -31,8 +31,11 @@ def hls_context(cfg: MacArrayConfig) -> dict:
     table = None if book is None else [*book, *([0] * ((1 << cfg.code_bits) - len(book)))]
     return {
         "rows": cfg.rows, "cols": cfg.cols, "n": cfg.n, "m": cfg.m, "k": cfg.k,
+        "guard": f"{cfg.name.upper()}_H",
         "act_bits": cfg.act_bits, "act_signed": cfg.act_signed,
-        "weight_bits": cfg.weight_bits, "code_bits": cfg.code_bits, "idx_bits": cfg.idx_bits,
+        "act_signed_cpp": "true" if cfg.act_signed else "false",
+        "weight_bits": cfg.weight_bits, "code_bits": cfg.code_bits,
+        "idx_field_bits": max(cfg.idx_bits, 1),     # the index field is 1 bit even when dense
         "acc_bits": cfg.acc_bits, "overflow": cfg.overflow, "sparsity": cfg.sparsity or "dense",
         "weight_set": "all" if book is None else f"{len(book)} values",
         "table": table, "table_size": None if table is None else len(table),
