@@ -13,7 +13,7 @@ from hwgen.engines.mac_array.golden import NMPatternError, Tile, expand_nm, run
 from hwgen.engines.mac_array.layer import (layer_energy, layer_outputs, layer_tiles, load_tiles,
                                            save_tiles)
 from hwgen.engines.mac_array.stimulus import random_tile, test_tiles
-from hwgen.engines.mac_array.weight_set import encode, project
+from hwgen.engines.mac_array.weight_set import project
 
 SEED = 20261123
 
@@ -101,8 +101,7 @@ def test_energy_proxy_equals_the_trace_and_a_brute_force_multiplier_count(cfg):
         first = np.zeros_like(regs["prod"][:, :, :1, :])
         first[:-1] = regs["a"][1:, :, :1, :] if cfg.cols > 1 else 0
         operands = np.concatenate([first, regs["a"]], axis=2)
-    book = cfg.codebook
-    decoded = regs["weight"] if book is None else np.asarray(book)[regs["weight"]]
+    decoded = regs["weight"]
     mask = (1 << cfg.act_bits) - 1
     expected = 0.0
     for t in range(1, trace.cycles):
@@ -126,8 +125,7 @@ def test_lockstep_replay_equals_the_sequential_one(cfg):
     the same proxy, on tiles of different lengths."""
     rng = np.random.default_rng(SEED)
     tiles = [random_tile(cfg, rng, b) for b in (7, 1, 12, 3)]
-    # The weight registers start at 0, which with a weight set is the code of its smallest
-    # value, not of 0: the first tile must load over that.
+    # A first tile of zero weights loads over the registers' initial zeros: no weight toggles.
     tiles[0] = Tile(np.zeros_like(tiles[0].values), tiles[0].indices, tiles[0].acts)
     cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed)
     lockstep = energy_proxy(cfg, tiles, cost=cost)
@@ -137,13 +135,13 @@ def test_lockstep_replay_equals_the_sequential_one(cfg):
     assert lockstep.multiplier_toggles == pytest.approx(sequential.multiplier_toggles, rel=1e-12)
 
 
-def test_weight_set_registers_hold_codes():
+def test_weight_set_registers_hold_decoded_weights():
+    """Codes travel; the PE registers hold the weights the table decoded at load."""
     cfg = MacArrayConfig(rows=2, cols=2, weight_set=[-3, 0, 4, 9])
     tile = random_tile(cfg, np.random.default_rng(SEED), 3)
     trace = trace_registers(cfg, [tile], ideal_schedule(cfg, [tile]))
-    last = trace.values["weight"][-1]
-    assert (last == encode(tile.values, cfg.codebook)).all()
-    assert last.max() <= 3 and "pe_r1_c1_code0" in trace.registers()
+    assert (trace.values["weight"][-1] == tile.values).all()
+    assert trace.registers()["pe_r1_c1_w0"][0] == 8
 
 
 def test_zero_weights_leave_products_and_sums_still():

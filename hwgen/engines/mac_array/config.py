@@ -50,7 +50,7 @@ class MacArrayConfig(EngineConfig):
         "doc": "Allowed weight values: \"all\", \"pow2\" (0 and signed powers of two), "
                "\"low_hamming_<k>\" (0 and values whose magnitude has at most k one bits) or "
                "a list of integers containing 0, e.g. [-4, -1, 0, 1, 4]. Other than \"all\", "
-               "weights travel and are stored as ceil(log2 |S|)-bit codebook indices."})
+               "weights travel as ceil(log2 |S|)-bit codebook indices, decoded as they load."})
     msb_bits: int | None = field(default=None, metadata={
         "doc": "Energy model only: width of the partial-sum MSB group whose toggles are counted "
                "apart from the LSB part (1 .. acc_bits - 1). Absent = the accumulator's guard "
@@ -110,7 +110,7 @@ class MacArrayConfig(EngineConfig):
 
     @property
     def code_bits(self) -> int:
-        """Width of a weight as it travels and is stored: a codebook index, or the weight."""
+        """Width of a weight as it travels: a codebook index, or the weight itself."""
         book = self.codebook
         return self.weight_bits if book is None else ws.code_bits(book)
 

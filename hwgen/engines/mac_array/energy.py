@@ -21,7 +21,7 @@ The proxy
     ``prod``
         the product registers;
     ``weight``
-        the weight registers (the codebook index with a weight set);
+        the weight registers (the decoded weight: a weight set's codes are decoded as they load);
     ``idx``
         N:M only: the position-index registers.
 
@@ -67,7 +67,6 @@ from hwgen.fixedpoint import overflow
 from .calibration import MultiplierCost, multiplier_cost
 from .config import MacArrayConfig
 from .golden import Tile, _check_tile, cycle_model
-from .weight_set import encode
 
 __all__ = ["CATEGORIES", "Schedule", "ideal_schedule", "RegisterTrace", "trace_registers",
            "EnergyProxy", "energy_proxy"]
@@ -124,10 +123,9 @@ class _PipelineState:
             "sel": np.zeros((batch, R, C, N), dtype=np.int64),
             "prod": np.zeros((batch, R, C, N), dtype=np.int64),
             "psum": np.zeros((batch, R, C), dtype=np.int64),
-            "weight": np.zeros((batch, R, C, N), dtype=np.int64),  # as stored: weight or code
+            "weight": np.zeros((batch, R, C, N), dtype=np.int64),
             "idx": np.zeros((batch, R, C, N), dtype=np.int64),
         }
-        self.decoded = np.zeros((batch, R, C, N), dtype=np.int64)   # the multipliers' weights
 
     def left_inputs(self) -> np.ndarray:
         """(batch, R, C, M): what each PE sees on its activation input in the current cycle."""
@@ -148,7 +146,7 @@ class _PipelineState:
         above = np.zeros_like(regs["psum"])
         above[:, 1:] = regs["psum"][:, :-1]
         psum = overflow(above + regs["prod"].sum(axis=3), cfg.acc_bits, cfg.overflow)
-        regs["prod"] = self.decoded * operand
+        regs["prod"] = regs["weight"] * operand
         if cfg.idx_bits:
             regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
         regs["a"] = left[:, :, :-1, :].copy()
@@ -159,9 +157,7 @@ class _PipelineState:
     def load(self, r: int, values: np.ndarray, idx: np.ndarray, batch=slice(None)) -> None:
         """Weight beat for PE row r: (batch, C, N) weights and indices, into the batch
         elements ``batch`` selects."""
-        book = self.cfg.codebook
-        self.regs["weight"][batch, r] = values if book is None else encode(values, book)
-        self.decoded[batch, r] = values
+        self.regs["weight"][batch, r] = values
         self.regs["idx"][batch, r] = idx
 
 
@@ -213,7 +209,7 @@ def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile]) -> Iterator[_PipelineStat
         acts[i, :lengths[i]] = tile.acts
     state = _PipelineState(cfg, batch)
     if batch > 1:           # a window starts with the previous tile's weights; the first with
-        for r in range(R):  # the registers' initial zeros (code 0 with a weight set)
+        for r in range(R):  # the registers' initial zeros
             state.load(r, np.stack([t.values[r] for t in tiles[:-1]]),
                        np.stack([t.indices[r] for t in tiles[:-1]]), batch=slice(1, None))
     window = max(cycle_model(cfg, b).total + cycle_model(cfg, b).turnaround for b in lengths)
@@ -229,7 +225,7 @@ def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile]) -> Iterator[_PipelineStat
 def _widths(cfg: MacArrayConfig) -> dict[str, int]:
     """Bit width of each register group, as the RTL declares it."""
     return {"a": cfg.act_bits, "sel": cfg.act_bits, "prod": cfg.prod_bits, "psum": cfg.acc_bits,
-            "weight": cfg.code_bits, "idx": max(cfg.idx_bits, 1)}
+            "weight": cfg.weight_bits, "idx": max(cfg.idx_bits, 1)}
 
 
 def _groups(cfg: MacArrayConfig) -> tuple[str, ...]:
@@ -263,7 +259,7 @@ class RegisterTrace:
 
     values : register group ("a", "sel", "prod", "psum", "weight", "idx"; the groups the
         configuration has) -> int64 array (cycles, R, C [C-1 for "a"], M or N), two's-complement
-        values for signed registers ("weight" holds codes with a weight set)
+        values for signed registers
     """
 
     cfg: MacArrayConfig
@@ -274,10 +270,9 @@ class RegisterTrace:
         return self.values["psum"].shape[0]
 
     def registers(self) -> dict[str, tuple[int, np.ndarray]]:
-        """RTL register name (``pe_r{r}_c{c}_psum``, ``..._a{i}``, ``..._w{j}`` or
-        ``..._code{j}``, ...) -> (width, value in every cycle)."""
+        """RTL register name (``pe_r{r}_c{c}_psum``, ``..._a{i}``, ``..._w{j}``, ...) ->
+        (width, value in every cycle)."""
         cfg, widths = self.cfg, _widths(self.cfg)
-        weight = "w" if cfg.codebook is None else "code"
         out = {}
         for group in _groups(cfg):
             values = self.values[group]
@@ -286,7 +281,7 @@ class RegisterTrace:
                 if group == "psum":
                     out[f"{name}_psum"] = (widths[group], values[:, r, c])
                     continue
-                label = {"weight": weight}.get(group, group)
+                label = {"weight": "w"}.get(group, group)
                 for i in range(values.shape[3]):
                     out[f"{name}_{label}{i}"] = (widths[group], values[:, r, c, i])
         return out
@@ -366,6 +361,6 @@ def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | No
                 totals[category] += flips
             changed = np.bitwise_count((previous[1] ^ operand) & act_mask)
             if changed.any():
-                multiplier += float((cost.of(state.decoded) * changed).sum())
+                multiplier += float((cost.of(state.regs["weight"]) * changed).sum())
         previous = (regs, operand.copy())
     return EnergyProxy(cycles=cycles, register_toggles=totals, multiplier_toggles=multiplier)

@@ -124,14 +124,13 @@ def _signed(cfg: MacArrayConfig, name: str) -> bool:
     field = name.rsplit("_", 1)[1]
     if field.startswith(("a", "sel")):
         return cfg.act_signed
-    return field.startswith(("psum", "prod")) or (field[0] == "w" and cfg.codebook is None)
+    return field.startswith(("psum", "prod", "w"))
 
 
 def _regroup(cfg, trace, group: str, measured: dict[str, np.ndarray]) -> np.ndarray:
     """The golden trace's array layout for ``group``, filled from per-register waveforms."""
     out = np.zeros_like(trace.values[group])
-    weight = "w" if cfg.codebook is None else "code"
-    label = {"weight": weight}.get(group, group)
+    label = {"weight": "w"}.get(group, group)
     for index in np.ndindex(out.shape[1:]):
         r, c = index[0], index[1]
         name = f"pe_r{r}_c{c}_psum" if group == "psum" else f"pe_r{r}_c{c}_{label}{index[2]}"

@@ -2,10 +2,10 @@
 
 A weight set S restricts the values a layer's weights may take, after Fang, Zhang and Huang
 (2025) and PowerPruning (DAC 2023): fewer, cheaper values lower the switching activity of the
-multipliers and accumulators. In hardware, a weight travels and is stored as its index into the
-*codebook* (S sorted ascending) in ``ceil(log2 |S|)`` bits, and a constant table decodes it next
-to the multiplier. The RTL, the golden model and the energy model all read that table from
-:attr:`MacArrayConfig.codebook`, which calls :func:`codebook` here once.
+multipliers and accumulators. In hardware, a weight travels as its index into the *codebook* (S
+sorted ascending) in ``ceil(log2 |S|)`` bits, and a constant table at the weight port decodes it
+as it is loaded into a PE. The RTL, the golden model and the energy model all read that table
+from :attr:`MacArrayConfig.codebook`, which calls :func:`codebook` here once.
 
 Named sets, for ``weight_bits``-bit two's complement weights:
 
