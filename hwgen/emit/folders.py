@@ -17,25 +17,29 @@ def publish_folder(out_dir: str | Path, name: str, fill: Callable[[Path], T]) ->
 
     ``fill`` writes into a staging folder, which takes the final name only when ``fill``
     returned: the old folder is first moved aside, so at every moment ``<out_dir>/<name>`` is
-    either the old or the new one. If ``fill`` raises, the old folder stays, the staging folder
-    goes, and so does ``out_dir`` if this call created it. Returns what ``fill`` returned.
+    either the old or the new one. If anything fails, the old folder is put back, the staging
+    folder goes, and so does every folder this call created on the way to ``out_dir``. Returns
+    what ``fill`` returned.
     """
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
+    absolute = out_dir.resolve()
+    created = next((p for p in reversed([absolute, *absolute.parents]) if not p.exists()), None)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-new-", dir=out_dir))
-    staging.chmod(0o755)
-    retired = None
+    staging = retired = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-new-", dir=out_dir))
+        staging.chmod(0o755)
         result = fill(staging)
         if final.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{name}-old-", dir=out_dir))
             final.rename(retired / name)
         staging.rename(final)
     except BaseException:
-        if created and out_dir.exists():
-            shutil.rmtree(out_dir)
+        if retired is not None and (retired / name).exists() and not final.exists():
+            (retired / name).rename(final)           # put the previous folder back
+        if created is not None and created.exists():
+            shutil.rmtree(created)
         raise
     finally:
         for leftover in (staging, retired):

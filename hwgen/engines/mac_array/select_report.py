@@ -27,14 +27,13 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from hwgen.config import config_to_dict, config_toml
+from hwgen.emit.folders import publish_folder
 from hwgen.report.plot import line_plot_svg
 from hwgen.report.table import format_table
 
@@ -303,34 +302,13 @@ def check_out_dir(out_dir) -> Path:
 
 
 def write_folder(out_dir, files: dict[str, bytes]) -> Path:
-    """Write ``files`` as the folder ``out_dir``, replacing an earlier one atomically.
-
-    The files go into a staging folder next to ``out_dir`` that is renamed to ``out_dir`` once
-    complete (an earlier folder is first renamed aside, then deleted). On any failure nothing is
-    left behind, including parent folders this call created.
-    """
+    """Write ``files`` as the folder ``out_dir`` (after :func:`check_out_dir`), replacing an
+    earlier one atomically (:func:`hwgen.emit.folders.publish_folder`)."""
     out_dir = check_out_dir(out_dir)
-    parent = out_dir.resolve().parent
-    created = next((p for p in reversed([parent, *parent.parents]) if not p.exists()), None)
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = retired = None
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-new-", dir=parent))
-        staging.chmod(0o755)
+
+    def fill(folder: Path) -> None:
         for name, content in files.items():
-            (staging / name).write_bytes(content)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=parent))
-            out_dir.rename(retired / out_dir.name)
-        staging.rename(out_dir)
-    except BaseException:
-        if retired is not None and (retired / out_dir.name).exists() and not out_dir.exists():
-            (retired / out_dir.name).rename(out_dir)      # put the earlier folder back
-        if created is not None and created.exists():
-            shutil.rmtree(created)
-        raise
-    finally:
-        for leftover in (staging, retired):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover)
+            (folder / name).write_bytes(content)
+
+    publish_folder(out_dir.parent, out_dir.name, fill)
     return out_dir
