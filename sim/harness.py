@@ -17,11 +17,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.config import EngineConfig, config_from_dict
-from sim.streams import AxisPayload
+from sim.streams import AxisPayload, CycleClock, StreamDriver, StreamSink
 
 __all__ = ["TestParams", "AxisCoreView", "core_view", "start_clock_and_reset", "read_counters",
            "union_size", "write_result"]
@@ -115,6 +116,45 @@ async def start_clock_and_reset(dut, cycles: int = 3) -> None:
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What every engine testbench starts from (:func:`open_bench`).
+
+    dut : the design, or the AXI4-Stream wrapper seen under the core's port names
+    params : the run's :class:`TestParams`
+    clock : numbers the cycles after reset
+    gaps : seeded by the test seed; decides every valid gap and ready backpressure, in the order
+        the streams were opened
+    """
+
+    dut: object
+    params: TestParams
+    clock: CycleClock
+    gaps: random.Random
+
+    def source(self, name: str) -> StreamDriver:
+        """A started driver of input stream ``name``."""
+        driver = StreamDriver(self.dut, name, self.clock, self.gaps)
+        driver.start()
+        return driver
+
+    def sink(self, name: str) -> StreamSink:
+        """A started sink of output stream ``name``."""
+        sink = StreamSink(self.dut, name, self.clock, self.gaps)
+        sink.start()
+        return sink
+
+
+async def open_bench(dut) -> Bench:
+    """Read the parameters, reset the design and start counting cycles."""
+    params = TestParams.from_env()
+    dut = core_view(dut, params)
+    await start_clock_and_reset(dut)
+    clock = CycleClock(dut.clk)
+    cocotb.start_soon(clock.run())
+    return Bench(dut, params, clock, random.Random(params.seed))
 
 
 async def read_counters(dut) -> dict[str, int]:

@@ -23,7 +23,6 @@ clock edge, which align the golden register trace with the waveform.
 
 from __future__ import annotations
 
-import random
 
 import cocotb
 import numpy as np
@@ -36,10 +35,10 @@ from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
 from hwgen.engines.mac_array.weight_set import encode
 from hwgen.hdl.payload import pack, unpack
-from sim.harness import (CLOCK_PERIOD_NS, TestParams, core_view, read_counters,
-                         start_clock_and_reset, union_size, write_result)
+from sim.harness import (CLOCK_PERIOD_NS, open_bench, read_counters, union_size,
+                         write_result)
 from sim.scoreboard import InOrderScoreboard
-from sim.streams import CycleClock, StreamDriver, StreamSink
+from sim.streams import StreamDriver, StreamSink
 
 
 class TileDriver:
@@ -121,20 +120,11 @@ async def throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, ti
 
 @cocotb.test()
 async def mac_array_matches_golden(dut):
-    params = TestParams.from_env()
-    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
+    bench = await open_bench(dut)
+    dut, params, clock = bench.dut, bench.params, bench.clock
     cfg = params.cfg
     data_rng = np.random.default_rng(params.seed)
-    gap_rng = random.Random(params.seed)
-
-    await start_clock_and_reset(dut)
-    clock = CycleClock(dut.clk)
-    cocotb.start_soon(clock.run())
-    weights = StreamDriver(dut, "weights", clock, gap_rng)
-    acts = StreamDriver(dut, "acts", clock, gap_rng)
-    sink = StreamSink(dut, "results", clock, gap_rng)
-    for part in (weights, acts, sink):
-        part.start()
+    weights, acts, sink = bench.source("weights"), bench.source("acts"), bench.sink("results")
     driver = TileDriver(cfg, weights, acts)
     scoreboard = Scoreboard(cfg, dut._log)
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 
 import cocotb
 import numpy as np
@@ -73,10 +72,9 @@ from hwgen.engines.snn.cycle_model import layer_cycles
 from hwgen.engines.snn.rtl import weight_layout
 from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
-from sim.harness import (TestParams, core_view, read_counters, start_clock_and_reset,
-                         union_size, write_result)
+from sim.harness import open_bench, read_counters, union_size, write_result
 from sim.scoreboard import InOrderScoreboard
-from sim.streams import CycleClock, StreamDriver, StreamSink
+from sim.streams import CycleClock, StreamDriver
 
 #: Every edge layer stimulus.edge_layers can build; one it leaves out for a config is "skipped".
 EDGE_LAYERS = ("silent_chunks", "firing_chunks", "at_threshold", "weight_extremes",
@@ -188,23 +186,15 @@ def consecutive(cycles: list[int]) -> bool:
 
 @cocotb.test()
 async def snn_layer_matches_golden(dut):
-    params = TestParams.from_env()
-    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
+    bench = await open_bench(dut)
+    dut, params, clock = bench.dut, bench.params, bench.clock
     cfg = params.cfg
     profile, phase2 = parse_options(params.options)
     data_rng = np.random.default_rng(params.seed)
-    gap_rng = random.Random(params.seed)
     K, N, P, V = cfg.in_neurons, cfg.out_neurons, cfg.pes, params.vectors
-
-    await start_clock_and_reset(dut)
-    clock = CycleClock(dut.clk)
-    cocotb.start_soon(clock.run())
-    weights = StreamDriver(dut, "weights", clock, gap_rng)
-    spikes = StreamDriver(dut, "spikes", clock, gap_rng)
-    sink = StreamSink(dut, "out", clock, gap_rng)
+    weights, spikes, sink = bench.source("weights"), bench.source("spikes"), bench.sink("out")
     monitor = CounterMonitor(dut, clock)
-    for part in (weights, spikes, sink, monitor):
-        part.start()
+    monitor.start()
     driver = LayerDriver(cfg, weights, spikes)
     scoreboard = Scoreboard(cfg, dut._log)
 

@@ -23,7 +23,6 @@ cycles, and not moving while the design is idle after the last row.
 
 from __future__ import annotations
 
-import random
 
 import cocotb
 import numpy as np
@@ -36,9 +35,9 @@ from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import (draw_lengths, edge_lengths, edge_sequences,
                                                      mixed_lengths, random_sequence)
 from hwgen.hdl.payload import pack
-from sim.harness import TestParams, core_view, read_counters, start_clock_and_reset, write_result
+from sim.harness import open_bench, read_counters, write_result
 from sim.scoreboard import InOrderScoreboard
-from sim.streams import CycleClock, StreamDriver, StreamSink
+from sim.streams import StreamDriver
 
 #: Idle cycles after the last row in which ``busy`` must not move.
 IDLE_TAIL = 20
@@ -75,20 +74,12 @@ class Scoreboard(InOrderScoreboard):
 
 @cocotb.test()
 async def sparse_attention_matches_golden(dut):
-    params = TestParams.from_env()
-    dut = core_view(dut, params)      # the AXI-Stream wrapper under the core's port names
+    bench = await open_bench(dut)
+    dut, params, clock = bench.dut, bench.params, bench.clock
     cfg = params.cfg
     options = params.options
     data_rng = np.random.default_rng(params.seed)
-    gap_rng = random.Random(params.seed)
-
-    await start_clock_and_reset(dut)
-    clock = CycleClock(dut.clk)
-    cocotb.start_soon(clock.run())
-    tokens = StreamDriver(dut, "tokens", clock, gap_rng)
-    sink = StreamSink(dut, "out", clock, gap_rng)
-    for part in (tokens, sink):
-        part.start()
+    tokens, sink = bench.source("tokens"), bench.sink("out")
     driver = SequenceDriver(cfg, tokens)
     scoreboard = Scoreboard(cfg, dut._log)
     timeouts: list[str] = []
