@@ -22,10 +22,12 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.config import EngineConfig, config_from_dict
-from sim.streams import AxisPayload, CycleClock, StreamDriver, StreamSink
+from hwgen.emit.axis import axis_streams
+from hwgen.engines.base import TestbenchResult
+from .streams import AxisPayload, CycleClock, StreamDriver, StreamSink
 
 __all__ = ["TestParams", "AxisCoreView", "core_view", "start_clock_and_reset", "read_counters",
-           "union_size", "write_result"]
+           "union_size", "finish"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -103,8 +105,6 @@ def core_view(dut, params: TestParams):
     the first line of a testbench, after reading ``params``."""
     if not params.axis:
         return dut
-    from hwgen.emit.axis import axis_streams
-
     return AxisCoreView(dut, axis_streams(params.cfg), random.Random(params.seed ^ 0xA415))
 
 
@@ -176,5 +176,13 @@ def union_size(intervals: list[tuple[int, int]]) -> int:
     return total
 
 
-def write_result(path: Path, result: dict) -> None:
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+def finish(params: TestParams, result: TestbenchResult) -> None:
+    """Write ``result`` where :func:`hwgen.flows.sim.simulate` reads it, then fail the cocotb
+    test if the run did not pass (the result file is written either way)."""
+    result.write(params.result_path)
+    assert not result.timeouts, f"results missing after {', '.join(result.timeouts)}"
+    assert result.errors == 0, f"{result.errors} result beats differ from the golden model"
+    assert result.beats == result.expected_beats, \
+        f"{result.beats} of {result.expected_beats} expected result beats arrived"
+    assert not result.timing_errors, "; ".join(result.timing_errors)
+    assert not result.counter_errors, "; ".join(result.counter_errors)

@@ -13,7 +13,7 @@ from hwgen.engines.sparse_attention.cycle_model import sequence_cycles, stream_c
 from hwgen.engines.sparse_attention.rtl import SparseAttention, out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import edge_sequences, random_sequence
 from hwgen.hdl.payload import pack, unpack
-from sim.amaranth_streams import run_through
+from hwgen.testbench.amaranth_streams import run_through
 
 CONFIGS = {
     "topk": SparseAttentionConfig(max_len=12, head_dim=4, topk=3, lanes=2),

@@ -20,7 +20,7 @@ from hwgen.flows.lint import lint
 from hwgen.hdl.payload import unpack
 from hwgen.hdl.popcount import popcount
 from hwgen.hdl.prefix_sum import FastPrefixSum, SlowPrefixSum, group_layout, rank_shape
-from sim.amaranth_streams import run_through
+from hwgen.testbench.amaranth_streams import run_through
 
 
 def ranks_oracle(mask: int, width: int) -> list[int]:

@@ -24,7 +24,7 @@ from hwgen.engines.sparse_attention.golden import select
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
 from hwgen.hdl.topk import TopK, count_shape, index_shape, items_layout, selected_layout
-from sim.amaranth_streams import run_through
+from hwgen.testbench.amaranth_streams import run_through
 
 
 # --- independent models -------------------------------------------------------------------------

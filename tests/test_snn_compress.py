@@ -24,7 +24,7 @@ from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, PingPo
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.flows.lint import WAIVER_FILE
 from hwgen.flows.toolchain import run_tool
-from sim.amaranth_streams import Transfers, simulate
+from hwgen.testbench.amaranth_streams import Transfers, simulate
 
 
 def make_cfg(timesteps: int, chunk: int, min_spikes: int) -> SnnConfig:

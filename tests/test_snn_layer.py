@@ -17,7 +17,7 @@ from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.cycle_model import TOLERANCE, layer_cycles
 from hwgen.engines.snn.rtl import SnnLayer
 from hwgen.engines.snn.stimulus import random_layer, weight_beats
-from sim.amaranth_streams import Transfers, accept, send, simulate
+from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 
 def run(cfg: SnnConfig, a, b, seed: int, gap: float, ready_prob: float):

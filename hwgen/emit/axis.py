@@ -17,26 +17,21 @@
   always 1 (every beat is a packet of its own).
 * Every other port (the ``perf__*`` counters) passes through under its own name.
 
-:func:`axis_streams` derives the interfaces from the engine's Amaranth signature;
-:func:`render_axis_wrapper` renders ``templates/verilog/axis_wrapper.v.j2`` with every width and
-bit range computed here (the template does no arithmetic), after checking that the ports of the
-emitted core (parsed with pyverilog) agree with the signature.
+:func:`axis_streams` gives the interfaces (:class:`hwgen.emit.design.AxisStream`, read from the
+engine's Amaranth signature); :func:`render_axis_wrapper` renders
+``templates/verilog/axis_wrapper.v.j2`` for a :class:`~hwgen.emit.design.Design` with every width
+and bit range computed here (the template does no arithmetic), after checking that the design's
+ports agree with its streams.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from amaranth.hdl import Shape
-from amaranth.lib import data, stream, wiring
-
 from hwgen.config import EngineConfig, config_hash
+from hwgen.emit.design import AxisStream, Design, Port, component, signature_streams
 from hwgen.emit.templates import render
-from hwgen.engines.registry import ENGINES
-from hwgen.flows.toolchain import package_versions
+from hwgen.versions import package_versions
 
-__all__ = ["AxisStream", "axis_streams", "axis_ports", "core_ports", "axis_manifest",
-           "render_axis_wrapper", "wrapper_name"]
+__all__ = ["axis_streams", "axis_ports", "axis_manifest", "render_axis_wrapper", "wrapper_name"]
 
 #: Template rendered by :func:`render_axis_wrapper` (relative to ``templates/``).
 TEMPLATE = "verilog/axis_wrapper.v.j2"
@@ -47,151 +42,12 @@ def wrapper_name(cfg: EngineConfig) -> str:
     return f"{cfg.name}_axis"
 
 
-@dataclass(frozen=True)
-class AxisStream:
-    """One stream of the core and the AXI4-Stream interface the wrapper makes of it.
-
-    name : the core's stream, e.g. ``"acts"`` (ports ``acts__payload/valid/ready``)
-    direction : ``"s"`` into the core (the wrapper's slave interface), ``"m"`` out of it
-    payload_width : bits of the core's payload
-    last_offset : bit of the top-level 1-bit ``last`` field in the payload, or None
-    fields : the payload's other top-level fields in order, as (name, payload offset, width)
-    """
-
-    name: str
-    direction: str
-    payload_width: int
-    last_offset: int | None
-    fields: tuple[tuple[str, int, int], ...]
-
-    @property
-    def interface(self) -> str:
-        """Port prefix of the interface, e.g. ``"s_axis_acts"``."""
-        return f"{self.direction}_axis_{self.name}"
-
-    @property
-    def has_last(self) -> bool:
-        return self.last_offset is not None
-
-    @property
-    def data_width(self) -> int:
-        """Payload bits carried by ``tdata`` (all but ``last``)."""
-        return self.payload_width - self.has_last
-
-    @property
-    def tdata_width(self) -> int:
-        """``data_width`` rounded up to whole bytes (at least one byte)."""
-        return max(8, -(-self.data_width // 8) * 8)
-
-    @property
-    def tlast(self) -> str:
-        """What ``tlast`` means: ``"last"`` (the payload field), ``"ignored"`` (an input without
-        ``last``) or ``"constant_1"`` (an output without ``last``: every beat is a packet)."""
-        if self.has_last:
-            return "last"
-        return "ignored" if self.direction == "s" else "constant_1"
-
-    def _tdata_offset(self, payload_offset: int) -> int:
-        below = self.last_offset is None or payload_offset < self.last_offset
-        return payload_offset if below else payload_offset - 1
-
-    def segments(self) -> tuple[tuple[int, int, int, int], ...]:
-        """Contiguous payload bit ranges and where they sit in ``tdata``:
-        ``(payload_msb, payload_lsb, tdata_msb, tdata_lsb)``, low bits first."""
-        width, last = self.payload_width, self.last_offset
-        if last is None:
-            return ((width - 1, 0, width - 1, 0),) if width else ()
-        out = []
-        if last > 0:
-            out.append((last - 1, 0, last - 1, 0))
-        if last < width - 1:
-            out.append((width - 1, last + 1, width - 2, last))
-        return tuple(out)
-
-    def tdata_fields(self) -> tuple[tuple[str, int, int], ...]:
-        """``(field, tdata_msb, tdata_lsb)`` of every field in ``tdata``."""
-        return tuple((name, self._tdata_offset(offset) + width - 1, self._tdata_offset(offset))
-                     for name, offset, width in self.fields)
-
-    def split(self, payload: int) -> tuple[int, int]:
-        """A payload value as ``(tdata, tlast)``; ``tlast`` is 1 for a stream without ``last``."""
-        if self.last_offset is None:
-            return payload, 1
-        last = self.last_offset
-        low = payload & ((1 << last) - 1)
-        return low | (payload >> (last + 1)) << last, (payload >> last) & 1
-
-    def merge(self, tdata: int, tlast: int) -> int:
-        """The payload value of a beat (padding bits of ``tdata`` and, without ``last``, ``tlast``
-        are ignored)."""
-        tdata &= (1 << self.data_width) - 1
-        if self.last_offset is None:
-            return tdata
-        last = self.last_offset
-        low = tdata & ((1 << last) - 1)
-        return low | (tlast & 1) << last | (tdata >> last) << (last + 1)
-
-
-def _stream_signature(member) -> stream.Signature | None:
-    if not member.is_signature:
-        return None
-    sig = member.signature
-    if isinstance(sig, wiring.FlippedSignature):
-        sig = sig.flip()
-    return sig if isinstance(sig, stream.Signature) else None
-
-
-def _component(cfg: EngineConfig):
-    """The engine's component, built only to read its signature (never elaborated)."""
-    component = ENGINES[cfg.kind].build_component(cfg)
-    component._MustUse__used = True     # no "UnusedElaboratable" warning when it is collected
-    return component
-
-
-def _streams(signature) -> list[AxisStream]:
-    streams = []
-    for name, member in signature.members.items():
-        sig = _stream_signature(member)
-        if sig is None:
-            continue
-        shape = sig.members["payload"].shape
-        width = Shape.cast(shape).width
-        last, fields = None, []
-        if isinstance(shape, data.StructLayout):
-            for field_name, field in shape:
-                if field_name == "last" and Shape.cast(field.shape).width == 1:
-                    last = field.offset
-                else:
-                    fields.append((field_name, field.offset, Shape.cast(field.shape).width))
-        elif width:
-            fields.append(("payload", 0, width))
-        streams.append(AxisStream(name, "s" if member.flow == wiring.In else "m", width, last,
-                                  tuple(fields)))
-    return streams
-
-
-def _signature_ports(signature) -> tuple:
-    from hwgen.emit.verilog import Port
-
-    ports = [Port("clk", "input", 1), Port("rst", "input", 1)]
-    for path, member in signature.members.flatten():
-        if member.is_port:
-            ports.append(Port("__".join(map(str, path)),
-                              "input" if member.flow == wiring.In else "output",
-                              Shape.cast(member.shape).width))
-    return tuple(ports)
-
-
-def axis_streams(cfg: EngineConfig) -> list[AxisStream]:
-    """The AXI4-Stream interfaces of ``cfg``'s core, in the order of its signature."""
-    return _streams(_component(cfg).signature)
-
-
-def core_ports(cfg: EngineConfig) -> tuple:
-    """The core's ports as its Amaranth signature defines them (``clk``, ``rst``, then every
-    member flattened with ``__``) as :class:`hwgen.emit.verilog.Port`, without emitting Verilog.
-    """
-    return _signature_ports(_component(cfg).signature)
+def axis_streams(design_or_cfg: Design | EngineConfig) -> tuple[AxisStream, ...]:
+    """The AXI4-Stream interfaces of a core, in the order of its signature (from a config, the
+    component is built for its signature only, never elaborated)."""
+    if isinstance(design_or_cfg, Design):
+        return design_or_cfg.streams
+    return signature_streams(component(design_or_cfg).signature)
 
 
 def _check_ports(cfg: EngineConfig, streams: list[AxisStream], ports) -> list:
@@ -305,36 +161,24 @@ def _context(cfg: EngineConfig, streams: list[AxisStream], ports) -> dict:
     }
 
 
-def render_axis_wrapper(cfg: EngineConfig, ports=None) -> str:
-    """Verilog of module ``<cfg.name>_axis`` (ends with a newline; deterministic).
-
-    ``ports`` are the core's ports from :func:`hwgen.emit.verilog.extract_ports` of the emitted
-    Verilog; if ``clk``, ``rst`` or a stream port is missing or differs in direction or width from
-    the Amaranth signature, ``RuntimeError``. Without ``ports`` the signature's own
-    (:func:`core_ports`) are used, which needs no Verilog.
-    """
-    signature = _component(cfg).signature
-    ports = _signature_ports(signature) if ports is None else ports
-    return render(TEMPLATE, **_context(cfg, _streams(signature), ports))
+def render_axis_wrapper(design: Design) -> str:
+    """Verilog of module ``<name>_axis`` around ``design`` (ends with a newline; deterministic)."""
+    return render(TEMPLATE, **_context(design.cfg, design.streams, design.ports))
 
 
-def axis_ports(cfg: EngineConfig, ports=None) -> tuple:
-    """The wrapper's ports in order as :class:`hwgen.emit.verilog.Port` — the declarations the
-    template prints, so ``extract_ports`` of the rendered wrapper gives the same tuple."""
-    from hwgen.emit.verilog import Port
-
-    signature = _component(cfg).signature
-    streams = _streams(signature)
-    passthrough = _check_ports(cfg, streams,
-                               _signature_ports(signature) if ports is None else ports)
+def axis_ports(design: Design) -> tuple[Port, ...]:
+    """The wrapper's ports in order — the declarations the template prints, so
+    :func:`hwgen.emit.design.verilog_ports` of the rendered wrapper gives the same tuple."""
+    passthrough = _check_ports(design.cfg, design.streams, design.ports)
     return tuple(Port(name, direction, width)
-                 for direction, width, name, _ in _declarations(streams, passthrough))
+                 for direction, width, name, _ in _declarations(design.streams, passthrough))
 
 
-def axis_manifest(cfg: EngineConfig, wrapper_ports) -> dict:
+def axis_manifest(design: Design) -> dict:
     """The manifest's ``axis`` entry: wrapper file and top module, clock and reset, its ports and,
     per stream, the interface, tdata width, where each payload field sits in tdata and what tlast
     means (``last``, ``ignored`` or ``constant_1``)."""
+    cfg = design.cfg
     return {
         "file": f"{wrapper_name(cfg)}.v",
         "top": wrapper_name(cfg),
@@ -342,12 +186,12 @@ def axis_manifest(cfg: EngineConfig, wrapper_ports) -> dict:
         "reset": "aresetn",
         "reset_polarity": "active_low_synchronous",
         "ports": [{"name": p.name, "direction": p.direction, "width": p.width}
-                  for p in wrapper_ports],
+                  for p in axis_ports(design)],
         "streams": [{
             "stream": s.name, "interface": s.interface,
             "direction": "in" if s.direction == "s" else "out",
             "payload_width": s.payload_width, "tdata_width": s.tdata_width,
             "tdata_fields": {name: [msb, lsb] for name, msb, lsb in s.tdata_fields()},
             "tlast": s.tlast, "last_bit": s.last_offset,
-        } for s in axis_streams(cfg)],
+        } for s in design.streams],
     }

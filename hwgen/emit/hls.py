@@ -15,11 +15,12 @@
 ``run_hls.tcl``
     a Vitis HLS script (C simulation, then synthesis) for users who have the tool.
 
-Each engine supplies ``hwgen/engines/<kind>/hls.py`` with ``hls_context(cfg) -> dict`` (every
+Each engine (:class:`hwgen.engines.base.Engine`) supplies ``hls_context(cfg) -> dict`` (every
 value its templates print, computed in Python from the same objects the RTL and the golden model
-use: the templates hold no arithmetic) and ``hls_vectors(cfg, seed, vectors) -> HlsVectors`` (the
+use: the templates hold no arithmetic), ``hls_vectors(cfg, seed, vectors) -> HlsVectors`` (the
 stimulus and the golden model's expected outputs, as integers in the order its testbench reads and
-writes them).
+writes them) and the folder of its three templates (``templates/hls/<kind>/`` for the built-in
+engines).
 
 ``csim(cfg, folder)`` compiles kernel and testbench with the system C++ compiler (``g++``,
 ``-DHWGEN_NATIVE_CSIM``) and runs them on ``hls_vectors``: the outputs must equal the golden model
@@ -33,12 +34,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwgen.config import ConfigError, EngineConfig
+from hwgen.config import ConfigError, EngineConfig, config_hash
 from hwgen.emit.folders import publish_folder
-from hwgen.emit.templates import render
+from hwgen.emit.templates import render, render_file
+from hwgen.engines.base import HlsVectors
 from hwgen.engines.registry import ENGINES
 
-__all__ = ["HlsVectors", "HlsArtifacts", "CsimResult", "CsimError", "render_files", "render_hls",
+__all__ = ["HlsArtifacts", "CsimResult", "CsimError", "render_files", "render_hls",
            "csim", "HLS_PART", "HLS_CLOCK_NS", "CXX_FLAGS", "CPP_RESERVED"]
 
 #: The part and clock period the Vitis script targets (a user edits them for their board).
@@ -70,15 +72,6 @@ class CsimError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class HlsVectors:
-    """One C-simulation run: ``stimulus`` in the order the testbench reads it, ``expected`` the
-    golden model's outputs in the order the testbench writes them (all integers)."""
-
-    stimulus: list[int]
-    expected: list[int]
-
-
-@dataclass(frozen=True)
 class HlsArtifacts:
     directory: Path
     header: Path
@@ -98,10 +91,6 @@ class CsimResult:
     log_path: Path
 
 
-def _engine_hls(cfg: EngineConfig):
-    return ENGINES[cfg.kind].module("hls")
-
-
 def _paths(cfg: EngineConfig, directory: Path) -> HlsArtifacts:
     name = cfg.name
     return HlsArtifacts(directory, directory / f"{name}.h", directory / f"{name}.cpp",
@@ -114,14 +103,16 @@ def render_files(cfg: EngineConfig) -> dict[str, str]:
     if cfg.name in CPP_RESERVED:
         raise ConfigError(f'name = "{cfg.name}": expected a name that is not a C++ keyword or '
                           f"an identifier the HLS C++ uses (main, std, hls, hwgen, int64_t, ...)")
+    engine = ENGINES[cfg.kind]
     paths = _paths(cfg, Path("."))
     context = {"name": cfg.name, "top": cfg.name, "header": paths.header.name,
-               "engine": cfg.kind, **_engine_hls(cfg).hls_context(cfg)}
+               "engine": cfg.kind, **engine.hls_context(cfg)}
     kind = cfg.kind
+    folder = engine.hls_templates
     return {
-        paths.header.name: render(f"hls/{kind}/kernel.h.j2", **context),
-        paths.kernel.name: render(f"hls/{kind}/kernel.cpp.j2", **context),
-        paths.testbench.name: render(f"hls/{kind}/testbench.cpp.j2", **context),
+        paths.header.name: render_file(folder / "kernel.h.j2", **context),
+        paths.kernel.name: render_file(folder / "kernel.cpp.j2", **context),
+        paths.testbench.name: render_file(folder / "testbench.cpp.j2", **context),
         paths.support.name: render("hls/hwgen_hls.h.j2"),
         paths.script.name: render("hls/run_hls.tcl.j2", top=cfg.name, engine=kind,
                                   kernel=paths.kernel.name, testbench=paths.testbench.name,
@@ -130,14 +121,16 @@ def render_files(cfg: EngineConfig) -> dict[str, str]:
 
 
 def render_hls(cfg: EngineConfig, out_dir: str | Path = "hls_out") -> HlsArtifacts:
-    """Write ``<out_dir>/<cfg.name>/`` (replacing a previous version; never half-written)."""
+    """Write ``<out_dir>/<cfg.name>/`` (replacing a previous version; never half-written; never
+    over a folder hwgen did not write, see :func:`hwgen.emit.folders.publish_folder`)."""
     files = render_files(cfg)
 
     def fill(folder: Path) -> None:
         for name, text in files.items():
             (folder / name).write_text(text)
 
-    publish_folder(out_dir, cfg.name, fill)
+    publish_folder(out_dir, cfg.name, fill,
+                   marker={"command": "hls", "config_hash": config_hash(cfg)})
     return _paths(cfg, Path(out_dir) / cfg.name)
 
 
@@ -157,7 +150,7 @@ def csim(cfg: EngineConfig, directory: str | Path, seed: int = 1, vectors: int =
     if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 10_000:
         raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 10000")
     paths = _paths(cfg, Path(directory).resolve())
-    data = _engine_hls(cfg).hls_vectors(cfg, seed, vectors)
+    data = ENGINES[cfg.kind].hls_vectors(cfg, seed, vectors)
     (paths.directory / "stimulus.txt").write_text(" ".join(map(str, data.stimulus)) + "\n")
     (paths.directory / "expected.txt").write_text("\n".join(map(str, data.expected)) + "\n")
     log = paths.directory / "csim.log"

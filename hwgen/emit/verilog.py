@@ -1,10 +1,11 @@
-"""Config -> ``rtl_out/<name>/``: Verilog, ``manifest.json`` and a FuseSoC ``.core``.
+"""A :class:`~hwgen.emit.design.Design` -> ``rtl_out/<name>/``: Verilog, ``manifest.json`` and a
+FuseSoC ``.core``.
 
 With ``axis=True`` also ``<name>_axis.v``, the AXI4-Stream wrapper (:mod:`hwgen.emit.axis`), listed
 in the manifest (``axis``) and the ``.core`` file.
 
-The output is deterministic: Amaranth is asked not to emit source locations (which hold absolute
-paths), the manifest has no timestamps and sorted keys, so the same config and tool versions give
+The output is deterministic: the Verilog has no source locations (see :mod:`hwgen.emit.design`),
+the manifest has no timestamps and sorted keys, so the same config and tool versions give
 byte-identical files. Files are written to a temporary sibling folder and moved into place at the
 end, so a failure never leaves a half-written output folder.
 """
@@ -12,34 +13,24 @@ end, so a failure never leaves a half-written output folder.
 from __future__ import annotations
 
 import json
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog as amaranth_verilog
-
 from hwgen.config import EngineConfig, config_hash, config_to_dict
-from hwgen.emit.axis import axis_manifest, render_axis_wrapper, wrapper_name
-from hwgen.emit.folders import publish_folder
+from hwgen.emit.axis import axis_manifest, axis_ports, render_axis_wrapper, wrapper_name
+from hwgen.emit.design import Design, Port, as_design
+from hwgen.emit.folders import copy_results, publish_folder
 from hwgen.emit.templates import render
-from hwgen.engines.registry import ENGINES
-from hwgen.flows.toolchain import package_versions
+from hwgen.versions import package_versions
 
-__all__ = ["Port", "Artifacts", "emit_verilog", "extract_ports", "generate", "write_design"]
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    direction: str   # "input" or "output"
-    width: int
+__all__ = ["Artifacts", "generate", "write_design"]
 
 
 @dataclass(frozen=True)
 class Artifacts:
     """Paths of one generated design; ``axis_verilog`` and ``axis_ports`` (the AXI4-Stream
-    wrapper ``<name>_axis.v`` and its ports) only with ``axis=True``."""
+    wrapper ``<name>_axis.v`` and its ports) only with ``axis=True``. ``design`` is what was
+    written: hand it to lint, simulate and synthesize to reuse its elaboration."""
 
     directory: Path
     verilog: Path
@@ -48,49 +39,7 @@ class Artifacts:
     ports: tuple[Port, ...]
     axis_verilog: Path | None = None
     axis_ports: tuple[Port, ...] = ()
-
-
-def emit_verilog(cfg: EngineConfig) -> str:
-    """Elaborate the engine for ``cfg`` and convert it to Verilog text (top module ``cfg.name``)."""
-    component = ENGINES[cfg.kind].build_component(cfg)
-    return amaranth_verilog.convert(component, name=cfg.name, emit_src=False)
-
-
-_ATTRIBUTE = re.compile(r"\(\*.*?\*\)", re.S)
-
-
-def extract_ports(text: str, top: str) -> tuple[Port, ...]:
-    """The ports of module ``top`` in declaration order, read with pyverilog.
-
-    pyverilog cannot parse ``(* ... *)`` attributes, so they are stripped first; its parser tables
-    go to a temporary directory, never the working directory.
-    """
-    from pyverilog.vparser import ast
-    from pyverilog.vparser.parser import VerilogParser
-
-    with tempfile.TemporaryDirectory(prefix="hwgen-pyverilog-") as tables:
-        tree = VerilogParser(outputdir=tables, debug=False).parse(_ATTRIBUTE.sub("", text))
-    modules = [d for d in tree.description.definitions
-               if isinstance(d, ast.ModuleDef) and d.name == top]
-    if not modules:
-        raise RuntimeError(f"module {top!r} not found in generated Verilog")
-    # Non-ANSI headers list Port(name); ANSI headers (the AXI-Stream wrapper) Ioport(Input, ...).
-    order = [p.first.name if isinstance(p, ast.Ioport) else p.name
-             for p in modules[0].portlist.ports]
-    found: dict[str, Port] = {}
-
-    def visit(node):
-        if isinstance(node, (ast.Input, ast.Output)) and node.name in order:
-            width = 1
-            if node.width is not None:
-                width = abs(int(node.width.msb.value) - int(node.width.lsb.value)) + 1
-            kind = "input" if isinstance(node, ast.Input) else "output"
-            found[node.name] = Port(node.name, kind, width)
-        for child in node.children():
-            visit(child)
-
-    visit(modules[0])
-    return tuple(found[name] for name in order)
+    design: Design | None = None
 
 
 def _manifest(cfg: EngineConfig, ports: tuple[Port, ...], axis: dict | None = None) -> str:
@@ -109,30 +58,26 @@ def _manifest(cfg: EngineConfig, ports: tuple[Port, ...], axis: dict | None = No
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def _artifacts(cfg: EngineConfig, directory: Path, ports: tuple[Port, ...],
-               axis_ports: tuple[Port, ...] | None = None) -> Artifacts:
+def _artifacts(design: Design, directory: Path, axis: bool) -> Artifacts:
+    cfg = design.cfg
     return Artifacts(directory, directory / f"{cfg.name}.v", directory / "manifest.json",
-                     directory / f"{cfg.name}.core", ports,
-                     None if axis_ports is None else directory / f"{wrapper_name(cfg)}.v",
-                     axis_ports or ())
+                     directory / f"{cfg.name}.core", design.ports,
+                     directory / f"{wrapper_name(cfg)}.v" if axis else None,
+                     axis_ports(design) if axis else (), design)
 
 
-def write_design(cfg: EngineConfig, directory: Path, text: str | None = None,
-                 axis: bool = False) -> Artifacts:
-    """Write Verilog, manifest and core for ``cfg`` into an existing ``directory``; with ``axis``
-    also the AXI4-Stream wrapper ``<name>_axis.v``."""
-    text = emit_verilog(cfg) if text is None else text
-    ports = extract_ports(text, cfg.name)
-    wrapper = axis_entry = axis_ports = None
+def write_design(design: Design | EngineConfig, directory: Path, axis: bool = False
+                 ) -> Artifacts:
+    """Write Verilog, manifest and core of ``design`` (elaborated here if given a config) into
+    an existing ``directory``; with ``axis`` also the AXI4-Stream wrapper ``<name>_axis.v``."""
+    design = as_design(design)
+    cfg = design.cfg
+    paths = _artifacts(design, directory, axis)
+    paths.verilog.write_text(design.verilog)
     if axis:
-        wrapper = render_axis_wrapper(cfg, ports)
-        axis_ports = extract_ports(wrapper, wrapper_name(cfg))
-        axis_entry = axis_manifest(cfg, axis_ports)
-    paths = _artifacts(cfg, directory, ports, axis_ports)
-    paths.verilog.write_text(text)
-    if wrapper is not None:
-        paths.axis_verilog.write_text(wrapper)
-    paths.manifest.write_text(_manifest(cfg, ports, axis_entry))
+        paths.axis_verilog.write_text(render_axis_wrapper(design))
+    axis_entry = axis_manifest(design) if axis else None
+    paths.manifest.write_text(_manifest(cfg, design.ports, axis_entry))
     core_axis = None if not axis else {"file": paths.axis_verilog.name, "top": wrapper_name(cfg)}
     paths.core.write_text(render("fusesoc/core.yml.j2", name=cfg.name, engine=cfg.kind,
                                  verilog=paths.verilog.name, config_hash=config_hash(cfg),
@@ -140,15 +85,26 @@ def write_design(cfg: EngineConfig, directory: Path, text: str | None = None,
     return paths
 
 
-def generate(cfg: EngineConfig, out_dir: str | Path = "rtl_out", axis: bool = False) -> Artifacts:
-    """Generate ``<out_dir>/<cfg.name>/`` for ``cfg``, replacing a previous version; with
-    ``axis`` the folder also holds the AXI4-Stream wrapper ``<name>_axis.v``.
+def generate(design: Design | EngineConfig, out_dir: str | Path = "rtl_out", axis: bool = False
+             ) -> Artifacts:
+    """Generate ``<out_dir>/<name>/`` for ``design`` (elaborated here if given a config),
+    replacing a previous version; with ``axis`` the folder also holds the AXI4-Stream wrapper
+    ``<name>_axis.v``.
 
     The new folder is complete before it takes the final name: the old one is first renamed aside,
-    so at every moment ``<out_dir>/<cfg.name>`` is either the old or the new design. Anything else
-    under the old folder (e.g. synthesis results) goes with it: they belonged to the old RTL.
+    so at every moment ``<out_dir>/<cfg.name>`` is either the old or the new design
+    (:func:`~hwgen.emit.folders.publish_folder`, which also refuses to replace a folder hwgen did
+    not write). Synthesis results of the old folder whose Verilog is byte-identical to the new one
+    (``synth-<target>/``) are copied into the new folder, so regenerating the same RTL keeps
+    them; anything else under the old folder goes with it: it belonged to other RTL.
     """
-    written = publish_folder(out_dir, cfg.name, lambda folder: write_design(cfg, folder,
-                                                                           axis=axis))
-    final = Path(out_dir) / cfg.name
-    return _artifacts(cfg, final, written.ports, written.axis_ports if axis else None)
+    design = as_design(design)
+    final = Path(out_dir) / design.name
+
+    def fill(folder: Path) -> None:
+        # ``final`` is still the previous version while the new one is staged.
+        copy_results(final, folder, write_design(design, folder, axis=axis).verilog.name)
+
+    publish_folder(out_dir, design.name, fill,
+                   marker={"command": "generate", "config_hash": config_hash(design.cfg)})
+    return _artifacts(design, final, axis)

@@ -1,57 +1,49 @@
 """The one table that names every engine kind (DESIGN.md §1).
 
-Adding an engine touches its own folder plus one line in :data:`ENGINES`.
+Each built-in engine is one line of :data:`BUILT_IN`: the package whose ``ENGINE`` is its
+:class:`~hwgen.engines.base.Engine`. :func:`register` adds an engine at run time (a plug-in, or a
+test's throwaway engine); it must be importable by the simulator too, so a testbench module of an
+engine registered this way registers it on import.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
-from hwgen.engines.mac_array.config import MacArrayConfig
-from hwgen.engines.snn.config import SnnConfig
-from hwgen.engines.sparse_attention.config import SparseAttentionConfig
+from hwgen.engines.base import Engine, EngineError
 
-__all__ = ["Engine", "ENGINES", "get_engine"]
+__all__ = ["BUILT_IN", "ENGINES", "register", "unregister"]
+
+#: The packages of the built-in engines, one line each.
+BUILT_IN = (
+    "hwgen.engines.mac_array",
+    "hwgen.engines.snn",
+    "hwgen.engines.sparse_attention",
+)
+
+#: Every registered engine by kind, in registration order.
+ENGINES: dict[str, Engine] = {}
 
 
-@dataclass(frozen=True)
-class Engine:
-    """What the flows need to know about one engine kind.
+def register(engine: Engine) -> Engine:
+    """Add ``engine`` (checked when it was built) under its kind; returns it.
 
-    kind : the ``engine`` value in a config file
-    config_class : its validated config dataclass
-    package : the engine's Python package, holding ``rtl.py`` (class ``component``),
-        ``golden.py``, ``stimulus.py``
-    component : name of the ``wiring.Component`` class in ``rtl.py``, built as ``cls(cfg)``
-    sim_module : the cocotb test module in ``sim/`` that checks it against the golden model
+    Registering the same object twice is allowed (a module imported again); another engine
+    under a kind that is taken raises :class:`~hwgen.engines.base.EngineError`.
     """
-
-    kind: str
-    config_class: type
-    package: str
-    component: str
-    sim_module: str
-
-    def build_component(self, cfg):
-        rtl = importlib.import_module(f"{self.package}.rtl")
-        return getattr(rtl, self.component)(cfg)
-
-    def module(self, name: str):
-        """One of the engine's modules, e.g. ``module("golden")``."""
-        return importlib.import_module(f"{self.package}.{name}")
+    if not isinstance(engine, Engine):
+        raise EngineError(f"register({engine!r}): expected an hwgen.engines.base.Engine")
+    known = ENGINES.get(engine.kind)
+    if known is not None and known is not engine:
+        raise EngineError(f"engine {engine.kind!r} is already registered")
+    ENGINES[engine.kind] = engine
+    return engine
 
 
-ENGINES: dict[str, Engine] = {
-    e.kind: e for e in (
-        Engine("mac_array", MacArrayConfig, "hwgen.engines.mac_array", "MacArray",
-               "test_mac_array"),
-        Engine("snn", SnnConfig, "hwgen.engines.snn", "SnnLayer", "test_snn"),
-        Engine("sparse_attention", SparseAttentionConfig, "hwgen.engines.sparse_attention",
-               "SparseAttention", "test_sparse_attention"),
-    )
-}
+def unregister(kind: str) -> None:
+    """Remove the engine ``kind`` (a no-op if it is not registered)."""
+    ENGINES.pop(kind, None)
 
 
-def get_engine(kind: str) -> Engine:
-    return ENGINES[kind]
+for _package in BUILT_IN:
+    register(importlib.import_module(_package).ENGINE)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,15 +23,14 @@ from typing import Callable
 
 from hwgen.config import ConfigError, EngineConfig, config_to_dict
 from hwgen.emit.axis import render_axis_wrapper, wrapper_name
-from hwgen.emit.verilog import emit_verilog, write_design
+from hwgen.emit.design import Design, as_design
+from hwgen.emit.verilog import write_design
+from hwgen.engines.base import TestbenchResult
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import activate_verilator
 
 __all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench"]
-
-#: The folder holding ``sim/`` (cocotb test modules are imported as ``sim.<module>``).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SimError(RuntimeError):
@@ -69,18 +67,17 @@ def _runner():
     return get_runner("verilator")
 
 
-def build(cfg: EngineConfig, waves: bool = False, axis: bool = False) -> Path:
-    """Verilate ``cfg`` once and return the build folder; with ``axis`` the core and its
-    AXI4-Stream wrapper, toplevel ``<name>_axis``.
+def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False) -> Path:
+    """Verilate ``design`` (elaborated here if given a config) once and return the build folder;
+    with ``axis`` the core and its AXI4-Stream wrapper, toplevel ``<name>_axis``.
 
     The cache key is the hash of the emitted Verilog (and wrapper), not of the config, so a change
     to the RTL generator never reuses a stale simulator.
     """
-    text = emit_verilog(cfg)
-    # The wrapper from the signature's ports (no Verilog parsing); the build writes it from the
-    # parsed ports, after checking that they agree.
-    wrapper = render_axis_wrapper(cfg) if axis else ""
-    digest = hashlib.sha256((text + wrapper).encode()).hexdigest()[:16]
+    design = as_design(design)
+    cfg = design.cfg
+    wrapper = render_axis_wrapper(design) if axis else ""
+    digest = hashlib.sha256((design.verilog + wrapper).encode()).hexdigest()[:16]
     build_dir = cache_root() / "sim" / (f"{cfg.name}-{digest}{'-axis' if axis else ''}"
                                         f"{'-waves' if waves else ''}")
     stamp = build_dir / "hwgen-build.ok"
@@ -88,7 +85,7 @@ def build(cfg: EngineConfig, waves: bool = False, axis: bool = False) -> Path:
         if stamp.is_file():
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = write_design(cfg, build_dir, text, axis=axis)
+        artifacts = write_design(design, build_dir, axis=axis)
         sources = [artifacts.verilog] + ([artifacts.axis_verilog] if axis else [])
         try:
             _runner().build(sources=sources, hdl_toplevel=wrapper_name(cfg) if axis else cfg.name,
@@ -101,11 +98,12 @@ def build(cfg: EngineConfig, waves: bool = False, axis: bool = False) -> Path:
     return build_dir
 
 
-def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
+def simulate(design: Design | EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = False,
              valid_prob: float = 0.7, ready_prob: float = 0.7,
              progress: Callable[[str], None] | None = None,
              options: dict | None = None, axis: bool = False) -> SimResult:
-    """Build (cached) and run the engine's testbench for ``cfg``; return what it measured.
+    """Build (cached) and run the engine's testbench for ``design`` (elaborated here if given a
+    config); return what it measured.
 
     ``vectors`` is the engine's unit of stimulus (mac_array: activation rows of the long random
     tile; snn: samples); ``valid_prob`` and ``ready_prob`` set the random gaps and backpressure of
@@ -128,10 +126,11 @@ def simulate(cfg: EngineConfig, seed: int = 1, vectors: int = 64, waves: bool = 
         except (TypeError, ValueError):
             raise ConfigError(f"options = {options!r}: expected a JSON-serializable dict or None"
                               ) from None
-    top = wrapper_name(cfg) if axis else cfg.name
+    design = as_design(design)
+    top = wrapper_name(design.cfg) if axis else design.name
     say(f"verilator build of {top} (cached per config)")
-    build_dir = build(cfg, waves, axis=axis)
-    return run_testbench(cfg, build_dir, seed=seed, vectors=vectors, waves=waves,
+    build_dir = build(design, waves, axis=axis)
+    return run_testbench(design.cfg, build_dir, seed=seed, vectors=vectors, waves=waves,
                          valid_prob=valid_prob, ready_prob=ready_prob, progress=say,
                          options=options, axis=axis)
 
@@ -161,12 +160,12 @@ def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vecto
         "HWGEN_OPTIONS": json.dumps(options or {}),
         "HWGEN_AXIS": "1" if axis else "0",
     }
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))   # the runner passes sys.path on as PYTHONPATH
-    progress(f"cocotb {engine.sim_module} seed={seed} vectors={vectors}")
+    progress(f"cocotb {engine.testbench} seed={seed} vectors={vectors}")
     started = time.monotonic()
     try:
-        _runner().test(test_module=f"sim.{engine.sim_module}",
+        # The runner hands this process's sys.path to the simulator as PYTHONPATH, so the
+        # testbench module is found there as it is here.
+        _runner().test(test_module=engine.testbench,
                        hdl_toplevel=wrapper_name(testbench_cfg) if axis else testbench_cfg.name,
                        hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
                        extra_env=env, waves=waves, results_xml=str(run_dir / "results.xml"),
@@ -176,18 +175,20 @@ def run_testbench(testbench_cfg: EngineConfig, build_dir: Path, seed: int, vecto
     if not result_path.is_file():
         raise SimError(f"simulation of {testbench_cfg.name} crashed before writing results; "
                        f"see {log_path}")
-    details = json.loads(result_path.read_text())
-    problems = details["timeouts"] + details["timing_errors"] + details["counter_errors"]
-    passed = details["errors"] == 0 and not problems
-    message = (f"{details['beats']} beats equal to the golden model" if passed else
-               f"{details['errors']} of {details['beats']} beats differ"
-               + (f"; {'; '.join(problems)}" if problems else "") + f"; see {log_path}")
+    try:
+        result = TestbenchResult.read(result_path)
+    except (ValueError, TypeError) as exc:
+        raise SimError(f"simulation of {testbench_cfg.name}: {exc}; see {log_path}") from None
+    problems = result.problems
+    message = (f"{result.beats} beats equal to the golden model" if result.passed else
+               f"{result.errors} of {result.beats} beats differ (expected "
+               f"{result.expected_beats})" + (f"; {'; '.join(problems)}" if problems else "")
+               + f"; see {log_path}")
     progress(f"simulation finished in {time.monotonic() - started:.1f} s")
     waves_path = run_dir / "dump.vcd"
-    counters = details["counters"]
-    return SimResult(passed=passed, beats=details["beats"], errors=details["errors"],
+    counters = result.counters
+    return SimResult(passed=result.passed, beats=result.beats, errors=result.errors,
                      cycles=counters["cycles"], busy=counters["busy"], stall=counters["stall"],
-                     utilization=details["throughput"]["steady_state_utilization"],
-                     message=message, log_path=log_path,
+                     utilization=result.utilization, message=message, log_path=log_path,
                      waves_path=waves_path if waves and waves_path.is_file() else None,
-                     details=details)
+                     details=result.to_dict())

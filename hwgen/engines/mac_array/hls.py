@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen.emit.hls import HlsVectors
+from hwgen.engines.base import HlsVectors
 
 from .config import MacArrayConfig
 from .golden import run

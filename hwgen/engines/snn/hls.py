@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwgen.config import config_to_dict, format_value
-from hwgen.emit.hls import HlsVectors
+from hwgen.engines.base import HlsVectors
 
 from . import golden
 from .config import SnnConfig

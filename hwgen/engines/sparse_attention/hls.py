@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwgen.emit.hls import HlsVectors
+from hwgen.engines.base import HlsVectors
 
 from . import golden
 from .config import SparseAttentionConfig

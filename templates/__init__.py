@@ -1,0 +1,1 @@
+"""Jinja2 templates, installed as ``hwgen.templates`` (see pyproject.toml); no Python here."""
