@@ -32,7 +32,7 @@ Network and integer recipe (all rules explicit, no numpy round-half-even anywher
 
 Accuracy changes are in percentage points against the unconstrained int8 network ("all"). The
 energy proxy is a switching-activity proxy in toggles (register bit toggles plus calibrated
-gate-output toggles of the multipliers, see :mod:`hwgen.engines.mac_array.energy`), not joules.
+gate-output toggles of the multipliers, see :mod:`hwgen.power.energy`), not joules.
 
 Usage::
 
@@ -52,14 +52,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.engines.mac_array.layer import layer_energy, layer_outputs, simulate_layer
-from hwgen.engines.mac_array.select import (
+from hwgen.fixedpoint import signed_range
+from hwgen.power.layer import layer_energy, layer_outputs, simulate_layer
+from hwgen.power.select import (
     Layer,
     SelectionError,
     layer_config,
     select_weight_sets,
 )
-from hwgen.fixedpoint import signed_range
 from hwgen.report.table import format_table
 
 try:

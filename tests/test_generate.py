@@ -2,14 +2,18 @@
 
 import importlib.metadata
 import json
+from pathlib import Path
 
 import pytest
 
 import hwgen.emit.verilog as verilog
-from hwgen.config import config_hash, config_to_dict
+from hwgen.config import config_hash, config_to_dict, load_config
+from hwgen.emit.design import elaborate, verilog_ports
 from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.flows.lint import lint
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 CONFIGS = {
     "1x1": MacArrayConfig(name="m1x1", rows=1, cols=1),
@@ -64,7 +68,7 @@ def test_ports_and_manifest(design):
     cfg, art = design
     assert art.directory.name == cfg.name
     assert sorted(p.name for p in art.directory.iterdir()) == sorted(
-        [f"{cfg.name}.v", f"{cfg.name}.core", "manifest.json"])
+        [".hwgen", f"{cfg.name}.v", f"{cfg.name}.core", "manifest.json"])
 
     manifest = json.loads(art.manifest.read_text())
     assert manifest["name"] == cfg.name and manifest["engine"] == "mac_array"
@@ -117,7 +121,7 @@ def test_existing_output_is_replaced(tmp_path):
     old.mkdir()
     (old / "stale.v").write_text("// from an older run\n")
     art = generate(cfg, tmp_path)
-    assert sorted(p.name for p in art.directory.iterdir()) == ["m1x1.core", "m1x1.v",
+    assert sorted(p.name for p in art.directory.iterdir()) == [".hwgen", "m1x1.core", "m1x1.v",
                                                                "manifest.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m1x1"]
 
@@ -145,3 +149,16 @@ def test_failed_first_generate_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         generate(CONFIGS["1x1"], tmp_path / "out")
     assert not (tmp_path / "out").exists()   # the folder it created is gone too
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.toml")
+                                           if "attention" not in p.name and "paper" not in p.name))
+def test_signature_ports_equal_the_emitted_verilog(example):
+    """The design's ports come from the Amaranth signature, not from parsing the Verilog; pyverilog
+    reads the emitted module back and must find the same ports (Amaranth declares them in another
+    order, so the comparison is by name). The attention and paper-size examples take minutes to
+    parse and use the same port rules; the engine contract test covers a third signature."""
+    design = elaborate(load_config(EXAMPLES / example))
+    assert {p.name: p for p in verilog_ports(design.verilog, design.name)} == \
+        {p.name: p for p in design.ports}
+    assert [p.name for p in design.ports[:2]] == ["clk", "rst"]

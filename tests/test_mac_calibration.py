@@ -1,7 +1,8 @@
-"""Multiplier switching-cost calibration (hwgen/engines/mac_array/calibration.py).
+"""Multiplier switching-cost calibration (hwgen/power/calibration.py).
 
 Yosys is the real YoWASP build, never mocked; tests that run it are marked ``synth``. Widths are
-4 and 6 bits where that shows the behaviour, 8x8 where the brief's numbers are about it.
+4 and 6 bits where that shows the behaviour, 8x8 where the brief's numbers are about it. The gate
+simulator itself is tested in ``test_power_gatesim.py``.
 """
 
 from __future__ import annotations
@@ -9,47 +10,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwgen.engines.mac_array import calibration
-from hwgen.engines.mac_array.calibration import (
+from hwgen.power import calibration
+from hwgen.power.calibration import (
     CalibrationError,
-    GateNetlist,
     MultiplierCost,
     cost_cache_path,
     multiplier_cost,
-    synthesize_multiplier,
+    multiplier_netlist,
 )
 
 #: Seed of the random 8x8 product check (recorded so a failure can be replayed).
 PRODUCT_SEED = 20240611
-
-# Truth tables copied from Yosys' ``help <cell>`` output, input order as listed there; written
-# out here so the simulator's word-level functions are checked against something independent.
-TRUTH = {
-    "$_BUF_": {(0,): 0, (1,): 1},
-    "$_NOT_": {(0,): 1, (1,): 0},
-    "$_AND_": {(0, 0): 0, (0, 1): 0, (1, 0): 0, (1, 1): 1},
-    "$_NAND_": {(0, 0): 1, (0, 1): 1, (1, 0): 1, (1, 1): 0},
-    "$_OR_": {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 1},
-    "$_NOR_": {(0, 0): 1, (0, 1): 0, (1, 0): 0, (1, 1): 0},
-    "$_XOR_": {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 0},
-    "$_XNOR_": {(0, 0): 1, (0, 1): 0, (1, 0): 0, (1, 1): 1},
-    "$_ANDNOT_": {(0, 0): 0, (0, 1): 0, (1, 0): 1, (1, 1): 0},
-    "$_ORNOT_": {(0, 0): 1, (0, 1): 0, (1, 0): 1, (1, 1): 1},
-    # (A, B, S): S ? B : A
-    "$_MUX_": {(a, b, s): (b if s else a) for a in (0, 1) for b in (0, 1) for s in (0, 1)},
-}
-PINS = {1: ("A",), 2: ("A", "B"), 3: ("A", "B", "S")}
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     """Every test calibrates into its own cache, never the user's."""
     monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def netlist_8x8() -> dict:
-    return synthesize_multiplier(8, 8, True)
 
 
 def _all_pairs(weight_bits, act_bits, act_signed):
@@ -64,7 +41,7 @@ def _all_pairs(weight_bits, act_bits, act_signed):
 @pytest.mark.synth
 @pytest.mark.parametrize("act_signed", [True, False], ids=["signed", "unsigned"])
 def test_netlist_computes_product_exhaustively_4x4(act_signed):
-    netlist = GateNetlist(synthesize_multiplier(4, 4, act_signed))
+    netlist = multiplier_netlist(4, 4, act_signed)
     assert netlist.inputs == {"w": (4, True), "a": (4, act_signed)}
     assert netlist.outputs == {"prod": (8 if act_signed else 9, True)}
     w, a = _all_pairs(4, 4, act_signed)
@@ -74,114 +51,12 @@ def test_netlist_computes_product_exhaustively_4x4(act_signed):
 
 
 @pytest.mark.synth
-def test_netlist_computes_product_8x8_random(netlist_8x8):
-    netlist = GateNetlist(netlist_8x8)
+def test_netlist_computes_product_8x8_random():
+    netlist = multiplier_netlist(8, 8, True)
     rng = np.random.default_rng(PRODUCT_SEED)
     w = np.concatenate([[-128, -128, 127, 127], rng.integers(-128, 128, size=20000)])
     a = np.concatenate([[-128, 127, -128, 127], rng.integers(-128, 128, size=20000)])
     np.testing.assert_array_equal(netlist.evaluate({"w": w, "a": a})["prod"], w * a)
-
-
-# -- the simulator -----------------------------------------------------------------------------
-
-def _one_gate_netlist(kind: str, inputs: int) -> dict:
-    """A module whose inputs x (bits 2..) feed one ``kind`` gate driving y (bit 9)."""
-    pins = PINS[inputs]
-    return {"modules": {"t": {
-        "ports": {"x": {"direction": "input", "bits": list(range(2, 2 + inputs))},
-                  "y": {"direction": "output", "bits": [9]}},
-        "cells": {"g": {"type": kind, "connections": {
-            **{pin: [2 + i] for i, pin in enumerate(pins)}, "Y": [9]}}},
-    }}}
-
-
-@pytest.mark.parametrize("kind", sorted(TRUTH))
-def test_gate_functions_match_yosys_truth_tables(kind):
-    table = TRUTH[kind]
-    inputs = len(next(iter(table)))
-    netlist = GateNetlist(_one_gate_netlist(kind, inputs), top="t")
-    # x bit i is pin i, so x = sum(bit_i << i) applies the row's inputs.
-    rows = sorted(table)
-    x = np.array([sum(bit << i for i, bit in enumerate(row)) for row in rows])
-    assert netlist.evaluate({"x": x})["y"].tolist() == [table[row] for row in rows]
-
-
-def test_constant_connections_and_levels():
-    # y0 = x AND 1, y1 = (x AND 1) NOR 0: constants feed gates; two levels of logic.
-    netlist = GateNetlist({"modules": {"t": {
-        "ports": {"x": {"direction": "input", "bits": [2]},
-                  "y": {"direction": "output", "bits": [3, 4]}},
-        "cells": {"g1": {"type": "$_NOR_", "connections": {"A": [3], "B": ["0"], "Y": [4]}},
-                  "g0": {"type": "$_AND_", "connections": {"A": [2], "B": ["1"], "Y": [3]}}},
-    }}}, top="t")
-    assert (netlist.gates, netlist.levels) == (2, 2)
-    assert netlist.evaluate({"x": [0, 1]})["y"].tolist() == [0b10, 0b01]
-
-
-def test_unsupported_cell_type_is_named():
-    with pytest.raises(CalibrationError, match=r"type \$_DFF_P_, which the gate simulator"):
-        GateNetlist(_one_gate_netlist("$_DFF_P_", 1), top="t")
-
-
-def test_combinational_loop_is_an_error():
-    loop = {"modules": {"t": {
-        "ports": {"x": {"direction": "input", "bits": [2]},
-                  "y": {"direction": "output", "bits": [3]}},
-        "cells": {"g0": {"type": "$_AND_", "connections": {"A": [2], "B": [4], "Y": [3]}},
-                  "g1": {"type": "$_NOT_", "connections": {"A": [3], "Y": [4]}}},
-    }}}
-    with pytest.raises(CalibrationError, match="combinational loop through 2 gates"):
-        GateNetlist(loop, top="t")
-
-
-# -- toggles -----------------------------------------------------------------------------------
-
-def _naive_gate_values(netlist: dict, inputs: dict[str, int]) -> dict[int, int]:
-    """Every gate-driven net's value, one gate at a time in plain Python: repeated passes over
-    the cells until each gate's inputs are known (no levelization, no numpy, no bit packing)."""
-    module = netlist["modules"]["pe_multiplier"]
-    known: dict = {"0": 0, "1": 1}
-    for name, value in inputs.items():
-        for i, bit in enumerate(module["ports"][name]["bits"]):
-            known[bit] = (value >> i) & 1    # two's complement bits of a Python int
-    gates = {}
-    pending = list(module["cells"].values())
-    while pending:
-        waiting = []
-        for cell in pending:
-            conn = cell["connections"]
-            pins = PINS[len(next(iter(TRUTH[cell["type"]])))]
-            if all(conn[p][0] in known for p in pins):
-                out = TRUTH[cell["type"]][tuple(known[conn[p][0]] for p in pins)]
-                known[conn["Y"][0]] = gates[conn["Y"][0]] = out
-            else:
-                waiting.append(cell)
-        assert len(waiting) < len(pending), "the naive evaluator made no progress"
-        pending = waiting
-    return gates
-
-
-@pytest.mark.synth
-@pytest.mark.parametrize("w, a0, a1", [(-93, 92, -57), (-128, -1, 0), (127, 85, -86),
-                                       (0, -128, 127), (37, 19, 19)])
-def test_toggles_equal_brute_force_count(netlist_8x8, w, a0, a1):
-    before = _naive_gate_values(netlist_8x8, {"w": w, "a": a0})
-    after = _naive_gate_values(netlist_8x8, {"w": w, "a": a1})
-    assert len(before) == GateNetlist(netlist_8x8).gates
-    expected = sum(before[net] != after[net] for net in before)
-    # The naive evaluator itself is right: its output port bits spell w * a1.
-    prod_bits = netlist_8x8["modules"]["pe_multiplier"]["ports"]["prod"]["bits"]
-    value = sum(after[bit] << i for i, bit in enumerate(prod_bits))
-    assert value - (value >> 15 << 16) == w * a1
-
-    netlist = GateNetlist(netlist_8x8)
-    counted = netlist.toggles({"w": w, "a": a0}, {"w": w, "a": a1})
-    assert counted.shape == ()
-    assert int(counted) == expected
-    if a0 == a1:
-        assert expected == 0
-    else:
-        assert expected > 0
 
 
 # -- the cost table ----------------------------------------------------------------------------
@@ -222,7 +97,7 @@ def test_table_equals_per_lane_toggle_sum():
     table = multiplier_cost(6, 6, False, samples=100, seed=7)
     a0, a1 = np.random.default_rng(7).integers(0, 63, size=(2, 100), endpoint=True)
     flips = sum((int(x) ^ int(y)).bit_count() for x, y in zip(a0, a1))
-    netlist = GateNetlist(synthesize_multiplier(6, 6, False))
+    netlist = multiplier_netlist(6, 6, False)
     for w in (-32, -5, 0, 1, 31):
         toggles = netlist.toggles({"w": w, "a": a0}, {"w": w, "a": a1})
         assert toggles.shape == (100,)
@@ -235,7 +110,7 @@ def test_table_equals_per_lane_toggle_sum():
 def test_cost_is_physically_plausible_8x8():
     table = multiplier_cost(8, 8, True)
     w = np.arange(-128, 128)
-    assert table.gates == GateNetlist(synthesize_multiplier(8, 8, True)).gates
+    assert table.gates == multiplier_netlist(8, 8, True).gates
     # A zero weight leaves every partial product off: less switching than -1 (all weight bits
     # set) or -128 (the sign bit's partial products).
     assert table.of(0) < table.of(-1)
@@ -249,11 +124,19 @@ def test_cost_is_physically_plausible_8x8():
 def test_yosys_failure_raises_calibration_error_with_log(monkeypatch):
     monkeypatch.setattr(calibration, "ABC_GATES", "AND,BOGUS")
     with pytest.raises(CalibrationError) as info:
-        synthesize_multiplier(4, 4, True)
+        multiplier_netlist(4, 4, True)
     message = str(info.value)
     assert message.startswith("yosys failed to synthesize pe_multiplier (weight_bits=4, "
                               "act_bits=4, act_signed=True), exit status 1; last log lines:\n")
     assert "ERROR: Command syntax error: Unsupported gate type: BOGUS" in message
+
+
+def test_unsimulatable_netlist_raises_calibration_error(monkeypatch):
+    monkeypatch.setattr(calibration, "synthesize_multiplier", lambda *args: {"modules": {}})
+    with pytest.raises(CalibrationError) as info:
+        multiplier_netlist(4, 4, True)
+    assert str(info.value) == ("the synthesized pe_multiplier cannot be simulated: netlist has "
+                               "no module 'pe_multiplier' (modules: [])")
 
 
 @pytest.mark.parametrize("kwargs, message", [

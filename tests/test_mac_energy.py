@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwgen.engines.mac_array.calibration import multiplier_cost
 from hwgen.engines.mac_array.config import MacArrayConfig
-from hwgen.engines.mac_array.energy import (CATEGORIES, Schedule, energy_proxy, ideal_schedule,
-                                            trace_registers)
 from hwgen.engines.mac_array.golden import NMPatternError, Tile, expand_nm, run
-from hwgen.engines.mac_array.layer import (layer_energy, layer_outputs, layer_tiles, load_tiles,
-                                           save_tiles)
 from hwgen.engines.mac_array.stimulus import random_tile, test_tiles
+from hwgen.engines.mac_array.tiles import load_tiles, save_tiles
 from hwgen.engines.mac_array.weight_set import project
+from hwgen.power.calibration import multiplier_cost
+from hwgen.power.energy import (CATEGORIES, Schedule, energy_proxy, ideal_schedule,
+                                trace_registers)
+from hwgen.power.layer import layer_energy, layer_outputs, layer_tiles
 
 SEED = 20261123
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from hwgen.engines.mac_array.config import MacArrayConfig
-from hwgen.engines.mac_array.energy import CATEGORIES
-from hwgen.engines.mac_array.layer import (layer_energy, layer_outputs, load_tiles, simulate_layer,
-                                           waveform_toggles)
+from hwgen.engines.mac_array.tiles import load_tiles
 from hwgen.engines.mac_array.weight_set import project
 from hwgen.flows.sim import simulate
+from hwgen.power.energy import CATEGORIES
+from hwgen.power.layer import layer_energy, layer_outputs, simulate_layer, waveform_toggles
 
 pytestmark = pytest.mark.sim
 

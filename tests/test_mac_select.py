@@ -1,19 +1,27 @@
-"""Power-aware weight-set selection (hwgen/engines/mac_array/select.py), against brute force.
+"""Power-aware weight-set selection (hwgen/power/select.py), against brute force.
 
 Every random case draws from ``numpy.random.default_rng(seed)`` with the seed in the test. The
 multiplier cost tables come from the shared calibration cache (the first use of a shape runs
 Yosys once, about a second).
 """
 
+import io
 import math
+import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hwgen.cli import main
 from hwgen.config import ConfigError
+from hwgen.emit.folders import FolderError, check_output_folder
 from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.engines.mac_array.calibration import multiplier_cost
-from hwgen.engines.mac_array.select import (
+from hwgen.engines.mac_array.weight_set import project
+from hwgen.power import report, select
+from hwgen.power.calibration import multiplier_cost
+from hwgen.power.select import (
     Layer,
     SelectionError,
     check_layer,
@@ -21,7 +29,6 @@ from hwgen.engines.mac_array.select import (
     select_weight_sets,
     value_costs,
 )
-from hwgen.engines.mac_array.weight_set import project
 
 CFG = MacArrayConfig()                                      # 8-bit signed weights and acts
 SMALL = MacArrayConfig(weight_bits=4, act_bits=4)           # 4-bit signed weights and acts
@@ -89,7 +96,7 @@ def test_value_costs_match_brute_force(act_signed):
 
 def test_value_costs_chunks_agree(monkeypatch, cost8):
     """Blocks of rows overlap by one row: chunking does not change the table."""
-    from hwgen.engines.mac_array import select
+    from hwgen.power import select
 
     acts = np.random.default_rng(12).integers(-128, 128, (50, 7))
     whole = value_costs(CFG, acts, cost8)
@@ -407,3 +414,135 @@ def test_check_layer_labels():
                     "W.npy", "A.npy")
     assert str(info.value).startswith("W.npy: dtype float32: expected integer weights")
     assert isinstance(ConfigError("x"), ValueError)      # the CLI treats both alike
+
+
+# --- hwgen select on hostile inputs: one error line, exit 2, nothing computed or written ---------
+
+HUGE = (1 << 40, 1024)       # int64: 8 PiB
+
+
+def _huge_npy() -> bytes:
+    """A .npy header claiming ``HUGE`` followed by 64 bytes of data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<i8", "fortran_order": False, "shape": HUGE})
+    return buffer.getvalue() + bytes(64)
+
+
+def _huge_npz(path: str, method: int) -> None:
+    with zipfile.ZipFile(path, "w", compression=method) as archive:
+        archive.writestr("fc1.npy", _huge_npy())
+
+
+@pytest.fixture
+def select_folder(tmp_path, monkeypatch):
+    """The working folder, with valid W.npy, A.npy, W.npz, A.npz; running the selection or the
+    energy proxy fails the test (a bad input must be reported before any computation)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(31)
+    weights, acts = rng.integers(-20, 21, (8, 6)), rng.integers(-128, 128, (24, 8))
+    np.save("W.npy", weights)
+    np.save("A.npy", acts)
+    np.savez("W.npz", fc1=weights)
+    np.savez("A.npz", fc1=acts)
+
+    def computed(*args, **kwargs):
+        raise AssertionError("hwgen select computed before it rejected its input")
+
+    monkeypatch.setattr(select, "select_weight_sets", computed)
+    monkeypatch.setattr(select, "multiplier_cost", computed)
+    monkeypatch.setattr(report, "layer_energy", computed)
+    return tmp_path
+
+
+def _fails_with(folder, capsys, args: list[str]) -> str:
+    """Run ``hwgen select`` and return its one error line; check nothing was written."""
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    code = main(["select", *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    return err.rstrip("\n")
+
+
+def _write_object_array() -> None:
+    np.save("Wobj.npy", np.array([[1, "two"]], dtype=object), allow_pickle=True)
+
+
+def _write_nan_acts() -> None:
+    acts = np.zeros((24, 8))
+    acts[3, 1] = np.nan
+    np.save("Anan.npy", acts)
+
+
+def _write_inf_npz() -> None:
+    acts = np.zeros((24, 8))
+    acts[0, 7] = -np.inf
+    np.savez("Ainf.npz", fc1=acts)
+
+
+HOSTILE = [
+    (lambda: Path("Whuge.npy").write_bytes(_huge_npy()), "Whuge.npy", "A.npy",
+     f"Whuge.npy: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data follow "
+     f"it: expected a complete .npy array"),
+    (lambda: _huge_npz("Whuge.npz", zipfile.ZIP_STORED), "Whuge.npz", "A.npz",
+     f"Whuge.npz: fc1: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data "
+     f"follow it: expected a complete .npy array"),
+    (lambda: _huge_npz("Ahuge.npz", zipfile.ZIP_DEFLATED), "W.npz", "Ahuge.npz",
+     f"Ahuge.npz: fc1: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data "
+     f"follow it: expected a complete .npy array"),
+    (_write_object_array, "Wobj.npy", "A.npy",
+     "Wobj.npy: dtype object holds pickled Python objects, which are never loaded: expected "
+     "booleans, integers or floating-point numbers"),
+    (_write_nan_acts, "W.npy", "Anan.npy",
+     "Anan.npy: value nan at index (3, 1): expected finite numbers"),
+    (_write_inf_npz, "W.npz", "Ainf.npz",
+     "Ainf.npz: fc1: value -inf at index (0, 7): expected finite numbers"),
+]
+
+
+@pytest.mark.parametrize("make, weights, acts, message", HOSTILE, ids=[
+    "huge-npy", "huge-npz", "huge-deflated-npz", "pickle", "nan", "inf-npz"])
+def test_select_refuses_hostile_arrays(select_folder, capsys, make, weights, acts, message):
+    make()
+    line = _fails_with(select_folder, capsys, ["--weights", weights, "--acts", acts,
+                                               "--max-error", "0.1"])
+    assert line == f"hwgen: error: {message}"
+
+
+def _folder_error(option: str) -> str:
+    """The one line the shared output-folder check gives for ``-o option``."""
+    with pytest.raises(FolderError) as info:
+        check_output_folder(Path(option), Path(option))
+    return f"hwgen: error: {info.value}"
+
+
+def test_select_refuses_a_foreign_output_folder_before_computing(select_folder, capsys):
+    (select_folder / "mine").mkdir()
+    (select_folder / "mine" / "notes.txt").write_text("my notes\n")
+    line = _fails_with(select_folder, capsys, ["--weights", "W.npy", "--acts", "A.npy",
+                                               "--max-error", "0.1", "-o", "mine"])
+    assert line.startswith("hwgen: error: -o mine: ") and line == _folder_error("mine")
+
+
+def test_select_refuses_an_output_folder_under_a_file_before_computing(select_folder, capsys):
+    (select_folder / "notes.txt").write_text("my notes\n")
+    line = _fails_with(select_folder, capsys, ["--weights", "W.npy", "--acts", "A.npy",
+                                               "--max-error", "0.1", "-o", "notes.txt/run/out"])
+    assert line.startswith("hwgen: error: -o notes.txt/run/out: notes.txt ")
+    assert line == _folder_error("notes.txt/run/out")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_select_refuses_an_unwritable_output_parent_before_computing(select_folder, capsys):
+    locked = select_folder / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        line = _fails_with(select_folder, capsys, ["--weights", "W.npy", "--acts", "A.npy",
+                                                   "--max-error", "0.1", "-o", "locked/out"])
+        assert line.startswith("hwgen: error: -o locked/out: ")
+        assert line == _folder_error("locked/out")
+    finally:
+        locked.chmod(0o755)

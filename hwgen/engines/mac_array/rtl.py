@@ -30,6 +30,9 @@ carry chain in separate cycles::
     psum    <= overflow(psum_above + sum_j prod[j], acc_bits)
     a       <= a_left
 
+Every product is computed by its own :class:`hwgen.hdl.multiplier.Multiplier` instance,
+``pe_r{r}_c{c}_mul{j}``, the block the power analysis calibrates; the PE registers its output.
+
 A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
 
 Control: LOAD accepts R weight beats (beat r = PE row r's C*N weights and indices), STREAM accepts
@@ -44,6 +47,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.arith import overflow
+from hwgen.hdl.multiplier import Multiplier
 from hwgen.hdl.perf import PerfCounters, PerfSignature
 
 from .config import MacArrayConfig
@@ -213,11 +217,16 @@ class MacArray(wiring.Component):
                 else:
                     operands = a_left
                 prods = [data_reg(prod_shape, f"{name}_prod{j}") for j in range(N)]
+                for j, prod in enumerate(prods):
+                    mul = Multiplier(cfg.weight_bits, cfg.act_bits, cfg.act_signed)
+                    m.submodules[f"{name}_mul{j}"] = mul
+                    m.d.comb += [mul.w.eq(w[r][c][j]), mul.a.eq(operands[j])]
+                    with m.If(en):
+                        m.d.sync += prod.eq(mul.prod)
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
                 with m.If(en):
-                    m.d.sync += [prod.eq(w[r][c][j] * operands[j]) for j, prod in enumerate(prods)]
                     m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
                 if c < C - 1:
                     # The activations move right; the last column has no PE to feed.

@@ -27,27 +27,26 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from hwgen.config import config_to_dict, config_toml
+from hwgen.datafile import load_npy, load_npz
 from hwgen.emit.folders import publish_folder
+from hwgen.engines.mac_array.config import MacArrayConfig
 from hwgen.report.plot import line_plot_svg
 from hwgen.report.table import format_table
 
 from .calibration import MultiplierCost
-from .config import MacArrayConfig
 from .energy import CATEGORIES
 from .layer import layer_energy
 from .select import _NAME_RE, Layer, Selection, check_layer, layer_config
 
-__all__ = ["ENERGY_UNITS", "TOOL", "check_out_dir", "energy_plot_svg", "read_layers",
-           "report_markdown", "selection_files", "selection_report", "summary_rows",
-           "write_folder"]
+__all__ = ["ENERGY_UNITS", "TOOL", "energy_plot_svg", "read_layers", "report_markdown",
+           "selection_files", "selection_report", "summary_rows", "write_folder"]
 
-#: The ``tool`` entry of ``report.json``; a folder whose report says this may be replaced.
+#: The ``tool`` entry of ``report.json``.
 TOOL = "hwgen select"
 
 #: What the energy numbers are, for the reports.
@@ -67,19 +66,18 @@ ENERGY_UNITS = (
 # --- inputs ------------------------------------------------------------------------------------
 
 def _load(path: Path, what: str) -> tuple[dict[str, np.ndarray], bool]:
-    """Arrays of a .npy (key "layer") or .npz file, and whether it was an .npz."""
+    """Arrays of a .npy (key "layer") or .npz file, and whether it was an .npz.
+
+    The files are user data: :mod:`hwgen.datafile` refuses headers that claim more data than
+    the file holds, pickles, and NaN or infinite values before anything large is allocated.
+    Floating-point arrays are let through so that :func:`.select.check_layer` can say that the
+    values need quantizing.
+    """
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"{path}: expected a .npy or .npz file of {what}")
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    try:
-        if path.suffix == ".npy":
-            return {"layer": np.load(path, allow_pickle=False)}, False
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        one_line = " ".join(str(exc).split())
-        raise ValueError(f"{path}: cannot read as {path.suffix}: {one_line}") from None
+    if path.suffix == ".npy":
+        return {"layer": load_npy(path)}, False
+    arrays = load_npz(path)
     if not arrays:
         raise ValueError(f"{path}: holds no arrays")
     return arrays, True
@@ -96,8 +94,9 @@ def read_layers(cfg: MacArrayConfig, weights_path, acts_path) -> tuple[list[Laye
     Raises
     ------
     ValueError
-        One line naming the file (and key): missing or unreadable file, ``.npy`` mixed with
-        ``.npz``, keys that differ, a key that is not an identifier, or an array that
+        One line naming the file (and key): missing or unreadable file, one
+        :mod:`hwgen.datafile` refuses (bad header, pickles, NaN), ``.npy`` mixed with ``.npz``,
+        keys that differ, a key that is not an identifier, or an array that
         :func:`.select.check_layer` rejects.
     """
     weights_path, acts_path = Path(weights_path), Path(acts_path)
@@ -275,40 +274,15 @@ def selection_files(cfg: MacArrayConfig, selection: Selection, report: dict, npz
 
 # --- the output folder -------------------------------------------------------------------------
 
-def check_out_dir(out_dir) -> Path:
-    """``out_dir`` if it may become (or be replaced by) the output folder, else ValueError.
-
-    An existing folder is replaced only if it is empty or holds a previous ``hwgen select``
-    report, and never if it contains the current working directory.
-    """
-    out_dir = Path(out_dir)
-    if not out_dir.exists():
-        return out_dir
-    if not out_dir.is_dir():
-        raise ValueError(f"-o {out_dir}: exists and is not a directory")
-    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
-        raise ValueError(f"-o {out_dir}: is or contains the current folder; choose a new "
-                         f"folder for the results")
-    if any(out_dir.iterdir()):
-        try:
-            previous = json.loads((out_dir / "report.json").read_text())
-            ours = isinstance(previous, dict) and previous.get("tool") == TOOL
-        except (OSError, ValueError):
-            ours = False
-        if not ours:
-            raise ValueError(f"-o {out_dir}: exists and is not an earlier hwgen select output "
-                             f"folder; choose another folder or remove it")
-    return out_dir
-
-
 def write_folder(out_dir, files: dict[str, bytes]) -> Path:
-    """Write ``files`` as the folder ``out_dir`` (after :func:`check_out_dir`), replacing an
-    earlier one atomically (:func:`hwgen.emit.folders.publish_folder`)."""
-    out_dir = check_out_dir(out_dir)
+    """Write ``files`` as the folder ``out_dir``, replacing earlier hwgen output atomically
+    (:func:`hwgen.emit.folders.publish_folder`, which refuses any other existing folder with a
+    :class:`hwgen.emit.folders.FolderError`; the command line checks that before it computes)."""
+    out_dir = Path(out_dir)
 
     def fill(folder: Path) -> None:
         for name, content in files.items():
             (folder / name).write_bytes(content)
 
-    publish_folder(out_dir.parent, out_dir.name, fill)
+    publish_folder(out_dir.parent, out_dir.name, fill, marker={"command": "select"})
     return out_dir

@@ -11,18 +11,23 @@ beside the array would.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .calibration import MultiplierCost
-from .config import MacArrayConfig
-from .energy import CATEGORIES, EnergyProxy, Schedule, energy_proxy, trace_registers
-from .golden import Tile, compress_nm, run
+from hwgen.engines.mac_array.config import MacArrayConfig
+from hwgen.engines.mac_array.golden import Tile, compress_nm, run
+from hwgen.engines.mac_array.tiles import save_tiles
+from hwgen.flows.sim import SimResult, simulate
 
-__all__ = ["layer_tiles", "layer_outputs", "layer_energy", "save_tiles", "load_tiles",
-           "LayerSim", "simulate_layer", "waveform_toggles"]
+from .calibration import MultiplierCost
+from .energy import CATEGORIES, EnergyProxy, Schedule, energy_proxy, trace_registers
+from .vcd import read_vcd
+
+__all__ = ["layer_tiles", "layer_outputs", "layer_energy", "LayerSim", "simulate_layer",
+           "waveform_toggles"]
 
 
 def _blocks(cfg: MacArrayConfig, weights: np.ndarray, acts: np.ndarray):
@@ -43,7 +48,8 @@ def _blocks(cfg: MacArrayConfig, weights: np.ndarray, acts: np.ndarray):
 def layer_tiles(cfg: MacArrayConfig, weights, acts) -> list[Tile]:
     """The tiles of the layer, column block by column block (see the module docstring).
 
-    Raises :class:`.golden.NMPatternError` if W breaks the array's N:M pattern.
+    Raises :class:`hwgen.engines.mac_array.golden.NMPatternError` if W breaks the array's N:M
+    pattern.
     """
     w, a, kb, cb = _blocks(cfg, weights, acts)
     tiles = []
@@ -77,20 +83,10 @@ def layer_energy(cfg: MacArrayConfig, weights, acts, cost: MultiplierCost | None
     return energy_proxy(cfg, layer_tiles(cfg, weights, acts), cost=cost)
 
 
-def save_tiles(path: str | Path, tiles: list[Tile]) -> None:
-    """Store tiles as ``values<i>``, ``indices<i>``, ``acts<i>`` arrays in one ``.npz``."""
-    arrays = {}
-    for i, tile in enumerate(tiles):
-        arrays |= {f"values{i}": tile.values, f"indices{i}": tile.indices, f"acts{i}": tile.acts}
-    np.savez(path, **arrays)
-
-
-def load_tiles(path: str | Path) -> list[Tile]:
-    """Inverse of :func:`save_tiles`."""
-    with np.load(path) as data:
-        count = sum(1 for key in data.files if key.startswith("values"))
-        return [Tile(data[f"values{i}"], data[f"indices{i}"], data[f"acts{i}"])
-                for i in range(count)]
+def _schedule(run: dict) -> Schedule:
+    """The schedule in the ``run`` record of the testbench result."""
+    return Schedule(cycles=run["cycles"], weight_cycles=tuple(run["weight_cycles"]),
+                    act_cycles=tuple(run["act_cycles"]), stall_cycles=tuple(run["stall_cycles"]))
 
 
 def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Tile]
@@ -100,12 +96,7 @@ def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Ti
     ``run`` is the ``run`` record of the testbench result (schedule and clock alignment).
     Returns ``(from_waveform, golden)``, each category -> int64 array over the run's cycles.
     """
-    from hwgen.flows.vcd import read_vcd
-
-    schedule = Schedule(cycles=run["cycles"], weight_cycles=tuple(run["weight_cycles"]),
-                        act_cycles=tuple(run["act_cycles"]),
-                        stall_cycles=tuple(run["stall_cycles"]))
-    trace = trace_registers(cfg, tiles, schedule)
+    trace = trace_registers(cfg, tiles, _schedule(run))
     registers = trace.registers()
     wave = read_vcd(waves, set(registers))
     edge0 = int(run["edge_ps"]) - run["edge_cycle"] * run["period_ps"]
@@ -152,7 +143,7 @@ class LayerSim:
     outputs: np.ndarray
     energy_golden: EnergyProxy
     register_toggles_vcd: dict[str, int] | None
-    result: object
+    result: SimResult
 
 
 def simulate_layer(cfg: MacArrayConfig, weights, acts, waves: bool = False, seed: int = 1
@@ -160,10 +151,6 @@ def simulate_layer(cfg: MacArrayConfig, weights, acts, waves: bool = False, seed
     """Stream the layer's tiles through the RTL of ``cfg`` (no gaps, no backpressure) and read
     back its outputs, the golden energy proxy of that run and, with ``waves``, the register
     toggles counted from the waveform."""
-    import tempfile
-
-    from hwgen.flows.sim import simulate
-
     tiles = layer_tiles(cfg, weights, acts)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tiles.npz"
@@ -175,11 +162,7 @@ def simulate_layer(cfg: MacArrayConfig, weights, acts, waves: bool = False, seed
     run_record = result.details["run"]
     with np.load(run_record["outputs"]) as data:
         outputs = _assemble(cfg, weights, acts, [data[f"y{i}"] for i in range(len(tiles))])
-    schedule = Schedule(cycles=run_record["cycles"],
-                        weight_cycles=tuple(run_record["weight_cycles"]),
-                        act_cycles=tuple(run_record["act_cycles"]),
-                        stall_cycles=tuple(run_record["stall_cycles"]))
-    energy = energy_proxy(cfg, tiles, schedule)
+    energy = energy_proxy(cfg, tiles, _schedule(run_record))
     toggles = None
     if waves:
         from_waves, _ = waveform_toggles(cfg, result.waves_path, run_record, tiles)

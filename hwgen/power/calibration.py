@@ -6,21 +6,21 @@ input changes depends strongly on the weight it holds (``w = 0`` gates every par
 ``w = -128`` keeps the whole array busy), which is exactly what a power-aware weight set exploits.
 This module measures that dependence once per multiplier shape and caches it as a table::
 
-    from hwgen.engines.mac_array.calibration import multiplier_cost
+    from hwgen.power.calibration import multiplier_cost
     table = multiplier_cost(weight_bits=8, act_bits=8, act_signed=True)
     table.of([0, -1, 64])      # gate-output toggles per activation bit toggle, per weight
 
 Method
 ------
-1. :class:`PeMultiplier` is the PE's product as an Amaranth component: ``prod = w * a`` with a
-   ``weight_bits``-bit signed weight, an ``act_bits``-bit activation (signed if ``act_signed``)
-   and the exact product width ``weight_bits + act_bits (+1 for an unsigned activation)``, as in
-   :mod:`hwgen.engines.mac_array.rtl`.
+1. The block measured is :class:`hwgen.hdl.multiplier.Multiplier`, the one every PE of
+   :mod:`hwgen.engines.mac_array.rtl` instantiates: ``prod = w * a`` with a ``weight_bits``-bit
+   signed weight, an ``act_bits``-bit activation (signed if ``act_signed``) and the exact
+   product width ``weight_bits + act_bits (+1 for an unsigned activation)``.
 2. Yosys (the YoWASP build) synthesizes it to generic two- and three-input gates: ``synth`` then
    ``abc -g`` with :data:`ABC_GATES` (``$_NOT_`` is always added by ``abc``), see
    :func:`synthesize_multiplier`. The result is checked against ``w * a`` before it is used.
-3. :class:`GateNetlist` simulates that netlist with numpy, 64 input vectors per ``uint64`` word,
-   one levelized gate group at a time.
+3. :class:`hwgen.power.gatesim.GateNetlist` simulates that netlist with numpy, 64 input vectors
+   per ``uint64`` word, one levelized gate group at a time.
 4. For a fixed weight ``w``, an activation transition ``a0 -> a1`` toggles every gate-driven net
    (gate outputs, including output port bits; not the primary inputs ``w`` and ``a``, which are
    register toggles the proxy already counts) whose settled value differs between ``(w, a0)``
@@ -57,22 +57,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from amaranth import Module, signed, unsigned
 from amaranth.back import rtlil
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
+from hwgen.fixedpoint import signed_range, unsigned_range
 from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import ToolError, run_tool
+from hwgen.hdl.multiplier import Multiplier
 
-__all__ = ["ABC_GATES", "CALIBRATION_VERSION", "CalibrationError", "GateNetlist",
-           "MultiplierCost", "PeMultiplier", "cost_cache_path", "multiplier_cost",
-           "synthesize_multiplier"]
+from .gatesim import GateNetlist, NetlistError
+
+__all__ = ["ABC_GATES", "CALIBRATION_VERSION", "TOP", "CalibrationError", "MultiplierCost",
+           "cost_cache_path", "multiplier_cost", "multiplier_netlist", "synthesize_multiplier"]
 
 #: Version of the calibration method; part of every cache file name (bump when the method changes).
 CALIBRATION_VERSION = 1
@@ -94,24 +93,6 @@ _CHUNK_WORDS = 1 << 23
 _CHECK_VECTORS = 4096
 
 _LIMITS = {"weight_bits": (2, 16), "act_bits": (2, 16), "samples": (1, 100_000)}
-
-# Yosys' internal gate cells: input port names and the function on 64-lane uint64 words
-# (Yosys ``help $_MUX_``: Y = S ? B : A; ``$_ANDNOT_``: A & ~B; ``$_ORNOT_``: A | ~B).
-_GATES = {
-    "$_BUF_": (("A",), lambda a: a),
-    "$_NOT_": (("A",), lambda a: ~a),
-    "$_AND_": (("A", "B"), lambda a, b: a & b),
-    "$_NAND_": (("A", "B"), lambda a, b: ~(a & b)),
-    "$_OR_": (("A", "B"), lambda a, b: a | b),
-    "$_NOR_": (("A", "B"), lambda a, b: ~(a | b)),
-    "$_XOR_": (("A", "B"), lambda a, b: a ^ b),
-    "$_XNOR_": (("A", "B"), lambda a, b: ~(a ^ b)),
-    "$_ANDNOT_": (("A", "B"), lambda a, b: a & ~b),
-    "$_ORNOT_": (("A", "B"), lambda a, b: a | ~b),
-    "$_MUX_": (("A", "B", "S"), lambda a, b, s: (a & ~s) | (b & s)),
-}
-
-_ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
 class CalibrationError(RuntimeError):
@@ -139,43 +120,8 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def _value_range(bits: int, is_signed: bool) -> tuple[int, int]:
-    """Smallest and largest value of a ``bits``-bit number."""
-    if is_signed:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
-
-
-def _prod_bits(weight_bits: int, act_bits: int, act_signed: bool) -> int:
-    # An exact product: signed x unsigned needs one more bit than signed x signed.
-    return weight_bits + act_bits + (0 if act_signed else 1)
-
-
-class PeMultiplier(wiring.Component):
-    """The combinational product of one PE: ``prod = w * a``, exact.
-
-    Parameters
-    ----------
-    weight_bits : int
-        Width of the signed weight ``w``.
-    act_bits : int
-        Width of the activation ``a``.
-    act_signed : bool
-        Whether ``a`` is signed (two's complement) or unsigned.
-    """
-
-    def __init__(self, weight_bits: int, act_bits: int, act_signed: bool):
-        act_shape = signed(act_bits) if act_signed else unsigned(act_bits)
-        super().__init__({
-            "w": In(signed(weight_bits)),
-            "a": In(act_shape),
-            "prod": Out(signed(_prod_bits(weight_bits, act_bits, act_signed))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.prod.eq(self.w * self.a)
-        return m
+def _act_range(act_bits: int, act_signed: bool) -> tuple[int, int]:
+    return signed_range(act_bits) if act_signed else unsigned_range(act_bits)
 
 
 def _yosys_script() -> str:
@@ -195,7 +141,7 @@ def _yosys_script() -> str:
 
 
 def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> dict:
-    """Synthesize :class:`PeMultiplier` to generic gates with Yosys.
+    """Synthesize :class:`hwgen.hdl.multiplier.Multiplier` to generic gates with Yosys.
 
     Parameters
     ----------
@@ -219,7 +165,7 @@ def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> 
     weight_bits = _check_int("weight_bits", weight_bits)
     act_bits = _check_int("act_bits", act_bits)
     act_signed = _check_signed_flag(act_signed)
-    design = rtlil.convert(PeMultiplier(weight_bits, act_bits, act_signed), name=TOP)
+    design = rtlil.convert(Multiplier(weight_bits, act_bits, act_signed), name=TOP)
     shape = f"weight_bits={weight_bits}, act_bits={act_bits}, act_signed={act_signed}"
     with tempfile.TemporaryDirectory(prefix="hwgen-calibration-") as tmp:
         work = Path(tmp)
@@ -241,245 +187,21 @@ def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> 
         return json.loads(netlist.read_text())
 
 
-def _pack(values: np.ndarray, bits: int) -> np.ndarray:
-    """Bit i of every lane of ``values`` (1-D int64, length a multiple of 64) -> row i of a
-    ``(bits, lanes // 64)`` uint64 array, lane k in bit k % 64 of word k // 64."""
-    planes = ((values[None, :] >> np.arange(bits)[:, None]) & 1).astype(np.uint8)
-    packed = np.packbits(planes, axis=1, bitorder="little")
-    return packed.view("<u8").astype(np.uint64)
-
-
-def _unpack(words: np.ndarray, lanes: int) -> np.ndarray:
-    """Inverse of :func:`_pack` for a ``(rows, words)`` array: a ``(rows, lanes)`` uint8 array
-    of 0/1."""
-    as_bytes = words.astype("<u8").view(np.uint8)
-    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :lanes]
-
-
-class GateNetlist:
-    """A zero-delay, bit-parallel simulator of a Yosys JSON netlist of generic gates.
-
-    Supported cells are Yosys' internal gates ``$_NOT_``, ``$_BUF_``, ``$_AND_``, ``$_NAND_``,
-    ``$_OR_``, ``$_NOR_``, ``$_XOR_``, ``$_XNOR_``, ``$_ANDNOT_`` (A & ~B), ``$_ORNOT_``
-    (A | ~B) and ``$_MUX_`` (S ? B : A); connections may be the constants ``"0"`` and ``"1"``.
-    Gates are levelized (a gate's level is one more than the deepest gate driving it) and each
-    (level, cell type) group is evaluated as one numpy operation on 64 lanes per uint64 word.
-
-    Parameters
-    ----------
-    netlist : dict
-        Parsed ``write_json`` output.
-    top : str
-        The module to simulate.
-
-    Attributes
-    ----------
-    gates : int
-        Number of gate cells.
-    levels : int
-        Logic depth (gates on the longest input-to-output path).
-    nets : int
-        Rows of the simulated value array (two constants, input bits, gate outputs).
-    inputs, outputs : dict
-        Port name -> (number of bits, signed?).
+def multiplier_netlist(weight_bits: int, act_bits: int, act_signed: bool) -> GateNetlist:
+    """:func:`synthesize_multiplier`, ready to simulate (ports ``w``, ``a`` and ``prod``).
 
     Raises
     ------
+    ValueError
+        A width is out of range.
     CalibrationError
-        The module is missing, or has an unsupported cell, an ``x``/``z`` constant, a net with
-        two drivers or none, or a combinational loop.
+        Yosys failed, or its netlist is not one :class:`GateNetlist` can simulate.
     """
-
-    def __init__(self, netlist: dict, top: str = TOP):
-        modules = netlist.get("modules", {})
-        if top not in modules:
-            raise CalibrationError(f"netlist has no module {top!r} (modules: {sorted(modules)})")
-        module = modules[top]
-        # Rows 0 and 1 hold the constants; every Yosys bit id gets the next free row.
-        self._row = {"0": 0, "1": 1}
-
-        self.inputs: dict[str, tuple[int, bool]] = {}
-        self.outputs: dict[str, tuple[int, bool]] = {}
-        self._port_rows: dict[str, np.ndarray] = {}
-        for name, port in module["ports"].items():
-            if port["direction"] not in ("input", "output"):
-                raise CalibrationError(f"port {name!r} is {port['direction']}: only input and "
-                                       f"output ports can be simulated")
-            side = self.inputs if port["direction"] == "input" else self.outputs
-            side[name] = (len(port["bits"]), bool(port.get("signed", 0)))
-            self._port_rows[name] = np.array([self._row_of(bit, f"port {name}")
-                                              for bit in port["bits"]], dtype=np.intp)
-        sources = {0, 1} | {int(r) for name in self.inputs for r in self._port_rows[name]}
-
-        cells = []          # (type, output row, input rows)
-        driver: dict[int, int] = {}
-        for cell_name, cell in module["cells"].items():
-            kind = cell["type"]
-            if kind not in _GATES:
-                raise CalibrationError(f"cell {cell_name!r} has type {kind}, which the gate "
-                                       f"simulator does not support (supported: "
-                                       f"{', '.join(_GATES)})")
-            conn = cell["connections"]
-            where = f"cell {cell_name}"
-            out = self._row_of(conn["Y"][0], where)
-            if out in sources or out in driver:
-                raise CalibrationError(f"net {conn['Y'][0]} has more than one driver "
-                                       f"(one is {where})")
-            driver[out] = len(cells)
-            cells.append((kind, out, [self._row_of(conn[p][0], where) for p in _GATES[kind][0]]))
-
-        for name in self.outputs:
-            for r in self._port_rows[name]:
-                if int(r) not in sources and int(r) not in driver:
-                    raise CalibrationError(f"output port {name!r} has an undriven bit")
-        for cell_name, (kind, _, ins) in zip(module["cells"], cells):
-            if any(r not in sources and r not in driver for r in ins):
-                raise CalibrationError(f"cell {cell_name!r} reads a net nothing drives")
-
-        self.gates = len(cells)
-        self.nets = len(self._row)
-        self._gate_rows = np.array(sorted(driver), dtype=np.intp)
-        self._groups, self.levels = self._levelize(cells, driver)
-
-    def _row_of(self, bit, where: str) -> int:
-        if isinstance(bit, str) and bit not in self._row:
-            raise CalibrationError(f"{where} is connected to the constant {bit!r}; only '0' and "
-                                   f"'1' can be simulated")
-        return self._row.setdefault(bit, len(self._row))
-
-    @staticmethod
-    def _levelize(cells, driver) -> tuple[list, int]:
-        """Kahn's algorithm: (type, output rows, input row arrays) per (level, type), in order."""
-        fanout = defaultdict(list)
-        waiting = []
-        for index, (_, _, ins) in enumerate(cells):
-            from_gates = [driver[r] for r in ins if r in driver]
-            for g in from_gates:
-                fanout[g].append(index)
-            waiting.append(len(from_gates))
-        level = [1] * len(cells)
-        ready = [i for i, n in enumerate(waiting) if n == 0]
-        for g in ready:         # ``ready`` grows while it is walked
-            for user in fanout[g]:
-                level[user] = max(level[user], level[g] + 1)
-                waiting[user] -= 1
-                if waiting[user] == 0:
-                    ready.append(user)
-        if len(ready) != len(cells):
-            raise CalibrationError(f"the netlist has a combinational loop through "
-                                   f"{len(cells) - len(ready)} gates")
-        by_group = defaultdict(list)
-        for index, (kind, _, _) in enumerate(cells):
-            by_group[level[index], kind].append(index)
-        groups = []
-        for (_, kind), members in sorted(by_group.items()):
-            outs = np.array([cells[i][1] for i in members], dtype=np.intp)
-            ins = [np.array([cells[i][2][k] for i in members], dtype=np.intp)
-                   for k in range(len(_GATES[kind][0]))]
-            groups.append((kind, outs, ins))
-        return groups, max(level, default=0)
-
-    def _lanes(self, inputs: dict) -> tuple[dict[str, np.ndarray], tuple[int, ...]]:
-        """Check ``inputs`` (one integer array-like per input port, broadcastable) and return
-        them as flat int64 arrays padded with zeros to a multiple of 64 lanes, and their shape."""
-        if set(inputs) != set(self.inputs):
-            raise ValueError(f"inputs {sorted(inputs)}: expected exactly the input ports "
-                             f"{sorted(self.inputs)}")
-        arrays = {name: np.asarray(value) for name, value in inputs.items()}
-        for name, array in arrays.items():
-            if array.dtype.kind not in "iu":
-                raise ValueError(f"input {name!r} has dtype {array.dtype}: expected integers")
-            low, high = _value_range(*self.inputs[name])
-            if array.size and (array.min() < low or array.max() > high):
-                raise ValueError(f"input {name!r} has values outside {low}..{high}")
-        names = list(arrays)
-        shaped = np.broadcast_arrays(*(arrays[n] for n in names))
-        shape = shaped[0].shape
-        lanes = int(np.prod(shape, dtype=np.int64))
-        padded = -(-lanes // 64) * 64
-        flat = {}
-        for name, array in zip(names, shaped):
-            flat[name] = np.zeros(padded, dtype=np.int64)
-            flat[name][:lanes] = array.reshape(-1)
-        return flat, shape
-
-    def _settle(self, flat: dict[str, np.ndarray]) -> np.ndarray:
-        """Settled value of every net: a ``(nets, lanes // 64)`` uint64 array."""
-        words = len(next(iter(flat.values()))) // 64
-        values = np.empty((self.nets, words), dtype=np.uint64)
-        values[0] = 0
-        values[1] = _ALL_ONES
-        for name, (bits, _) in self.inputs.items():
-            values[self._port_rows[name]] = _pack(flat[name], bits)
-        for kind, outs, ins in self._groups:
-            values[outs] = _GATES[kind][1](*(values[rows] for rows in ins))
-        return values
-
-    def evaluate(self, inputs: dict) -> dict[str, np.ndarray]:
-        """Settled output port values.
-
-        Parameters
-        ----------
-        inputs : dict of str to array_like of int
-            One value array per input port (e.g. ``{"w": ..., "a": ...}``), broadcast together.
-
-        Returns
-        -------
-        dict of str to numpy.ndarray
-            Output port name -> int64 array of the broadcast shape (signed ports read as two's
-            complement).
-        """
-        flat, shape = self._lanes(inputs)
-        lanes = int(np.prod(shape, dtype=np.int64))
-        values = self._settle(flat)
-        result = {}
-        for name, (bits, is_signed) in self.outputs.items():
-            planes = _unpack(values[self._port_rows[name]], lanes).astype(np.int64)
-            number = (planes << np.arange(bits, dtype=np.int64)[:, None]).sum(axis=0)
-            if is_signed:
-                number = np.where(number >> (bits - 1), number - (1 << bits), number)
-            result[name] = number.reshape(shape)
-        return result
-
-    def _gate_differences(self, before: dict, after: dict) -> tuple[np.ndarray, tuple]:
-        """XOR of every gate-driven net between ``before`` and ``after`` as a ``(gates, words)``
-        uint64 array, and the broadcast shape of the lanes."""
-        flat0, shape = self._lanes(before)
-        flat1, shape1 = self._lanes(after)
-        if shape != shape1:
-            raise ValueError(f"before has shape {shape} and after {shape1}: expected the same")
-        words = len(next(iter(flat0.values()))) // 64
-        # One simulation of both states: words [0, words) are before, [words, 2 words) after.
-        values = self._settle({name: np.concatenate([flat0[name], flat1[name]])
-                               for name in flat0})
-        gate_values = values[self._gate_rows]
-        return gate_values[:, :words] ^ gate_values[:, words:], shape
-
-    def toggles(self, before: dict, after: dict) -> np.ndarray:
-        """Number of gate-driven nets whose settled value differs between two input states.
-
-        Counted nets are gate outputs (including output port bits driven by gates), not primary
-        inputs. Zero-delay: glitches are not counted.
-
-        Parameters
-        ----------
-        before, after : dict of str to array_like of int
-            Input states as for :meth:`evaluate`; lane k of ``before`` goes to lane k of
-            ``after``.
-
-        Returns
-        -------
-        numpy.ndarray
-            int64 toggle count per lane, of the broadcast shape.
-        """
-        diff, shape = self._gate_differences(before, after)
-        lanes = int(np.prod(shape, dtype=np.int64))
-        return _unpack(diff, lanes).sum(axis=0, dtype=np.int64).reshape(shape)
-
-    def _word_toggles(self, before: dict, after: dict) -> np.ndarray:
-        """Toggle counts summed over each group of 64 lanes (the fast path of the calibration)."""
-        diff, _ = self._gate_differences(before, after)
-        return np.bitwise_count(diff).sum(axis=0, dtype=np.int64)
+    netlist = synthesize_multiplier(weight_bits, act_bits, act_signed)
+    try:
+        return GateNetlist(netlist, top=TOP)
+    except NetlistError as exc:
+        raise CalibrationError(f"the synthesized {TOP} cannot be simulated: {exc}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -587,8 +309,8 @@ def _check_product(netlist: GateNetlist, weight_bits: int, act_bits: int, act_si
                    rng: np.random.Generator) -> None:
     """Raise :class:`CalibrationError` unless the netlist computes ``w * a`` on the four corner
     operand pairs and on random ones."""
-    w_lo, w_hi = _value_range(weight_bits, True)
-    a_lo, a_hi = _value_range(act_bits, act_signed)
+    w_lo, w_hi = signed_range(weight_bits)
+    a_lo, a_hi = _act_range(act_bits, act_signed)
     w = np.concatenate([[w_lo, w_lo, w_hi, w_hi],
                         rng.integers(w_lo, w_hi, size=_CHECK_VECTORS, endpoint=True)])
     a = np.concatenate([[a_lo, a_hi, a_lo, a_hi],
@@ -603,10 +325,10 @@ def _check_product(netlist: GateNetlist, weight_bits: int, act_bits: int, act_si
 
 def _calibrate(weight_bits: int, act_bits: int, act_signed: bool, samples: int,
                seed: int) -> MultiplierCost:
-    netlist = GateNetlist(synthesize_multiplier(weight_bits, act_bits, act_signed))
+    netlist = multiplier_netlist(weight_bits, act_bits, act_signed)
     # The pairs are drawn first, so they depend on the seed only, not on the netlist check.
     rng = np.random.default_rng(seed)
-    a_lo, a_hi = _value_range(act_bits, act_signed)
+    a_lo, a_hi = _act_range(act_bits, act_signed)
     a0, a1 = rng.integers(a_lo, a_hi, size=(2, samples), endpoint=True)
     _check_product(netlist, weight_bits, act_bits, act_signed, rng)
 
@@ -621,7 +343,7 @@ def _calibrate(weight_bits: int, act_bits: int, act_signed: bool, samples: int,
     per_weight = -(-samples // 64) * 64
     pad = np.zeros(per_weight - samples, dtype=np.int64)
     a0, a1 = np.concatenate([a0, pad]), np.concatenate([a1, pad])
-    w_lo, w_hi = _value_range(weight_bits, True)
+    w_lo, w_hi = signed_range(weight_bits)
     weights = np.arange(w_lo, w_hi + 1, dtype=np.int64)
     toggles = np.empty(len(weights), dtype=np.int64)
     # One simulation holds before and after: 2 * per_weight / 64 words per weight and net.
@@ -629,8 +351,8 @@ def _calibrate(weight_bits: int, act_bits: int, act_signed: bool, samples: int,
     for start in range(0, len(weights), chunk):
         block = weights[start:start + chunk]
         w = np.repeat(block, per_weight)
-        counts = netlist._word_toggles({"w": w, "a": np.tile(a0, len(block))},
-                                       {"w": w, "a": np.tile(a1, len(block))})
+        counts = netlist.word_toggles({"w": w, "a": np.tile(a0, len(block))},
+                                      {"w": w, "a": np.tile(a1, len(block))})
         toggles[start:start + len(block)] = counts.reshape(len(block), -1).sum(axis=1)
 
     cost = toggles / flips

@@ -36,14 +36,14 @@ the proxy's main simplification (a flip-flop with its clock load costs more than
 
 The register trace
 ------------------
-The values come from replaying the array's pipeline (DESIGN.md §4.1 and the microarchitecture
-table in the RTL module) cycle by cycle from a :class:`Schedule` of the run: the cycles in which a
-weight beat or an activation row transferred, and the cycles in which a result was offered but
-not taken. A stalled cycle freezes every datapath register; any other cycle is a step, and a step
-without a new row carries zeros. Weight beats load PE row r's weight (and index) registers at the
-transfer, stalled or not. Every datapath register starts at zero (it has no reset, and its
-initial value is zero). In step terms, with X[s] the activation row entering in step s (zeros for
-a bubble) and P = ``cfg.pe_stages``, after step s::
+The values come from replaying the array's pipeline (DESIGN.md §4.1 and the microarchitecture table
+in :mod:`hwgen.engines.mac_array.rtl`) cycle by cycle from a :class:`Schedule` of the run: the
+cycles in which a weight beat or an activation row transferred, and the cycles in which a result
+was offered but not taken. A stalled cycle freezes every datapath register; any other cycle is a
+step, and a step without a new row carries zeros. Weight beats load PE row r's weight (and index)
+registers at the transfer, stalled or not. Every datapath register starts at zero (it has no reset,
+and its initial value is zero). In step terms, with X[s] the activation row entering in step s
+(zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
 
     left input of PE (r, c)    X[s - r - c][r*M : r*M + M]
     a     (c < C - 1)          the left input one step earlier
@@ -64,9 +64,10 @@ import numpy as np
 
 from hwgen.fixedpoint import overflow
 
+from hwgen.engines.mac_array.config import MacArrayConfig
+from hwgen.engines.mac_array.golden import Tile, _check_tile, cycle_model
+
 from .calibration import MultiplierCost, multiplier_cost
-from .config import MacArrayConfig
-from .golden import Tile, _check_tile, cycle_model
 
 __all__ = ["CATEGORIES", "Schedule", "ideal_schedule", "RegisterTrace", "trace_registers",
            "EnergyProxy", "energy_proxy"]

@@ -2,8 +2,7 @@
 
 DESIGN.md §4.1 ("a selection routine picks S under an output-error budget"), after Fang, Zhang and
 Huang (2025) and PowerPruning (DAC 2023). Pure numpy; :func:`select_weight_sets` is the routine,
-``hwgen select`` its command line (:mod:`.select_report` reads the inputs and writes the output
-folder).
+``hwgen select`` its command line (:mod:`.report` reads the inputs and writes the output folder).
 
 Inputs
 ------
@@ -48,10 +47,10 @@ The greedy path
 2. A candidate is a pair (layer, ``v``) with ``v != 0`` in a layer whose set has more than 2
    values. Removing ``v`` from ``S`` re-projects the weights: ``Wp = project(W, S \\ {v})``
    (nearest remaining value of the *original* weight, ties toward 0, see
-   :func:`.weight_set.project`); only the weights projected to ``v`` move, each to the
-   remaining neighbour of ``v`` nearer to its original value. For each candidate,
-   ``saving`` = the drop of the layer's surrogate energy and ``d_error`` = the rise of the
-   layer's relative error.
+   :func:`hwgen.engines.mac_array.weight_set.project`); only the weights projected to ``v``
+   move, each to the remaining neighbour of ``v`` nearer to its original value. For each
+   candidate, ``saving`` = the drop of the layer's surrogate energy and ``d_error`` = the rise
+   of the layer's relative error.
 3. Each step removes the candidate with the largest ``saving / d_error`` (``d_error <= 1e-15``,
    including a falling error, counts as an infinite ratio); ties go to the larger saving, then
    the smaller ``|v|``, then the smaller ``v``, then the earlier layer. A layer with more energy
@@ -79,10 +78,11 @@ import numpy as np
 
 from hwgen.config import ConfigError, check_name
 
+from hwgen.engines.mac_array.config import MacArrayConfig
+from hwgen.engines.mac_array.golden import NMPatternError, compress_nm, operand_ranges
+from hwgen.engines.mac_array.weight_set import describe, project
+
 from .calibration import MultiplierCost, multiplier_cost
-from .config import MacArrayConfig
-from .golden import NMPatternError, compress_nm, operand_ranges
-from .weight_set import describe, project
 
 __all__ = ["Layer", "LayerSelection", "PathPoint", "Selection", "SelectionError", "check_config",
            "check_layer", "layer_config", "select_weight_sets", "value_costs"]
