@@ -162,3 +162,12 @@ def test_signature_ports_equal_the_emitted_verilog(example):
     assert {p.name: p for p in verilog_ports(design.verilog, design.name)} == \
         {p.name: p for p in design.ports}
     assert [p.name for p in design.ports[:2]] == ["clk", "rst"]
+
+
+def test_one_lane_attention_lints_clean(tmp_path):
+    """``lanes = 1`` once gave a zero-width lane counter, emitted as ``wire [-1:0]`` (ASCRANGE)."""
+    from hwgen.engines.sparse_attention import SparseAttentionConfig
+
+    cfg = SparseAttentionConfig(name="attn_one_lane", max_len=4, head_dim=2, topk=2, lanes=1)
+    result = lint(generate(cfg, tmp_path).verilog, cfg.name)
+    assert result.clean, result.messages

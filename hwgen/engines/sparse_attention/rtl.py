@@ -442,7 +442,9 @@ class SparseAttention(wiring.Component):
         k4_r = [mem.read_port() for mem in k4]
 
         issue = Signal(range(Lmax + 1))           # next K row to read
-        lane, row = Signal(range(lanes)), Signal(range(max(depth, 2)))   # where it goes
+        # Where it goes. At least one bit each: a zero-width signal (lanes = 1) becomes a
+        # `wire [-1:0]` in Verilog, which Verilator rejects (ASCRANGE).
+        lane, row = Signal(range(max(lanes, 2))), Signal(range(max(depth, 2)))
         arriving, arriving_last = Signal(), Signal()
         with m.FSM(name="prepare"):
             with m.State("IDLE"):
