@@ -7,7 +7,10 @@ other key is a field of that engine's config dataclass. The same dataclasses are
     cfg = MacArrayConfig(name="mac8", rows=8, cols=8)
 
 Every problem is reported as one :class:`ConfigError` whose message names the source, the field, the
-bad value and what is allowed, e.g. ``mac.toml: rows = 0: expected an integer from 1 to 64``.
+bad value and what is allowed, e.g. ``mac.toml: rows = 0: expected an integer from 1 to 64``. The
+checks and that message format are :mod:`hwgen.validate`'s, re-exported here; a hostile file (a
+huge integer, nesting 100000 deep, a key of 100000 dotted parts, megabytes of text) gets such a
+line too, quickly.
 """
 
 from __future__ import annotations
@@ -17,87 +20,54 @@ import difflib
 import hashlib
 import json
 import re
+import sys
 import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
 
+# The validation helpers live in hwgen.validate; engine configs and flows import them from here.
+from hwgen.validate import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_name,
+    check_probability,
+    format_value,
+    invalid,
+    toml_literal,
+)
+
 __all__ = [
     "ConfigError", "EngineConfig", "load_config", "config_from_dict", "config_to_dict",
-    "config_hash", "example_toml", "config_toml", "check_int", "check_bool", "check_choice", "check_name",
-    "invalid", "format_value",
+    "config_hash", "example_toml", "config_toml", "MAX_CONFIG_CHARS", "NAME_DOC", "check_int",
+    "check_float", "check_probability", "check_bool", "check_choice", "check_name", "invalid",
+    "format_value",
 ]
 
+#: The ``doc`` of every engine's ``name`` field (the rules are :func:`check_name`'s).
+NAME_DOC = ("Verilog module, HLS C++ top function and output folder name: an identifier of at most "
+            "64 characters, not starting with _ nor containing __, that Verilog, C++ and the "
+            "generated files do not reserve (see hwgen/names.py).")
 
-class ConfigError(ValueError):
-    """A configuration value is not allowed. The message is one line, ready to show a user."""
+#: Longest config file read, in characters: a config is a few hundred, and the bound caps the
+#: parsers' work.
+MAX_CONFIG_CHARS = 1 << 20
 
-
-# Verilog-2005 and SystemVerilog keywords a module name must not collide with.
-_VERILOG_KEYWORDS = frozenset("""
-    always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
-    default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule
-    endprimitive endspecify endtable endtask event for force forever fork function generate genvar
-    highz0 highz1 if ifnone incdir include initial inout input instance integer join large liblist
-    library localparam macromodule medium module nand negedge nmos nor noshowcancelled not notif0
-    notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup
-    pulsestyle_onevent pulsestyle_ondetect rcmos real realtime reg release repeat rnmos rpmos rtran
-    rtranif0 rtranif1 scalared showcancelled signed small specify specparam strong0 strong1 supply0
-    supply1 table task time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg unsigned use
-    uwire vectored wait wand weak0 weak1 while wire wor xnor xor
-    alias always_comb always_ff always_latch assert assume before bind bins binsof bit break byte
-    chandle class clocking const constraint context continue cover covergroup coverpoint cross
-    dist do endclass endclocking endgroup endinterface endpackage endprogram endproperty endsequence
-    enum expect export extends extern final first_match foreach forkjoin iff ignore_bins
-    illegal_bins import inside int interface intersect join_any join_none local logic longint
-    matches modport new null package packed priority program property protected pure rand randc
-    randcase randsequence ref return sequence shortint shortreal solve static string struct super
-    tagged this throughout timeprecision timeunit type typedef union unique var virtual void
-    wait_order wildcard with within
-""".split())
-
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def format_value(value: Any) -> str:
-    """A value as it is written in a TOML config: ``"text"``, ``true``, ``3``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
-
-
-def invalid(field: str, value: Any, allowed: str) -> ConfigError:
-    """The one-line error for ``field = value``, saying what is ``allowed``."""
-    return ConfigError(f"{field} = {format_value(value)}: expected {allowed}")
-
-
-def check_int(field: str, value: Any, lo: int, hi: int) -> int:
-    """Return ``value`` if it is an integer (not a bool) in ``lo..hi``, else raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise invalid(field, value, f"an integer from {lo} to {hi}")
-    return value
-
-
-def check_bool(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise invalid(field, value, "true or false")
-    return value
-
-
-def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise invalid(field, value, "one of " + ", ".join(format_value(c) for c in choices))
-    return value
-
-
-def check_name(field: str, value: Any) -> str:
-    """A name that becomes a Verilog module name and a file/folder name (DESIGN.md §3)."""
-    if not isinstance(value, str) or not _NAME_RE.match(value) or len(value) > 64:
-        raise invalid(field, value, "an identifier matching [A-Za-z_][A-Za-z0-9_]* of at most 64 "
-                                  "characters")
-    if value in _VERILOG_KEYWORDS:
-        raise invalid(field, value, "a name that is not a Verilog keyword")
-    return value
+#: Most parts of a dotted TOML key. Config fields are plain keys, and tomllib's work grows with the
+#: square of a key's parts: a key of 100000 parts would exhaust memory before any check ran.
+_MAX_KEY_PARTS = 32
+_KEY_PART = r"""(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')"""
+# Comments and multi-line strings are skipped whole, so only keys (and one-line strings, which look
+# like quoted key parts) are counted; possessive quantifiers keep the scan linear in the text.
+_DEEP_KEY_RE = re.compile(
+    r"#[^\n]*+"
+    r'|"""(?:[^"\\]|\\.|"(?!""))*+"""'
+    r"|'''(?:[^']|'(?!''))*+'''"
+    rf"|(?P<deep>{_KEY_PART}(?:[ \t]*+\.[ \t]*+{_KEY_PART}){{{_MAX_KEY_PARTS}}})"
+    rf"|{_KEY_PART}")
 
 
 class EngineConfig:
@@ -134,69 +104,96 @@ def config_hash(cfg: EngineConfig) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
+def _field_text(key: Any) -> str:
+    """An unknown key as the message quotes it (``'rowz'``), on one short line."""
+    return repr(key) if isinstance(key, str) and len(key) <= 64 else format_value(key)
+
+
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> EngineConfig:
-    """Build the engine config described by ``data`` (with an ``engine`` key)."""
+    """Build the engine config described by ``data`` (with an ``engine`` key).
+
+    Raises
+    ------
+    ConfigError
+        One line starting with ``source``: the engine is missing or unknown, a key is not a field
+        of that engine, or a field's value is not allowed.
+    """
     from hwgen.engines.registry import ENGINES
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a table of fields, got {type(data).__name__}")
     data = dict(data)
     kind = data.pop("engine", None)
+    kinds = "one of " + ", ".join(format_value(k) for k in ENGINES)
     if kind is None:
-        raise ConfigError(f"{source}: engine is missing: expected one of "
-                          + ", ".join(format_value(k) for k in ENGINES))
-    if kind not in ENGINES:
-        raise ConfigError(f"{source}: " + str(invalid("engine", kind, "one of " + ", ".join(
-            format_value(k) for k in ENGINES))))
+        raise ConfigError(f"{source}: engine is missing: expected {kinds}")
+    # Checked as a string first: a list or a table cannot be looked up in the registry.
+    if not isinstance(kind, str) or kind not in ENGINES:
+        raise ConfigError(f"{source}: {invalid('engine', kind, kinds)}")
     cls = ENGINES[kind].config_class
     names = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
+            close = difflib.get_close_matches(key, names, n=1) if isinstance(key, str) else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown field {key!r} for engine {kind!r}{hint} "
-                              f"(allowed: {', '.join(names)})")
+            raise ConfigError(f"{source}: unknown field {_field_text(key)} for engine {kind!r}"
+                              f"{hint} (allowed: {', '.join(names)})")
     try:
         return cls(**data)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _deep_key_line(text: str) -> int | None:
+    """The line of the first TOML key of more than ``_MAX_KEY_PARTS`` dotted parts, or None."""
+    for match in _DEEP_KEY_RE.finditer(text):
+        if match["deep"]:
+            return text.count("\n", 0, match.start()) + 1
+    return None
+
+
 def load_config(path: str | Path) -> EngineConfig:
-    """Read and validate a ``.toml`` or ``.json`` config file."""
+    """Read and validate a ``.toml`` or ``.json`` config file.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file: it is missing, unreadable, larger than
+        :data:`MAX_CONFIG_CHARS` characters or not valid TOML/JSON (including nesting too deep
+        for the parser and integers of more digits than Python converts), or a value is wrong
+        (see :func:`config_from_dict`).
+    """
     path = Path(path)
     source = path.name
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        elif path.suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        language = {".toml": "TOML", ".json": "JSON"}.get(path.suffix)
+        if language is None:
             raise ConfigError(f"{source}: file type {path.suffix!r} is not supported: expected "
                               f"a .toml or .json file")
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_CONFIG_CHARS + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+    if len(text) > MAX_CONFIG_CHARS:
+        raise ConfigError(f"{source}: more than {MAX_CONFIG_CHARS} characters: expected a config "
+                          f"file of a few fields")
+    line = _deep_key_line(text) if language == "TOML" else None
+    if line is not None:
+        raise ConfigError(f"{source}: line {line}: a key of more than {_MAX_KEY_PARTS} dotted "
+                          f"parts: expected plain field names")
+    try:
+        data = json.loads(text) if language == "JSON" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{source}: not valid {path.suffix[1:].upper()}: {exc}") from None
+        raise ConfigError(f"{source}: not valid {language}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: cannot read: arrays or tables nested too deeply") from None
+    except ValueError:
+        # Not a syntax error: Python converts no integer literal of more digits than this.
+        raise ConfigError(f"{source}: cannot read: an integer of more than "
+                          f"{sys.get_int_max_str_digits()} digits") from None
     return config_from_dict(data, source)
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as a TOML literal (only the scalar types config fields use)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # A JSON string is a valid TOML basic string: same quotes and escapes.
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
 
 
 def example_toml(config_class: type[EngineConfig]) -> str:
@@ -235,7 +232,7 @@ def config_toml(cfg: EngineConfig, notes: list[str] = ()) -> str:
              *textwrap.wrap(summary, width=98, initial_indent="# ", subsequent_indent="# "),
              *(f"# {note}" for note in notes),
              "",
-             f"engine = {_toml_value(config_class.kind)}"]
+             f"engine = {toml_literal(config_class.kind)}"]
     for f in dataclasses.fields(config_class):
         lines.append("")
         lines += textwrap.wrap(f.metadata["doc"], width=98, initial_indent="# ",
@@ -243,8 +240,8 @@ def config_toml(cfg: EngineConfig, notes: list[str] = ()) -> str:
         value = getattr(cfg, f.name)
         if value is None:
             example = f.metadata.get("example")
-            shown = "..." if example is None else _toml_value(example)
+            shown = "..." if example is None else toml_literal(example)
             lines.append(f"# {f.name} = {shown}")
         else:
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            lines.append(f"{f.name} = {toml_literal(value)}")
     return "\n".join(lines) + "\n"

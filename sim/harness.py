@@ -24,6 +24,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from hwgen.config import EngineConfig, config_from_dict
 from hwgen.emit.axis import axis_streams
 from hwgen.engines.base import TestbenchResult
+
 from .streams import AxisPayload, CycleClock, StreamDriver, StreamSink
 
 __all__ = ["TestParams", "AxisCoreView", "core_view", "start_clock_and_reset", "read_counters",

@@ -23,19 +23,18 @@ clock edge, which align the golden register trace with the waveform.
 
 from __future__ import annotations
 
-
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
+from hwgen.engines.base import TestbenchResult
 from hwgen.engines.mac_array import golden
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.mac_array.stimulus import test_tiles
 from hwgen.engines.mac_array.tiles import load_tiles, save_tiles
 from hwgen.engines.mac_array.weight_set import encode
 from hwgen.hdl.payload import pack, unpack
-from hwgen.engines.base import TestbenchResult
 
 from .harness import CLOCK_PERIOD_NS, finish, open_bench, read_counters, union_size
 from .scoreboard import InOrderScoreboard

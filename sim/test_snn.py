@@ -66,13 +66,13 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from hwgen.engines.base import TestbenchResult
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.compress import word_layout
 from hwgen.engines.snn.cycle_model import layer_cycles
 from hwgen.engines.snn.rtl import weight_layout
 from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
 from hwgen.hdl.payload import pack, unpack
-from hwgen.engines.base import TestbenchResult
 
 from .harness import finish, open_bench, read_counters, union_size
 from .scoreboard import InOrderScoreboard

@@ -23,19 +23,26 @@ cycles, and not moving while the design is idle after the last row.
 
 from __future__ import annotations
 
-
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from hwgen.engines.sparse_attention import golden
-from hwgen.engines.sparse_attention.cycle_model import (selected_counts, sequence_cycles,
-                                                         stream_cycles)
-from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
-from hwgen.engines.sparse_attention.stimulus import (draw_lengths, edge_lengths, edge_sequences,
-                                                     mixed_lengths, random_sequence)
-from hwgen.hdl.payload import pack
 from hwgen.engines.base import TestbenchResult
+from hwgen.engines.sparse_attention import golden
+from hwgen.engines.sparse_attention.cycle_model import (
+    selected_counts,
+    sequence_cycles,
+    stream_cycles,
+)
+from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
+from hwgen.engines.sparse_attention.stimulus import (
+    draw_lengths,
+    edge_lengths,
+    edge_sequences,
+    mixed_lengths,
+    random_sequence,
+)
+from hwgen.hdl.payload import pack
 
 from .harness import finish, open_bench, read_counters
 from .scoreboard import InOrderScoreboard

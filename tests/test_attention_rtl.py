@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hwgen.testbench.amaranth_streams import run_through
+
 from hwgen.engines.sparse_attention import SparseAttentionConfig, golden
 from hwgen.engines.sparse_attention.cycle_model import sequence_cycles, stream_cycles
 from hwgen.engines.sparse_attention.rtl import SparseAttention, out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import edge_sequences, random_sequence
 from hwgen.hdl.payload import pack, unpack
-from hwgen.testbench.amaranth_streams import run_through
 
 CONFIGS = {
     "topk": SparseAttentionConfig(max_len=12, head_dim=4, topk=3, lanes=2),

@@ -14,6 +14,8 @@ the tests of its engine.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import multiprocessing
 import os
@@ -24,8 +26,9 @@ import pytest
 
 import hwgen.emit.verilog as verilog
 from hwgen import cli
-from hwgen.emit.axis import AxisStream, axis_ports, axis_streams, core_ports, render_axis_wrapper
-from hwgen.emit.verilog import Port, extract_ports, generate
+from hwgen.emit.axis import axis_ports, axis_streams, render_axis_wrapper
+from hwgen.emit.design import AxisStream, Port, elaborate, verilog_ports
+from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
@@ -36,6 +39,9 @@ SEED = int(os.environ.get("HWGEN_TEST_SEED", "20261124"))
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mac_array_4x4.toml"
 
 MAC_4X4 = MacArrayConfig(name="mac_array_4x4", rows=4, cols=4)
+
+#: One elaboration per config for the whole module.
+design_of = functools.cache(elaborate)
 
 #: Small configs for the wrapper simulations: (config, vectors). Between them they have input and
 #: output tdata padding, streams without ``last`` and N:M index fields.
@@ -94,7 +100,7 @@ def test_streams_by_hand():
         got = [(s.interface, s.tdata_width, s.has_last) for s in axis_streams(cfg)]
         assert got == BY_HAND[cfg.name]
     for cfg in (MAC_4X4, *(c for c, _ in SIM_CONFIGS.values())):
-        assert [(p.name, p.direction, p.width) for p in axis_ports(cfg)] == \
+        assert [(p.name, p.direction, p.width) for p in axis_ports(design_of(cfg))] == \
             expected_wrapper_ports(cfg.name)
 
 
@@ -118,13 +124,15 @@ def test_last_in_the_middle_of_a_payload():
 
 
 def test_ports_that_disagree_with_the_signature_are_refused():
-    ports = list(core_ports(MAC_4X4))
+    design = design_of(MAC_4X4)
+    ports = list(design.ports)
     i = next(n for n, p in enumerate(ports) if p.name == "acts__payload")
     wrong = ports[:i] + [Port("acts__payload", "input", 34)] + ports[i + 1:]
     with pytest.raises(RuntimeError, match=r"acts__payload .* \('input', 34\) .* 33"):
-        render_axis_wrapper(MAC_4X4, tuple(wrong))
+        render_axis_wrapper(dataclasses.replace(design, ports=tuple(wrong)))
     with pytest.raises(RuntimeError, match="results__ready is missing"):
-        render_axis_wrapper(MAC_4X4, tuple(p for p in ports if p.name != "results__ready"))
+        render_axis_wrapper(dataclasses.replace(
+            design, ports=tuple(p for p in ports if p.name != "results__ready")))
 
 
 # --- generate and the CLI -----------------------------------------------------------------------
@@ -142,10 +150,11 @@ def test_generate_axis_cli_writes_wrapper_manifest_and_core(tmp_path, capsys):
                                     "  mac_array_4x4.core"]
     assert "lint: clean" in out
     assert sorted(p.name for p in folder.iterdir()) == [
-        "mac_array_4x4.core", "mac_array_4x4.v", "mac_array_4x4_axis.v", "manifest.json"]
+        ".hwgen", "mac_array_4x4.core", "mac_array_4x4.v", "mac_array_4x4_axis.v",
+        "manifest.json"]
 
     wrapper = (folder / "mac_array_4x4_axis.v").read_text()
-    ports = extract_ports(wrapper, "mac_array_4x4_axis")
+    ports = verilog_ports(wrapper, "mac_array_4x4_axis")
     assert [(p.name, p.direction, p.width) for p in ports] == \
         expected_wrapper_ports("mac_array_4x4")
     assert "    mac_array_4x4 core (\n" in wrapper
@@ -184,7 +193,7 @@ def test_generate_axis_cli_writes_wrapper_manifest_and_core(tmp_path, capsys):
     plain = generate(MAC_4X4, tmp_path / "cli")
     assert plain.axis_verilog is None and plain.axis_ports == ()
     assert sorted(p.name for p in folder.iterdir()) == [
-        "mac_array_4x4.core", "mac_array_4x4.v", "manifest.json"]
+        ".hwgen", "mac_array_4x4.core", "mac_array_4x4.v", "manifest.json"]
     assert "axis" not in json.loads(plain.manifest.read_text())
     assert "_axis" not in plain.core.read_text()
 
@@ -205,9 +214,9 @@ def test_failed_wrapper_leaves_the_previous_output(tmp_path, monkeypatch):
 
 def test_render_is_deterministic_and_matches_the_parsed_ports():
     cfg = SIM_CONFIGS["snn"][0]
-    text = render_axis_wrapper(cfg)
-    assert text == render_axis_wrapper(cfg)
-    assert extract_ports(text, "axis_snn_axis") == axis_ports(cfg)
+    text = render_axis_wrapper(design_of(cfg))
+    assert text == render_axis_wrapper(elaborate(cfg))
+    assert verilog_ports(text, "axis_snn_axis") == axis_ports(design_of(cfg))
     # The template did the printing, Python the arithmetic: every bit range is literal.
     assert "assign core_spikes_payload[1:0] = s_axis_spikes_tdata[1:0];" in text
     assert "assign core_spikes_payload[2] = s_axis_spikes_tlast;" in text
@@ -236,7 +245,7 @@ def test_wrapper_ports_and_lint(builds, key):
     build_dir = builds[key].result()
     assert build_dir.name.endswith("-axis")
     core, wrapper = build_dir / f"{cfg.name}.v", build_dir / f"{cfg.name}_axis.v"
-    ports = extract_ports(wrapper.read_text(), f"{cfg.name}_axis")
+    ports = verilog_ports(wrapper.read_text(), f"{cfg.name}_axis")
     assert [(p.name, p.direction, p.width) for p in ports] == expected_wrapper_ports(cfg.name)
     result = lint([core, wrapper], f"{cfg.name}_axis", waived=[core])
     assert result.clean, result.messages

@@ -12,8 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen.config import (ConfigError, EngineConfig, config_from_dict, config_hash, config_toml,
-                          config_to_dict, example_toml, load_config)
+from hwgen.config import (
+    ConfigError,
+    EngineConfig,
+    config_from_dict,
+    config_hash,
+    config_to_dict,
+    config_toml,
+    example_toml,
+    load_config,
+)
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
@@ -77,7 +85,7 @@ FIELD_CASES = [
     ("weight_set", '"pow3"', f'weight_set = "pow3": {WEIGHT_SET_RULE}'),
     ("weight_set", "4", f"weight_set = 4: {WEIGHT_SET_RULE}"),
     ("weight_set", "[0, 1.5]", f"weight_set = [0, 1.5]: {WEIGHT_SET_RULE}"),
-    ("weight_set", "[0, true]", f"weight_set = [0, True]: {WEIGHT_SET_RULE}"),
+    ("weight_set", "[0, true]", f"weight_set = [0, true]: {WEIGHT_SET_RULE}"),
     ("weight_set", '"low_hamming_0"',
      'weight_set = "low_hamming_0": expected low_hamming_<k> with 1 <= k < weight_bits = 8'),
     ("weight_set", '"low_hamming_8"',
@@ -101,6 +109,23 @@ FIELD_CASES = [
     ("name", '""', f'name = "": expected {NAME_RULE}'),
     ("name", '"' + "a" * 65 + '"', f'name = "{"a" * 65}": expected {NAME_RULE}'),
     ("name", "7", f"name = 7: expected {NAME_RULE}"),
+    # What the name becomes besides a Verilog module: hwgen/names.py, tests/test_hostile_config.py.
+    ("name", '"until"', f'name = "until": expected {NAME_KEYWORD}'),
+    ("name", '"clk"', 'name = "clk": expected a name that is not a port or wire of the core or its '
+                      "AXI4-Stream wrapper (clk, rst, aclk, aresetn, core, core_rst, unused_inputs, "
+                      "s_axis_*_t*, m_axis_*_t*, core_*_payload/valid/ready)"),
+    ("name", '"a__b"', 'name = "a__b": expected a name that neither starts with _ nor contains __ '
+                       "(C and C++ reserve them)"),
+    ("name", '"printf"', 'name = "printf": expected a name that is not a C or C++ library name the '
+                         "generated C++ sees (such as NULL, EOF, errno, stdout, printf, exit, main, "
+                         "size_t, uint32_t, INT32_MAX)"),
+    ("name", "[1]", f"name = [1]: expected {NAME_RULE}"),
+    ("rows", "{a = 1}", "rows = {a = 1}: expected an integer from 1 to 64"),
+    ("rows", "nan", "rows = nan: expected an integer from 1 to 64"),
+    ("rows", "9" * 40, "rows = <integer of 133 bits>: expected an integer from 1 to 64"),
+    ("overflow", '["wrap"]', 'overflow = ["wrap"]: expected one of "wrap", "saturate"'),
+    ("sparsity", '"' + "2" * 5000 + ':4"', 'sparsity = "' + "2" * 40 + f'..." (5002 characters): '
+                                           f"{SPARSITY_RULE}"),
 ]
 
 
@@ -261,8 +286,8 @@ def mac_configs(draw):
     listed = draw(st.lists(st.integers(lo, hi).filter(bool), min_size=1, max_size=6, unique=True))
     weight_set = draw(st.sampled_from(["all", "pow2", tuple([0, *listed])]))
     return MacArrayConfig(
-        # The "cfg_" prefix keeps clear of Verilog and Python keywords.
-        name=draw(st.from_regex(r"cfg_[A-Za-z0-9_]{0,20}", fullmatch=True)),
+        # The "cfg" prefix and single underscores keep clear of every reserved name.
+        name=draw(st.from_regex(r"cfg(_[A-Za-z0-9]{1,5}){0,4}", fullmatch=True)),
         rows=draw(st.integers(1, 8)), cols=draw(st.integers(1, 8)), act_bits=act_bits,
         act_signed=draw(st.booleans()), weight_bits=weight_bits,
         acc_bits=draw(st.integers(act_bits + weight_bits, 48)),
@@ -341,6 +366,7 @@ def test_examples_load():
         "attention_window.toml": SparseAttentionConfig(name="attention_window", max_len=64,
                                                        head_dim=16, mask="window", window=4,
                                                        global_tokens=2),
+        "mac_array_2x2.toml": MacArrayConfig(name="mac_array_2x2", rows=2, cols=2),
         "mac_array_4x4.toml": MacArrayConfig(name="mac_array_4x4"),
         "mac_array_8x8_2of4.toml": MacArrayConfig(name="mac_array_8x8_2of4", rows=8, cols=8,
                                                   sparsity="2:4"),
@@ -352,6 +378,8 @@ def test_examples_load():
         "snn_paper.toml": SnnConfig(name="snn_paper", in_neurons=512, out_neurons=64, pes=16,
                                     join="laggy", laggy_adders=16, preset="paper"),
         "snn_small.toml": SnnConfig(name="snn_small", in_neurons=64, out_neurons=16, chunk=32),
+        "snn_tiny.toml": SnnConfig(name="snn_tiny", in_neurons=16, out_neurons=4, chunk=16,
+                                   pes=2, threshold=16),
     }
     assert loaded["snn_paper.toml"].acc_bits == 12
     assert loaded["snn_paper.toml"].correction_bits == 10

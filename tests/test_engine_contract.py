@@ -7,23 +7,35 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import passthrough_engine
 import pytest
 
-import passthrough_engine
 from hwgen.config import EngineConfig, check_name, config_from_dict
 from hwgen.emit.hls import csim, render_hls
 from hwgen.emit.verilog import generate
 from hwgen.engines.base import Engine, EngineError
-from hwgen.engines.registry import BUILT_IN, ENGINES, register
+from hwgen.engines.registry import BUILT_IN, ENGINES, register, unregister
 from hwgen.flows.lint import lint
 from hwgen.flows.sim import simulate
 
 ENGINE = passthrough_engine.ENGINE
 
 
+@pytest.fixture
+def registered():
+    """The passthrough engine, registered for one test."""
+    register(ENGINE)
+    yield ENGINE
+    unregister(ENGINE.kind)
+
+
 def _fields(**changes):
     values = {f.name: getattr(ENGINE, f.name) for f in dataclasses.fields(Engine)}
     return values | changes
+
+
+def test_only_built_in_engines_are_registered_unless_a_test_asks():
+    assert list(ENGINES) == ["mac_array", "snn", "sparse_attention"]
 
 
 def test_built_in_engines_are_registered_by_their_package():
@@ -59,7 +71,7 @@ def test_an_incomplete_engine_fails_when_built(changes, message):
     assert "\n" not in str(info.value)
 
 
-def test_a_kind_is_registered_once():
+def test_a_kind_is_registered_once(registered):
     assert register(ENGINE) is ENGINE                      # the same object again: allowed
     with pytest.raises(EngineError, match="'passthrough' is already registered"):
         register(Engine(**_fields()))
@@ -67,13 +79,13 @@ def test_a_kind_is_registered_once():
         register("passthrough")
 
 
-def test_configs_of_a_registered_engine_load_like_the_built_in_ones():
+def test_configs_of_a_registered_engine_load_like_the_built_in_ones(registered):
     cfg = config_from_dict({"engine": "passthrough", "name": "pt", "width": 5})
     assert cfg == passthrough_engine.PassthroughConfig(name="pt", width=5)
 
 
 @pytest.mark.sim
-def test_a_new_engine_runs_through_generate_lint_simulate_and_hls(tmp_path):
+def test_a_new_engine_runs_through_generate_lint_simulate_and_hls(registered, tmp_path):
     cfg = passthrough_engine.PassthroughConfig(name="pt_contract", width=5)
     artifacts = generate(cfg, tmp_path / "rtl")
     assert [p.name for p in artifacts.ports][:2] == ["clk", "rst"]
@@ -87,7 +99,7 @@ def test_a_new_engine_runs_through_generate_lint_simulate_and_hls(tmp_path):
 
 
 @pytest.mark.sim
-def test_the_new_engines_testbench_catches_a_wrong_model(tmp_path, monkeypatch):
+def test_the_new_engines_testbench_catches_a_wrong_model(registered, tmp_path):
     """The passthrough testbench is not hollow: a golden model off by one fails it."""
     from hwgen.flows.sim import build, run_testbench
 

@@ -119,6 +119,7 @@ def test_existing_output_is_replaced(tmp_path):
     cfg = CONFIGS["1x1"]
     old = tmp_path / cfg.name
     old.mkdir()
+    (old / ".hwgen").write_text("{}\n")          # an earlier run's folder: hwgen may replace it
     (old / "stale.v").write_text("// from an older run\n")
     art = generate(cfg, tmp_path)
     assert sorted(p.name for p in art.directory.iterdir()) == [".hwgen", "m1x1.core", "m1x1.v",

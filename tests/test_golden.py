@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.engines.mac_array import golden
+from hwgen.engines.mac_array import MacArrayConfig, golden
 from hwgen.engines.mac_array.stimulus import edge_tiles, random_tile
 from hwgen.fixedpoint import saturate, wrap
 

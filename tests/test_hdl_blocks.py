@@ -12,15 +12,15 @@ import warnings
 
 import pytest
 from amaranth import Module, Signal
-from amaranth.hdl import UnusedElaboratable
 from amaranth.back import verilog
+from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
+from hwgen.testbench.amaranth_streams import run_through
 
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import unpack
 from hwgen.hdl.popcount import popcount
 from hwgen.hdl.prefix_sum import FastPrefixSum, SlowPrefixSum, group_layout, rank_shape
-from hwgen.testbench.amaranth_streams import run_through
 
 
 def ranks_oracle(mask: int, width: int) -> list[int]:

@@ -13,10 +13,10 @@ import warnings
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
+from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 from hwgen.flows.lint import lint
 from hwgen.hdl.divider import MAX_BITS, SequentialDivider, request_layout, result_layout
-from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 WIDTHS = [(1, 1), (8, 4), (27, 9), (35, 19), (5, 12)]
 

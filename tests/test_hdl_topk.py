@@ -18,14 +18,13 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
+from hwgen.testbench.amaranth_streams import run_through
 
 from hwgen.engines.sparse_attention.config import SparseAttentionConfig
 from hwgen.engines.sparse_attention.golden import select
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
 from hwgen.hdl.topk import TopK, count_shape, index_shape, items_layout, selected_layout
-from hwgen.testbench.amaranth_streams import run_through
-
 
 # --- independent models -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ sequences back to back, and compares every output element with the golden model 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -25,8 +26,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from hwgen.emit import hls as emit_hls
 from hwgen.emit.hls import csim, render_files, render_hls
+from hwgen.engines.registry import ENGINES
 from hwgen.engines.sparse_attention import SparseAttentionConfig, golden, softmax
 from hwgen.engines.sparse_attention import hls as attn_hls
 from hwgen.engines.sparse_attention.stimulus import edge_sequences
@@ -138,7 +139,8 @@ def test_csim_detects_a_wrong_constant(tmp_path, monkeypatch):
     def wrong(c):
         return {**real(c), "window": c.window + 1}
 
-    monkeypatch.setattr(attn_hls, "hls_context", wrong)
+    monkeypatch.setitem(ENGINES, "sparse_attention",
+                        dataclasses.replace(ENGINES["sparse_attention"], hls_context=wrong))
     _, result = _csim(cfg, tmp_path)
     assert not result.passed and result.message.startswith("FAIL"), result.message
 
@@ -169,7 +171,8 @@ def test_rendering_is_deterministic(tmp_path):
     a = render_hls(cfg, tmp_path / "a")
     b = render_hls(cfg, tmp_path / "b")
     names = sorted(p.name for p in a.directory.iterdir())
-    assert names == sorted(p.name for p in b.directory.iterdir()) == sorted(render_files(cfg))
+    assert names == sorted(p.name for p in b.directory.iterdir()) == sorted(
+        [".hwgen", *render_files(cfg)])
     for name in names:
         assert (a.directory / name).read_bytes() == (b.directory / name).read_bytes()
 
@@ -216,4 +219,6 @@ def test_exp_table_is_the_shared_array(key, monkeypatch):
 
 
 def test_render_uses_the_engine_module():
-    assert emit_hls._engine_hls(CONFIGS["topk"]) is attn_hls
+    engine = ENGINES["sparse_attention"]
+    assert (engine.hls_context, engine.hls_vectors) == (attn_hls.hls_context,
+                                                         attn_hls.hls_vectors)

@@ -17,6 +17,7 @@ import pytest
 
 from hwgen.config import load_config
 from hwgen.emit.hls import csim, render_files, render_hls
+from hwgen.engines.registry import ENGINES
 from hwgen.engines.snn import hls as snn_hls
 from hwgen.engines.snn.config import SnnConfig
 
@@ -56,7 +57,7 @@ CASES = [
         weight_bits=16, pseudo_bits=18, threshold=3000, leak="none", min_spikes=3), 6, 3),
     # The smallest layer: one neuron in, one out, one timestep; named like a type of the
     # kernel's namespace (the top function must not clash with it).
-    ("single", SnnConfig(name="word_t", timesteps=1, in_neurons=1, out_neurons=1, chunk=4,
+    ("single", SnnConfig(name="word_t2", timesteps=1, in_neurons=1, out_neurons=1, chunk=4,
                          pes=1, threshold=1), 7, 3),
 ]
 CONFIGS = {case[0]: case[1] for case in CASES}
@@ -123,7 +124,8 @@ def test_csim_fails_with_a_wrong_width(tmp_path, monkeypatch):
     def wrong(c):
         return {**good(c), "corr_bits": c.acc_bits}
 
-    monkeypatch.setattr(snn_hls, "hls_context", wrong)
+    monkeypatch.setitem(ENGINES, "snn",
+                        dataclasses.replace(ENGINES["snn"], hls_context=wrong))
     artifacts = render_hls(cfg, tmp_path)
     result = csim(cfg, artifacts.directory, seed=3, vectors=4)
     assert not result.passed and result.message.startswith("FAIL")

@@ -11,8 +11,7 @@ from hwgen.engines.mac_array.stimulus import random_tile, test_tiles
 from hwgen.engines.mac_array.tiles import load_tiles, save_tiles
 from hwgen.engines.mac_array.weight_set import project
 from hwgen.power.calibration import multiplier_cost
-from hwgen.power.energy import (CATEGORIES, Schedule, energy_proxy, ideal_schedule,
-                                trace_registers)
+from hwgen.power.energy import CATEGORIES, Schedule, energy_proxy, ideal_schedule, trace_registers
 from hwgen.power.layer import layer_energy, layer_outputs, layer_tiles
 
 SEED = 20261123

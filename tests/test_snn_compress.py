@@ -16,15 +16,19 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
+from hwgen.testbench.amaranth_streams import Transfers, simulate
 
 from hwgen.engines.snn import golden
-from hwgen.engines.snn.compress import (CompressRoundTrip, FiberGeometry, PingPongRoundTrip,
-                                       SpikeCompressor,
-                                        SpikeDecompressor)
+from hwgen.engines.snn.compress import (
+    CompressRoundTrip,
+    FiberGeometry,
+    PingPongRoundTrip,
+    SpikeCompressor,
+    SpikeDecompressor,
+)
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.flows.lint import WAIVER_FILE
 from hwgen.flows.toolchain import run_tool
-from hwgen.testbench.amaranth_streams import Transfers, simulate
 
 
 def make_cfg(timesteps: int, chunk: int, min_spikes: int) -> SnnConfig:

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
-from hwgen.engines.snn.stimulus import (LOAS_PROFILES, edge_layers, loas_profile,
-                                        random_layer)
+from hwgen.engines.snn.stimulus import LOAS_PROFILES, edge_layers, loas_profile, random_layer
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 MODES = [(j, d) for j in ("fast", "laggy") for d in ("ftp", "sequential")]

@@ -11,13 +11,13 @@ import random
 
 import numpy as np
 import pytest
+from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.cycle_model import join_cycles
 from hwgen.engines.snn.join import Tppe
 from hwgen.engines.snn.stimulus import edge_layers, random_layer
-from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 MODES = [("ftp", "fast"), ("ftp", "laggy"), ("sequential", "fast")]
 

@@ -11,13 +11,13 @@ import random
 
 import numpy as np
 import pytest
+from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 from hwgen.engines.snn import golden
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.cycle_model import TOLERANCE, layer_cycles
 from hwgen.engines.snn.rtl import SnnLayer
 from hwgen.engines.snn.stimulus import random_layer, weight_beats
-from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 
 def run(cfg: SnnConfig, a, b, seed: int, gap: float, ready_prob: float):

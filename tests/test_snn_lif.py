@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
+from hwgen.testbench.amaranth_streams import run_through
 
 from hwgen.engines.snn.config import SnnConfig
 from hwgen.engines.snn.golden import lif as golden_lif
 from hwgen.engines.snn.lif import UnrolledLif, spikes_layout, sums_layout
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
-from hwgen.testbench.amaranth_streams import run_through
 
 # name: (config fields, steps_per_stage, tag_bits). Together they cover every fire, reset, leak,
 # rounding and membrane-overflow choice, T in {1, 4, 8}, narrow membranes that overflow, s = 0

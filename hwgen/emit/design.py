@@ -227,7 +227,7 @@ def verilog_ports(text: str, top: str) -> tuple[Port, ...]:
     knows its ports. pyverilog cannot parse ``(* ... *)`` attributes, so they are stripped first;
     its parser tables go to a temporary directory, never the working directory.
     """
-    from pyverilog.vparser import ast                     # slow to import; only needed here
+    from pyverilog.vparser import ast  # slow to import; only needed here
     from pyverilog.vparser.parser import VerilogParser
 
     with tempfile.TemporaryDirectory(prefix="hwgen-pyverilog-") as tables:

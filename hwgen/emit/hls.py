@@ -34,14 +34,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwgen.config import ConfigError, EngineConfig, config_hash
+from hwgen.config import EngineConfig, check_int, config_hash
 from hwgen.emit.folders import publish_folder
 from hwgen.emit.templates import render, render_file
-from hwgen.engines.base import HlsVectors
 from hwgen.engines.registry import ENGINES
 
 __all__ = ["HlsArtifacts", "CsimResult", "CsimError", "render_files", "render_hls",
-           "csim", "HLS_PART", "HLS_CLOCK_NS", "CXX_FLAGS", "CPP_RESERVED"]
+           "csim", "HLS_PART", "HLS_CLOCK_NS", "CXX_FLAGS"]
 
 #: The part and clock period the Vitis script targets (a user edits them for their board).
 HLS_PART = "xcu50-fsvh2104-2-e"
@@ -51,20 +50,6 @@ HLS_CLOCK_NS = 4.0
 #: the loop labels HLS reports name loops by.
 CXX_FLAGS = ("-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
              "-Wno-unused-label", "-DHWGEN_NATIVE_CSIM")
-
-
-#: Names the top function cannot take: C++ keywords and the identifiers the generated files
-#: use (a config name is already a Verilog identifier, see hwgen.config.check_name).
-CPP_RESERVED = frozenset("""
-alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
-char32_t class compl concept const consteval constexpr constinit const_cast continue co_await
-co_return co_yield decltype default delete do double dynamic_cast else enum explicit export extern
-false float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr
-operator or or_eq private protected public register reinterpret_cast requires return short signed
-sizeof static static_assert static_cast struct switch template this thread_local throw true try
-typedef typeid typename union unsigned using virtual void volatile wchar_t while xor xor_eq
-main std hls hwgen int64_t uint64_t size_t
-""".split())
 
 
 class CsimError(RuntimeError):
@@ -100,9 +85,6 @@ def _paths(cfg: EngineConfig, directory: Path) -> HlsArtifacts:
 
 def render_files(cfg: EngineConfig) -> dict[str, str]:
     """File name -> text of every HLS file for ``cfg`` (deterministic)."""
-    if cfg.name in CPP_RESERVED:
-        raise ConfigError(f'name = "{cfg.name}": expected a name that is not a C++ keyword or '
-                          f"an identifier the HLS C++ uses (main, std, hls, hwgen, int64_t, ...)")
     engine = ENGINES[cfg.kind]
     paths = _paths(cfg, Path("."))
     context = {"name": cfg.name, "top": cfg.name, "header": paths.header.name,
@@ -147,8 +129,7 @@ def csim(cfg: EngineConfig, directory: str | Path, seed: int = 1, vectors: int =
     """Compile and run the testbench in ``directory`` (written by :func:`render_hls` for
     ``cfg``) on the golden model's stimulus; ``stimulus.txt``, ``expected.txt``,
     ``output.txt`` and ``csim.log`` are left in the folder."""
-    if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 10_000:
-        raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 10000")
+    check_int("vectors", vectors, 1, 10_000)
     paths = _paths(cfg, Path(directory).resolve())
     data = ENGINES[cfg.kind].hls_vectors(cfg, seed, vectors)
     (paths.directory / "stimulus.txt").write_text(" ".join(map(str, data.stimulus)) + "\n")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwgen.config import ConfigError, EngineConfig, config_to_dict
+from hwgen.config import EngineConfig, check_int, check_probability, config_to_dict, invalid
 from hwgen.emit.axis import render_axis_wrapper, wrapper_name
 from hwgen.emit.design import Design, as_design
 from hwgen.emit.verilog import write_design
@@ -112,20 +112,17 @@ def simulate(design: Design | EngineConfig, seed: int = 1, vectors: int = 64, wa
     ``axis`` simulates the AXI4-Stream wrapper ``<name>_axis`` around the core instead of the core
     (same testbench, same checks; see the module docstring).
     """
-    if isinstance(vectors, bool) or not isinstance(vectors, int) or not 1 <= vectors <= 100_000:
-        raise ConfigError(f"vectors = {vectors!r}: expected an integer from 1 to 100000")
-    for label, prob in (("valid_prob", valid_prob), ("ready_prob", ready_prob)):
-        if not 0.05 <= prob <= 1.0:
-            raise ConfigError(f"{label} = {prob!r}: expected a probability from 0.05 to 1.0")
+    check_int("vectors", vectors, 1, 100_000)
+    check_probability("valid_prob", valid_prob, 0.05)
+    check_probability("ready_prob", ready_prob, 0.05)
     say = progress or (lambda line: None)
     if options is not None:
         try:
             if not isinstance(options, dict):
                 raise TypeError
             json.dumps(options)
-        except (TypeError, ValueError):
-            raise ConfigError(f"options = {options!r}: expected a JSON-serializable dict or None"
-                              ) from None
+        except (TypeError, ValueError, RecursionError):
+            raise invalid("options", options, "a JSON-serializable dict or None") from None
     design = as_design(design)
     top = wrapper_name(design.cfg) if axis else design.name
     say(f"verilator build of {top} (cached per config)")

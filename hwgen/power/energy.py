@@ -62,10 +62,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwgen.fixedpoint import overflow
-
 from hwgen.engines.mac_array.config import MacArrayConfig
 from hwgen.engines.mac_array.golden import Tile, _check_tile, cycle_model
+from hwgen.fixedpoint import overflow
 
 from .calibration import MultiplierCost, multiplier_cost
 

@@ -77,7 +77,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.config import ConfigError, check_name
-
 from hwgen.engines.mac_array.config import MacArrayConfig
 from hwgen.engines.mac_array.golden import NMPatternError, compress_nm, operand_ranges
 from hwgen.engines.mac_array.weight_set import describe, project

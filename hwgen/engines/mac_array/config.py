@@ -6,8 +6,16 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from hwgen.config import (ConfigError, EngineConfig, check_bool, check_choice, check_int,
-                          check_name, invalid)
+from hwgen.config import (
+    NAME_DOC,
+    ConfigError,
+    EngineConfig,
+    check_bool,
+    check_choice,
+    check_int,
+    check_name,
+    invalid,
+)
 
 from . import weight_set as ws
 
@@ -16,7 +24,8 @@ __all__ = ["MacArrayConfig", "MAX_MULTIPLIERS"]
 #: Upper bound on rows * cols * n, to keep elaboration, simulation and synthesis tractable.
 MAX_MULTIPLIERS = 4096
 
-_SPARSITY_RE = re.compile(r"(\d+):(\d+)\Z")
+# N and M are at most 16: two digits each (a longer number is refused before int() sees it).
+_SPARSITY_RE = re.compile(r"(\d{1,2}):(\d{1,2})\Z")
 
 
 @dataclass(frozen=True)
@@ -25,8 +34,7 @@ class MacArrayConfig(EngineConfig):
 
     kind = "mac_array"
 
-    name: str = field(default="mac_array", metadata={
-        "doc": "Verilog module name and output folder name; an identifier, not a Verilog keyword."})
+    name: str = field(default="mac_array", metadata={"doc": NAME_DOC})
     rows: int = field(default=4, metadata={
         "doc": "PE rows R (1..64). Each row reduces one activation (dense) or one group of M "
                "activations (N:M)."})

@@ -29,7 +29,7 @@ import re
 
 import numpy as np
 
-from hwgen.config import ConfigError
+from hwgen.config import format_value, invalid
 from hwgen.fixedpoint import signed_range
 
 __all__ = ["PRESETS_HELP", "codebook", "code_bits", "describe", "encode", "decode", "project"]
@@ -42,12 +42,9 @@ PRESETS_HELP = ('"all", "pow2", "low_hamming_<k>" (1 <= k < weight_bits) or a li
 
 
 def describe(spec) -> str:
-    """``spec`` as a config file writes it: ``"pow2"`` or ``[-2, 0, 1]``."""
-    if isinstance(spec, str):
-        return f'"{spec}"'
-    if isinstance(spec, (list, tuple)):
-        return "[" + ", ".join(str(v) for v in spec) + "]"
-    return repr(spec)
+    """``spec`` as a config file writes it: ``"pow2"`` or ``[-2, 0, 1]``
+    (:func:`hwgen.config.format_value`)."""
+    return format_value(spec)
 
 
 def _magnitude_popcount(values: np.ndarray) -> np.ndarray:
@@ -64,10 +61,6 @@ def codebook(spec, weight_bits: int) -> tuple[int, ...] | None:
         duplicate, a missing 0 or a set of fewer than 2 values.
     """
     lo, hi = signed_range(weight_bits)
-
-    def bad(why: str) -> ConfigError:
-        return ConfigError(f"weight_set = {describe(spec)}: {why}")
-
     if isinstance(spec, str):
         if spec == "all":
             return None
@@ -77,25 +70,31 @@ def codebook(spec, weight_bits: int) -> tuple[int, ...] | None:
         else:
             match = _LOW_HAMMING_RE.match(spec)
             if not match:
-                raise bad(f"expected {PRESETS_HELP}")
-            limit = int(match[1])
+                raise invalid("weight_set", spec, PRESETS_HELP)
+            # k < weight_bits <= 16 has two digits at most; a longer k is refused before int()
+            # (Python converts no more than 4300 digits).
+            limit = int(match[1]) if len(match[1]) <= 2 else 0
             if not 1 <= limit < weight_bits:
-                raise bad(f"expected low_hamming_<k> with 1 <= k < weight_bits = {weight_bits}")
+                raise invalid("weight_set", spec,
+                              f"low_hamming_<k> with 1 <= k < weight_bits = {weight_bits}")
         return tuple(int(v) for v in every[_magnitude_popcount(every) <= limit])
     if not isinstance(spec, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in spec):
-        raise bad(f"expected {PRESETS_HELP}")
-    outside = [v for v in spec if not lo <= v <= hi]
-    if outside:
-        raise bad(f"expected values in the {weight_bits}-bit weight range {lo}..{hi} "
-                  f"({outside[0]} is not)")
-    if len(set(spec)) != len(spec):
-        duplicate = next(v for v in spec if spec.count(v) > 1)
-        raise bad(f"expected distinct values ({duplicate} is listed twice)")
-    if 0 not in spec:
-        raise bad("expected a set containing 0 (pruned weights and N:M padding are 0)")
-    if len(spec) < 2:
-        raise bad("expected at least 2 values (0 and one other)")
+        raise invalid("weight_set", spec, PRESETS_HELP)
+    outside = next((v for v in spec if not lo <= v <= hi), None)
+    if outside is not None:
+        raise invalid("weight_set", spec, f"values in the {weight_bits}-bit weight range "
+                                          f"{lo}..{hi} ({format_value(outside)} is not)")
+    seen = set()
+    for v in spec:
+        if v in seen:
+            raise invalid("weight_set", spec, f"distinct values ({v} is listed twice)")
+        seen.add(v)
+    if 0 not in seen:
+        raise invalid("weight_set", spec,
+                      "a set containing 0 (pruned weights and N:M padding are 0)")
+    if len(seen) < 2:
+        raise invalid("weight_set", spec, "at least 2 values (0 and one other)")
     return tuple(sorted(spec))
 
 
@@ -113,7 +112,7 @@ def encode(weights, values: tuple[int, ...]) -> np.ndarray:
     if not inside.all():
         where = tuple(int(i) for i in np.argwhere(~inside)[0])
         raise ValueError(f"weight {int(weights[where])} at {where} is not in the weight set "
-                         f"{describe(values)}")
+                         f"{format_value(values)}")
     return codes.astype(np.int64)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hwgen.config import EngineConfig, check_choice, check_int, check_name, invalid
+from hwgen.config import NAME_DOC, EngineConfig, check_choice, check_int, check_name, invalid
 
 __all__ = ["SnnConfig", "PRESETS"]
 
@@ -30,8 +30,7 @@ class SnnConfig(EngineConfig):
 
     kind = "snn"
 
-    name: str = field(default="snn", metadata={
-        "doc": "Verilog module name and output folder name; an identifier, not a Verilog keyword."})
+    name: str = field(default="snn", metadata={"doc": NAME_DOC})
     timesteps: int = field(default=4, metadata={
         "doc": "T, timesteps per spike word (1..16); bit t of a packed word = spike at step t."})
     in_neurons: int = field(default=128, metadata={

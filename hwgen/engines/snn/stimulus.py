@@ -115,6 +115,12 @@ def _sum_to(target: int, wmax: int) -> list[int]:
     return [wmax] * q + ([r] if r else [])
 
 
+def _sum_length(target: int, wmax: int) -> int:
+    """``len(_sum_to(target, wmax))``, without building the list."""
+    q, r = divmod(target, wmax)
+    return q + (1 if r else 0)
+
+
 def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.ndarray,
                                                                          np.ndarray]]:
     """Named edge-case layers ``(name, a, b)``:
@@ -166,9 +172,12 @@ def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.
 
     # membrane exactly at threshold
     theta, acc_hi = cfg.threshold, signed_range(cfg.acc_bits)[1]
-    columns = [_sum_to(target, hi) for target in (theta, theta - 1, theta + 1)][:n]
-    if theta + 1 <= acc_hi and max(len(c) for c in columns) <= k:
-        used = max(len(c) for c in columns)
+    targets = (theta, theta - 1, theta + 1)[:n]
+    # Counted before any list is built: a wide membrane allows a threshold of 2**47 - 1, which
+    # would take ~2**40 weights, far more than the K that fit.
+    used = max(_sum_length(target, hi) for target in targets)
+    if theta + 1 <= acc_hi and used <= k:
+        columns = [_sum_to(target, hi) for target in targets]
         a = np.zeros((2, k, t_steps), dtype=np.int64)
         a[0, :used] = 1
         a[1] = _active_spikes(cfg, rng, (k,), 0.5)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hwgen.config import EngineConfig, check_choice, check_int, check_name
+from hwgen.config import NAME_DOC, EngineConfig, check_choice, check_int, check_name
 
 from . import softmax
 
@@ -37,8 +37,7 @@ class SparseAttentionConfig(EngineConfig):
 
     kind = "sparse_attention"
 
-    name: str = field(default="attn", metadata={
-        "doc": "Verilog module name and output folder name; an identifier, not a Verilog keyword."})
+    name: str = field(default="attn", metadata={"doc": NAME_DOC})
     max_len: int = field(default=64, metadata={
         "doc": "Longest sequence (1..1024); each sequence has its own runtime length L <= max_len "
                "(no zero padding)."})
