@@ -9,7 +9,8 @@ The stages are plain functions (DESIGN.md §1)::
     report = synthesize(cfg, "ecp5-85k")
 """
 
-from hwgen.config import ConfigError, config_from_dict, load_config
+from hwgen.config import ConfigError
+from hwgen.engines.registry import config_from_dict, load_config
 
 __all__ = ["ConfigError", "load_config", "config_from_dict", "generate", "simulate", "synthesize"]
 

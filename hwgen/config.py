@@ -1,7 +1,9 @@
-"""Loading and validating engine configurations.
+"""Engine configurations: the base class, reading config files, writing them back, validation.
 
 A configuration is a TOML (or JSON) file whose ``engine`` key names a registered engine kind; every
-other key is a field of that engine's config dataclass. The same dataclasses are the Python API::
+other key is a field of that engine's config dataclass (building the config from that data needs
+the registry, so :func:`hwgen.engines.registry.load_config` and ``config_from_dict`` live there;
+``hwgen.load_config`` is the same function). The same dataclasses are the Python API::
 
     from hwgen.engines.mac_array import MacArrayConfig
     cfg = MacArrayConfig(name="mac8", rows=8, cols=8)
@@ -16,7 +18,6 @@ line too, quickly.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import re
@@ -41,7 +42,7 @@ from hwgen.validate import (
 )
 
 __all__ = [
-    "ConfigError", "EngineConfig", "load_config", "config_from_dict", "config_to_dict",
+    "ConfigError", "EngineConfig", "read_config_file", "config_to_dict",
     "config_hash", "example_toml", "config_toml", "MAX_CONFIG_CHARS", "NAME_DOC", "check_int",
     "check_float", "check_probability", "check_bool", "check_choice", "check_name", "invalid",
     "format_value",
@@ -104,46 +105,6 @@ def config_hash(cfg: EngineConfig) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _field_text(key: Any) -> str:
-    """An unknown key as the message quotes it (``'rowz'``), on one short line."""
-    return repr(key) if isinstance(key, str) and len(key) <= 64 else format_value(key)
-
-
-def config_from_dict(data: dict[str, Any], source: str = "<config>") -> EngineConfig:
-    """Build the engine config described by ``data`` (with an ``engine`` key).
-
-    Raises
-    ------
-    ConfigError
-        One line starting with ``source``: the engine is missing or unknown, a key is not a field
-        of that engine, or a field's value is not allowed.
-    """
-    from hwgen.engines.registry import ENGINES
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a table of fields, got {type(data).__name__}")
-    data = dict(data)
-    kind = data.pop("engine", None)
-    kinds = "one of " + ", ".join(format_value(k) for k in ENGINES)
-    if kind is None:
-        raise ConfigError(f"{source}: engine is missing: expected {kinds}")
-    # Checked as a string first: a list or a table cannot be looked up in the registry.
-    if not isinstance(kind, str) or kind not in ENGINES:
-        raise ConfigError(f"{source}: {invalid('engine', kind, kinds)}")
-    cls = ENGINES[kind].config_class
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1) if isinstance(key, str) else []
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{source}: unknown field {_field_text(key)} for engine {kind!r}"
-                              f"{hint} (allowed: {', '.join(names)})")
-    try:
-        return cls(**data)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
 def _deep_key_line(text: str) -> int | None:
     """The line of the first TOML key of more than ``_MAX_KEY_PARTS`` dotted parts, or None."""
     for match in _DEEP_KEY_RE.finditer(text):
@@ -152,16 +113,17 @@ def _deep_key_line(text: str) -> int | None:
     return None
 
 
-def load_config(path: str | Path) -> EngineConfig:
-    """Read and validate a ``.toml`` or ``.json`` config file.
+def read_config_file(path: str | Path) -> tuple[Any, str]:
+    """Read a ``.toml`` or ``.json`` config file: its data and the source name for messages.
+
+    :func:`hwgen.engines.registry.load_config` builds the engine config from it.
 
     Raises
     ------
     ConfigError
         One line naming the file: it is missing, unreadable, larger than
         :data:`MAX_CONFIG_CHARS` characters or not valid TOML/JSON (including nesting too deep
-        for the parser and integers of more digits than Python converts), or a value is wrong
-        (see :func:`config_from_dict`).
+        for the parser and integers of more digits than Python converts).
     """
     path = Path(path)
     source = path.name
@@ -193,7 +155,7 @@ def load_config(path: str | Path) -> EngineConfig:
         # Not a syntax error: Python converts no integer literal of more digits than this.
         raise ConfigError(f"{source}: cannot read: an integer of more than "
                           f"{sys.get_int_max_str_digits()} digits") from None
-    return config_from_dict(data, source)
+    return data, source
 
 
 def example_toml(config_class: type[EngineConfig]) -> str:

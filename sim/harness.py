@@ -21,9 +21,10 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hwgen.config import EngineConfig, config_from_dict
+from hwgen.config import EngineConfig
 from hwgen.emit.axis import axis_streams
 from hwgen.engines.base import TestbenchResult
+from hwgen.engines.registry import config_from_dict
 
 from .streams import AxisPayload, CycleClock, StreamDriver, StreamSink
 

@@ -15,14 +15,13 @@ from hypothesis import strategies as st
 from hwgen.config import (
     ConfigError,
     EngineConfig,
-    config_from_dict,
     config_hash,
     config_to_dict,
     config_toml,
     example_toml,
-    load_config,
 )
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.registry import config_from_dict, load_config
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 

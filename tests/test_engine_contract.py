@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import passthrough_engine
 import pytest
 
-from hwgen.config import EngineConfig, check_name, config_from_dict
+from hwgen.config import EngineConfig, check_name
 from hwgen.emit.hls import csim, render_hls
 from hwgen.emit.verilog import generate
 from hwgen.engines.base import Engine, EngineError
-from hwgen.engines.registry import BUILT_IN, ENGINES, register, unregister
+from hwgen.engines.registry import BUILT_IN, ENGINES, config_from_dict, register, unregister
 from hwgen.flows.lint import lint
 from hwgen.flows.sim import simulate
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 import hwgen.emit.verilog as verilog
-from hwgen.config import config_hash, config_to_dict, load_config
+from hwgen.config import config_hash, config_to_dict
 from hwgen.emit.design import elaborate, verilog_ports
 from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.registry import load_config
 from hwgen.flows.lint import lint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.config import load_config
 from hwgen.emit.hls import csim, render_files, render_hls
-from hwgen.engines.registry import ENGINES
+from hwgen.engines.registry import ENGINES, load_config
 from hwgen.engines.snn import hls as snn_hls
 from hwgen.engines.snn.config import SnnConfig
 

@@ -32,12 +32,11 @@ from hwgen.config import (
     check_int,
     check_name,
     check_probability,
-    config_from_dict,
     format_value,
-    load_config,
 )
 from hwgen.emit.hls import csim, render_files, render_hls
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.registry import config_from_dict, load_config
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.snn.stimulus import edge_layers
 from hwgen.engines.sparse_attention import SparseAttentionConfig

@@ -4,11 +4,12 @@ file lock that lets parallel processes (pytest-xdist workers, two CLI runs) shar
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from hwgen.config import ConfigError, invalid
+from hwgen.config import ConfigError
 
 __all__ = ["cache_root", "check_cache_root", "file_lock"]
 
@@ -41,10 +42,13 @@ def _folder_problem(root: Path) -> str | None:
 def _cache_error(value: str | None, root: Path, problem: str) -> ConfigError:
     """The one-line error for the cache folder ``root``, ``value`` being ``$HWGEN_CACHE`` (None
     when it is not set)."""
+    # The path in full (JSON-quoted, so it stays one line): a shortened path would hide which
+    # folder is meant.
     if value is None:
-        return invalid(f"cache folder (HWGEN_CACHE is not set: ./{DEFAULT_CACHE})", str(root),
-                       f"{_ALLOWED}; {problem}")
-    return invalid("HWGEN_CACHE", value, f"{_ALLOWED}; {problem}")
+        field, shown = f"cache folder (HWGEN_CACHE is not set: ./{DEFAULT_CACHE})", str(root)
+    else:
+        field, shown = "HWGEN_CACHE", value
+    return ConfigError(f"{field} = {json.dumps(shown)}: expected {_ALLOWED}; {problem}")
 
 
 def _variable() -> str | None:
