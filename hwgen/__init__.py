@@ -1,6 +1,6 @@
 """hwgen: verified sparse-accelerator cores from a short configuration.
 
-The stages are plain functions (DESIGN.md §1)::
+The stages are plain functions (docs/architecture.md §1)::
 
     from hwgen import load_config, generate, simulate, synthesize
     cfg = load_config("examples/mac_array_4x4.toml")

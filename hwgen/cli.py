@@ -1,16 +1,25 @@
 """The ``hwgen`` command line: new, generate, sim, synth, flow, select, hls, doctor.
 
-Every command is a thin layer over the stage functions (DESIGN.md §1): it loads the config, calls
+Every command is a thin layer over the stage functions (docs/architecture.md §1): it loads the
+config, calls
 :func:`hwgen.emit.verilog.generate`, :func:`hwgen.flows.lint.lint`,
 :func:`hwgen.flows.sim.simulate` or :func:`hwgen.flows.synth.synthesize`, and prints the result.
 Generation, simulation and synthesis pull in Amaranth, cocotb and pyverilog, so they are imported
 inside the commands and ``hwgen --help`` or ``hwgen new`` stay fast.
 
-Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings, no weight set meets
-the ``select`` budget); 2 the input was wrong
+Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings, a design that does
+not fit the target, no weight set meets the ``select`` budget); 2 the input was wrong
 or the environment cannot run the command (bad config or option, missing tool, synthesis failure),
-reported as one line ``hwgen: error: <message>`` on stderr, never a traceback. Progress of long
-stages goes to stderr, results to stdout.
+reported as one line ``hwgen: error: <message>`` on stderr, never a traceback; 130 Ctrl-C, 143
+SIGTERM, 129 SIGHUP (128 + the signal number), after one ``hwgen: error: interrupted`` line.
+Progress of long stages goes to stderr, results to stdout.
+
+Output folders: every command that writes publishes a complete folder or nothing
+(:func:`hwgen.emit.folders.publish_folder`), and checks with the ``-o`` value, before any work,
+that it may write there: no file in the way, and no folder replaced that hwgen did not write
+(:func:`hwgen.emit.folders.check_output_folder`). SIGTERM and SIGHUP are turned into an exception
+like Ctrl-C, so an interrupted command removes its staging folder, keeps the previous output and
+stops the tools it started.
 """
 
 from __future__ import annotations
@@ -21,13 +30,17 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from hwgen.config import ConfigError, EngineConfig, example_toml, load_config
+from hwgen.config import ConfigError, EngineConfig, example_toml
+from hwgen.emit.design import Design
+from hwgen.emit.folders import FolderError, check_output_folder
 from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.engines.registry import ENGINES
+from hwgen.engines.registry import ENGINES, load_config
 from hwgen.flows.lint import WAIVER_FILE, lint
 from hwgen.flows.toolchain import TOOLS, ToolError, package_versions, run_tool, tool_command
 from hwgen.report.table import format_table
@@ -127,11 +140,11 @@ def _int_between(lo: int, hi: int):
     return parse
 
 
-def _out_dir(path: Path) -> Path:
-    """Reject an output path that cannot be a directory before any work is done."""
-    if path.exists() and not path.is_dir():
-        raise CommandError(f"-o {path}: exists and is not a directory")
-    return path
+def _out_dir(option: Path | None, folder: Path) -> Path:
+    """``folder``, the folder the command will publish (the ``-o`` value ``option`` itself, or
+    ``<option>/<name>``, or a default when ``option`` is None), once it is clear, before any
+    work, that it may be written (:func:`hwgen.emit.folders.check_output_folder`)."""
+    return check_output_folder(folder, option)
 
 
 def _check_target(target: str) -> None:
@@ -170,13 +183,28 @@ def _fmax(report) -> str:
     return "-" if report.fmax_mhz is None else f"{report.fmax_mhz:.1f}"
 
 
+_RESOURCE_LABELS = (("LUTs", "luts"), ("FFs", "ffs"), ("DSPs", "dsps"), ("BRAMs", "brams"))
+
+
+def _overflow(report) -> str:
+    """Why a design does not fit, e.g. ``needs 16 DSPs of 8 (Yosys cell counts)``."""
+    needs = []
+    for label, key in _RESOURCE_LABELS:
+        used, available = getattr(report, key), report.capacity[key]
+        if key in report.overflow:
+            needs.append(f"{used} {label} of {available}" if used > available else
+                         f"{used} {label} of {available}, which nextpnr could not place")
+    source = "Yosys cell counts" if report.counted_by == "yosys" else "nextpnr"
+    return f"needs {', '.join(needs)} ({source})"
+
+
 def _synth_pairs(report) -> list[tuple[str, object]]:
     pairs = [("target", report.target)]
-    for label, key in (("LUTs", "luts"), ("FFs", "ffs"), ("DSPs", "dsps"), ("BRAMs", "brams")):
+    for label, key in _RESOURCE_LABELS:
         used, available = getattr(report, key), report.capacity[key]
         pairs.append((label, f"{used} of {available} ({_percent(used / available)})"))
     pairs += [("Fmax", f"{_fmax(report)} MHz (target {report.target_mhz:.1f} MHz)"),
-              ("fits", "yes" if report.fits else "no")]
+              ("fits", "yes" if report.fits else f"no: {_overflow(report)}")]
     return pairs
 
 
@@ -213,8 +241,8 @@ def _print_lint(result) -> None:
 
 def cmd_generate(args) -> int:
     cfg = load_config(args.config)
-    out_dir = _out_dir(args.out)
-    artifacts, lint_result = _generate_and_lint(cfg, out_dir, _Progress(2), axis=args.axis)
+    _out_dir(args.out, args.out / cfg.name)
+    artifacts, lint_result = _generate_and_lint(cfg, args.out, _Progress(2), axis=args.axis)
     print(f"wrote {artifacts.directory}/")
     for path in (artifacts.verilog, artifacts.axis_verilog, artifacts.manifest, artifacts.core):
         if path is not None:
@@ -223,12 +251,12 @@ def cmd_generate(args) -> int:
     return 0 if lint_result.clean else 1
 
 
-def _simulate(cfg: EngineConfig, args, waves: bool, progress: _Progress):
+def _simulate(design: Design | EngineConfig, args, waves: bool, progress: _Progress):
     from hwgen.flows.sim import SimError, simulate
 
     with progress.stage(f"simulate {args.vectors} vectors, seed {args.seed}"):
         try:
-            return simulate(cfg, seed=args.seed, vectors=args.vectors, waves=waves,
+            return simulate(design, seed=args.seed, vectors=args.vectors, waves=waves,
                             progress=progress.detail)
         except SimError as exc:
             raise CommandError(str(exc)) from None
@@ -241,36 +269,49 @@ def cmd_sim(args) -> int:
     return 0 if result.passed else 1
 
 
-def _synthesize(cfg: EngineConfig, target: str, out_dir: Path | None, progress: _Progress):
+def _synthesize(design: Design | EngineConfig, target: str, out_dir: Path | None,
+                progress: _Progress):
     from hwgen.flows.synth import SynthError, synthesize
 
     with progress.stage(f"synthesize for {target}"):
         try:
-            return synthesize(cfg, target, out_dir=out_dir, progress=progress.detail)
+            return synthesize(design, target, out_dir=out_dir, progress=progress.detail)
         except SynthError as exc:
             raise CommandError(str(exc)) from None
 
 
 def cmd_synth(args) -> int:
+    from hwgen.flows.synth import default_out_dir
+
     cfg = load_config(args.config)
     _check_target(args.target)
-    out_dir = None if args.out is None else _out_dir(args.out)
+    out_dir = _out_dir(args.out, args.out or default_out_dir(cfg, args.target))
     report = _synthesize(cfg, args.target, out_dir, _Progress(1))
     _print_pairs(_synth_pairs(report))
-    return 0
+    return 0 if report.fits else 1
 
 
 def cmd_flow(args) -> int:
+    """generate, lint, simulate, synthesize; then the summary table.
+
+    Each stage that writes publishes its own folder atomically: ``generate`` the design folder
+    ``<out>/<name>/`` (keeping the ``synth-*`` results of a previous run whose Verilog is
+    byte-identical, see :func:`hwgen.emit.verilog.generate`), then synthesis
+    ``<out>/<name>/synth-<target>/``. A later stage that fails or is interrupted therefore leaves
+    what earlier stages and earlier runs published for the same RTL, e.g. the ecp5 results when
+    an ice40 run fails; the design folder is replaced only by a newly generated design.
+    """
     # Every input is checked before the (slow) imports and stages start.
     cfg = default_flow_config() if args.config is None else load_config(args.config)
     _check_target(args.target)
-    out_dir = _out_dir(args.out)
+    _out_dir(args.out, args.out / cfg.name)
     progress = _Progress(4)
-    artifacts, lint_result = _generate_and_lint(cfg, out_dir, progress)
-    sim = _simulate(cfg, args, False, progress)
+    artifacts, lint_result = _generate_and_lint(cfg, args.out, progress)
+    # Every later stage reuses the design generate elaborated: one elaboration per flow.
+    sim = _simulate(artifacts.design, args, False, progress)
     # Next to the design, where `hwgen synth` puts it by default (rtl_out/<name>/synth-<target>).
-    report = _synthesize(cfg, args.target, artifacts.directory / f"synth-{args.target}",
-                         progress)
+    report = _synthesize(artifacts.design, args.target,
+                         artifacts.directory / f"synth-{args.target}", progress)
 
     print(f"design {cfg.name}: {artifacts.directory}/")
     print(f"synthesis report: {artifacts.directory / f'synth-{args.target}' / 'report.json'}")
@@ -278,23 +319,25 @@ def cmd_flow(args) -> int:
         _print_lint(lint_result)
     if not sim.passed:
         print(f"simulation: {sim.message} (log: {sim.log_path})")
+    if not report.fits:
+        print(f"synthesis: {cfg.name} does not fit {report.target}: {_overflow(report)}")
     headers = ["design", "lint", "sim", "cycles", "util", "target", "LUT", "FF", "DSP", "BRAM",
                "Fmax MHz", "fits"]
     row = [cfg.name, "clean" if lint_result.clean else "FAIL", "pass" if sim.passed else "FAIL",
            sim.cycles, _percent(sim.utilization), report.target, report.luts, report.ffs,
            report.dsps, report.brams, _fmax(report), "yes" if report.fits else "no"]
     print(format_table(headers, [row]))
-    return 0 if lint_result.clean and sim.passed else 1
+    return 0 if lint_result.clean and sim.passed and report.fits else 1
 
 
 def cmd_hls(args) -> int:
     from hwgen.emit.hls import CsimError, csim, render_hls
 
     cfg = load_config(args.config)
-    out_dir = _out_dir(args.out)
+    _out_dir(args.out, args.out / cfg.name)
     progress = _Progress(2 if args.csim else 1)
     with progress.stage("render HLS C++"):
-        artifacts = render_hls(cfg, out_dir)
+        artifacts = render_hls(cfg, args.out)
     print(f"wrote {artifacts.directory}/")
     for path in (artifacts.header, artifacts.kernel, artifacts.testbench, artifacts.support,
                  artifacts.script):
@@ -324,8 +367,9 @@ def _max_error(text: str) -> float:
 
 def cmd_select(args) -> int:
     # Imported here: the selection and its energy model are not needed by other commands.
-    from hwgen.engines.mac_array import select as sel
-    from hwgen.engines.mac_array import select_report as rep
+    from hwgen.power import report as rep
+    from hwgen.power import select as sel
+    from hwgen.power.calibration import CalibrationError
 
     if args.max_error is None and args.max_values is None:
         raise CommandError("give --max-error (an output-error budget), --max-values (a set "
@@ -336,12 +380,10 @@ def cmd_select(args) -> int:
     except ValueError as exc:
         raise CommandError(f"{args.config.name}: {exc}") from None
     try:
-        out_dir = rep.check_out_dir(args.out)
+        out_dir = _out_dir(args.out, args.out)
         layers, npz = rep.read_layers(cfg, args.weights, args.acts)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-
-    from hwgen.engines.mac_array.calibration import CalibrationError
 
     progress = _Progress(2)
     try:
@@ -551,18 +593,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Signals that stop hwgen as Ctrl-C does (a scheduler's cancel, ``timeout``, a closed terminal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """One of :data:`STOP_SIGNALS` arrived; raised wherever Python was, like Ctrl-C's
+    KeyboardInterrupt, so that ``finally`` blocks and ``except BaseException`` clean-ups run."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    # Once is enough: a repeated signal must not break off the clean-up the first one started.
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is _raise_interrupted:
+            signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``hwgen`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    code."""
+    code.
+
+    While a command runs, SIGTERM and SIGHUP raise :class:`Interrupted` (unless they are ignored,
+    e.g. SIGHUP under ``nohup``; and only in the main thread, where Python runs signal handlers):
+    exit code 128 + the signal number after one ``hwgen: error: interrupted (SIGTERM)`` line, as
+    Ctrl-C gives 130. The previous handlers are restored on return.
+    """
     args = build_parser().parse_args(argv)
+    previous = {}
     try:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    previous[sig] = signal.signal(sig, _raise_interrupted)
         return args.func(args)
-    except (ConfigError, ToolError, CommandError, OSError) as exc:
+    except (ConfigError, ToolError, CommandError, FolderError, OSError) as exc:
         _print_error(str(exc))
         return 2
+    except Interrupted as exc:
+        _print_error(f"interrupted ({signal.Signals(exc.signum).name})")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Two's-complement integer helpers shared by the golden models (numpy, int64).
 
-These implement DESIGN.md §3 exactly: ``wrap`` keeps the low ``bits`` bits as a signed value,
+These implement docs/architecture.md §3 exactly: ``wrap`` keeps the low ``bits`` bits as a signed
+value,
 ``saturate`` clamps to the signed range of ``bits`` bits.
 """
 

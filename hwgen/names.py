@@ -1,4 +1,4 @@
-"""The names a config ``name`` must not take, because of what it becomes (DESIGN.md §3).
+"""The names a config ``name`` must not take, because of what it becomes (docs/architecture.md §3).
 
 A config's ``name`` is the Verilog module ``<name>`` (file ``<name>.v``, FuseSoC core
 ``<name>.core``), the AXI4-Stream wrapper module ``<name>_axis`` (``<name>_axis.v``) that

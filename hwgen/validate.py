@@ -208,7 +208,7 @@ def check_name(field: str, value: Any) -> str:
     """Return ``value`` if it can name a design, else raise :class:`ConfigError`.
 
     A name becomes a Verilog module, an HLS C++ top function and file and folder names
-    (DESIGN.md §3): an identifier of at most 64 characters that none of them reserves
+    (docs/architecture.md §3): an identifier of at most 64 characters that none of them reserves
     (:func:`hwgen.names.name_problem`).
     """
     if not isinstance(value, str) or not _NAME_RE.match(value) or len(value) > 64:

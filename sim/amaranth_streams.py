@@ -1,7 +1,8 @@
 """Stream drivers and monitors for unit tests of Amaranth blocks in Amaranth's own simulator.
 
 The cocotb drivers in :mod:`sim.streams` check whole engines under Verilator; these do the same
-job for small blocks (DESIGN.md §5: Amaranth's simulator is fine for ``hdl/`` blocks and engine
+job for small blocks (docs/architecture.md §5: Amaranth's simulator is fine for ``hdl/`` blocks and
+engine
 parts). Same protocol rules: ``valid`` never waits for ``ready``, payload stable until taken.
 """
 

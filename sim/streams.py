@@ -1,6 +1,7 @@
 """Valid/ready stream driver and sink for cocotb testbenches of every engine.
 
-Protocol (DESIGN.md §3): a beat transfers on a rising edge where ``valid & ready``; the driver never
+Protocol (docs/architecture.md §3): a beat transfers on a rising edge where ``valid & ready``; the
+driver never
 waits for ``ready`` before raising ``valid`` and keeps the payload stable until the beat is taken.
 
 Each cycle every coroutine writes its inputs just after the rising edge and then samples in the

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from hwgen import cli
-from hwgen.config import load_config
 from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.engines.sparse_attention import SparseAttentionConfig
-from hwgen.engines.registry import ENGINES
+from hwgen.engines.registry import ENGINES, load_config
 from hwgen.engines.snn import SnnConfig
+from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.flows.toolchain import TOOLS, ToolError
 
 COMMANDS = ["new", "generate", "sim", "synth", "flow", "select", "hls", "doctor"]
@@ -103,8 +102,8 @@ def test_new_output_round_trips_through_generate(tmp_path):
     proc = hwgen("generate", config, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     design = tmp_path / "rtl_out" / "mac_array"       # the default output folder
-    assert sorted(p.name for p in design.iterdir()) == ["mac_array.core", "mac_array.v",
-                                                        "manifest.json"]
+    assert sorted(p.name for p in design.iterdir()) == [".hwgen", "mac_array.core",
+                                                        "mac_array.v", "manifest.json"]
     assert json.loads((design / "manifest.json").read_text())["config"]["rows"] == 4
     assert "lint: clean" in proc.stdout
     stages = proc.stderr.splitlines()
@@ -145,7 +144,8 @@ def test_new_snn_round_trips_through_generate(tmp_path):
     proc = hwgen("generate", config, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     design = tmp_path / "rtl_out" / "snn"
-    assert sorted(p.name for p in design.iterdir()) == ["manifest.json", "snn.core", "snn.v"]
+    assert sorted(p.name for p in design.iterdir()) == [".hwgen", "manifest.json", "snn.core",
+                                                        "snn.v"]
     manifest = json.loads((design / "manifest.json").read_text())
     assert manifest["engine"] == "snn" and manifest["config"]["in_neurons"] == 24
     assert "lint: clean" in proc.stdout
@@ -372,6 +372,8 @@ class FakeReport:
     fmax_mhz: float = 123.456
     target_mhz: float = 100.0
     fits: bool = True
+    overflow: list = dataclasses.field(default_factory=list)
+    counted_by: str = "nextpnr"
     capacity: dict = dataclasses.field(default_factory=lambda: {
         "luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208})
 
@@ -383,11 +385,13 @@ class FakeSimError(RuntimeError):
 @pytest.fixture
 def fake_flows(monkeypatch):
     """Stand-ins for hwgen.flows.sim and hwgen.flows.synth, for the failure paths only."""
+    from hwgen.flows.synth import default_out_dir
+
     calls = {}
     sim = types.ModuleType("hwgen.flows.sim")
     synth = types.ModuleType("hwgen.flows.synth")
     sim.result, sim.error = FakeSim(passed=True), None
-    synth.report = FakeReport("ecp5-85k")
+    synth.report, synth.error = FakeReport("ecp5-85k"), None
 
     def simulate(cfg, seed=1, vectors=64, waves=False, progress=None):
         calls["simulate"] = dict(cfg=cfg, seed=seed, vectors=vectors, waves=waves)
@@ -398,10 +402,13 @@ def fake_flows(monkeypatch):
 
     def synthesize(cfg, target, out_dir=None, progress=None):
         calls["synthesize"] = dict(cfg=cfg, target=target, out_dir=out_dir)
+        if synth.error:
+            raise synth.SynthError(synth.error)
         return dataclasses.replace(synth.report, target=target)
 
     sim.simulate, sim.SimError = simulate, FakeSimError
     synth.synthesize, synth.SynthError = synthesize, type("SynthError", (RuntimeError,), {})
+    synth.default_out_dir = default_out_dir
     synth.TARGETS = {"ecp5-85k": None, "ice40-up5k": None}
     monkeypatch.setitem(sys.modules, "hwgen.flows.sim", sim)
     monkeypatch.setitem(sys.modules, "hwgen.flows.synth", synth)
@@ -456,16 +463,45 @@ def test_sim_mismatch_prints_summary_and_exits_1(example_config, fake_flows, cap
 
 
 @pytest.mark.synth
-def test_synth_does_not_fit_is_one_line(tmp_path):
+def test_synth_does_not_fit_prints_the_report_and_exits_1(tmp_path):
+    """A design too big for the target is a check that failed: the table says why, exit 1, and
+    the folder with its report.json is written."""
     config = tmp_path / "big.toml"
     config.write_text('engine = "mac_array"\nname = "big"\nrows = 4\ncols = 4\n')
     proc = hwgen("synth", config, "--target", "ice40-up5k", cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stdout == ""
-    *progress, error = proc.stderr.splitlines()
-    assert progress[-1] == "[1/1] synthesize for ice40-up5k ... failed"
-    assert error.startswith("hwgen: error: big does not fit ice40-up5k: needs 16 ICESTORM_DSP "
-                            "of 8")
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "hwgen: error" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("[1/1] synthesize for ice40-up5k ... ")
+    lines = proc.stdout.splitlines()
+    assert lines[3:] == ["DSPs    16 of 8 (200.0%)", "BRAMs   0 of 30 (0.0%)",
+                         "Fmax    - MHz (target 48.0 MHz)",
+                         "fits    no: needs 16 DSPs of 8 (Yosys cell counts)"]
+    folder = tmp_path / "rtl_out" / "big" / "synth-ice40-up5k"
+    report = json.loads((folder / "report.json").read_text())
+    assert (report["fits"], report["overflow"], report["dsps"]) == (False, ["dsps"], 16)
+
+
+def test_a_failed_flow_keeps_the_results_of_the_same_rtl(example_config, tmp_path, fake_flows,
+                                                          capsys):
+    """`flow --target ice40-up5k` failing in synthesis after an ecp5 run of the same design: the
+    ecp5 results stay (generate keeps them because the Verilog is byte-identical)."""
+    from hwgen.emit.folders import publish_folder
+
+    out = tmp_path / "o"
+    assert cli.main(["flow", str(example_config), "-o", str(out)]) == 0
+    design = out / "tiny"
+    publish_folder(design, "synth-ecp5-85k", lambda folder: (folder / "tiny.v").write_bytes(
+        (design / "tiny.v").read_bytes()), marker={"command": "synth"})
+    ecp5 = tree(design / "synth-ecp5-85k")
+    capsys.readouterr()
+    fake_flows.synth.error = "nextpnr-ice40 failed on tiny: ERROR: boom (see nextpnr.log)"
+    code = cli.main(["flow", str(example_config), "--target", "ice40-up5k", "-o", str(out)])
+    _, err = stderr_lines(capsys)
+    assert code == 2
+    assert err[-2:] == ["[4/4] synthesize for ice40-up5k ... failed",
+                        f"hwgen: error: {fake_flows.synth.error}"]
+    assert tree(design / "synth-ecp5-85k") == ecp5
+    assert sorted(p.name for p in out.iterdir()) == ["tiny"]
 
 
 @pytest.mark.synth
@@ -538,8 +574,8 @@ def select_inputs(tmp_path):
 def test_select_one_layer_writes_everything(tmp_path, select_inputs):
     import numpy as np
 
-    from hwgen.engines.mac_array.layer import layer_energy
-    from hwgen.engines.mac_array.select import Layer, layer_config, select_weight_sets
+    from hwgen.power.layer import layer_energy
+    from hwgen.power.select import Layer, layer_config, select_weight_sets
 
     proc = hwgen("select", "--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.05",
                  cwd=tmp_path)
@@ -547,7 +583,7 @@ def test_select_one_layer_writes_everything(tmp_path, select_inputs):
     assert "Traceback" not in proc.stderr
     out = tmp_path / "select_out"
     assert sorted(p.name for p in out.iterdir()) == sorted([
-        "weights_selected.npy", "mac_array_layer.toml", "report.json", "report.md",
+        ".hwgen", "weights_selected.npy", "mac_array_layer.toml", "report.json", "report.md",
         "energy_vs_set_size.svg"])
     assert "wrote select_out/" in proc.stdout
     assert proc.stdout.splitlines()[0].split() == ["layer", "values", "error", "energy", "proxy",
@@ -679,13 +715,13 @@ def test_select_refuses_a_foreign_output_folder(tmp_path, select_inputs):
     (tmp_path / "mine" / "notes.txt").write_text("keep me\n")
     proc = hwgen("select", "--weights", "W.npy", "--acts", "A.npy", "--max-error", "0.1",
                  "-o", "mine", cwd=tmp_path)
-    assert_one_line_error(proc, "-o mine: exists and is not an earlier hwgen select output "
-                                "folder; choose another folder or remove it")
+    assert_one_line_error(proc, "-o mine: exists and was not written by hwgen (it has no .hwgen "
+                                "file); choose another folder or remove it")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
 
 def test_select_infeasible_exits_1_and_writes_nothing(tmp_path, select_inputs):
-    from hwgen.engines.mac_array.select import Layer, select_weight_sets
+    from hwgen.power.select import Layer, select_weight_sets
 
     layers = [Layer(name, w, a) for name, (w, a) in select_inputs.items()]
     needed = select_weight_sets(MacArrayConfig(), layers, max_error=None, max_values=2).error

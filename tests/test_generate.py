@@ -30,7 +30,8 @@ CONFIGS = {
 
 
 def expected_ports(cfg: MacArrayConfig) -> dict[str, tuple[str, int]]:
-    """Port name -> (direction, width), worked out from DESIGN.md §4.1 and the config alone."""
+    """Port name -> (direction, width), worked out from docs/architecture.md §4.1 and the config
+    alone."""
     lanes = cfg.cols * (1 if cfg.sparsity is None else int(cfg.sparsity.split(":")[0]))
     group = 1 if cfg.sparsity is None else int(cfg.sparsity.split(":")[1])
     idx_bits = (group - 1).bit_length()      # ceil(log2(group)) bits select one of group

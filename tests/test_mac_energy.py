@@ -22,7 +22,7 @@ def popcount(x: int, bits: int) -> int:
 
 
 def test_one_pe_by_hand():
-    """1x1 dense array, weight 3, activations 1, 2, 2, worked out from DESIGN.md §4.1.
+    """1x1 dense array, weight 3, activations 1, 2, 2, worked out from docs/architecture.md §4.1.
 
     The weight beat transfers in cycle 0 and the rows in cycles 1..3, so the input register
     holds 1, 2, 2 in cycles 2..4; the product register follows one cycle later (3, 6, 6 in cycles

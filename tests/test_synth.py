@@ -1,5 +1,6 @@
-"""Synthesis with the real YoWASP Yosys and nextpnr (hwgen/flows/synth.py). No tool is mocked;
-tests that run the tools are marked ``synth``.
+"""Synthesis with the real YoWASP Yosys and nextpnr (hwgen/flows/synth.py). No tool is mocked
+(one test feeds Yosys a broken script to make it fail); tests that run the tools are marked
+``synth``.
 
 Designs are the smallest that show each behaviour: a 2x2 mac_array (4 multipliers) fits both
 targets; a 4x4 (16 multipliers) does not fit the 8 DSPs of an iCE40 UP5K.
@@ -8,11 +9,17 @@ targets; a 4x4 (16 multipliers) does not fit the 8 DSPs of an iCE40 UP5K.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from hwgen.config import ConfigError
+from hwgen.emit.folders import MARKER, FolderError, publish_folder
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.flows import synth
 from hwgen.flows.synth import TARGETS, SynthError, SynthReport, default_out_dir, synthesize
@@ -26,7 +33,7 @@ FREQ = {"ecp5-85k": None, "ice40-up5k": 30.0}
 @pytest.fixture(scope="module", params=sorted(TARGETS))
 def small(request, tmp_path_factory):
     target = request.param
-    out = tmp_path_factory.mktemp(f"synth-{target}")
+    out = tmp_path_factory.mktemp(f"synth-{target}") / "out"
     messages: list[str] = []
     report = synthesize(SMALL, target, out_dir=out, progress=messages.append,
                         freq_mhz=FREQ[target])
@@ -38,7 +45,7 @@ def test_small_design_report(small):
     target, out, rep, _ = small
     tgt = TARGETS[target]
     assert rep.target == target
-    assert rep.fits is True
+    assert rep.fits is True and rep.overflow == [] and rep.counted_by == "nextpnr"
     # One multiplier per PE, each in its own DSP block on both families; no memories.
     assert rep.dsps == SMALL.multipliers == 4
     assert rep.brams == 0
@@ -86,7 +93,9 @@ def test_small_design_files(small):
     assert text == rep.to_json()
     assert text.endswith("}\n") and json.loads(text)["target"] == target
     assert SynthReport.from_json(text) == rep
-    assert not list(out.glob(".*.tmp"))
+    # The folder was published whole: no staging folder next to it, the marker inside.
+    assert [p.name for p in out.parent.iterdir()] == ["out"]
+    assert json.loads((out / MARKER).read_text())["command"] == "synth"
     for name in ("m2.v", "manifest.json", "synth.ys", "yosys.log", "nextpnr.log", "netlist.json"):
         assert (out / name).stat().st_size > 0, name
     assert any(m.startswith("yosys ") for m in messages)
@@ -94,27 +103,125 @@ def test_small_design_files(small):
     assert all("\n" not in m for m in messages)
 
 
+def tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def previous_result(parent: Path, name: str = "out") -> dict[str, bytes]:
+    """A synthesis folder from an earlier run (as publish_folder leaves it); its content."""
+    publish_folder(parent, name, lambda f: (f / "report.json").write_text('{"earlier": 1}\n'),
+                   marker={"command": "synth"})
+    return tree(parent / name)
+
+
 @pytest.mark.synth
-def test_too_big_for_ice40_does_not_fit(tmp_path):
+def test_too_big_for_ice40_is_a_report_that_says_so(tmp_path):
     big = MacArrayConfig(name="big", rows=4, cols=4)
-    (tmp_path / "report.json").write_text("{}\n")   # a stale report must not survive
-    with pytest.raises(SynthError) as info:
-        synthesize(big, "ice40-up5k", out_dir=tmp_path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith("big does not fit ice40-up5k: needs 16 ICESTORM_DSP of 8")
-    assert not (tmp_path / "report.json").exists()
+    out = tmp_path / "out"
+    rep = synthesize(big, "ice40-up5k", out_dir=out)
+    assert (rep.fits, rep.overflow, rep.counted_by) == (False, ["dsps"], "yosys")
+    assert (rep.dsps, rep.capacity["dsps"], rep.brams) == (16, 8, 0)
+    assert rep.fmax_mhz is None
+    assert 0 < rep.luts <= rep.capacity["luts"] and rep.ffs >= 3 * 32
+    assert list(rep.tools) == ["yosys"]
+    # The folder is the valid result of a failed check: published, with its report.
+    assert (out / "report.json").read_text() == rep.to_json()
     # Caught from Yosys' cell counts, before nextpnr ran ...
-    assert not (tmp_path / synth.NEXTPNR_LOG).exists()
-    # ... and nextpnr on the same netlist agrees: it cannot place it, and says why.
+    assert not (out / synth.NEXTPNR_LOG).exists()
+    # ... and nextpnr on the same netlist agrees: it cannot place it, and its packing says why.
+    cells = json.loads((out / synth.YOSYS_STAT).read_text())["design"]["num_cells_by_type"]
+    pnr = synth._place_and_route("big", TARGETS["ice40-up5k"], out, 48.0, cells)
+    assert "Unable to place cell" in (out / synth.NEXTPNR_LOG).read_text()
+    assert (pnr.fits, pnr.overflow, pnr.counted_by) == (False, ["dsps"], "nextpnr")
+    assert (pnr.dsps, pnr.capacity["dsps"], pnr.fmax_mhz) == (16, 8, None)
+    assert (pnr.ffs, pnr.brams) == (rep.ffs, 0) and pnr.luts >= rep.luts
+
+
+@pytest.mark.synth
+def test_a_tool_failure_keeps_the_previous_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    before = previous_result(tmp_path)
+    monkeypatch.setattr(synth, "render", lambda *args, **kwargs: "read_verilog no_such.v\n")
     with pytest.raises(SynthError) as info:
-        synth._place_and_route(big, TARGETS["ice40-up5k"], tmp_path, 48.0, {})
+        synthesize(SMALL, "ice40-up5k", out_dir=tmp_path / "out")
+    # The log the message names outlives the work folder: it is kept in the cache.
+    kept = tmp_path / "cache" / "synth-failed" / "m2-ice40-up5k" / synth.YOSYS_LOG
     message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith("big does not fit ice40-up5k: needs 16 ICESTORM_DSP of 8 "
-                              "(nextpnr after packing")
-    assert "Unable to place cell" in (tmp_path / synth.NEXTPNR_LOG).read_text()
-    assert not (tmp_path / "report.json").exists()
+    assert message.startswith("yosys failed on m2 for ice40-up5k: ERROR: ")
+    assert "no_such.v" in message and message.endswith(f" (see {kept})")
+    assert "\n" not in message and "no_such.v" in kept.read_text()
+    assert tree(tmp_path / "out") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]
+
+
+def test_a_folder_hwgen_did_not_write_is_refused_before_any_tool(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "netlist.json").write_text("{}\n")
+    with pytest.raises(FolderError, match=r"mine: exists and was not written by hwgen"):
+        synthesize(SMALL, "ice40-up5k", out_dir=tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["netlist.json"]
+
+
+def processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, command line, working folder) of every process we may inspect."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue      # gone, or not ours to inspect
+            found[int(proc.name)] = (ppid, cmdline, cwd)
+    return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> command line of every process below ``pid``."""
+    table = processes()
+    found, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, cmdline, _) in table.items():
+            if ppid == parent:
+                found[child] = cmdline
+                todo.append(child)
+    return found
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("log", [synth.YOSYS_LOG, synth.NEXTPNR_LOG])
+def test_sigterm_stops_the_tools_and_keeps_the_previous_folder(tmp_path, log):
+    """What a scheduler's cancel or `timeout` does: SIGTERM to hwgen while Yosys or nextpnr runs.
+    hwgen exits 143 with one error line, its tools are gone, the previous folder is intact and
+    no staging folder is left."""
+    (tmp_path / "m2.toml").write_text('engine = "mac_array"\nname = "m2"\nrows = 2\ncols = 2\n')
+    before = previous_result(tmp_path)
+    hwgen = subprocess.Popen([sys.executable, "-m", "hwgen.cli", "synth", "m2.toml", "--target",
+                              "ice40-up5k", "-o", "out"], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    children = {}
+    # The tool's run (not its version query) is the process writing this log.
+    while not any(f" {log} " in cmd for cmd in children.values()):
+        assert hwgen.poll() is None, hwgen.communicate()
+        assert time.monotonic() < deadline, children
+        time.sleep(0.05)
+        children = descendants(hwgen.pid)
+    time.sleep(0.5)
+    hwgen.send_signal(signal.SIGTERM)
+    _, err = hwgen.communicate(timeout=60)
+    assert hwgen.returncode == 143, err
+    assert err.splitlines()[-2:] == ["[1/1] synthesize for ice40-up5k ... failed",
+                                     "hwgen: error: interrupted (SIGTERM)"]
+    assert "Traceback" not in err
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    assert [cmd for _, cmd, cwd in processes().values()
+            if cwd.startswith(str(tmp_path))] == []
+    assert tree(tmp_path / "out") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m2.toml", "out"]
 
 
 # Two registers named "v" and "v[1]": Amaranth emits such pairs (an array View "x.wvals" next to its

@@ -1,7 +1,7 @@
 """The AXI4-Stream wrapper: every valid/ready stream of a core as an AXI4-Stream interface.
 
 ``hwgen generate CONFIG --axis`` writes ``<name>_axis.v`` next to the core: module
-``<name>_axis`` instantiates the core ``<name>`` and renames its ports (DESIGN.md §3):
+``<name>_axis`` instantiates the core ``<name>`` and renames its ports (docs/architecture.md §3):
 
 * ``aclk`` is the core's ``clk``; ``aresetn`` is active low and synchronous, the core's
   ``rst = ~aresetn``. While ``aresetn`` is low every ``m_axis_*_tvalid`` and ``s_axis_*_tready``

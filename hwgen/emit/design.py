@@ -1,4 +1,4 @@
-"""One elaboration of an engine: the :class:`Design` every stage takes (DESIGN.md §1).
+"""One elaboration of an engine: the :class:`Design` every stage takes (docs/architecture.md §1).
 
 :func:`elaborate` builds the engine's Amaranth component for a config and converts it to Verilog,
 once. The :class:`Design` it returns carries the Verilog text, the component's signature and the

@@ -1,4 +1,5 @@
-"""HLS C++ for every engine: rendering the Jinja templates and C simulation (DESIGN.md §1, §2).
+"""HLS C++ for every engine: rendering the Jinja templates and C simulation (docs/architecture.md
+§1, §2).
 
 ``render_hls(cfg)`` writes ``<out_dir>/<name>/``:
 

@@ -1,4 +1,4 @@
-"""Rendering the Jinja2 templates of ``templates/`` (DESIGN.md §2).
+"""Rendering the Jinja2 templates of ``templates/`` (docs/architecture.md §2).
 
 The repository's ``templates/`` folder is installed as the package ``hwgen.templates`` (see
 pyproject.toml), so the same loader finds it in a source checkout, an editable install and a

@@ -1,4 +1,4 @@
-"""The engine contract: everything the flows need from one engine kind (DESIGN.md §1).
+"""The engine contract: everything the flows need from one engine kind (docs/architecture.md §1).
 
 An engine is one :class:`Engine` object, built in the engine's package (``ENGINE`` in its
 ``__init__.py``) and registered by one line in :mod:`hwgen.engines.registry`. Building it checks

@@ -1,4 +1,5 @@
-"""The one table that names every engine kind, and building configs by kind (DESIGN.md §1).
+"""The one table that names every engine kind, and building configs by kind (docs/architecture.md
+§1).
 
 Each built-in engine is one line of :data:`BUILT_IN`: the package whose ``ENGINE`` is its
 :class:`~hwgen.engines.base.Engine`. :func:`register` adds an engine at run time (a plug-in, or a

@@ -1,4 +1,5 @@
-"""``verilator --lint-only -Wall`` on an emitted design, with the one waiver file (DESIGN.md §5)."""
+"""``verilator --lint-only -Wall`` on an emitted design, with the one waiver file
+(docs/architecture.md §5)."""
 
 from __future__ import annotations
 

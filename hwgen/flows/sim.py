@@ -1,4 +1,4 @@
-"""Running an engine's cocotb testbench under Verilator (DESIGN.md §5).
+"""Running an engine's cocotb testbench under Verilator (docs/architecture.md §5).
 
 One Verilator build per (emitted Verilog, waves, axis) is kept in a cache folder keyed by the
 Verilog's hash and shared by every run of that config: tests with different seeds or gap

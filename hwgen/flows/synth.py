@@ -1,4 +1,5 @@
-"""Synthesis, place and route with the YoWASP Yosys and nextpnr builds (DESIGN.md §1, §6).
+"""Synthesis, place and route with the YoWASP Yosys and nextpnr builds (docs/architecture.md §1,
+§6).
 
 ``synthesize(cfg, target)`` writes the design into a work folder, runs Yosys (``synth_ecp5`` or
 ``synth_ice40 -dsp``) and nextpnr, and returns a :class:`SynthReport` that is also written as
@@ -7,7 +8,7 @@
     from hwgen.engines.mac_array import MacArrayConfig
     from hwgen.flows.synth import synthesize
     rep = synthesize(MacArrayConfig(name="m4", rows=4, cols=4), "ecp5-85k")
-    rep.luts, rep.ffs, rep.dsps, rep.fmax_mhz
+    rep.fits, rep.luts, rep.ffs, rep.dsps, rep.fmax_mhz
 
 What the numbers mean
 ---------------------
@@ -48,26 +49,38 @@ that reports a net with multiple conflicting drivers is an error (below).
 
 Does-not-fit
 ------------
-After Yosys the cell counts are checked against the device: hard blocks (DSP, block RAM) and
-flip-flops need exactly one site each, and LUT4 sites are bounded from below (ECP5: LUT4 + 2 per
-CCU2C; iCE40: max of LUTs, flip-flops and carries, since a logic cell holds one of each). A design
-that cannot fit raises :class:`SynthError` there, before nextpnr runs. If nextpnr itself fails to
-place, the "Device utilisation" table it logged after packing gives the overflow.
+A design that does not fit is a result, not an error: its report has ``fits = False``,
+``fmax_mhz = None`` and ``overflow``, the report keys (``"luts"``, ``"dsps"``, ...) of the
+resources it needs more of than the device has. After Yosys the cell counts are checked against
+the device: hard blocks (DSP, block RAM) and flip-flops need exactly one site each, and LUT4 sites
+are bounded from below (ECP5: LUT4 + 2 per CCU2C; iCE40: max of LUTs, flip-flops and carries,
+since a logic cell holds one of each). A design that cannot fit is reported from these counts
+(``counted_by = "yosys"``, ``luts`` then a lower bound) and nextpnr does not run. If nextpnr
+itself fails to place, the "Device utilisation" table it logged after packing gives the numbers
+(``counted_by = "nextpnr"``); a resource nextpnr could not place although the table shows room
+for it is listed in ``overflow`` with its (not exceeded) count.
 
 Errors
 ------
-Everything that goes wrong in the tools raises :class:`SynthError` with one line: does not fit, a
-tool failed (its last ``ERROR`` line and the log path), Yosys' ``check`` found a net with multiple
+Everything else that goes wrong in the tools raises :class:`SynthError` with one line: a tool
+failed (its last ``ERROR`` line and its log), Yosys' ``check`` found a net with multiple
 conflicting drivers (the netlist is not the design), or a tool is missing (the
 :class:`~hwgen.flows.toolchain.ToolError` message, converted so callers catch one exception type).
-An unknown target or a bad frequency raises :class:`~hwgen.config.ConfigError` before any file is
+The log named in the message is kept in ``<cache>/synth-failed/<name>-<target>/`` (the cache of
+:func:`hwgen.flows.cache.cache_root`), since the work folder it was written in is removed. An
+unknown target or a bad frequency raises :class:`~hwgen.config.ConfigError` before any file is
 written.
 
-Files in ``out_dir`` (default ``rtl_out/<name>/synth-<target>/``): the design (``<name>.v``,
+Files
+-----
+``out_dir`` (default ``rtl_out/<name>/synth-<target>/``) holds the design (``<name>.v``,
 ``manifest.json``, ``<name>.core``), ``synth.ys``, ``yosys.log``, ``yosys_stat.json``,
-``netlist.json``, ``nextpnr.log``, ``report_nextpnr.json`` and, last, ``report.json``. A stale
-``report.json`` is deleted first and the new one is written atomically after everything succeeded,
-so a ``report.json`` always belongs to the files next to it.
+``netlist.json``, ``nextpnr.log`` and ``report_nextpnr.json`` (when nextpnr ran) and
+``report.json``. The tools run in a staging folder that is published as ``out_dir``
+(:func:`hwgen.emit.folders.publish_folder`) only when the report is written, so ``out_dir`` is
+always a complete run: a tool failure or an interruption leaves the previous ``out_dir`` as it
+was, and a folder that hwgen did not write is never replaced
+(:class:`~hwgen.emit.folders.FolderError` before any tool runs).
 """
 
 from __future__ import annotations
@@ -75,15 +88,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwgen.config import ConfigError, EngineConfig, check_choice
+from hwgen.config import ConfigError, EngineConfig, check_choice, config_hash
+from hwgen.emit.design import Design, as_design
+from hwgen.emit.folders import RESULT_PREFIX, FolderError, publish_folder
 from hwgen.emit.templates import render
 from hwgen.emit.verilog import write_design
+from hwgen.flows.cache import cache_root
 from hwgen.flows.toolchain import ToolError, run_tool, tool_version
 
 __all__ = ["SynthReport", "SynthError", "Target", "TARGETS", "RESOURCES", "KEEP_PORTS",
@@ -114,9 +130,21 @@ YOSYS_LOG = "yosys.log"
 NEXTPNR_LOG = "nextpnr.log"
 SCRIPT = "synth.ys"
 
+#: Folder of the cache that keeps the log of a failed run (see "Errors" in the module doc).
+FAILED_LOGS = "synth-failed"
+
 
 class SynthError(RuntimeError):
-    """Synthesis or place and route failed; the message is one line for the user."""
+    """Synthesis or place and route failed; the message is one line for the user.
+
+    ``reason`` is the message without the log; ``log``, if not None, the tool log that explains
+    the failure (the message ends with ``(see <log>)``).
+    """
+
+    def __init__(self, reason: str, log: Path | None = None):
+        super().__init__(reason if log is None else f"{reason} (see {log})")
+        self.reason = reason
+        self.log = log
 
 
 @dataclass(frozen=True)
@@ -161,7 +189,15 @@ TARGETS: dict[str, Target] = {
 
 @dataclass(frozen=True)
 class SynthReport:
-    """Resources and Fmax of one design on one target (see the module doc for each number)."""
+    """Resources and Fmax of one design on one target (see the module doc for each number).
+
+    fits : the design fits the device; if not, ``fmax_mhz`` is None and ``overflow`` lists the
+        report keys of the resources that do not fit
+    counted_by : ``"nextpnr"`` (its utilization after packing, placed and routed if it fits) or
+        ``"yosys"`` (final cell counts of a design found too big before nextpnr; ``luts`` is
+        then a lower bound)
+    tools : version of each tool that ran
+    """
 
     target: str
     luts: int
@@ -171,6 +207,8 @@ class SynthReport:
     fmax_mhz: float | None
     target_mhz: float
     fits: bool
+    overflow: list[str]
+    counted_by: str
     capacity: dict
     tools: dict
 
@@ -184,7 +222,9 @@ class SynthReport:
 
 
 def default_out_dir(cfg: EngineConfig, target: str) -> Path:
-    return Path("rtl_out") / cfg.name / f"synth-{target}"
+    """``rtl_out/<name>/synth-<target>``: next to the design ``hwgen generate`` writes, which
+    keeps it while the Verilog stays the same (:func:`hwgen.emit.folders.copy_results`)."""
+    return Path("rtl_out") / cfg.name / f"{RESULT_PREFIX}{target}"
 
 
 def _target(target) -> Target:
@@ -227,27 +267,34 @@ def _last_error(proc, log: Path) -> str:
     return (errors or lines or [f"exit status {proc.returncode}"])[-1]
 
 
-def _yosys_needs(tgt: Target, cells: dict[str, int]) -> list[tuple[str, int, bool]]:
-    """(nextpnr bel, sites needed, exact?) implied by Yosys' final cell counts."""
+def _yosys_counts(tgt: Target, cells: dict[str, int]) -> dict[str, int]:
+    """Report key -> sites implied by Yosys' final cell counts (``luts`` a lower bound)."""
     def count(prefix):
         return sum(n for cell, n in cells.items() if cell.startswith(prefix))
 
     if tgt.family == "ecp5":
-        return [("TRELLIS_COMB", count("LUT4") + 2 * count("CCU2C"), False),
-                ("TRELLIS_FF", count("TRELLIS_FF"), True),
-                ("MULT18X18D", count("MULT18X18D"), True),
-                ("DP16KD", count("DP16KD"), True)]
-    return [("ICESTORM_LC", max(count("SB_LUT4"), count("SB_DFF"), count("SB_CARRY")), False),
-            ("ICESTORM_DSP", count("SB_MAC16"), True),
-            ("ICESTORM_RAM", count("SB_RAM40_4K"), True)]
+        return {"luts": count("LUT4") + 2 * count("CCU2C"), "ffs": count("TRELLIS_FF"),
+                "dsps": count("MULT18X18D"), "brams": count("DP16KD")}
+    return {"luts": max(count("SB_LUT4"), count("SB_DFF"), count("SB_CARRY")),
+            "ffs": count("SB_DFF"), "dsps": count("SB_MAC16"), "brams": count("SB_RAM40_4K")}
 
 
-def _bel_capacity(tgt: Target) -> dict[str, int]:
-    return {tgt.bels[key]: tgt.capacity[key] for key in RESOURCES}
+def _ice40_ffs(cells: dict[str, int]) -> int:
+    # nextpnr packs iCE40 flip-flops into logic cells without counting them: see module doc.
+    return sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
 
 
-def _not_fit(name: str, tgt: Target, needs: list[str], source: str) -> SynthError:
-    return SynthError(f"{name} does not fit {tgt.name}: needs {', '.join(needs)} ({source})")
+def _report(tgt: Target, used: dict[str, int], capacity: dict[str, int], freq: float,
+            counted_by: str, tools: tuple[str, ...], fmax_mhz: float | None = None,
+            unplaced: tuple[str, ...] = ()) -> SynthReport:
+    """The report of ``used`` resources of ``capacity``; ``unplaced``: report keys nextpnr could
+    not place whatever the counts say."""
+    overflow = [key for key in RESOURCES if used[key] > capacity[key] or key in unplaced]
+    return SynthReport(
+        target=tgt.name, luts=used["luts"], ffs=used["ffs"], dsps=used["dsps"],
+        brams=used["brams"], fmax_mhz=None if overflow else fmax_mhz, target_mhz=freq,
+        fits=not overflow, overflow=overflow, counted_by=counted_by, capacity=capacity,
+        tools={tool: _version(tool) for tool in tools})
 
 
 #: What Yosys' ``check`` pass logs for a net driven by more than one cell port.
@@ -257,11 +304,11 @@ _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
 _NO_BELS = re.compile(r"Unable to place cell .*cell type '(\w+)'")
 
 
-def _nextpnr_overflow(log: Path) -> tuple[list[str], str | None]:
-    """Overflowing ``"N BEL of M"`` entries from the last utilisation table in a nextpnr log, and
-    the bel type named by an "Unable to place cell" error, if any."""
+def _nextpnr_utilisation(log: Path) -> tuple[dict[str, tuple[int, int]], str | None]:
+    """Bel type -> (used, available) from the last "Device utilisation" table of a nextpnr log,
+    and the bel type named by an "Unable to place cell" error, if any."""
     if not log.is_file():
-        return [], None
+        return {}, None
     table: dict[str, tuple[int, int]] = {}
     unplaced = None
     for line in log.read_text(errors="replace").splitlines():
@@ -273,11 +320,7 @@ def _nextpnr_overflow(log: Path) -> tuple[list[str], str | None]:
         match = _NO_BELS.search(line)
         if match:
             unplaced = match[1]
-    over = [f"{used} {bel} of {avail}" for bel, (used, avail) in table.items() if used > avail]
-    if not over and unplaced in table:
-        used, avail = table[unplaced]
-        over = [f"{used} {unplaced} of {avail} (placement ran out of {unplaced} sites)"]
-    return over, unplaced
+    return table, unplaced
 
 
 def _clock_fmax(fmax: dict) -> float | None:
@@ -288,45 +331,77 @@ def _clock_fmax(fmax: dict) -> float | None:
     return round(max(achieved), 2) if achieved else None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _keep_log(exc: SynthError, name: str, tgt: Target) -> SynthError:
+    """``exc`` naming a copy of its log in the cache, which outlives the work folder (without
+    the log if it cannot be kept: the tool's failure is the error to report)."""
+    if exc.log is None or not exc.log.is_file():
+        return exc
+    try:
+        folder = cache_root() / FAILED_LOGS
+        publish_folder(folder, f"{name}-{tgt.name}", lambda work: shutil.copy2(exc.log, work),
+                       marker={"command": "synth", "failed": exc.reason})
+    except (ConfigError, OSError, FolderError):
+        return SynthError(exc.reason)
+    return SynthError(exc.reason, folder / f"{name}-{tgt.name}" / exc.log.name)
 
 
-def synthesize(cfg: EngineConfig, target: str, out_dir: Path | str | None = None,
+def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str | None = None,
                progress: Callable[[str], None] | None = None,
                freq_mhz: float | None = None) -> SynthReport:
-    """Synthesize, place and route ``cfg`` on ``target``; write and return its report.
+    """Synthesize, place and route ``design`` on ``target``; write and return its report.
 
-    ``freq_mhz`` is the clock nextpnr optimizes for (default: the target's ``default_mhz``).
-    ``progress`` receives a one-line description before each long step.
+    The run works in a staging folder that becomes ``out_dir`` (default
+    :func:`default_out_dir`) when the report is written, replacing a previous run's folder; until
+    then, and if the run fails or is interrupted, the previous folder stays as it was.
+
+    Parameters
+    ----------
+    design : the design (elaborated here if given a config)
+    target : a key of :data:`TARGETS`
+    out_dir : the folder to publish (see the module doc for its files)
+    progress : receives a one-line description before each long step
+    freq_mhz : the clock nextpnr optimizes for (default: the target's ``default_mhz``)
+
+    Returns
+    -------
+    SynthReport
+        Also for a design that does not fit (``fits`` False): that folder is published too.
+
+    Raises
+    ------
+    ConfigError
+        Unknown target or bad frequency, before anything is written.
+    hwgen.emit.folders.FolderError
+        ``out_dir`` exists and hwgen did not write it, before any tool runs.
+    SynthError
+        A tool is missing or failed (see "Errors" in the module doc).
     """
     tgt = _target(target)
     freq = _frequency(freq_mhz, tgt)
+    design = as_design(design)
+    cfg = design.cfg
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, target)
     say = progress or (lambda message: None)
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (REPORT, NEXTPNR_REPORT, NETLIST, YOSYS_STAT):
-        (out / stale).unlink(missing_ok=True)
+    def fill(work: Path) -> SynthReport:
+        say(f"generate {cfg.name}.v in {work} (becomes {out} when done)")
+        written = write_design(design, work)
+        say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {work / YOSYS_LOG})")
+        try:
+            cells = _yosys(cfg.name, tgt, work, written.verilog.name,
+                           [p.name for p in written.ports])
+            report = _report(tgt, _yosys_counts(tgt, cells), dict(tgt.capacity), freq, "yosys",
+                             ("yosys",))
+            if report.fits:
+                say(f"{tgt.nextpnr} place & route at {freq:g} MHz (log: {work / NEXTPNR_LOG})")
+                report = _place_and_route(cfg.name, tgt, work, freq, cells)
+        except SynthError as exc:
+            raise _keep_log(exc, cfg.name, tgt) from None
+        (work / REPORT).write_text(report.to_json())
+        return report
 
-    say(f"generate {cfg.name}.v in {out}")
-    design = write_design(cfg, out)
-    yosys_log = out / YOSYS_LOG
-    say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {yosys_log})")
-    cells = _yosys(cfg.name, tgt, out, design.verilog.name, [p.name for p in design.ports])
-
-    capacity = _bel_capacity(tgt)
-    needs = [f"{'' if exact else 'at least '}{n} {bel} of {capacity[bel]}"
-             for bel, n, exact in _yosys_needs(tgt, cells) if n > capacity[bel]]
-    if needs:
-        raise _not_fit(cfg.name, tgt, needs, f"Yosys cell counts, see {yosys_log}")
-
-    # nextpnr
-    pnr_log = out / NEXTPNR_LOG
-    say(f"{tgt.nextpnr} place & route at {freq:g} MHz (log: {pnr_log})")
-    return _place_and_route(cfg, tgt, out, freq, cells)
+    return publish_folder(out.parent, out.name, fill, marker={
+        "command": "synth", "config_hash": config_hash(cfg), "target": tgt.name})
 
 
 def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> dict[str, int]:
@@ -341,7 +416,7 @@ def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> 
     proc = _run("yosys", ["-q", "-l", YOSYS_LOG, "-s", SCRIPT], out)
     if proc.returncode != 0 or not (out / NETLIST).is_file() or not (out / YOSYS_STAT).is_file():
         raise SynthError(f"yosys failed on {top} for {tgt.name}: "
-                         f"{_last_error(proc, yosys_log)} (see {yosys_log})")
+                         f"{_last_error(proc, yosys_log)}", yosys_log)
     # A net with two drivers means Yosys merged two signals (an ABC9 naming bug did this, see
     # templates/synth/yosys.ys.j2): the netlist is not the design, so its numbers are not reported.
     # (``check`` runs more than once, so a net can be listed more than once.)
@@ -349,27 +424,37 @@ def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> 
     if conflicts:
         more = f" and {len(conflicts) - 1} more" if len(conflicts) > 1 else ""
         raise SynthError(f"yosys produced a wrong netlist for {top} on {tgt.name}: multiple "
-                         f"conflicting drivers for {conflicts[0]}{more} (see {yosys_log})")
+                         f"conflicting drivers for {conflicts[0]}{more}", yosys_log)
     stat = json.loads((out / YOSYS_STAT).read_text())
     return {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
 
 
-def _place_and_route(cfg: EngineConfig, tgt: Target, out: Path, freq: float,
+def _place_and_route(top: str, tgt: Target, out: Path, freq: float,
                      cells: dict[str, int]) -> SynthReport:
-    """nextpnr on ``out/netlist.json``, then ``report.json``."""
+    """nextpnr on ``out/netlist.json`` (Yosys' final cell counts ``cells``); its report.
+
+    A design nextpnr cannot place gives a report with ``fits`` False from the utilisation table
+    it logged after packing; any other failure raises :class:`SynthError`.
+    """
     pnr_log = out / NEXTPNR_LOG
     proc = _run(tgt.nextpnr, [*tgt.device_args, "--json", NETLIST, "--freq", repr(freq),
                               "--timing-allow-fail", "--report", NEXTPNR_REPORT,
                               "-l", NEXTPNR_LOG, "-q"], out)
+    tools = ("yosys", tgt.nextpnr)
     if proc.returncode != 0 or not (out / NEXTPNR_REPORT).is_file():
-        over, unplaced = _nextpnr_overflow(pnr_log)
-        if over:
-            raise _not_fit(cfg.name, tgt, over, f"nextpnr after packing, see {pnr_log}")
-        if unplaced:
-            raise SynthError(f"{cfg.name} does not fit {tgt.name}: nextpnr could not place a "
-                             f"{unplaced} cell (see {pnr_log})")
-        raise SynthError(f"{tgt.nextpnr} failed on {cfg.name}: {_last_error(proc, pnr_log)} "
-                         f"(see {pnr_log})")
+        table, unplaced = _nextpnr_utilisation(pnr_log)
+        if all(bel in table for bel in tgt.bels.values()):
+            used = {key: table[bel][0] for key, bel in tgt.bels.items()}
+            if tgt.family == "ice40":
+                used["ffs"] = _ice40_ffs(cells)
+            # The first key of a bel type is the resource it counts (iCE40 "luts", not "ffs").
+            stuck = next((key for key, bel in tgt.bels.items() if bel == unplaced), None)
+            report = _report(tgt, used, {key: table[bel][1] for key, bel in tgt.bels.items()},
+                             freq, "nextpnr", tools, unplaced=(stuck,) if stuck else ())
+            if not report.fits:
+                return report
+        raise SynthError(f"{tgt.nextpnr} failed on {top}: {_last_error(proc, pnr_log)}",
+                         pnr_log)
 
     raw = json.loads((out / NEXTPNR_REPORT).read_text())
     util = raw["utilization"]
@@ -377,18 +462,6 @@ def _place_and_route(cfg: EngineConfig, tgt: Target, out: Path, freq: float,
     capacity = {key: int(util.get(bel, {}).get("available", tgt.capacity[key]))
                 for key, bel in tgt.bels.items()}
     if tgt.family == "ice40":
-        # nextpnr packs iCE40 flip-flops into logic cells without counting them: see module doc.
-        used["ffs"] = sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
-    fits = all(used[key] <= capacity[key] for key in RESOURCES)
-    if not fits:
-        over = [f"{used[k]} {tgt.bels[k]} of {capacity[k]}" for k in RESOURCES
-                if used[k] > capacity[k]]
-        raise _not_fit(cfg.name, tgt, over, f"nextpnr report, see {out / NEXTPNR_REPORT}")
-
-    report = SynthReport(
-        target=tgt.name, luts=used["luts"], ffs=used["ffs"], dsps=used["dsps"],
-        brams=used["brams"], fmax_mhz=_clock_fmax(raw.get("fmax", {})), target_mhz=freq,
-        fits=fits, capacity=capacity,
-        tools={"yosys": _version("yosys"), tgt.nextpnr: _version(tgt.nextpnr)})
-    _write_atomic(out / REPORT, report.to_json())
-    return report
+        used["ffs"] = _ice40_ffs(cells)
+    return _report(tgt, used, capacity, freq, "nextpnr", tools,
+                   fmax_mhz=_clock_fmax(raw.get("fmax", {})))

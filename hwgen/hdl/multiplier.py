@@ -1,6 +1,7 @@
 """The product of one processing element: a signed weight times an activation, combinational.
 
-This is the one multiplier of the MAC array (DESIGN.md §4.1): :mod:`hwgen.engines.mac_array.rtl`
+This is the one multiplier of the MAC array (docs/architecture.md §4.1):
+:mod:`hwgen.engines.mac_array.rtl`
 instantiates it for every PE product, and the power analysis (:mod:`hwgen.power.calibration`)
 synthesizes this very block to gates to measure how much it switches for each weight value.
 

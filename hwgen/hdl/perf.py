@@ -1,4 +1,4 @@
-"""Performance counters every engine exposes (DESIGN.md §3).
+"""Performance counters every engine exposes (docs/architecture.md §3).
 
 The counters are free-running 32-bit registers cleared by reset. They wrap after 2**32 cycles, which
 a simulation never reaches; a host that polls them on hardware takes differences modulo 2**32.

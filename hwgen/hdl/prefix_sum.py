@@ -1,4 +1,5 @@
-"""Prefix popcounts of a bitmask: the offset arithmetic of a sparse inner join (DESIGN.md §4.2).
+"""Prefix popcounts of a bitmask: the offset arithmetic of a sparse inner join
+(docs/architecture.md §4.2).
 
 For a bitmask ``mask`` of ``width`` bits the *rank* of position ``i`` is the number of set bits
 below it, ``rank[i] = popcount(mask & ((1 << i) - 1))`` (an exclusive prefix popcount): if bit

@@ -1,4 +1,5 @@
-"""Streaming top-k selection: the key selection of the sparse attention engine (DESIGN.md §4.3).
+"""Streaming top-k selection: the key selection of the sparse attention engine
+(docs/architecture.md §4.3).
 
 A *set* of ``n`` values streams in, ``lanes`` per beat, with implicit indices ``0..n-1``; after
 its last beat :class:`TopK` streams out the indices of the ``min(k, n)`` largest values in

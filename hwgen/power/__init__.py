@@ -1,3 +1,4 @@
 """Power analysis of the generated engines: switching-activity energy proxies and power-aware
-weight-set selection for the MAC array (DESIGN.md §4.1), built on the engine's golden model and
+weight-set selection for the MAC array (docs/architecture.md §4.1), built on the engine's golden
+model and
 on the simulation flow."""

@@ -1,4 +1,5 @@
-"""Per-weight-value switching cost of a PE multiplier, from a gate-level netlist (DESIGN.md §4.1).
+"""Per-weight-value switching cost of a PE multiplier, from a gate-level netlist
+(docs/architecture.md §4.1).
 
 The ``mac_array`` energy proxy counts register bit toggles; the switching *inside* each PE's
 multiplier is not a register and is missed. How much a multiplier switches when its activation

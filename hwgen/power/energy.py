@@ -1,4 +1,5 @@
-"""Switching-activity energy proxy of the MAC array (DESIGN.md §4.1, power-aware weight sets).
+"""Switching-activity energy proxy of the MAC array (docs/architecture.md §4.1, power-aware weight
+sets).
 
 Dynamic power is switched capacitance times V^2 f; which weight values a layer uses changes how
 often the array's nets switch. This module counts that switching for one run of the array, as a
@@ -36,7 +37,8 @@ the proxy's main simplification (a flip-flop with its clock load costs more than
 
 The register trace
 ------------------
-The values come from replaying the array's pipeline (DESIGN.md §4.1 and the microarchitecture table
+The values come from replaying the array's pipeline (docs/architecture.md §4.1 and the
+microarchitecture table
 in :mod:`hwgen.engines.mac_array.rtl`) cycle by cycle from a :class:`Schedule` of the run: the
 cycles in which a weight beat or an activation row transferred, and the cycles in which a result
 was offered but not taken. A stalled cycle freezes every datapath register; any other cycle is a

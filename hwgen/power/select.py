@@ -1,6 +1,7 @@
 """Power-aware weight-set selection: pick an allowed set S per layer under an output-error budget.
 
-DESIGN.md §4.1 ("a selection routine picks S under an output-error budget"), after Fang, Zhang and
+docs/architecture.md §4.1 ("a selection routine picks S under an output-error budget"), after Fang,
+Zhang and
 Huang (2025) and PowerPruning (DAC 2023). Pure numpy; :func:`select_weight_sets` is the routine,
 ``hwgen select`` its command line (:mod:`.report` reads the inputs and writes the output folder).
 

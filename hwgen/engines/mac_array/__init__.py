@@ -1,4 +1,4 @@
-"""Weight-stationary MAC array, dense or N:M sparse (DESIGN.md §4.1)."""
+"""Weight-stationary MAC array, dense or N:M sparse (docs/architecture.md §4.1)."""
 
 from hwgen.engines.base import Engine
 

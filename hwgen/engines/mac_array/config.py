@@ -1,4 +1,4 @@
-"""Configuration of the weight-stationary MAC array (DESIGN.md §4.1)."""
+"""Configuration of the weight-stationary MAC array (docs/architecture.md §4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bit-exact numpy model of the MAC array, written from DESIGN.md §4.1 (never from the RTL).
+"""Bit-exact numpy model of the MAC array, written from docs/architecture.md §4.1 (never from the
+RTL).
 
 Numbers
 -------

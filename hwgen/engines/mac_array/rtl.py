@@ -1,4 +1,4 @@
-"""Weight-stationary systolic MAC array (DESIGN.md §4.1) in Amaranth.
+"""Weight-stationary systolic MAC array (docs/architecture.md §4.1) in Amaranth.
 
 Microarchitecture
 -----------------

@@ -1,4 +1,4 @@
-"""Allowed weight values of a MAC array (DESIGN.md §4.1, power-aware weight sets).
+"""Allowed weight values of a MAC array (docs/architecture.md §4.1, power-aware weight sets).
 
 A weight set S restricts the values a layer's weights may take, after Fang, Zhang and Huang
 (2025) and PowerPruning (DAC 2023): fewer, cheaper values lower the switching activity of the

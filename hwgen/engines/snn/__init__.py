@@ -1,4 +1,4 @@
-"""Spike-compressing buffers and a dual-sparse SNN layer (DESIGN.md §4.2, after LoAS)."""
+"""Spike-compressing buffers and a dual-sparse SNN layer (docs/architecture.md §4.2, after LoAS)."""
 
 from hwgen.engines.base import Engine
 

@@ -1,4 +1,5 @@
-"""Spike-compressing buffer of the snn engine (DESIGN.md §4.2, snn spec rules 1, 2 and 5).
+"""Spike-compressing buffer of the snn engine (docs/architecture.md §4.2, snn spec rules 1, 2 and
+5).
 
 A vector of ``length`` packed spike words (K input neurons of one sample, or the N output neurons of
 a layer) is stored as a *fiber*: per chunk of ``cfg.chunk`` neurons a bitmask of the kept neurons,

@@ -1,4 +1,5 @@
-"""Configuration of the dual-sparse SNN layer engine (DESIGN.md §4.2, after LoAS, MICRO 2024).
+"""Configuration of the dual-sparse SNN layer engine (docs/architecture.md §4.2, after LoAS, MICRO
+2024).
 
 A layer maps input spikes ``A[m, k, t]`` (M samples, K input neurons, T timesteps) and sparse
 weights ``B[k, n]`` to output spikes ``S[m, n, t]`` through ``O[m, n, t] = sum_k A[m, k, t] *

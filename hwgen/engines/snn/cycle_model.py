@@ -1,4 +1,5 @@
-"""Analytic cycle model of the SNN layer (DESIGN.md §3), from the schedule in :mod:`.rtl`.
+"""Analytic cycle model of the SNN layer (docs/architecture.md §3), from the schedule in
+:mod:`.rtl`.
 
 Per sample, alone (every input valid, the output always ready), counted from the cycle of the
 first spike word:

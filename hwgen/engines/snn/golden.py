@@ -1,6 +1,7 @@
 """Bit-exact numpy model of the snn engine, written from notes/snn_spec.md (never from the RTL).
 
-Every stage of DESIGN.md §4.2 is a function with its own result, so a mismatch in simulation
+Every stage of docs/architecture.md §4.2 is a function with its own result, so a mismatch in
+simulation
 points at one stage:
 
 1. :func:`pack_spikes` — the T spike bits of a neuron become one word, bit t = spike at step t.

@@ -1,4 +1,4 @@
-"""The P-LIF neuron, unrolled over T timesteps (DESIGN.md §4.2, snn spec rule 4).
+"""The P-LIF neuron, unrolled over T timesteps (docs/architecture.md §4.2, snn spec rule 4).
 
 One input beat is one (sample, output neuron) pair's ``O[0..T-1]``; one output beat is its T
 output spikes, bit t = S[t]. The membrane U starts at 0 for every beat, so beats are independent

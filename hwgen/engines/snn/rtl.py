@@ -1,4 +1,5 @@
-"""The dual-sparse SNN layer (DESIGN.md §4.2, after LoAS): compressor, P TPPEs, LIF, compressor.
+"""The dual-sparse SNN layer (docs/architecture.md §4.2, after LoAS): compressor, P TPPEs, LIF,
+compressor.
 
 Dataflow of one sample
 ----------------------

@@ -1,4 +1,5 @@
-"""Length-adaptive top-k sparse attention, one head (DESIGN.md §4.3, after Peng et al.)."""
+"""Length-adaptive top-k sparse attention, one head (docs/architecture.md §4.3, after Peng et
+al.)."""
 
 from hwgen.engines.base import Engine
 

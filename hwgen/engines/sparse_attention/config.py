@@ -1,4 +1,5 @@
-"""Configuration of the sparse attention engine (DESIGN.md §4.3, after Peng et al., DAC 2022).
+"""Configuration of the sparse attention engine (docs/architecture.md §4.3, after Peng et al., DAC
+2022).
 
 One attention head over a sequence of runtime length ``L <= max_len``: Q, K, V are ``(L, d)``
 signed ``data_bits`` integers. Q and K are quantized to ``est_bits`` to estimate every score

@@ -1,4 +1,5 @@
-"""Analytic cycle model of the sparse attention engine (DESIGN.md §3), from the schedule in
+"""Analytic cycle model of the sparse attention engine (docs/architecture.md §3), from the schedule
+in
 :mod:`.rtl`, with every input valid and the output always ready.
 
 A sequence of length L whose tokens arrive one per cycle is loaded in L cycles; the compute side

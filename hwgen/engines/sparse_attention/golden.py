@@ -1,4 +1,5 @@
-"""Bit-exact numpy model of the sparse attention engine (DESIGN.md §4.3), never from the RTL.
+"""Bit-exact numpy model of the sparse attention engine (docs/architecture.md §4.3), never from the
+RTL.
 
 One sequence of runtime length ``1 <= L <= max_len``: Q, K, V are ``(L, d)`` integers in the
 signed ``data_bits`` range (anything else is a ``ValueError`` naming the tensor). All arithmetic is

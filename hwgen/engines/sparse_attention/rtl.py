@@ -1,4 +1,5 @@
-"""Length-adaptive top-k sparse attention, one head (DESIGN.md §4.3, after Peng et al., DAC 2022).
+"""Length-adaptive top-k sparse attention, one head (docs/architecture.md §4.3, after Peng et al.,
+DAC 2022).
 
 Numerics are those of :mod:`.golden` (same config properties, same exp table); this module only
 schedules them.

@@ -1,7 +1,7 @@
 """Integer softmax of the sparse attention engine: the shared table, constants and recipe.
 
 The RTL, the HLS C++ and the golden model use the *same* table and constants computed here
-(DESIGN.md §3). Per query row over the exact scores ``s_j`` of its selected keys:
+(docs/architecture.md §3). Per query row over the exact scores ``s_j`` of its selected keys:
 
 1. ``m = max_j s_j`` and ``z_j = m - s_j >= 0`` (unsigned, ``cfg.z_bits``).
 2. Base-2 exponent in fixed point with ``F = exp_frac_bits`` fraction bits::
