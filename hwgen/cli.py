@@ -42,8 +42,9 @@ from hwgen.emit.folders import FolderError, check_output_folder
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import ENGINES, load_config
 from hwgen.flows.lint import WAIVER_FILE, lint
-from hwgen.flows.toolchain import TOOLS, ToolError, package_versions, run_tool, tool_command
+from hwgen.flows.toolchain import TOOLS, ToolError, run_tool, tool_command
 from hwgen.report.table import format_table
+from hwgen.versions import package_versions
 
 __all__ = ["main", "build_parser", "CommandError", "default_flow_config", "DEFAULT_TARGET"]
 

