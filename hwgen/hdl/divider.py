@@ -16,10 +16,9 @@ from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MAX_BITS", "request_layout", "result_layout", "SequentialDivider"]
+from hwgen.hdl.params import MAX_BITS, check_bits
 
-#: Largest ``dividend_bits`` and ``divisor_bits`` a :class:`SequentialDivider` accepts.
-MAX_BITS = 64
+__all__ = ["MAX_BITS", "request_layout", "result_layout", "SequentialDivider"]
 
 
 def request_layout(dividend_bits: int, divisor_bits: int, wide: bool = False) -> data.StructLayout:
@@ -35,15 +34,6 @@ def result_layout(dividend_bits: int, divisor_bits: int) -> data.StructLayout:
     """One result beat: ``quotient`` (first field, low bits) and ``remainder``."""
     return data.StructLayout({"quotient": unsigned(dividend_bits),
                               "remainder": unsigned(divisor_bits)})
-
-
-def _check_bits(name: str, value) -> int:
-    message = f"{name} must be an integer from 1 to {MAX_BITS}, not {value!r}"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(message)
-    if not 1 <= value <= MAX_BITS:
-        raise ValueError(message)
-    return value
 
 
 class SequentialDivider(wiring.Component):
@@ -104,8 +94,8 @@ class SequentialDivider(wiring.Component):
     """
 
     def __init__(self, dividend_bits: int, divisor_bits: int, wide: bool = False):
-        self.dividend_bits = _check_bits("dividend_bits", dividend_bits)
-        self.divisor_bits = _check_bits("divisor_bits", divisor_bits)
+        self.dividend_bits = check_bits("dividend_bits", dividend_bits)
+        self.divisor_bits = check_bits("divisor_bits", divisor_bits)
         if not isinstance(wide, bool):
             raise TypeError(f"wide must be a bool, not {wide!r}")
         self.wide = wide

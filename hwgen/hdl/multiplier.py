@@ -20,19 +20,9 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hwgen.hdl.params import MAX_BITS, check_bits
+
 __all__ = ["MAX_BITS", "Multiplier"]
-
-#: Largest ``weight_bits`` and ``act_bits`` a :class:`Multiplier` accepts.
-MAX_BITS = 64
-
-
-def _check_bits(name: str, value) -> int:
-    message = f"{name} must be an integer from 1 to {MAX_BITS}, not {value!r}"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(message)
-    if not 1 <= value <= MAX_BITS:
-        raise ValueError(message)
-    return value
 
 
 class Multiplier(wiring.Component):
@@ -66,8 +56,8 @@ class Multiplier(wiring.Component):
     """
 
     def __init__(self, weight_bits: int, act_bits: int, act_signed: bool):
-        self.weight_bits = _check_bits("weight_bits", weight_bits)
-        self.act_bits = _check_bits("act_bits", act_bits)
+        self.weight_bits = check_bits("weight_bits", weight_bits)
+        self.act_bits = check_bits("act_bits", act_bits)
         if not isinstance(act_signed, bool):
             raise TypeError(f"act_signed must be a bool, not {act_signed!r}")
         self.act_signed = act_signed
