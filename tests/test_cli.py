@@ -284,26 +284,6 @@ def test_sim_command(tmp_path):
     assert proc.stderr.startswith("[1/1] simulate 12 vectors, seed 5 ...")
 
 
-@pytest.mark.sim
-@pytest.mark.synth
-def test_flow_quickstart(tmp_path):
-    """The README's `hwgen flow`, with fewer vectors: every stage runs and the table says so."""
-    proc = hwgen("flow", "--vectors", "16", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    header, _, row = proc.stdout.splitlines()[-3:]
-    values = dict(zip(header.replace("Fmax MHz", "Fmax_MHz").split(), row.split()))
-    assert values["design"] == "mac_array_4x4" and values["target"] == "ecp5-85k"
-    assert (values["lint"], values["sim"], values["fits"]) == ("clean", "pass", "yes")
-    assert int(values["cycles"]) > 16 and values["util"].endswith("%")
-    assert int(values["LUT"]) > 0 and int(values["DSP"]) > 0 and float(values["Fmax_MHz"]) > 0
-    report = tmp_path / "rtl_out" / "mac_array_4x4" / "synth-ecp5-85k" / "report.json"
-    assert json.loads(report.read_text())["luts"] == int(values["LUT"])
-    stages = [line.split(" ...")[0] for line in proc.stderr.splitlines() if line[:1] == "["]
-    assert sorted(set(stages)) == ["[1/4] generate", "[2/4] lint",
-                                   "[3/4] simulate 16 vectors, seed 1",
-                                   "[4/4] synthesize for ecp5-85k"]
-
-
 # --- doctor ---------------------------------------------------------------------------------------
 
 def test_doctor_lists_every_tool():
