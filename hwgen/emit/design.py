@@ -16,7 +16,6 @@ tool versions give byte-identical Verilog.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -197,11 +196,6 @@ class Design:
     @property
     def name(self) -> str:
         return self.cfg.name
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the Verilog text: what build caches are keyed by."""
-        return hashlib.sha256(self.verilog.encode()).hexdigest()
 
 
 def elaborate(cfg: EngineConfig) -> Design:
