@@ -3,8 +3,8 @@
 
 One attention head over a sequence of runtime length ``L <= max_len``: Q, K, V are ``(L, d)``
 signed ``data_bits`` integers. Q and K are quantized to ``est_bits`` to estimate every score
-cheaply; per query row a mask (``"topk"`` over the estimates, or the static ``"window"`` /
-``"dense"`` baselines) selects the keys whose exact scores go through an integer softmax; the
+cheaply; per query row a mask (``"topk"`` or the adaptive ``"threshold"`` over the estimates, or
+the static ``"window"`` / ``"dense"`` baselines) selects the keys whose exact scores go through an integer softmax; the
 output is ``sum_j p_j * V[j]`` requantized to ``out_bits``. The numerics are specified in
 :mod:`hwgen.engines.sparse_attention.golden` and :mod:`hwgen.engines.sparse_attention.softmax`.
 
@@ -45,15 +45,21 @@ class SparseAttentionConfig(EngineConfig):
     head_dim: int = field(default=16, metadata={
         "doc": "d, elements per Q, K and V row (1..256)."})
     topk: int = field(default=8, metadata={
-        "doc": "k, keys kept per query row by the \"topk\" mask (1..max_len); a sequence shorter "
-               "than k keeps all L keys."})
+        "doc": "k, keys kept per query row by the \"topk\" mask and the most the \"threshold\" "
+               "mask keeps (1..max_len); a sequence shorter than k keeps all L keys."})
     lanes: int = field(default=4, metadata={
-        "doc": "Parallel dot-product lanes of the estimation and exact-score units (1..64); "
-               "changes timing only, never the numbers."})
+        "doc": "Keys whose estimated scores each row unit computes per cycle (1..64); changes "
+               "timing only, never the numbers."})
+    rows: int = field(default=1, metadata={
+        "doc": "Query rows computed concurrently (1..32, at most max_len): each K row read for "
+               "the estimates is broadcast to all row units; changes timing only, never the "
+               "numbers."})
     mask: str = field(default="topk", metadata={
         "doc": "Keys attended per query row: \"topk\" (the topk largest estimated scores, ties to "
-               "the lower key index), \"window\" (|i - j| <= window plus global tokens) or "
-               "\"dense\" (every key); window and dense are the baselines."})
+               "the lower key index), \"threshold\" (of those, the ones whose estimate is at "
+               "least the row's largest estimate minus margin), \"window\" (|i - j| <= window "
+               "plus global tokens) or \"dense\" (every key); window and dense are the "
+               "baselines."})
     window: int = field(default=4, metadata={
         "doc": "Half-width of the \"window\" mask (0..max_len): row i attends keys j with "
                "|i - j| <= window."})
@@ -65,6 +71,11 @@ class SparseAttentionConfig(EngineConfig):
     est_bits: int = field(default=4, metadata={
         "doc": "Signed width of the quantized Q and K used to estimate scores (2..8); values lie "
                "in -q_max..q_max with q_max = 2**(est_bits-1) - 1."})
+    margin: int = field(default=64, metadata={
+        "doc": "\"threshold\" mask only: row i keeps key j (among its topk best) only if "
+               "est[i, j] >= max_j est[i, j] - margin, in estimate units (products of est_bits "
+               "integers), 0..2**24; from 2 * head_dim * q_max**2 on, it keeps what \"topk\" "
+               "keeps."})
     out_bits: int = field(default=8, metadata={
         "doc": "Width of the signed outputs (2..24)."})
     exp_frac_bits: int = field(default=5, metadata={
@@ -91,11 +102,13 @@ class SparseAttentionConfig(EngineConfig):
         check_int("head_dim", self.head_dim, 1, 256)
         check_int("topk", self.topk, 1, self.max_len)
         check_int("lanes", self.lanes, 1, 64)
-        check_choice("mask", self.mask, ("topk", "window", "dense"))
+        check_int("rows", self.rows, 1, min(32, self.max_len))
+        check_choice("mask", self.mask, ("topk", "threshold", "window", "dense"))
         check_int("window", self.window, 0, self.max_len)
         check_int("global_tokens", self.global_tokens, 0, self.max_len)
         check_int("data_bits", self.data_bits, 2, 16)
         check_int("est_bits", self.est_bits, 2, 8)
+        check_int("margin", self.margin, 0, 1 << 24)
         check_int("out_bits", self.out_bits, 2, 24)
         check_int("exp_frac_bits", self.exp_frac_bits, 1, 10)
         check_int("exp_bits", self.exp_bits, 4, 24)
@@ -162,10 +175,16 @@ class SparseAttentionConfig(EngineConfig):
     # --- selection (stage 4) ---------------------------------------------------------------
 
     @property
+    def estimated(self) -> bool:
+        """The mask reads the estimated scores ("topk", "threshold"): the hardware quantizes Q and
+        K and computes estimates only then."""
+        return self.mask in ("topk", "threshold")
+
+    @property
     def max_selected(self) -> int:
-        """Most keys one row selects: topk -> k; dense -> max_len; window -> max_len when
-        there are global tokens (a global row attends every key), else min(2*window+1, max_len)."""
-        if self.mask == "topk":
+        """Most keys one row selects: topk and threshold -> k; dense -> max_len; window -> max_len
+        when there are global tokens (a global row attends every key), else min(2*window+1, max_len)."""
+        if self.mask in ("topk", "threshold"):
             return self.topk
         if self.mask == "window" and self.global_tokens == 0:
             return min(2 * self.window + 1, self.max_len)

@@ -17,10 +17,15 @@ int64 (every intermediate fits for every valid config, see the widths of
    clamp never acts on valid inputs. ``maxabs = 0`` (an all-zero tensor) defines ``r = 0``, so
    every ``x4 = 0``.
 3. Estimated scores ``est[i, j] = sum_d q4[i, d] * k4[j, d]`` for all ``i, j < L``
-   (``est_score_bits`` signed). They are computed for every mask; only ``"topk"`` uses them.
+   (``est_score_bits`` signed). They are computed for every mask; only ``"topk"`` and
+   ``"threshold"`` use them.
 4. :func:`select` per query row i, as increasing key indices:
    ``"topk"`` the ``min(topk, L)`` keys with the largest ``est[i, j]``, ties to the lower j (a
    stable sort; with Q or K all zero every estimate is 0 and row i keeps keys 0..min(k, L)-1);
+   ``"threshold"`` those of the ``"topk"`` keys with ``est[i, j] >= max_j est[i, j] - margin``
+   (the max over all ``j < L``, which the top key attains, so at least one key is kept; since
+   the kept set is an upper set of the estimates, this is also the ``min(topk, |C|)`` best of
+   ``C = {j : est[i, j] >= max - margin}``);
    ``"window"`` keys ``j < L`` with ``|i - j| <= window`` or ``j < global_tokens`` or
    ``i < global_tokens``; ``"dense"`` every ``j < L``. Every row selects at least one key (topk:
    ``k >= 1``; window: ``j = i``). The RTL visits selected keys in increasing index order.
@@ -109,7 +114,8 @@ def estimate(q4, k4) -> np.ndarray:
 def select(cfg: SparseAttentionConfig, est, length: int) -> tuple[np.ndarray, ...]:
     """Stage 4: the selected keys of each of the ``length`` rows, increasing (int64 arrays).
 
-    ``est`` is the ``(length, length)`` matrix of estimated scores (read by ``"topk"`` only).
+    ``est`` is the ``(length, length)`` matrix of estimated scores (read by ``"topk"`` and
+    ``"threshold"`` only).
     """
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) \
             or not 1 <= length <= cfg.max_len:
@@ -121,10 +127,13 @@ def select(cfg: SparseAttentionConfig, est, length: int) -> tuple[np.ndarray, ..
     keys = np.arange(length, dtype=np.int64)
     rows = []
     for i in range(length):
-        if cfg.mask == "topk":
+        if cfg.estimated:
             # Largest first, equal estimates in increasing key order (stable sort).
-            order = np.argsort(-est[i].astype(np.int64), kind="stable")
-            sel = np.sort(order[:min(cfg.topk, length)]).astype(np.int64)
+            row = est[i].astype(np.int64)
+            order = np.argsort(-row, kind="stable")[:min(cfg.topk, length)]
+            if cfg.mask == "threshold":
+                order = order[row[order] >= row.max() - cfg.margin]
+            sel = np.sort(order).astype(np.int64)
         elif cfg.mask == "window":
             g = cfg.global_tokens
             sel = keys[(np.abs(keys - i) <= cfg.window) | (keys < g) | (i < g)]
