@@ -141,6 +141,31 @@ def _int_between(lo: int, hi: int):
     return parse
 
 
+#: nextpnr placement seeds ``--seeds`` accepts: ``hwgen.flows.synth.SEED_RANGE`` (not imported
+#: here, so that building the parser does not load the synthesis flow; a test holds them equal).
+PNR_SEED_RANGE = (1, 2**31 - 1)
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    """An argparse type accepting ``--seeds``: comma-separated distinct integers in
+    :data:`PNR_SEED_RANGE`, e.g. ``1,2,3``."""
+    lo, hi = PNR_SEED_RANGE
+    expected = f"expected comma-separated distinct integers from {lo} to {hi}, got {text!r}"
+    seeds = []
+    for item in text.split(","):
+        try:
+            seed = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{expected} ({item.strip()!r} is not an integer)") from None
+        if not lo <= seed <= hi:
+            raise argparse.ArgumentTypeError(f"{expected} ({seed} is out of range)")
+        if seed in seeds:
+            raise argparse.ArgumentTypeError(f"{expected} ({seed} is given twice)")
+        seeds.append(seed)
+    return tuple(seeds)
+
+
 def _out_dir(option: Path | None, folder: Path) -> Path:
     """``folder``, the folder the command will publish (the ``-o`` value ``option`` itself, or
     ``<option>/<name>``, or a default when ``option`` is None), once it is clear, before any
@@ -179,9 +204,24 @@ def _sim_pairs(result) -> list[tuple[str, object]]:
     return pairs
 
 
+def _mhz(value: float | None) -> str:
+    # None when the design has no register-to-register path to time (or does not fit).
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _fmax(report) -> str:
-    # None when the design has no register-to-register path to time.
-    return "-" if report.fmax_mhz is None else f"{report.fmax_mhz:.1f}"
+    return _mhz(report.fmax_mhz)
+
+
+def _seed_fmax(report) -> str | None:
+    """``median of seeds 1,2,3: 120.1 / 123.4 / 130.2, from seed 2`` when nextpnr ran with more
+    than one seed (``SynthReport.seeds``), else None."""
+    seeds = getattr(report, "seeds", ())
+    if len(seeds) < 2:
+        return None
+    values = " / ".join(_mhz(v) for v in report.seed_fmax_mhz)
+    text = f"median of seeds {','.join(map(str, seeds))}: {values}"
+    return text if report.reported_seed is None else f"{text}, from seed {report.reported_seed}"
 
 
 _RESOURCE_LABELS = (("LUTs", "luts"), ("FFs", "ffs"), ("DSPs", "dsps"), ("BRAMs", "brams"))
@@ -204,7 +244,9 @@ def _synth_pairs(report) -> list[tuple[str, object]]:
     for label, key in _RESOURCE_LABELS:
         used, available = getattr(report, key), report.capacity[key]
         pairs.append((label, f"{used} of {available} ({_percent(used / available)})"))
-    pairs += [("Fmax", f"{_fmax(report)} MHz (target {report.target_mhz:.1f} MHz)"),
+    seeds = _seed_fmax(report)
+    detail = f"{seeds}; " if seeds else ""
+    pairs += [("Fmax", f"{_fmax(report)} MHz ({detail}target {report.target_mhz:.1f} MHz)"),
               ("fits", "yes" if report.fits else f"no: {_overflow(report)}")]
     return pairs
 
@@ -271,12 +313,18 @@ def cmd_sim(args) -> int:
 
 
 def _synthesize(design: Design | EngineConfig, target: str, out_dir: Path | None,
-                progress: _Progress):
+                progress: _Progress, seeds: tuple[int, ...] | None = None):
     from hwgen.flows.synth import SynthError, synthesize
 
-    with progress.stage(f"synthesize for {target}"):
+    # No --seeds: synthesize's own default (seed 1).
+    options = {} if seeds is None else {"seeds": seeds}
+    stage = f"synthesize for {target}"
+    if seeds is not None and len(seeds) > 1:
+        stage += f", {len(seeds)} nextpnr seeds"
+    with progress.stage(stage):
         try:
-            return synthesize(design, target, out_dir=out_dir, progress=progress.detail)
+            return synthesize(design, target, out_dir=out_dir, progress=progress.detail,
+                              **options)
         except SynthError as exc:
             raise CommandError(str(exc)) from None
 
@@ -287,7 +335,7 @@ def cmd_synth(args) -> int:
     cfg = load_config(args.config)
     _check_target(args.target)
     out_dir = _out_dir(args.out, args.out or default_out_dir(cfg, args.target))
-    report = _synthesize(cfg, args.target, out_dir, _Progress(1))
+    report = _synthesize(cfg, args.target, out_dir, _Progress(1), args.seeds)
     _print_pairs(_synth_pairs(report))
     return 0 if report.fits else 1
 
@@ -312,10 +360,13 @@ def cmd_flow(args) -> int:
     sim = _simulate(artifacts.design, args, False, progress)
     # Next to the design, where `hwgen synth` puts it by default (rtl_out/<name>/synth-<target>).
     report = _synthesize(artifacts.design, args.target,
-                         artifacts.directory / f"synth-{args.target}", progress)
+                         artifacts.directory / f"synth-{args.target}", progress, args.seeds)
 
     print(f"design {cfg.name}: {artifacts.directory}/")
     print(f"synthesis report: {artifacts.directory / f'synth-{args.target}' / 'report.json'}")
+    seeds = _seed_fmax(report)
+    if seeds:
+        print(f"synthesis Fmax: {_fmax(report)} MHz, {seeds}")
     if not lint_result.clean:
         _print_lint(lint_result)
     if not sim.passed:
@@ -468,6 +519,8 @@ _EPILOG = """examples:
   hwgen generate mac.toml -o rtl_out           Verilog + manifest.json + FuseSoC .core, linted
   hwgen sim mac.toml --vectors 256 --waves     check against the golden model under Verilator
   hwgen synth mac.toml --target ecp5-85k       Yosys + nextpnr resources and Fmax
+  hwgen synth mac.toml --target ecp5-85k --seeds 1,2,3
+                                               Fmax as the median of three placement seeds
   hwgen select --weights W.npz --acts A.npz --max-error 0.02
                                                pick power-aware weight sets per layer
   hwgen hls mac.toml --csim                    HLS C++ + testbench + Vitis script, checked
@@ -492,6 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     def config_arg(sub, nargs=None):
         sub.add_argument("config", type=Path, metavar="CONFIG", nargs=nargs,
                          help="engine config file (.toml or .json)")
+
+    def pnr_seeds(sub, also=""):
+        lo, hi = PNR_SEED_RANGE
+        sub.add_argument("--seeds", type=_seed_list, default=None, metavar="LIST",
+                         help=f"nextpnr placement seeds{also}, comma-separated distinct integers "
+                              f"from {lo} to {hi}, e.g. --seeds 1,2,3: Yosys runs once, nextpnr "
+                              f"once per seed, and Fmax is the median over the seeds (the lower "
+                              f"median for an even count, an Fmax one seed reached); resources "
+                              f"and report_nextpnr.json are that seed's (default: 1)")
 
     def seed_vectors(sub):
         sub.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=1,
@@ -535,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--out", type=Path, default=None, metavar="DIR",
                      help="folder for the netlist, logs and report.json "
                           "(default: rtl_out/<name>/synth-<target>)")
+    pnr_seeds(sub)
 
     sub = add("flow", cmd_flow, "generate, lint, simulate and synthesize, then summarize",
               "Run every stage on CONFIG (default: a built-in 4x4 dense MAC array named "
@@ -544,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--target", default=DEFAULT_TARGET, metavar="T",
                      help=f"FPGA target: ecp5-85k or ice40-up5k (default: {DEFAULT_TARGET})")
     seed_vectors(sub)
+    pnr_seeds(sub, also=" (--seed seeds the simulation)")
     sub.add_argument("-o", "--out", type=Path, default=Path("rtl_out"), metavar="DIR",
                      help="output folder; the design goes to DIR/<name>/ (default: rtl_out)")
 

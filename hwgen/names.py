@@ -161,7 +161,7 @@ HLS_NAMES = _words("""
     idx in IN_NEURONS index j j0 job JOIN join_group JOIN_IMPL K k k4 k_mem keep l LAGGY_ADDERS
     LANES last LAST_CHUNK_MASK latch LEAK_ROUND LEAK_SHIFT len lengths lif listed lo load_chunks
     load_groups load_indices load_mask load_pes load_values load_weights low lowest64 LUT_SIZE M m
-    mask mask_bits MASK_WORDS match MAX_LEN MAX_SELECTED MAXABS_BITS maxabs_k maxabs_q
+    MARGIN mask mask_bits MASK_WORDS match MAX_LEN MAX_SELECTED MAXABS_BITS maxabs_k maxabs_q
     membrane_ovf MIN_SPIKES move N n next num o out OUT_BITS OUT_NEURONS output_path outputs p
     pairs path PES pop_front popcount64 pos pos_ PRESET PROB_BITS PROB_SHIFT PROB_VALUE_BITS
     pseudo psum push_back q q4 Q_MAX q_mem QUANT_HALF QUANT_NUMERATOR quantize r rank rank_below

@@ -29,11 +29,7 @@ from cocotb.triggers import RisingEdge
 
 from hwgen.engines.base import TestbenchResult
 from hwgen.engines.sparse_attention import golden
-from hwgen.engines.sparse_attention.cycle_model import (
-    selected_counts,
-    sequence_cycles,
-    stream_cycles,
-)
+from hwgen.engines.sparse_attention.cycle_model import sequence_cycles, stream_cycles
 from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
 from hwgen.engines.sparse_attention.stimulus import (
     draw_lengths,
@@ -50,6 +46,12 @@ from .streams import StreamDriver
 
 #: Idle cycles after the last row in which ``busy`` must not move.
 IDLE_TAIL = 20
+
+
+def key_counts(cfg, sequence) -> list[int]:
+    """Keys each row of ``sequence`` selects, from the golden model (the cycle model's input:
+    the threshold mask's counts depend on the data)."""
+    return [len(sel) for sel in golden.attention(cfg, *sequence).selected]
 
 
 class SequenceDriver:
@@ -119,18 +121,19 @@ async def sparse_attention_matches_golden(dut):
         edge_lengths(cfg) + [int(n) for n in draw_lengths(cfg, params.vectors, data_rng)])
     dist = options.get("dist", "uniform")
     sequences = [random_sequence(cfg, n, data_rng, dist) for n in lengths]
+    counts = [key_counts(cfg, seq) for seq in sequences]
+    modeled = [sequence_cycles(cfg, n, c).total for n, c in zip(lengths, counts)]
     alone = []
-    for n, seq in zip(lengths, sequences):
-        span = await run(f"alone L={n}", [seq], 4 * sequence_cycles(cfg, n).total + 100)
+    for n, seq, model in zip(lengths, sequences, modeled):
+        span = await run(f"alone L={n}", [seq], 4 * model + 100)
         if span is None:
             break
         alone.append(span[1] - span[0] + 1)
-        if alone[-1] != sequence_cycles(cfg, n).total:
-            timing_errors.append(f"alone L={n}: {alone[-1]} cycles, model "
-                                 f"{sequence_cycles(cfg, n).total}")
+        if alone[-1] != model:
+            timing_errors.append(f"alone L={n}: {alone[-1]} cycles, model {model}")
     stream = None
     if not timeouts:
-        model = stream_cycles(cfg, lengths)
+        model = stream_cycles(cfg, lengths, counts)
         span = await run("back to back", sequences, 4 * model + 100)
         if span is not None:
             stream = span[1] - span[0] + 1
@@ -142,7 +145,8 @@ async def sparse_attention_matches_golden(dut):
         tokens.valid_prob, sink.ready_prob = params.valid_prob, params.ready_prob
         stress = [seq[1:] for seq in edge_sequences(cfg)]
         stress += mixed_lengths(cfg, params.vectors, data_rng, "gaussian")
-        budget = sum(4 * sequence_cycles(cfg, q.shape[0]).total for q, _, _ in stress)
+        budget = sum(4 * sequence_cycles(cfg, seq[0].shape[0], key_counts(cfg, seq)).total
+                     for seq in stress)
         slow = 1.0 / min(params.valid_prob, params.ready_prob)
         await run("stress", stress, int(budget * slow) + 1000)
         tokens.valid_prob = sink.ready_prob = 1.0
@@ -171,9 +175,9 @@ async def sparse_attention_matches_golden(dut):
     for msg in counter_errors:
         dut._log.error("performance counter mismatch: %s", msg)
 
-    # Utilization: exact-score dot products per cycle in the back-to-back run (the exact stage
-    # handles one selected key per cycle).
-    keys = sum(sum(selected_counts(cfg, n)) for n in lengths)
+    # Utilization: exact-score dot products per cycle in the back-to-back run (each row unit's
+    # exact stage handles one selected key per cycle).
+    keys = sum(sum(c) for c in counts)
     finish(params, TestbenchResult(
         beats=scoreboard.checked, expected_beats=len(scoreboard.expected),
         errors=scoreboard.errors, timeouts=timeouts, timing_errors=timing_errors,
@@ -181,11 +185,11 @@ async def sparse_attention_matches_golden(dut):
         throughput={
             "lengths": lengths,
             "cycles_alone": alone,
-            "model_alone": [sequence_cycles(cfg, n).total for n in lengths],
+            "model_alone": modeled,
             "cycles_stream": stream,
-            "model_stream": stream_cycles(cfg, lengths),
+            "model_stream": stream_cycles(cfg, lengths, counts),
             "exact_keys": keys,
-            "steady_state_utilization": keys / stream if stream else 0.0,
-            "utilization_definition": "selected keys (exact dot products) per cycle in the "
-                                      "back-to-back run",
+            "steady_state_utilization": keys / (cfg.rows * stream) if stream else 0.0,
+            "utilization_definition": "selected keys (exact dot products) per cycle and row "
+                                      "unit in the back-to-back run",
         }))

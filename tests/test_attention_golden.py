@@ -58,6 +58,13 @@ def ref_select(cfg, est: list[list[int]]) -> list[list[int]]:
     if cfg.mask == "topk":
         return [sorted(sorted(range(n), key=lambda j: (-est[i][j], j))[:min(cfg.topk, n)])
                 for i in range(n)]
+    if cfg.mask == "threshold":
+        rows = []
+        for i in range(n):
+            best = sorted(range(n), key=lambda j: (-est[i][j], j))[:min(cfg.topk, n)]
+            floor = max(est[i]) - cfg.margin
+            rows.append(sorted(j for j in best if est[i][j] >= floor))
+        return rows
     if cfg.mask == "window":
         g = cfg.global_tokens
         return [[j for j in range(n) if abs(i - j) <= cfg.window or j < g or i < g]
@@ -197,6 +204,108 @@ def test_topk_matches_a_sorted_reference(seed, length, k, spread):
     sel = golden.select(cfg, est, length)
     assert [s.tolist() for s in sel] == ref_select(cfg, est.tolist())
     assert all(len(s) == min(k, length) for s in sel)
+
+
+@pytest.mark.parametrize("k, margin, expected", [
+    (1, 0, [[1], [0], [0], [4], [0]]),                       # k = 1: the topk row max
+    (1, 99, [[1], [0], [0], [4], [0]]),
+    (3, 0, [[1, 2, 4], [0, 1, 2], [0, 4], [4], [0, 1, 3]]),  # only ties with the max
+    (3, 1, [[1, 2, 4], [0, 1, 2], [0, 1, 4], [3, 4], [0, 1, 3]]),
+    (3, 2, [[1, 2, 4], [0, 1, 2], [0, 1, 4], [2, 3, 4], [0, 1, 3]]),
+    (5, 1, [[1, 2, 4], [0, 1, 2, 3, 4], [0, 1, 4], [3, 4], [0, 1, 2, 3, 4]]),
+    (5, 2, [[0, 1, 2, 4], [0, 1, 2, 3, 4], [0, 1, 2, 4], [2, 3, 4], [0, 1, 2, 3, 4]]),
+    (8, 4, [[0, 1, 2, 3, 4]] * 5),
+])
+def test_threshold_hand_cases(k, margin, expected):
+    """The EST rows above by hand: the topk keys, then est >= row max - margin."""
+    cfg = cfg_of(max_len=8, topk=k, mask="threshold", margin=margin)
+    sel = golden.select(cfg, np.array(EST), 5)
+    assert [s.tolist() for s in sel] == expected
+    assert all(s.dtype == np.int64 for s in sel)
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(1, 20), st.integers(1, 20), st.integers(0, 6),
+       st.integers(0, 14))
+def test_threshold_matches_a_sorted_reference(seed, length, k, spread, margin):
+    cfg = cfg_of(max_len=20, topk=k, mask="threshold", margin=margin)
+    est = np.random.default_rng(seed).integers(-spread, spread, size=(length, length),
+                                               endpoint=True)
+    sel = [s.tolist() for s in golden.select(cfg, est, length)]
+    assert sel == ref_select(cfg, est.tolist())
+    topk = [s.tolist() for s in golden.select(cfg_of(max_len=20, topk=k), est, length)]
+    for i, row in enumerate(est.tolist()):
+        # at least the row max, at most the topk keys; the documented second reading: the
+        # min(k, |C|) best keys of C = {j : est >= max - margin} (ties to the lower index)
+        assert 1 <= len(sel[i]) <= min(k, length) and set(sel[i]) <= set(topk[i])
+        assert row.index(max(row)) in sel[i]
+        cands = [j for j in range(length) if row[j] >= max(row) - margin]
+        assert sel[i] == sorted(sorted(cands, key=lambda j: (-row[j], j))[:k])
+        if margin == 0:
+            assert sel[i] == [j for j in range(length) if row[j] == max(row)][:k]
+        if margin >= 2 * spread:
+            assert sel[i] == topk[i]
+
+
+def _estimates(seed: int, length: int, d: int, est_bits: int, data_bits: int, dist: str):
+    cfg = cfg_of(max_len=16, topk=16, head_dim=d, est_bits=est_bits, data_bits=data_bits,
+                 in_frac_bits=0)
+    q, k, v = stimulus.random_sequence(cfg, length, np.random.default_rng(seed), dist)
+    return cfg, q, k, v, golden.attention(cfg, q, k, v).est
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.integers(1, 16), st.integers(1, 16), st.integers(1, 6),
+       st.integers(2, 8), st.integers(2, 12), st.sampled_from(stimulus.DISTRIBUTIONS))
+def test_threshold_properties_on_real_estimates(seed, length, k, d, est_bits, data_bits, dist):
+    """On the estimates of real sequences: every row keeps at least one key, the kept sets grow
+    (as nested sets, so the counts are monotone) with the margin, margin 0 keeps exactly the keys
+    tied with the row max (capped at k, lower indices first), and from 2 * d * q_max**2 on the
+    whole trace equals topk's."""
+    base, q, k_, v, est = _estimates(seed, length, d, est_bits, data_bits, dist)
+    q_max = base.q_max
+    full = 2 * d * q_max ** 2
+
+    def sel(margin):
+        cfg = cfg_of(max_len=16, topk=k, head_dim=d, est_bits=est_bits, data_bits=data_bits,
+                     in_frac_bits=0, mask="threshold", margin=margin)
+        return [set(s.tolist()) for s in golden.select(cfg, est, length)]
+
+    margins = sorted({0, 1, q_max, q_max ** 2, d * q_max ** 2, full - 1, full, full + 1,
+                      1 << 24})
+    kept = [sel(m) for m in margins]
+    for row in range(length):
+        assert all(len(sets[row]) >= 1 for sets in kept)
+        assert all(a[row] <= b[row] for a, b in zip(kept, kept[1:]))
+        ties = [j for j in range(length) if est[row, j] == est[row].max()]
+        assert kept[0][row] == set(ties[:k])
+    topk_cfg = cfg_of(max_len=16, topk=k, head_dim=d, est_bits=est_bits, data_bits=data_bits,
+                      in_frac_bits=0)
+    topk = [set(s.tolist()) for s in golden.select(topk_cfg, est, length)]
+    assert kept[margins.index(full)] == kept[-1] == topk
+    thr = golden.attention(cfg_of(max_len=16, topk=k, head_dim=d, est_bits=est_bits,
+                                  data_bits=data_bits, in_frac_bits=0, mask="threshold",
+                                  margin=full), q, k_, v)
+    ref = golden.attention(topk_cfg, q, k_, v)
+    assert thr.out.tolist() == ref.out.tolist()
+    assert [p.tolist() for p in thr.probs] == [p.tolist() for p in ref.probs]
+
+
+def test_threshold_cap_and_margin_both_decide():
+    """Peaked sequences with a mid margin: some rows keep fewer than k keys (the margin decides),
+    others have more than k keys within the margin and keep exactly k (the cap decides)."""
+    cfg = cfg_of(max_len=16, head_dim=8, topk=4, mask="threshold", margin=16)
+    rng = np.random.default_rng(2)
+    by_margin = by_cap = 0
+    for _ in range(6):
+        q, k, v = stimulus.random_sequence(cfg, 16, rng, "peaked")
+        trace = golden.attention(cfg, q, k, v)
+        for i, sel in enumerate(trace.selected):
+            within = int((trace.est[i] >= trace.est[i].max() - cfg.margin).sum())
+            assert len(sel) == min(cfg.topk, within)
+            by_margin += within < cfg.topk
+            by_cap += within > cfg.topk
+    assert by_margin > 10 and by_cap > 10
 
 
 def test_window_and_global_tokens_hand_case():
@@ -359,6 +468,11 @@ PIPELINE_CONFIGS = [
      "exp_bits": 4, "prob_bits": 4, "in_frac_bits": 0, "out_bits": 12, "out_overflow": "wrap"},
     {"max_len": 9, "topk": 2, "head_dim": 7, "data_bits": 2, "est_bits": 2, "in_frac_bits": 0,
      "out_bits": 2, "exp_frac_bits": 10, "exp_bits": 24, "prob_bits": 24},
+    {"mask": "threshold", "margin": 0},
+    {"mask": "threshold", "margin": 40, "max_len": 12, "topk": 5, "head_dim": 5, "data_bits": 6,
+     "in_frac_bits": 1, "rounding": "floor", "out_bits": 5, "out_overflow": "wrap"},
+    {"mask": "threshold", "margin": 3, "max_len": 9, "topk": 3, "head_dim": 2, "data_bits": 3,
+     "est_bits": 2, "in_frac_bits": 0},
 ]
 
 
@@ -371,12 +485,14 @@ def test_pipeline_matches_scalar_model(kwargs):
 
 @SETTINGS
 @given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 12), st.integers(1, 6),
-       st.sampled_from(["topk", "window", "dense"]), st.integers(2, 16), st.integers(0, 3))
-def test_pipeline_matches_scalar_model_random(seed, length, k, d, mask, data_bits, window):
+       st.sampled_from(["topk", "threshold", "window", "dense"]), st.integers(2, 16),
+       st.integers(0, 3), st.integers(0, 2 * 6 * 49 + 1), st.sampled_from(stimulus.DISTRIBUTIONS))
+def test_pipeline_matches_scalar_model_random(seed, length, k, d, mask, data_bits, window, margin,
+                                              dist):
     cfg = cfg_of(max_len=12, topk=k, head_dim=d, mask=mask, window=window, global_tokens=1,
-                 data_bits=data_bits, in_frac_bits=0, out_bits=6)
+                 data_bits=data_bits, in_frac_bits=0, out_bits=6, margin=margin)
     rng = np.random.default_rng(seed)
-    q, k_, v = stimulus.random_sequence(cfg, length, rng, "gaussian" if seed % 2 else "uniform")
+    q, k_, v = stimulus.random_sequence(cfg, length, rng, dist)
     assert_trace_matches(cfg, q, k_, v)
 
 
@@ -404,13 +520,16 @@ def test_extreme_widths_fit_int64():
 
 # --- hand-derived sequences ----------------------------------------------------------------
 
-def test_length_one_gives_v_exactly():
+@pytest.mark.parametrize("kwargs", [{}, {"mask": "threshold", "margin": 0},
+                                    {"mask": "threshold", "margin": 1 << 24}])
+def test_length_one_gives_v_exactly(kwargs):
     """One key: exp = 2**exp_bits, rr = 2**(prob_bits + sel_bits + 1), p = 2**prob_bits."""
-    cfg = cfg_of()
+    cfg = cfg_of(**kwargs)
     rng = np.random.default_rng(3)
     for _ in range(5):
         q, k, v = stimulus.random_sequence(cfg, 1, rng)
         trace = golden.attention(cfg, q, k, v)
+        assert [s.tolist() for s in trace.selected] == [[0]]
         assert trace.exps[0].tolist() == [1 << 15]
         assert trace.row_recip.tolist() == [1 << (15 + 3 + 1)]
         assert trace.probs[0].tolist() == [1 << 15]
@@ -454,12 +573,15 @@ def test_requantize_ties_never_use_half_even():
     assert golden.requantize(cfg, acc).tolist() == [0, 1, 2, -1, -2, -3, 0, -1]
 
 
+@pytest.mark.parametrize("mask", [{}, {"mask": "threshold", "margin": 0},
+                                  {"mask": "threshold", "margin": 5}])
 @pytest.mark.parametrize("zero", ["Q", "K", "both"])
 @pytest.mark.parametrize("length", [1, 3, 8, 9, 20])
-def test_maxabs_zero(zero, length):
-    """r = 0, every estimate 0: top-k keeps keys 0..min(k, L)-1; with Q or K zero every exact
+def test_maxabs_zero(zero, length, mask):
+    """r = 0, every estimate 0: top-k keeps keys 0..min(k, L)-1, and so does threshold (every key
+    ties with the row max, the cap keeps the lowest indices); with Q or K zero every exact
     score is 0 too, so each kept key gets floor(2**15 / n)."""
-    cfg = cfg_of(max_len=20)
+    cfg = cfg_of(max_len=20, **mask)
     q, k, v = stimulus.random_sequence(cfg, length, np.random.default_rng(length))
     if zero in ("Q", "both"):
         q = np.zeros_like(q)
@@ -489,6 +611,55 @@ def test_near_ties_are_broken_by_index():
     assert (trace.est == trace.est[:, :1]).all()            # every key of a row ties
     assert [s.tolist() for s in trace.selected] == [list(range(8))] * q.shape[0]
     assert any(len(set(s.tolist())) > 1 for s in trace.scores)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"data_bits": 2, "est_bits": 2, "in_frac_bits": 0, "head_dim": 3},
+    {"data_bits": 3, "est_bits": 8, "in_frac_bits": 0, "head_dim": 1, "max_len": 4, "topk": 2,
+     "window": 0},
+    {"data_bits": 16, "est_bits": 3, "head_dim": 5, "max_len": 1, "topk": 1, "window": 0},
+    {"data_bits": 16, "est_bits": 3, "head_dim": 5},
+    {"data_bits": 4, "est_bits": 2, "in_frac_bits": 0, "head_dim": 7, "topk": 3},
+])
+def test_dominant_key_is_kept_alone(kwargs):
+    """The dominant_key edge case: the last key's estimate beats every other key's by at least
+    head_dim in every row (its exact score is the row max too), so a threshold below head_dim
+    keeps it alone while topk keeps it among k."""
+    cases = {label: seq for label, *seq in stimulus.edge_sequences(cfg_of(**kwargs))}
+    q, k, v = cases["dominant_key"]
+    length, d = q.shape
+    for margin in (0, d - 1):
+        cfg = cfg_of(**kwargs, mask="threshold", margin=margin)
+        trace = golden.attention(cfg, q, k, v)
+        assert [s.tolist() for s in trace.selected] == [[length - 1]] * length
+        assert [p.tolist() for p in trace.probs] == [[1 << cfg.prob_bits]] * length
+        assert trace.acc.tolist() == np.repeat(v[-1:] << cfg.prob_bits, length, axis=0).tolist()
+    est = np.sort(trace.est, axis=1)
+    if length > 1:
+        assert (est[:, -1] - est[:, -2]).min() >= d
+        assert (trace.est.argmax(axis=1) == length - 1).all()
+        assert ((q @ k.T).argmax(axis=1) == length - 1).all()
+    topk = golden.attention(cfg_of(**kwargs), q, k, v)
+    assert all(length - 1 in s for s in topk.selected)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"max_len": 16, "head_dim": 8, "topk": 4},
+                                    {"data_bits": 16, "est_bits": 8, "head_dim": 3, "topk": 20}])
+def test_crowded_keys_hit_the_threshold_cap(kwargs):
+    """The crowded_keys edge case with 8-bit or wider data: many more than k keys lie within a
+    small margin of the row max (the -1..1 noise rarely moves a quantized element), so the
+    threshold mask keeps exactly k in most rows. (For 2-bit data the noise is the signal.)"""
+    for margin in (0, 8):
+        cfg = cfg_of(**kwargs, mask="threshold", margin=margin)
+        cases = {label: seq for label, *seq in stimulus.edge_sequences(cfg)}
+        trace = golden.attention(cfg, *cases["crowded_keys"])
+        assert trace.length == cfg.max_len
+        capped = 0
+        for i, sel in enumerate(trace.selected):
+            within = int((trace.est[i] >= trace.est[i].max() - margin).sum())
+            capped += within > cfg.topk and len(sel) == cfg.topk
+        assert capped > trace.length // 2
 
 
 @pytest.mark.parametrize("length", [1, 5, 8, 30])
@@ -579,7 +750,7 @@ def test_edge_sequences(kwargs, lengths):
     assert len(set(labels)) == len(labels)
     assert labels[:len(lengths)] == [f"length_{n}" for n in lengths]
     assert {"zeros", "zero_q", "all_max", "all_min", "tied_keys", "near_ties",
-            "single_nonzero"} <= set(labels)
+            "single_nonzero", "crowded_keys", "dominant_key"} <= set(labels)
     lo, hi = cfg.data_range
     by_label = {}
     for label, q, k, v in cases:
@@ -589,6 +760,9 @@ def test_edge_sequences(kwargs, lengths):
     assert (by_label["all_min"][0] == lo).all() and (by_label["all_max"][2] == hi).all()
     assert (by_label["tied_keys"][1] == by_label["tied_keys"][1][0]).all()
     assert [int(np.count_nonzero(t)) for t in by_label["single_nonzero"]] == [1, 1, 1]
+    assert by_label["crowded_keys"][1].shape[0] == cfg.max_len
+    crowded = by_label["crowded_keys"][1]
+    assert np.abs(crowded - crowded[:1]).max() <= 2
     # Deterministic.
     again = list(stimulus.edge_sequences(cfg))
     assert all(a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
@@ -603,10 +777,41 @@ def test_random_sequence_distributions():
     assert q.min() == -128 and q.max() == 127                # 4096 draws reach both ends
     g = np.concatenate(stimulus.random_sequence(cfg, 64, rng, "gaussian"))
     assert abs(g.mean()) < 2 and 28 < g.std() < 36            # sigma = 128 / 4
-    with pytest.raises(ValueError, match="dist must be one of"):
+    with pytest.raises(ValueError, match="dist must be one of 'uniform', 'gaussian', 'peaked'"):
         stimulus.random_sequence(cfg, 4, rng, "laplace")
     with pytest.raises(ValueError, match="length must be an integer from 1 to 64"):
         stimulus.random_sequence(cfg, 65, rng)
+
+
+@pytest.mark.parametrize("kwargs", [{"head_dim": 64}, {"data_bits": 2, "est_bits": 2,
+                                                       "in_frac_bits": 0}, {"data_bits": 16}])
+def test_peaked_sequences(kwargs):
+    """In the data range for every width; with head_dim 64 each query row's best exact score
+    stands out from the row (about sqrt(64 / n) standard deviations, n <= 3 matching keys) far
+    more than with gaussian or uniform values (about 2.4 for the largest of 64)."""
+    cfg = cfg_of(max_len=64, **kwargs)
+    lo, hi = cfg.data_range
+    rng = np.random.default_rng(9)
+    for length in (1, 2, 3, 64):
+        seq = stimulus.random_sequence(cfg, length, rng, "peaked")
+        golden.check_sequence(cfg, *seq)
+        assert all(x.dtype == np.int64 and x.shape == (length, cfg.head_dim) for x in seq)
+    if cfg.head_dim < 64:
+        return
+
+    def standout(dist):
+        z = []
+        for _ in range(4):
+            q, k, _ = stimulus.random_sequence(cfg, 64, rng, dist)
+            s = q @ k.T
+            z += ((s.max(axis=1) - np.median(s, axis=1)) / s.std(axis=1)).tolist()
+        return np.mean(z)
+
+    assert standout("peaked") > 4 > 3 > max(standout("gaussian"), standout("uniform"))
+    # Q is built from K: values use the range, with rare clipping at its ends.
+    q, k, v = stimulus.random_sequence(cfg, 64, rng, "peaked")
+    assert q.min() >= lo and q.max() <= hi and np.mean(np.abs(q) >= hi) < 0.05
+    assert 24 < np.std(k) < 40 and 24 < np.std(v) < 40            # gaussian, sigma 32
 
 
 def test_mixed_lengths_are_skewed():
@@ -627,7 +832,9 @@ def test_test_sequences_are_reproducible():
     assert [x[0] for x in a] == [x[0] for x in b]
     assert all(np.array_equal(x[i], y[i]) for x, y in zip(a, b) for i in (1, 2, 3))
     edges = len(list(stimulus.edge_sequences(cfg)))
-    assert len(a) == len(c) == edges + 16
+    assert len(a) == len(c) == edges + 8 * len(stimulus.DISTRIBUTIONS)
+    assert [x[0].split("_")[0] for x in a[edges:]] == [
+        d for d in ("uniform", "gaussian", "peaked") for _ in range(8)]
     assert [x[0] for x in a[:edges]] == [x[0] for x in c[:edges]]    # edge cases: no seed
     assert any(x[0] != y[0] or not np.array_equal(x[1], y[1])
                for x, y in zip(a[edges:], c[edges:]))

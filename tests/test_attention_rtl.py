@@ -24,6 +24,12 @@ CONFIGS = {
                                     global_tokens=2),
     "window_noglobal": SparseAttentionConfig(max_len=9, head_dim=2, mask="window", window=1),
     "dense": SparseAttentionConfig(max_len=8, head_dim=3, mask="dense", out_bits=6),
+    # Query-row parallelism: L below, at and not a multiple of rows.
+    "topk_rows2": SparseAttentionConfig(max_len=11, head_dim=4, topk=3, lanes=2, rows=2),
+    "topk_rows3": SparseAttentionConfig(max_len=10, head_dim=5, topk=4, lanes=4, rows=3),
+    "window_rows4": SparseAttentionConfig(max_len=10, head_dim=2, mask="window", window=1,
+                                          global_tokens=1, rows=4),
+    "dense_rows3": SparseAttentionConfig(max_len=7, head_dim=3, topk=2, mask="dense", rows=3),
 }
 
 
@@ -67,7 +73,7 @@ def test_rtl_matches_golden(key):
     assert not bad, f"{len(bad)} rows differ, first {bad[0]}: {got[bad[0]]} != {want[bad[0]]}"
 
 
-@pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense"])
+@pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense", "topk_rows3", "window_rows4"])
 def test_cycles_follow_the_model(key):
     """Alone (no gaps, output always ready): first token to last output row equals the cycle
     model exactly; back to back, each sequence costs its compute cycles (loading overlaps)."""

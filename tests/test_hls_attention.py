@@ -2,8 +2,9 @@
 model (hwgen/engines/sparse_attention/hls.py, templates/hls/sparse_attention/).
 
 Every csim run feeds every edge case (lengths 1, 2, k-1, k, k+1, max_len; zero tensors, Q or K
-alone zero, all-max, all-min, tied keys, near ties, a single nonzero) and random mixed-length
-sequences back to back, and compares every output element with the golden model bit for bit.
+alone zero, all-max, all-min, tied keys, near ties, a single nonzero, crowded keys, a dominant key)
+and random mixed-length uniform, gaussian and peaked sequences back to back, and compares every
+output element with the golden model bit for bit.
 
 | config | mask | what else it covers |
 |---|---|---|
@@ -14,6 +15,8 @@ sequences back to back, and compares every output element with the golden model 
 | dense_wrap | dense | 12-bit data, wrapping 10-bit output |
 | tiny | topk, 2-bit data, head_dim 1 | narrowest widths; random zero tensors, ties everywhere |
 | wide | topk, 16-bit data, head_dim 256 | widest intermediates, 1024-entry exp table |
+| threshold_0 | threshold, margin 0, k = 4, lanes = 3 | only keys tied with the row max |
+| threshold | threshold, margin 16, k = 4, lanes = 4 | cap k decides some rows, margin others |
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ CONFIGS = {
     "wide": SparseAttentionConfig(name="hls_attn_wide", max_len=12, head_dim=256, topk=12,
                                   lanes=5, data_bits=16, est_bits=8, out_bits=24,
                                   exp_frac_bits=10, exp_bits=24, prob_bits=24, in_frac_bits=0),
+    "threshold_0": SparseAttentionConfig(name="hls_attn_thr0", max_len=16, head_dim=8, topk=4,
+                                         lanes=3, mask="threshold", margin=0),
+    "threshold": SparseAttentionConfig(name="hls_attn_thr", max_len=16, head_dim=8, topk=4,
+                                       lanes=4, mask="threshold", margin=16),
 }
 
 
@@ -92,6 +99,8 @@ def test_stimulus_order_and_edge_cases():
     lengths = {q.shape[0] for _, q, _, _ in cases}
     assert {1, cfg.topk - 1, cfg.topk, cfg.topk + 1, cfg.max_len} <= lengths
     assert len(cases) == len(list(edge_sequences(cfg))) + 1 + VECTORS
+    dists = [label.split("_")[0] for label, *_ in cases[-VECTORS:]]
+    assert dists == ["uniform"] * 2 + ["gaussian"] * 2 + ["peaked"] * 2
     maxabs = [(np.abs(q).max(), np.abs(k).max()) for _, q, k, _ in cases]
     assert (0, 0) in maxabs
     assert any(mq == 0 and mk > 0 for mq, mk in maxabs)
@@ -127,6 +136,45 @@ def test_csim_detects_a_wrong_tie_rule(tmp_path):
     rule = "best_est[p] >= est;"
     assert text.count(rule) == 1
     artifacts.kernel.write_text(text.replace(rule, "best_est[p] > est;"))
+    result = csim(cfg, artifacts.directory, seed=SEED, vectors=VECTORS)
+    assert not result.passed and result.message.startswith("FAIL"), result.message
+
+
+@pytest.mark.parametrize("key", ["threshold_0", "threshold"])
+def test_threshold_stimulus_covers_cap_and_margin(key):
+    """The csim of a threshold config sees rows where the cap k decides (more than k keys within
+    the margin), rows where the margin decides (fewer than min(k, L) kept), rows that keep one key
+    of several, and a kept key exactly `margin` below the row maximum (the >= boundary)."""
+    cfg = CONFIGS[key]
+    seen = {"cap": 0, "margin": 0, "single": 0, "boundary": 0}
+    for _, q, k, v in attn_hls.sequences(cfg, SEED, VECTORS):
+        trace = golden.attention(cfg, q, k, v)
+        for i, sel in enumerate(trace.selected):
+            row = trace.est[i]
+            within = np.flatnonzero(row >= row.max() - cfg.margin)
+            assert 1 <= len(sel) <= min(cfg.topk, len(within))
+            seen["cap"] += len(within) > cfg.topk
+            seen["margin"] += len(sel) < min(cfg.topk, trace.length)
+            seen["single"] += len(sel) == 1 < trace.length
+            seen["boundary"] += bool(np.any(row[sel] == row.max() - cfg.margin))
+    assert all(seen.values()), seen
+
+
+@pytest.mark.parametrize("mutation", ["strict", "margin"])
+def test_csim_detects_a_wrong_threshold(mutation, tmp_path, monkeypatch):
+    """The threshold kernel with a strict comparison (est > max - margin) or rendered with
+    margin - 1 compiles and fails the C simulation (keys exactly at the margin are kept)."""
+    cfg = CONFIGS["threshold"]
+    if mutation == "margin":
+        real = attn_hls.hls_context
+        monkeypatch.setitem(ENGINES, "sparse_attention", dataclasses.replace(
+            ENGINES["sparse_attention"], hls_context=lambda c: {**real(c), "margin": c.margin - 1}))
+    artifacts = render_hls(cfg, tmp_path)
+    if mutation == "strict":
+        text = artifacts.kernel.read_text()
+        rule = "<= MARGIN;"
+        assert text.count(rule) == 1
+        artifacts.kernel.write_text(text.replace(rule, "< MARGIN;"))
     result = csim(cfg, artifacts.directory, seed=SEED, vectors=VECTORS)
     assert not result.passed and result.message.startswith("FAIL"), result.message
 
@@ -177,7 +225,7 @@ def test_rendering_is_deterministic(tmp_path):
         assert (a.directory / name).read_bytes() == (b.directory / name).read_bytes()
 
 
-@pytest.mark.parametrize("key", ["topk", "window", "dense_wrap"])
+@pytest.mark.parametrize("key", ["topk", "window", "dense_wrap", "threshold"])
 def test_kernel_is_hls_style(key):
     cfg = CONFIGS[key]
     files = render_files(cfg)
@@ -191,9 +239,14 @@ def test_kernel_is_hls_style(key):
                    "#pragma HLS ARRAY_PARTITION variable=v_mem complete dim=2",
                    "#pragma HLS ARRAY_PARTITION variable=acc complete"):
         assert pragma in kernel, pragma
-    if cfg.mask == "topk":
+    if cfg.estimated:
         assert f"#pragma HLS ARRAY_PARTITION variable=k4 cyclic factor={cfg.lanes} dim=1" in kernel
         assert "#pragma HLS ARRAY_PARTITION variable=best_est complete" in kernel
+    else:
+        assert "k4" not in kernel and "best_est" not in kernel
+    # the margin constant only where the threshold mask reads it
+    margin = f"constexpr int64_t MARGIN = {cfg.margin}LL;"
+    assert (margin in header, "MARGIN" in kernel) == (cfg.mask == "threshold",) * 2
     code = re.sub(r"//.*", "", kernel)
     # no dynamic allocation, no raw shifts or divisions (floor_shift and divide_floor instead)
     for banned in ("new ", "malloc", "std::", ">>", " / "):

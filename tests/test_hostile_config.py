@@ -273,7 +273,8 @@ HLS_CONFIGS = [
       for join, dataflow, leak, reset in itertools.product(
           ("fast", "laggy"), ("ftp", "sequential"), ("subtract_shift", "shift", "none"),
           ("zero", "subtract"))],
-    *[SparseAttentionConfig(name=TOP, mask=mask) for mask in ("topk", "window", "dense")],
+    *[SparseAttentionConfig(name=TOP, mask=mask)
+      for mask in ("topk", "threshold", "window", "dense")],
 ]
 # Comments, string and character literals, #include lines, pragmas and directive keywords.
 _NOT_CODE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\''

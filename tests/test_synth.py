@@ -3,7 +3,8 @@
 ``synth``.
 
 Designs are the smallest that show each behaviour: a 2x2 mac_array (4 multipliers) fits both
-targets; a 4x4 (16 multipliers) does not fit the 8 DSPs of an iCE40 UP5K.
+targets; a 4x4 (16 multipliers) does not fit the 8 DSPs of an iCE40 UP5K. The 2x2 runs nextpnr
+with two placement seeds on ECP5 and with the default seed on iCE40.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hwgen import cli
 from hwgen.config import ConfigError
 from hwgen.emit.folders import MARKER, FolderError, publish_folder
 from hwgen.engines.mac_array import MacArrayConfig
@@ -28,6 +30,9 @@ SMALL = MacArrayConfig(name="m2", rows=2, cols=2)
 
 # ecp5 runs at its default clock, ice40 at an explicit one, so both paths are covered.
 FREQ = {"ecp5-85k": None, "ice40-up5k": 30.0}
+# ecp5 runs two nextpnr seeds (the lower first: the reported seed need not be the first one),
+# ice40 the default seed.
+SEEDS = {"ecp5-85k": (3, 2), "ice40-up5k": None}
 
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
@@ -35,9 +40,15 @@ def small(request, tmp_path_factory):
     target = request.param
     out = tmp_path_factory.mktemp(f"synth-{target}") / "out"
     messages: list[str] = []
+    seeds = {} if SEEDS[target] is None else {"seeds": SEEDS[target]}
     report = synthesize(SMALL, target, out_dir=out, progress=messages.append,
-                        freq_mhz=FREQ[target])
+                        freq_mhz=FREQ[target], **seeds)
     return target, out, report, messages
+
+
+def lower_median(values):
+    """The documented median: the middle value, the lower middle one for an even count."""
+    return sorted(values)[(len(values) - 1) // 2]
 
 
 @pytest.mark.synth
@@ -59,6 +70,36 @@ def test_small_design_report(small):
     assert rep.capacity == tgt.capacity
     assert rep.tools["yosys"].startswith("Yosys ")
     assert "nextpnr" in rep.tools[tgt.nextpnr]
+
+
+@pytest.mark.synth
+def test_small_design_seeds(small):
+    """Fmax is the lower median over the seeds, reported with the seed that reached it; every
+    seed's run is kept, and the files without a seed in their name are the reported seed's."""
+    target, out, rep, messages = small
+    seeds = list(SEEDS[target] or synth.DEFAULT_SEEDS)
+    assert rep.seeds == seeds and len(rep.seed_fmax_mhz) == len(seeds)
+    assert all(10 < fmax < 1000 for fmax in rep.seed_fmax_mhz)
+    assert rep.fmax_mhz == lower_median(rep.seed_fmax_mhz)
+    # The first seed to reach the median is the reported one.
+    assert rep.reported_seed == seeds[rep.seed_fmax_mhz.index(rep.fmax_mhz)]
+    saved = json.loads((out / "report.json").read_text())
+    assert (saved["seeds"], saved["seed_fmax_mhz"], saved["reported_seed"]) == \
+        (rep.seeds, rep.seed_fmax_mhz, rep.reported_seed)
+    assert SynthReport.from_json((out / "report.json").read_text()) == rep
+    assert [m.split(" (log: ")[0] for m in messages if " place & route " in m] == \
+        [f"{TARGETS[target].nextpnr} place & route at {rep.target_mhz:g} MHz, seed {seed}"
+         for seed in seeds]
+    if len(seeds) == 1:
+        assert not list(out.glob("*seed*"))
+        return
+    for seed, fmax in zip(seeds, rep.seed_fmax_mhz):
+        raw = json.loads((out / f"report_nextpnr-seed{seed}.json").read_text())
+        assert synth._clock_fmax(raw["fmax"]) == fmax
+        assert (out / f"nextpnr-seed{seed}.log").stat().st_size > 0
+    for name, copy in [(f"report_nextpnr-seed{rep.reported_seed}.json", synth.NEXTPNR_REPORT),
+                       (f"nextpnr-seed{rep.reported_seed}.log", synth.NEXTPNR_LOG)]:
+        assert (out / name).read_bytes() == (out / copy).read_bytes()
 
 
 @pytest.mark.synth
@@ -125,14 +166,19 @@ def test_too_big_for_ice40_is_a_report_that_says_so(tmp_path):
     assert rep.fmax_mhz is None
     assert 0 < rep.luts <= rep.capacity["luts"] and rep.ffs >= 3 * 32
     assert list(rep.tools) == ["yosys"]
+    assert (rep.seeds, rep.seed_fmax_mhz, rep.reported_seed) == ([1], [None], None)
     # The folder is the valid result of a failed check: published, with its report.
     assert (out / "report.json").read_text() == rep.to_json()
     # Caught from Yosys' cell counts, before nextpnr ran ...
     assert not (out / synth.NEXTPNR_LOG).exists()
     # ... and nextpnr on the same netlist agrees: it cannot place it, and its packing says why.
+    # Packing decides that whatever the seed, so only the first seed runs.
     cells = json.loads((out / synth.YOSYS_STAT).read_text())["design"]["num_cells_by_type"]
-    pnr = synth._place_and_route("big", TARGETS["ice40-up5k"], out, 48.0, cells)
+    pnr = synth._place_and_route("big", TARGETS["ice40-up5k"], out, 48.0, cells, (4, 9))
     assert "Unable to place cell" in (out / synth.NEXTPNR_LOG).read_text()
+    assert (out / synth.NEXTPNR_LOG).read_bytes() == (out / "nextpnr-seed4.log").read_bytes()
+    assert not (out / "nextpnr-seed9.log").exists()
+    assert (pnr.seeds, pnr.seed_fmax_mhz, pnr.reported_seed) == ([4, 9], [None, None], 4)
     assert (pnr.fits, pnr.overflow, pnr.counted_by) == (False, ["dsps"], "nextpnr")
     assert (pnr.dsps, pnr.capacity["dsps"], pnr.fmax_mhz) == (16, 8, None)
     assert (pnr.ffs, pnr.brams) == (rep.ffs, 0) and pnr.luts >= rep.luts
@@ -296,6 +342,82 @@ def test_bad_frequency(tmp_path, freq):
     with pytest.raises(ConfigError, match=r"^freq_mhz = "):
         synthesize(SMALL, "ecp5-85k", out_dir=out, freq_mhz=freq)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("values, index", [
+    ([3.0, 1.0, 2.0], 2), ([1.0, 2.0], 0), ([2.0, 1.0], 1), ([5.0, 5.0], 0),
+    ([1.0, 2.0, 2.0, 3.0], 1), ([4.0, 2.0, 3.0, 1.0], 1), ([None, None], 0), ([None, 3.0, 2.0], 2),
+    ([7.5], 0)])
+def test_lower_median(values, index):
+    assert synth._lower_median(values) == index
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ([], "seeds = []: expected a non-empty list of distinct integers from 1 to 2147483647"),
+    (5, "seeds = 5: expected a non-empty list of distinct integers from 1 to 2147483647"),
+    ("12", 'seeds = "12": expected a non-empty list of distinct integers from 1 to 2147483647'),
+    ([1, 0], "seeds[1] = 0: expected an integer from 1 to 2147483647"),
+    ((2**31,), "seeds[0] = 2147483648: expected an integer from 1 to 2147483647"),
+    ([True], "seeds[0] = true: expected an integer from 1 to 2147483647"),
+    ([1.0], "seeds[0] = 1.0: expected an integer from 1 to 2147483647"),
+    ([1, 2, 1], "seeds = [1, 2, 1]: expected distinct seeds (1 is given more than once)")])
+def test_bad_seeds(tmp_path, seeds, message):
+    out = tmp_path / "never"
+    with pytest.raises(ConfigError) as info:
+        synthesize(SMALL, "ecp5-85k", out_dir=out, seeds=seeds)
+    assert str(info.value) == message
+    assert not out.exists()
+
+
+def test_check_seeds():
+    assert synth.check_seeds([2, 1, 2**31 - 1]) == (2, 1, 2**31 - 1)
+    assert synth.check_seeds(range(1, 4)) == (1, 2, 3)
+    # The CLI checks --seeds against its own copy of the range (it does not import the flow).
+    assert cli.PNR_SEED_RANGE == synth.SEED_RANGE
+
+
+@pytest.mark.parametrize("command", ["synth", "flow"])
+@pytest.mark.parametrize("text, why", [
+    ("0", "0 is out of range"), ("1,2147483648", "2147483648 is out of range"),
+    ("-3", "-3 is out of range"), ("1,2,1", "1 is given twice"), ("1,x", "'x' is not an integer"),
+    ("", "'' is not an integer"), ("1,,2", "'' is not an integer")])
+def test_bad_seeds_on_the_command_line(tmp_path, monkeypatch, capsys, command, text, why):
+    (tmp_path / "m2.toml").write_text('engine = "mac_array"\nname = "m2"\nrows = 2\ncols = 2\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "m2.toml", "--target", "ecp5-85k", "--seeds", text])
+    captured = capsys.readouterr()
+    assert info.value.code == 2 and captured.out == ""
+    assert captured.err == (f"hwgen: error: argument --seeds: expected comma-separated distinct "
+                            f"integers from 1 to 2147483647, got {text!r} ({why})\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["m2.toml"]
+
+
+def test_seeds_option_parses():
+    parser = cli.build_parser()
+    args = parser.parse_args(["synth", "m.toml", "--target", "ecp5-85k", "--seeds", "3, 1,2"])
+    assert args.seeds == (3, 1, 2)
+    assert parser.parse_args(["synth", "m.toml", "--target", "ecp5-85k"]).seeds is None
+    # flow keeps --seed for the simulation next to --seeds for nextpnr.
+    args = parser.parse_args(["flow", "--seed", "7", "--seeds", "5,6"])
+    assert (args.seed, args.seeds) == (7, (5, 6))
+
+
+def summary_report(seeds, seed_fmax, reported, fmax):
+    return SynthReport(target="ecp5-85k", luts=100, ffs=200, dsps=4, brams=0, fmax_mhz=fmax,
+                       target_mhz=100.0, fits=True, overflow=[], counted_by="nextpnr",
+                       capacity=dict(TARGETS["ecp5-85k"].capacity), tools={}, seeds=seeds,
+                       seed_fmax_mhz=seed_fmax, reported_seed=reported)
+
+
+def test_summary_shows_the_seeds_when_more_than_one_ran():
+    rep = summary_report([1, 2, 3], [120.04, 131.26, 125.5], 3, 125.5)
+    fmax = dict(cli._synth_pairs(rep))["Fmax"]
+    assert fmax == ("125.5 MHz (median of seeds 1,2,3: 120.0 / 131.3 / 125.5, from seed 3; "
+                    "target 100.0 MHz)")
+    assert SynthReport.from_json(rep.to_json()) == rep
+    one = summary_report([1], [125.5], 1, 125.5)
+    assert dict(cli._synth_pairs(one))["Fmax"] == "125.5 MHz (target 100.0 MHz)"
 
 
 def test_default_out_dir():

@@ -7,8 +7,8 @@
 
     from hwgen.engines.mac_array import MacArrayConfig
     from hwgen.flows.synth import synthesize
-    rep = synthesize(MacArrayConfig(name="m4", rows=4, cols=4), "ecp5-85k")
-    rep.fits, rep.luts, rep.ffs, rep.dsps, rep.fmax_mhz
+    rep = synthesize(MacArrayConfig(name="m4", rows=4, cols=4), "ecp5-85k", seeds=(1, 2, 3))
+    rep.fits, rep.luts, rep.ffs, rep.dsps, rep.fmax_mhz, rep.seed_fmax_mhz, rep.reported_seed
 
 What the numbers mean
 ---------------------
@@ -24,6 +24,15 @@ What the numbers mean
   names it ``$glbnet$clk$TRELLIS_IO_IN`` on ECP5 and ``clk$SB_IO_IN_$glb_clk`` on iCE40), i.e.
   register to register; ``None`` if the design has no clocked path. nextpnr runs with
   ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error.
+* **Seeds.** nextpnr's Fmax moves by about 10% with its placement seed (docs/architecture.md §6),
+  so Yosys runs once and nextpnr once per seed of ``seeds`` (``--seed N``, default seed 1 only),
+  each on the same netlist. ``fmax_mhz`` is the *lower median* of the seeds' Fmax (the middle
+  value of an odd count, the lower of the two middle values of an even count: with two seeds the
+  smaller), so it is an Fmax one seed actually reached. That seed is ``reported_seed``; ties go
+  to the seed listed first. Everything else nextpnr reports (utilization, capacity, the critical
+  path in ``report_nextpnr.json``) is that seed's run too; utilization is the same for every
+  seed in practice, as packing does not depend on the seed. ``seed_fmax_mhz`` lists every seed's
+  Fmax in the order of ``seeds``.
 * **ECP5** (``nextpnr --report`` utilization): ``luts`` = TRELLIS_COMB (LUT4 sites, including the two
   per CCU2C carry cell and route-through LUTs nextpnr inserts), ``ffs`` = TRELLIS_FF, ``dsps`` =
   MULT18X18D, ``brams`` = DP16KD.
@@ -55,10 +64,12 @@ resources it needs more of than the device has. After Yosys the cell counts are 
 the device: hard blocks (DSP, block RAM) and flip-flops need exactly one site each, and LUT4 sites
 are bounded from below (ECP5: LUT4 + 2 per CCU2C; iCE40: max of LUTs, flip-flops and carries,
 since a logic cell holds one of each). A design that cannot fit is reported from these counts
-(``counted_by = "yosys"``, ``luts`` then a lower bound) and nextpnr does not run. If nextpnr
-itself fails to place, the "Device utilisation" table it logged after packing gives the numbers
-(``counted_by = "nextpnr"``); a resource nextpnr could not place although the table shows room
-for it is listed in ``overflow`` with its (not exceeded) count.
+(``counted_by = "yosys"``, ``luts`` then a lower bound) and nextpnr does not run
+(``reported_seed`` None). If nextpnr itself fails to place, the "Device utilisation" table it
+logged after packing gives the numbers (``counted_by = "nextpnr"``); a resource nextpnr could not
+place although the table shows room for it is listed in ``overflow`` with its (not exceeded)
+count. Packing decides this, whatever the seed, so only the first seed runs then and is the
+``reported_seed``. Either way ``seed_fmax_mhz`` is None for every seed.
 
 Errors
 ------
@@ -66,21 +77,24 @@ Everything else that goes wrong in the tools raises :class:`SynthError` with one
 failed (its last ``ERROR`` line and its log), Yosys' ``check`` found a net with multiple
 conflicting drivers (the netlist is not the design), or a tool is missing (the
 :class:`~hwgen.flows.toolchain.ToolError` message, converted so callers catch one exception type).
+A nextpnr failure names the seed it ran with; the seeds after it do not run.
 The log named in the message is kept in ``<cache>/synth-failed/<name>-<target>/`` (the cache of
 :func:`hwgen.flows.cache.cache_root`), since the work folder it was written in is removed. An
-unknown target or a bad frequency raises :class:`~hwgen.config.ConfigError` before any file is
-written.
+unknown target, a bad frequency or bad seeds (:func:`check_seeds`) raise
+:class:`~hwgen.config.ConfigError` before any file is written.
 
 Files
 -----
 ``out_dir`` (default ``rtl_out/<name>/synth-<target>/``) holds the design (``<name>.v``,
 ``manifest.json``, ``<name>.core``), ``synth.ys``, ``yosys.log``, ``yosys_stat.json``,
-``netlist.json``, ``nextpnr.log`` and ``report_nextpnr.json`` (when nextpnr ran) and
-``report.json``. The tools run in a staging folder that is published as ``out_dir``
-(:func:`hwgen.emit.folders.publish_folder`) only when the report is written, so ``out_dir`` is
-always a complete run: a tool failure or an interruption leaves the previous ``out_dir`` as it
-was, and a folder that hwgen did not write is never replaced
-(:class:`~hwgen.emit.folders.FolderError` before any tool runs).
+``netlist.json``, ``nextpnr.log`` and ``report_nextpnr.json`` (when nextpnr ran: the run of
+``reported_seed``) and ``report.json``. With more than one seed, every seed's run is also kept as
+``nextpnr-seed<N>.log`` and ``report_nextpnr-seed<N>.json`` (those of seeds that ran), and the
+two files without a seed in their name are copies of the reported seed's. The tools run in a
+staging folder that is published as ``out_dir`` (:func:`hwgen.emit.folders.publish_folder`) only
+when the report is written, so ``out_dir`` is always a complete run: a tool failure or an
+interruption leaves the previous ``out_dir`` as it was, and a folder that hwgen did not write is
+never replaced (:class:`~hwgen.emit.folders.FolderError` before any tool runs).
 """
 
 from __future__ import annotations
@@ -88,13 +102,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from hwgen.config import ConfigError, EngineConfig, check_choice, config_hash
+from hwgen.config import ConfigError, EngineConfig, check_choice, check_int, config_hash, invalid
 from hwgen.emit.design import Design, as_design
 from hwgen.emit.folders import RESULT_PREFIX, FolderError, publish_folder
 from hwgen.emit.templates import render
@@ -103,7 +119,7 @@ from hwgen.flows.cache import cache_root
 from hwgen.flows.toolchain import ToolError, run_tool, tool_version
 
 __all__ = ["SynthReport", "SynthError", "Target", "TARGETS", "RESOURCES", "KEEP_PORTS",
-           "default_out_dir", "synthesize"]
+           "SEED_RANGE", "DEFAULT_SEEDS", "check_seeds", "default_out_dir", "synthesize"]
 
 #: Report keys, in the order tables show them.
 RESOURCES = ("luts", "ffs", "dsps", "brams")
@@ -118,6 +134,12 @@ CLOCK_PORT = "clk"
 #: script stops the synth command before it, renames wires ABC9 would confuse, then resumes there
 #: (see ``templates/synth/yosys.ys.j2``).
 ABC9_LABEL = "map_luts"
+
+#: Smallest and largest nextpnr placement seed (``--seed``): positive and within a C ``int``.
+SEED_RANGE = (1, 2**31 - 1)
+
+#: The seeds nextpnr runs with when none are given.
+DEFAULT_SEEDS = (1,)
 
 #: Upper bound on one Yosys or nextpnr run, in seconds.
 TOOL_TIMEOUT_S = 3600.0
@@ -197,6 +219,13 @@ class SynthReport:
         ``"yosys"`` (final cell counts of a design found too big before nextpnr; ``luts`` is
         then a lower bound)
     tools : version of each tool that ran
+    seeds : the nextpnr placement seeds asked for, in the order given
+    seed_fmax_mhz : each seed's Fmax, in the order of ``seeds``; None for a seed whose run gave
+        none (no clocked path, the design does not fit, or the seed did not run because the
+        design does not fit)
+    reported_seed : the seed whose nextpnr run gives ``fmax_mhz`` (the lower median of
+        ``seed_fmax_mhz``, see "Seeds" in the module doc), the utilization and the kept
+        ``nextpnr.log`` / ``report_nextpnr.json``; None if nextpnr did not run
     """
 
     target: str
@@ -211,6 +240,9 @@ class SynthReport:
     counted_by: str
     capacity: dict
     tools: dict
+    seeds: list[int]
+    seed_fmax_mhz: list[float | None]
+    reported_seed: int | None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2) + "\n"
@@ -240,6 +272,26 @@ def _frequency(freq_mhz, tgt: Target) -> float:
         raise ConfigError(f"freq_mhz = {freq_mhz!r}: expected a clock frequency in MHz, "
                           f"above 0 and at most 2000")
     return float(freq_mhz)
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """Return ``seeds`` as a tuple if it is a non-empty sequence of distinct integers in
+    :data:`SEED_RANGE`, else raise :class:`ConfigError` naming the bad value."""
+    lo, hi = SEED_RANGE
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise invalid("seeds", seeds, f"a non-empty list of distinct integers from {lo} to {hi}")
+    for index, seed in enumerate(seeds):
+        check_int(f"seeds[{index}]", seed, lo, hi)
+    repeated = next((seed for index, seed in enumerate(seeds) if seed in seeds[:index]), None)
+    if repeated is not None:
+        raise invalid("seeds", list(seeds), f"distinct seeds ({repeated} is given more than once)")
+    return tuple(seeds)
+
+
+def _lower_median(values: list[float | None]) -> int:
+    """Index of the lower median of ``values`` (None below any number), the first of equals."""
+    ranked = sorted(values, key=lambda v: -math.inf if v is None else v)
+    return values.index(ranked[(len(values) - 1) // 2])
 
 
 def _run(tool: str, args: list[str], cwd: Path):
@@ -285,16 +337,21 @@ def _ice40_ffs(cells: dict[str, int]) -> int:
 
 
 def _report(tgt: Target, used: dict[str, int], capacity: dict[str, int], freq: float,
-            counted_by: str, tools: tuple[str, ...], fmax_mhz: float | None = None,
+            counted_by: str, tools: tuple[str, ...], seeds: tuple[int, ...],
+            seed: int | None = None, fmax_mhz: float | None = None,
             unplaced: tuple[str, ...] = ()) -> SynthReport:
-    """The report of ``used`` resources of ``capacity``; ``unplaced``: report keys nextpnr could
-    not place whatever the counts say."""
+    """The report of ``used`` resources of ``capacity``, from the nextpnr run with ``seed`` (None:
+    from Yosys) of those for ``seeds``; ``unplaced``: report keys nextpnr could not place
+    whatever the counts say. ``seed_fmax_mhz`` holds this run's Fmax only (see
+    :func:`_place_and_route`)."""
     overflow = [key for key in RESOURCES if used[key] > capacity[key] or key in unplaced]
+    fmax = None if overflow else fmax_mhz
     return SynthReport(
         target=tgt.name, luts=used["luts"], ffs=used["ffs"], dsps=used["dsps"],
-        brams=used["brams"], fmax_mhz=None if overflow else fmax_mhz, target_mhz=freq,
+        brams=used["brams"], fmax_mhz=fmax, target_mhz=freq,
         fits=not overflow, overflow=overflow, counted_by=counted_by, capacity=capacity,
-        tools={tool: _version(tool) for tool in tools})
+        tools={tool: _version(tool) for tool in tools}, seeds=list(seeds),
+        seed_fmax_mhz=[fmax if s == seed else None for s in seeds], reported_seed=seed)
 
 
 #: What Yosys' ``check`` pass logs for a net driven by more than one cell port.
@@ -347,7 +404,8 @@ def _keep_log(exc: SynthError, name: str, tgt: Target) -> SynthError:
 
 def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str | None = None,
                progress: Callable[[str], None] | None = None,
-               freq_mhz: float | None = None) -> SynthReport:
+               freq_mhz: float | None = None,
+               seeds: Sequence[int] = DEFAULT_SEEDS) -> SynthReport:
     """Synthesize, place and route ``design`` on ``target``; write and return its report.
 
     The run works in a staging folder that becomes ``out_dir`` (default
@@ -361,6 +419,9 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     out_dir : the folder to publish (see the module doc for its files)
     progress : receives a one-line description before each long step
     freq_mhz : the clock nextpnr optimizes for (default: the target's ``default_mhz``)
+    seeds : nextpnr placement seeds, distinct integers in :data:`SEED_RANGE`; nextpnr runs once
+        per seed on the one Yosys netlist, and ``fmax_mhz`` is the lower median over them (see
+        "Seeds" in the module doc)
 
     Returns
     -------
@@ -370,7 +431,7 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     Raises
     ------
     ConfigError
-        Unknown target or bad frequency, before anything is written.
+        Unknown target, bad frequency or bad seeds, before anything is written.
     hwgen.emit.folders.FolderError
         ``out_dir`` exists and hwgen did not write it, before any tool runs.
     SynthError
@@ -378,6 +439,7 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     """
     tgt = _target(target)
     freq = _frequency(freq_mhz, tgt)
+    seeds = check_seeds(seeds)
     design = as_design(design)
     cfg = design.cfg
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, target)
@@ -391,10 +453,9 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
             cells = _yosys(cfg.name, tgt, work, written.verilog.name,
                            [p.name for p in written.ports])
             report = _report(tgt, _yosys_counts(tgt, cells), dict(tgt.capacity), freq, "yosys",
-                             ("yosys",))
+                             ("yosys",), seeds)
             if report.fits:
-                say(f"{tgt.nextpnr} place & route at {freq:g} MHz (log: {work / NEXTPNR_LOG})")
-                report = _place_and_route(cfg.name, tgt, work, freq, cells)
+                report = _place_and_route(cfg.name, tgt, work, freq, cells, seeds, say)
         except SynthError as exc:
             raise _keep_log(exc, cfg.name, tgt) from None
         (work / REPORT).write_text(report.to_json())
@@ -429,19 +490,51 @@ def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> 
     return {str(k): int(v) for k, v in stat["design"]["num_cells_by_type"].items()}
 
 
-def _place_and_route(top: str, tgt: Target, out: Path, freq: float,
-                     cells: dict[str, int]) -> SynthReport:
-    """nextpnr on ``out/netlist.json`` (Yosys' final cell counts ``cells``); its report.
+def _seed_files(seed: int, several: bool) -> tuple[str, str]:
+    """The nextpnr log and report of the run with ``seed`` (of ``several`` seeds or just one)."""
+    if not several:
+        return NEXTPNR_LOG, NEXTPNR_REPORT
+    return f"nextpnr-seed{seed}.log", f"report_nextpnr-seed{seed}.json"
+
+
+def _place_and_route(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int],
+                     seeds: tuple[int, ...] = DEFAULT_SEEDS,
+                     progress: Callable[[str], None] | None = None) -> SynthReport:
+    """nextpnr on ``out/netlist.json`` (Yosys' final cell counts ``cells``) once per seed of
+    ``seeds``; the report of the lower-median seed with every seed's Fmax (module doc, "Seeds").
 
     A design nextpnr cannot place gives a report with ``fits`` False from the utilisation table
-    it logged after packing; any other failure raises :class:`SynthError`.
+    the first seed's run logged after packing; any other failure raises :class:`SynthError`.
     """
-    pnr_log = out / NEXTPNR_LOG
+    say = progress or (lambda message: None)
+    several = len(seeds) > 1
+    runs: list[SynthReport] = []
+    for seed in seeds:
+        log, _ = _seed_files(seed, several)
+        say(f"{tgt.nextpnr} place & route at {freq:g} MHz, seed {seed} (log: {out / log})")
+        runs.append(_nextpnr(top, tgt, out, freq, cells, seeds, seed))
+        if not runs[-1].fits:
+            break
+    fmax = [run.fmax_mhz for run in runs] + [None] * (len(seeds) - len(runs))
+    report = runs[_lower_median(fmax[:len(runs)])]
+    if several:
+        for name, copy in zip(_seed_files(report.reported_seed, True),
+                              (NEXTPNR_LOG, NEXTPNR_REPORT)):
+            if (out / name).is_file():
+                shutil.copyfile(out / name, out / copy)
+    return dataclasses.replace(report, seed_fmax_mhz=fmax)
+
+
+def _nextpnr(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int],
+             seeds: tuple[int, ...], seed: int) -> SynthReport:
+    """One nextpnr run with ``seed`` (one of ``seeds``); its report."""
+    log, report_file = _seed_files(seed, len(seeds) > 1)
+    pnr_log = out / log
     proc = _run(tgt.nextpnr, [*tgt.device_args, "--json", NETLIST, "--freq", repr(freq),
-                              "--timing-allow-fail", "--report", NEXTPNR_REPORT,
-                              "-l", NEXTPNR_LOG, "-q"], out)
+                              "--seed", str(seed), "--timing-allow-fail",
+                              "--report", report_file, "-l", log, "-q"], out)
     tools = ("yosys", tgt.nextpnr)
-    if proc.returncode != 0 or not (out / NEXTPNR_REPORT).is_file():
+    if proc.returncode != 0 or not (out / report_file).is_file():
         table, unplaced = _nextpnr_utilisation(pnr_log)
         if all(bel in table for bel in tgt.bels.values()):
             used = {key: table[bel][0] for key, bel in tgt.bels.items()}
@@ -450,18 +543,19 @@ def _place_and_route(top: str, tgt: Target, out: Path, freq: float,
             # The first key of a bel type is the resource it counts (iCE40 "luts", not "ffs").
             stuck = next((key for key, bel in tgt.bels.items() if bel == unplaced), None)
             report = _report(tgt, used, {key: table[bel][1] for key, bel in tgt.bels.items()},
-                             freq, "nextpnr", tools, unplaced=(stuck,) if stuck else ())
+                             freq, "nextpnr", tools, seeds, seed,
+                             unplaced=(stuck,) if stuck else ())
             if not report.fits:
                 return report
-        raise SynthError(f"{tgt.nextpnr} failed on {top}: {_last_error(proc, pnr_log)}",
-                         pnr_log)
+        raise SynthError(f"{tgt.nextpnr} failed on {top} with --seed {seed}: "
+                         f"{_last_error(proc, pnr_log)}", pnr_log)
 
-    raw = json.loads((out / NEXTPNR_REPORT).read_text())
+    raw = json.loads((out / report_file).read_text())
     util = raw["utilization"]
     used = {key: int(util.get(bel, {}).get("used", 0)) for key, bel in tgt.bels.items()}
     capacity = {key: int(util.get(bel, {}).get("available", tgt.capacity[key]))
                 for key, bel in tgt.bels.items()}
     if tgt.family == "ice40":
         used["ffs"] = _ice40_ffs(cells)
-    return _report(tgt, used, capacity, freq, "nextpnr", tools,
+    return _report(tgt, used, capacity, freq, "nextpnr", tools, seeds, seed,
                    fmax_mhz=_clock_fmax(raw.get("fmax", {})))

@@ -1,97 +1,235 @@
 """Analytic cycle model of the sparse attention engine (docs/architecture.md §3), from the schedule
-in
-:mod:`.rtl`, with every input valid and the output always ready.
+in :mod:`.rtl`, with every input valid and the output always ready.
 
-A sequence of length L whose tokens arrive one per cycle is loaded in L cycles; the compute side
-takes the bank the cycle after its last token (1 cycle to start). With ``n_i`` the keys row i
-selects (``min(k, L)`` for ``topk``) and ``B = ceil(L / lanes)``:
+Fixed latencies (the RTL checks its pipelines against these at elaboration):
 
-* ``topk`` only, once per sequence: ``recip_bits + L + 3`` cycles for both quantization
-  reciprocals (two sequential dividers side by side) and quantizing the L rows of K into the k4
-  memories;
-* the **front** of row i takes ``F_i = 2 n_i + 4`` cycles (``topk``: ``+ B + 1``): reading
-  Q[i], the selected keys and their exact scores one per cycle (``topk``: after the B cycles of
-  estimates streaming into the top-k unit), the softmax pass one key per cycle, each pass with a
-  cycle of pipeline fill; then it hands the row to the back, as soon as the back is free, in a
-  hand-off cycle ``h_i`` that also starts the row's division;
-* the **back** of row i ends ``row_recip_bits + n_i + 4`` cycles after ``h_i`` (the division,
-  ``row_recip_bits`` quotient bits one per cycle; the weighted sum one key per cycle; the
-  hand-over to the output register), in cycle ``e_i``.
+* :func:`estimate_latency`: a k4 read issued in cycle t reaches the top-k units in
+  ``t + 3 + tree`` (read, read register, LUT products, the adder tree's register stages);
+* :func:`exact_latency`: a key taken in cycle t has its exact score written in ``t + 3 + tree``;
+* :data:`SOFTMAX_LATENCY`: a row-buffer read in t has its exp written in ``t + 6`` (read,
+  ``z``, saturated ``z``, ``z * C_mult``, table, shift);
+* :data:`WSUM_LATENCY`: a row-buffer read in t is accumulated in ``t + 4``, the result register
+  follows in ``t + 5``;
+* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 5``.
 
-So ``h_0 = start + 1 + prepare + F_0``, ``h_{i+1} = max(h_i + 1 + F_{i+1}, e_i + 1)``: rows
-overlap front and back, and a row costs about ``max(F_i, row_recip_bits + n_i + 4)`` in steady
-state. For fixed k the exact stage grows linearly in L, the estimate quadratically (L rows of B).
-The sequence's last output row leaves in cycle ``e_last + 1``, in which the compute side also
-releases its bank; it takes the next bank the cycle after. Back to back, the next sequence loads
-while this one computes, so a sequence costs its compute cycles (:attr:`SequenceCycles.compute`)
-as long as its L tokens take no longer.
+**A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
+and it is ``loaded`` from ``c + 2``. ``topk`` / ``threshold`` then run the prepare unit
+(:func:`prepare_cycles`, one sequence at a time, overlapping the previous sequence's row groups);
+``window`` / ``dense`` are ready at once. A bank is refilled from the cycle after its last group's
+weighted sum.
+
+**Row groups** ``g`` (``rows`` queries each, ``active`` of them real) pass through the stages
+``estimate`` (estimated masks only), ``exact``, ``softmax``, ``divide``, ``wsum``, ``emit``. Each
+stage X takes group g in cycle ``take[X][g] = max(done[X-1][g] + 1, take[X+1][g-1])`` (the
+previous stage has finished it, and the next stage takes X's previous group in the same cycle
+at the latest; the emit stage instead waits for its own previous group: ``done[emit][g-1] + 1``),
+and works from ``take + 1``; with ``n`` the most keys any unit of the group selected:
+
+* estimate: ``B = ceil(L / lanes)`` block reads, done at ``take + B + estimate_latency``;
+* exact: the keys leave the top-k units (or counters) one per cycle, done at
+  ``take + n + exact_latency``;
+* softmax: ``take + n + SOFTMAX_LATENCY``; wsum: ``take + n + WSUM_LATENCY``;
+* divide: :func:`divide_cycles` (request in ``take + 1``, quotient bits, result);
+* emit: the ``active`` rows leave in cycles ``take + 1 .. take + active``.
+
+The first stage takes group 0 of a sequence once it is prepared (``prepared + 1``) and the
+following groups as soon as the chain lets it. So in steady state a group costs its slowest
+stage, typically ``max(B + estimate_latency, n + 6, divide_cycles)``, and a sequence about
+``ceil(L / rows)`` of those.
+
+Cycles depend on the data only through the keys each row selects: ``threshold`` rows keep a
+data-dependent number, so :func:`sequence_cycles` and :func:`stream_cycles` take the per-row
+counts (``golden.attention(...).selected`` sizes) for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwgen.hdl.pipeline import tree_stages
+
 from .config import SparseAttentionConfig
 
-__all__ = ["SequenceCycles", "sequence_cycles", "selected_counts", "stream_cycles"]
+__all__ = [
+    "QUANT_LATENCY",
+    "SOFTMAX_LATENCY",
+    "WSUM_LATENCY",
+    "SequenceCycles",
+    "divide_cycles",
+    "estimate_latency",
+    "exact_latency",
+    "prepare_cycles",
+    "prepare_max_latency",
+    "recip_latency",
+    "selected_counts",
+    "sequence_cycles",
+    "stream_cycles",
+    "z_saturation",
+]
+
+SOFTMAX_LATENCY = 6
+WSUM_LATENCY = 5
+QUANT_LATENCY = 5
+
+
+def estimate_latency(cfg: SparseAttentionConfig) -> int:
+    return 3 + tree_stages(cfg.head_dim)
+
+
+def exact_latency(cfg: SparseAttentionConfig) -> int:
+    return 3 + tree_stages(cfg.head_dim)
+
+
+def prepare_max_latency(cfg: SparseAttentionConfig) -> int:
+    """Cycles from the prepare unit's take to the max|x| registers: the leaf registers and the
+    max tree's register stages."""
+    return 1 + tree_stages(cfg.head_dim)
+
+
+def recip_latency(cfg: SparseAttentionConfig) -> int:
+    """The quantization reciprocal divider: request to result, ``recip_bits + 1``."""
+    return cfg.recip_bits + 1
+
+
+def divide_cycles(cfg: SparseAttentionConfig) -> int:
+    """The divide stage, take to done: request one cycle after the take, result
+    ``row_recip_bits + 1`` cycles after the request."""
+    return cfg.row_recip_bits + 2
+
+
+def prepare_cycles(cfg: SparseAttentionConfig, length: int) -> int:
+    """The prepare unit, take (cycle 0) to its last q4 / k4 write: the max trees, one cycle to
+    start the dividers, the reciprocals, then 2L rows one per cycle and the quantizer's
+    latency."""
+    return prepare_max_latency(cfg) + recip_latency(cfg) + 2 * length + QUANT_LATENCY
+
+
+def z_saturation(cfg: SparseAttentionConfig) -> int:
+    """The smallest ``z`` whose exp is 0: ``((z * C_mult) >> C_shift) >> F > exp_bits`` from
+    there on, so the RTL saturates ``z`` to it (a narrower multiplier, same results)."""
+    limit = (cfg.exp_bits + 1) << (cfg.exp_frac_bits + cfg.exp_shift)
+    return -(-limit // cfg.exp_mult)
 
 
 @dataclass(frozen=True)
 class SequenceCycles:
     load: int       # token beats
-    prepare: int    # topk: reciprocals and k4
-    compute: int    # the compute side's cycles for the sequence, from taking its bank to
-    #                 releasing it (the cycle its last output row leaves)
+    prepare: int    # topk / threshold: the prepare unit's cycles (0 otherwise)
+    compute: int    # from the cycle after the last token to the last output row
     total: int      # alone: first token to last output row, both included
 
 
-def selected_counts(cfg: SparseAttentionConfig, length: int) -> list[int]:
-    """Keys each row selects (the golden model's ``select`` sizes, without the scores)."""
+def selected_counts(cfg: SparseAttentionConfig, length: int, counts=None) -> list[int]:
+    """Keys each row selects: ``counts`` itself (required for ``threshold``, whose counts depend
+    on the data), else the sizes of the golden model's ``select``."""
+    if counts is not None:
+        counts = [int(n) for n in counts]
+        if len(counts) != length or not all(1 <= n <= cfg.max_selected for n in counts):
+            raise ValueError(f"counts must be {length} integers from 1 to {cfg.max_selected}")
+        return counts
+    if cfg.mask == "threshold":
+        raise ValueError("the threshold mask's cycles depend on the data: pass the per-row "
+                         "counts (golden.attention(...).selected sizes)")
     if cfg.mask == "topk":
         return [min(cfg.topk, length)] * length
     if cfg.mask == "dense":
         return [length] * length
     g, w = cfg.global_tokens, cfg.window
-    counts = []
+    out = []
     for i in range(length):
         if i < g:
-            counts.append(length)
+            out.append(length)
         else:
             lo, hi = max(g, i - w), min(length - 1, i + w)
-            counts.append(min(g, length) + hi - lo + 1)
-    return counts
+            out.append(min(g, length) + hi - lo + 1)
+    return out
 
 
-def sequence_cycles(cfg: SparseAttentionConfig, length: int) -> SequenceCycles:
-    """Modeled cycles of one sequence of ``length`` tokens (see the module docstring)."""
-    estimate = -(-length // cfg.lanes) + 1 if cfg.mask == "topk" else 0
-    prepare = cfg.recip_bits + length + 3 if cfg.mask == "topk" else 0
-    handoff = 1 + prepare              # cycle after taking the bank (cycle 0) the front starts
-    back_end = None
-    for n in selected_counts(cfg, length):
-        front = estimate + 2 * n + 4
-        handoff = handoff + front if back_end is None else max(handoff + 1 + front,
-                                                               back_end + 1)
-        back_end = handoff + cfg.row_recip_bits + n + 4
-    compute = back_end + 2
-    return SequenceCycles(load=length, prepare=prepare, compute=compute, total=length + compute)
+class _Pipeline:
+    """The stage recurrences over all groups of all sequences, in order."""
+
+    def __init__(self, cfg: SparseAttentionConfig):
+        self.cfg = cfg
+        self.names = (["estimate"] if cfg.estimated else []) + [
+            "exact", "softmax", "divide", "wsum", "emit"]
+        self.take = {n: None for n in self.names}     # of the previous group
+        self.done = {n: None for n in self.names}
+
+    def group(self, ready: int, length: int, counts: list[int]) -> tuple[int, int]:
+        """Run one group whose first stage may take it from cycle ``ready``: returns
+        (first stage's take, wsum done, emit done)."""
+        cfg = self.cfg
+        n = max(counts)
+        blocks = -(-length // cfg.lanes)
+        dur = {
+            "estimate": blocks + estimate_latency(cfg),
+            "exact": n + exact_latency(cfg),
+            "softmax": n + SOFTMAX_LATENCY,
+            "divide": divide_cycles(cfg),
+            "wsum": n + WSUM_LATENCY,
+            "emit": len(counts),
+        }
+        earliest = ready
+        takes = {}
+        for k, name in enumerate(self.names):
+            t = earliest
+            if name == "emit":
+                if self.done[name] is not None:
+                    t = max(t, self.done[name] + 1)
+            elif self.take[self.names[k + 1]] is not None:
+                t = max(t, self.take[self.names[k + 1]])
+            takes[name] = t
+            self.done[name] = t + dur[name]
+            earliest = self.done[name] + 1
+        self.take.update(takes)
+        return takes[self.names[0]], self.done["wsum"], self.done["emit"]
 
 
-def stream_cycles(cfg: SparseAttentionConfig, lengths: list[int]) -> int:
-    """Cycles of sequences streamed back to back (tokens offered every cycle, output always
-    ready), from the first token to the last output row, both included.
-
-    Sequence s loads into bank ``s % 2`` once the previous sequence has loaded and the bank's
-    previous sequence (s - 2) has been computed; it is computed once it has loaded and the
-    previous one has been computed (the cycle after, the compute side takes the bank).
-    """
-    load_end = [0] * len(lengths)
-    compute_end = [0] * len(lengths)
-    for s, length in enumerate(lengths):
-        start = 0 if s == 0 else load_end[s - 1] + 1
+def _schedule(cfg: SparseAttentionConfig, lengths, counts) -> list[tuple[int, int]]:
+    """(first token, last output row) cycles of each sequence streamed back to back."""
+    pipe = _Pipeline(cfg)
+    spans = []
+    release: list[int] = []                 # per sequence: its bank is free from this cycle
+    last_token = -1
+    prep_free = 0
+    for s, (length, rows) in enumerate(zip(lengths, counts)):
+        first = last_token + 1
         if s >= 2:
-            start = max(start, compute_end[s - 2] + 1)
-        load_end[s] = start + length - 1
-        begin = load_end[s] + 1 if s == 0 else max(load_end[s] + 1, compute_end[s - 1] + 1)
-        compute_end[s] = begin + sequence_cycles(cfg, length).compute - 1
-    return compute_end[-1] + 1
+            first = max(first, release[s - 2])
+        last_token = first + length - 1
+        ready = last_token + 2
+        if cfg.estimated:
+            take = max(ready, prep_free)
+            done = take + prepare_cycles(cfg, length)
+            prep_free = done + 1
+            ready = done + 1
+        end = None
+        for g in range(0, length, cfg.rows):
+            _, wsum_done, end = pipe.group(ready, length, rows[g:g + cfg.rows])
+        release.append(wsum_done + 1)
+        spans.append((first, end))
+    return spans
+
+
+def _counts(cfg, lengths, counts):
+    if counts is None:
+        counts = [None] * len(lengths)
+    return [selected_counts(cfg, n, c) for n, c in zip(lengths, counts)]
+
+
+def sequence_cycles(cfg: SparseAttentionConfig, length: int, counts=None) -> SequenceCycles:
+    """Modeled cycles of one sequence of ``length`` tokens alone (see the module docstring);
+    ``counts`` are the keys per row (required for ``threshold``)."""
+    rows = selected_counts(cfg, length, counts)
+    first, end = _schedule(cfg, [length], [rows])[0]
+    total = end - first + 1
+    prepare = prepare_cycles(cfg, length) if cfg.estimated else 0
+    return SequenceCycles(load=length, prepare=prepare, compute=total - length, total=total)
+
+
+def stream_cycles(cfg: SparseAttentionConfig, lengths: list[int], counts=None) -> int:
+    """Cycles of sequences streamed back to back (tokens offered every cycle, output always
+    ready), from the first token to the last output row, both included. ``counts`` holds the
+    per-row key counts of each sequence (required for ``threshold``)."""
+    spans = _schedule(cfg, lengths, _counts(cfg, lengths, counts))
+    return spans[-1][1] - spans[0][0] + 1

@@ -22,11 +22,12 @@ signed values), i.e. each sequence's golden ``out`` flattened row-major, sequenc
 order.
 
 Sequences: every edge case of :func:`.stimulus.edge_sequences` (each edge length 1, 2, k-1, k,
-k+1, max_len; all-zero tensors, Q zero, all-max, all-min, tied keys, near ties, a single nonzero),
-then K zero alone (max|K| = 0), then ``vectors`` random sequences of skewed mixed lengths from
-``np.random.default_rng(seed)`` (:func:`.stimulus.mixed_lengths`; the first ``ceil(vectors/2)``
-uniform, the rest gaussian). ``vectors`` therefore counts the random sequences, as ``hwgen sim
---vectors`` does for this engine; the edge cases are always included.
+k+1, max_len; all-zero tensors, Q zero, all-max, all-min, tied keys, near ties, a single nonzero,
+crowded keys, a dominant key), then K zero alone (max|K| = 0), then ``vectors`` random sequences of
+skewed mixed lengths from ``np.random.default_rng(seed)`` (:func:`.stimulus.mixed_lengths`:
+``(vectors + 2) // 3`` uniform, then ``(vectors + 1) // 3`` gaussian, then ``vectors // 3``
+peaked). ``vectors`` therefore counts the random sequences, as ``hwgen sim --vectors`` does for
+this engine; the edge cases are always included.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def hls_context(cfg: SparseAttentionConfig) -> dict:
         "lanes": cfg.lanes,
         "est_steps": -(-cfg.max_len // cfg.lanes),   # ceil(max_len / lanes)
         "mask": cfg.mask,
+        "estimated": cfg.estimated,           # topk, threshold: quantize and estimate scores
         "topk": cfg.topk,
+        "margin": cfg.margin,
         "window": cfg.window,
         "global_tokens": cfg.global_tokens,
         "max_selected": cfg.max_selected,
@@ -131,8 +134,9 @@ def sequences(cfg: SparseAttentionConfig, seed: int, vectors: int
     q = rng.integers(lo, hi, size=(length, cfg.head_dim), endpoint=True).astype(np.int64)
     v = rng.integers(lo, hi, size=(length, cfg.head_dim), endpoint=True).astype(np.int64)
     cases.append(("zero_k", q, np.zeros_like(q), v))
-    uniform = (vectors + 1) // 2
-    for dist, count in (("uniform", uniform), ("gaussian", vectors - uniform)):
+    counts = {"uniform": (vectors + 2) // 3, "gaussian": (vectors + 1) // 3,
+              "peaked": vectors // 3}
+    for dist, count in counts.items():
         for n, (q, k, v) in enumerate(mixed_lengths(cfg, count, rng, dist)):
             cases.append((f"{dist}_{n}_L{q.shape[0]}", q, k, v))
     return cases

@@ -2,38 +2,55 @@
 DAC 2022).
 
 Numerics are those of :mod:`.golden` (same config properties, same exp table); this module only
-schedules them.
+schedules them. Every fixed latency below is a constant of :mod:`.cycle_model`, which the
+elaboration checks against the pipelines it builds.
 
 Dataflow
 --------
 ::
 
-    tokens ─> loader ─> bank 0 / bank 1 (Q, K, V rows, max|Q|, max|K|, L) ─> compute ─> out
+    tokens -> loader -> bank 0 / 1 (Q, K, V) -> prepare -> q4, k4 (bank 0 / 1)
+                                                              |
+       row groups: estimate -> exact -> softmax -> divide -> weighted sum -> emit -> out
 
 * **Load.** One ``tokens`` beat carries the Q, K and V rows of one position; ``last`` ends the
-  sequence, so its length L is whatever arrived (no padding). The loader writes bank ``wbank``
-  and tracks max|Q| and max|K|; at ``last`` the bank is handed to the compute side and the loader
-  moves to the other bank at once: the next sequence loads while this one is computed (the
-  paper's dynamic pipelining), and a bank is refilled as soon as its sequence is done.
-* **Compute**, one sequence at a time, one query row after another:
+  sequence, whose length L is whatever arrived. Beats are registered, then written to bank
+  ``wbank`` while per-element running maxima of |Q| and |K| are kept; the other bank can be
+  computed meanwhile. Q rows are stored in ``rows`` lanes (row i in lane ``i % rows``), so one read
+  gives the ``rows`` queries of a group.
+* **Prepare** (``topk`` / ``threshold`` only), once per sequence and overlapping the previous
+  sequence's rows: max|Q| and max|K| (a pipelined max tree over the lane maxima), both
+  quantization reciprocals ``floor((q_max << S) / max|x|)`` on two sequential dividers, then
+  every K and Q row, alternately, through one pipelined quantizer (``d`` multipliers) into the
+  ``k4`` memories (row j in lane ``j % lanes``, so a read gives ``lanes`` keys) and the ``q4``
+  lanes (like Q).
+* **Row groups.** Queries are computed ``rows`` at a time by ``rows`` identical row units. A group
+  passes through six stages; each stage works on one group at a time, and the stages work on
+  consecutive groups at once (of this sequence and the next one). A stage takes a group when the
+  previous stage has finished it and when the next stage takes the stage's previous group (a
+  combinational take chain, so no cycle is lost between groups):
 
-  1. ``topk`` only: both quantization reciprocals ``floor((q_max << S) / max|x|)`` on two
-     sequential dividers (:class:`hwgen.hdl.divider.SequentialDivider`), then every K row is
-     quantized into the ``k4`` memories, row j in memory ``j % lanes`` (``lanes`` rows per read).
-  2. Per query i: read and (``topk``) quantize Q[i]. ``topk``: ``lanes`` estimated scores per
-     cycle go to a :class:`hwgen.hdl.topk.TopK`, which returns the selected keys in increasing
-     index order. ``window`` / ``dense``: a counter produces the selected keys in increasing
-     order directly (global keys, then the window), one per cycle.
-  3. Exact scores, one selected key per cycle (``d`` 8x8 multipliers and an adder tree), written
-     to the row buffer while the row max is tracked.
-  4. Softmax pass over the row buffer: ``z``, exponent, table lookup, exp written back, row sum.
-  5. The row reciprocal ``floor(2**RS / sum)`` on a third sequential divider.
-  6. Weighted sum: per selected key, ``p = (exp * rr) >> (RS - prob_bits)`` and ``d``
-     multiply-accumulates with its V row; then the output row is requantized into the ``out``
-     register, which drains while the next query is computed.
+  0. **estimate** (``topk`` / ``threshold``): the group's q4 rows are read once; the k4 rows
+     stream ``lanes`` keys per cycle, *broadcast* to every unit, which computes ``lanes``
+     estimated scores per cycle (4-bit products in LUTs, a pipelined adder tree) into its own
+     :class:`hwgen.hdl.topk.TopK`;
+  1. **exact**: each unit reads the K rows of its selected keys (its own read port), one per
+     cycle: ``d`` DSP products and a pipelined adder tree, written to the unit's row buffer
+     while the row max is kept. ``window`` / ``dense`` units generate their keys by counting;
+  2. **softmax**: per key ``z = max - s`` (saturated where exp is 0 anyway), ``z * C_mult``
+     (one DSP), the exp table (a synchronous ROM) and the shift, each a pipeline stage; the exps
+     go back to the row buffer and into the row sum;
+  3. **divide**: each unit's row reciprocal ``floor(2**RS / sum)`` on a sequential divider;
+  4. **weighted sum**: per key ``p = (exp * rr) >> (RS - prob_bits)`` and ``d``
+     multiply-accumulates with its V row (each unit its own V read port), then requantization
+     into a result register;
+  5. **emit**: the results move to the output registers and leave one row per beat, in order.
 
-Every memory is read synchronously (address in one cycle, data in the next), so each pass is a
-short pipeline with its own valid bits; every pass handles one element per cycle.
+  The row buffers have four banks, one per stage that uses them (1, 2, 4 and the divide in
+  between), so each stage reads and writes its own group.
+
+Memories are read synchronously with a register after the read data (two cycles from address to
+data) except the small row buffers and the exp ROM (one cycle).
 """
 
 from __future__ import annotations
@@ -42,11 +59,13 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hdl.arith import overflow
+from hwgen.hdl.arith import lut_product, overflow
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
+from hwgen.hdl.pipeline import delay, maximum, pipelined_tree
 from hwgen.hdl.topk import TopK
 
+from . import cycle_model as cm
 from .config import SparseAttentionConfig
 
 __all__ = ["token_layout", "out_layout", "SparseAttention"]
@@ -72,20 +91,33 @@ def _abs(x, bits):
     return Mux(x[-1], -x, x)[:bits]
 
 
-def _max(values):
-    """The largest of unsigned values, by a balanced tree of comparators."""
-    while len(values) > 1:
-        values = [Mux(a > b, a, b) if b is not None else a
-                  for a, b in zip(values[::2], list(values[1::2]) + [None])]
-    return values[0]
+def _bits(n: int) -> int:
+    """Address bits of ``n`` entries (at least 1, so no signal is zero-width)."""
+    return max((n - 1).bit_length(), 1)
 
 
-def _sum(values):
-    """Balanced adder tree (Amaranth widens every addition, so nothing overflows)."""
-    while len(values) > 1:
-        values = [a + b if b is not None else a
-                  for a, b in zip(values[::2], list(values[1::2]) + [None])]
-    return values[0]
+class _Read:
+    """A synchronous read port followed by a data register: data two cycles after the address."""
+
+    def __init__(self, m, mem, name):
+        self.port = mem.read_port()
+        self.addr, self.en = self.port.addr, self.port.en
+        self.data = Signal(self.port.data.shape(), name=f"{name}_q")
+        m.d.sync += self.data.eq(self.port.data)
+
+
+class _Stage:
+    """Control of one row-group stage: ``busy`` while it works on a group, ``full`` from the
+    cycle after it finished until the next stage takes the group; ``take`` (combinational) in
+    the cycle it takes a group, ``done`` (driven by the stage) in its last busy cycle."""
+
+    def __init__(self, name):
+        self.name = name
+        self.busy = Signal(name=f"{name}_busy")
+        self.full = Signal(name=f"{name}_full")
+        self.take = Signal(name=f"{name}_take")
+        self.done = Signal(name=f"{name}_done")
+        self.token = None
 
 
 class SparseAttention(wiring.Component):
@@ -98,8 +130,8 @@ class SparseAttention(wiring.Component):
     out : stream, out
         L output rows per sequence (:func:`out_layout`), in order.
     perf : :data:`hwgen.hdl.perf.PerfSignature`, out
-        ``busy``: a token moves, a sequence is being computed or an output row waits;
-        ``stall``: an output row waits for ``out.ready`` (a subset of busy).
+        ``busy``: a token moves, a sequence is loaded, prepared or being computed, or an output
+        row waits; ``stall``: an output row waits for ``out.ready`` (a subset of busy).
     """
 
     def __init__(self, cfg: SparseAttentionConfig):
@@ -110,402 +142,684 @@ class SparseAttention(wiring.Component):
             "perf": Out(PerfSignature),
         })
 
+    # --- top level ---------------------------------------------------------------------------
+
     def elaborate(self, platform):
         cfg = self.cfg
-        d, D, Lmax = cfg.head_dim, cfg.data_bits, cfg.max_len
-        topk = cfg.mask == "topk"
+        d, D, Lmax, R = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows
         m = Module()
-
-        pos = range(Lmax + 1)                     # a length or an index
+        self.m = m
+        self.jbits = _bits(Lmax)                       # a key index
+        self.gbits = _bits(-(-Lmax // R))              # a group's address in the Q lanes
+        self.pos = range(Lmax + 1)                     # a length
         row_shape = _row(cfg, D)
 
-        # --- banks: Q, K, V rows of two sequences (address = bank * max_len + position) -----
-        mems = {}
-        for name in ("q", "k", "v"):
-            mems[name] = mem = memory.Memory(shape=row_shape, depth=2 * Lmax, init=[])
-            m.submodules[f"{name}mem"] = mem
-        writes = {name: mem.write_port() for name, mem in mems.items()}
-        reads = {name: mem.read_port() for name, mem in mems.items()}
-        full = Signal(2)                          # bank b holds a sequence not yet computed
-        bank_len = [Signal(pos, name=f"bank{b}_len") for b in range(2)]
-        bank_mq = [Signal(D, name=f"bank{b}_maxabs_q") for b in range(2)]
-        bank_mk = [Signal(D, name=f"bank{b}_maxabs_k") for b in range(2)]
+        # Bank memories: address = Cat(position or lane address, bank).
+        self.qmem = [memory.Memory(shape=row_shape, depth=2 << self.gbits, init=[])
+                     for _ in range(R)]
+        for u, mem in enumerate(self.qmem):
+            m.submodules[f"qmem{u}"] = mem
+        self.kmem = memory.Memory(shape=row_shape, depth=2 << self.jbits, init=[])
+        self.vmem = memory.Memory(shape=row_shape, depth=2 << self.jbits, init=[])
+        m.submodules.kmem, m.submodules.vmem = self.kmem, self.vmem
 
-        # --- loader ------------------------------------------------------------------------
-        wbank, wpos = Signal(), Signal(range(Lmax))
-        run_mq, run_mk = Signal(D), Signal(D)     # max|Q|, max|K| of the positions so far
-        tok = self.tokens.payload
-        m.d.comb += self.tokens.ready.eq(~full.bit_select(wbank, 1))
-        beat_mq = _max([run_mq] + [_abs(tok.q[c], D) for c in range(d)])
-        beat_mk = _max([run_mk] + [_abs(tok.k[c], D) for c in range(d)])
-        for name in ("q", "k", "v"):
-            m.d.comb += [writes[name].addr.eq(wbank * Lmax + wpos),
-                         writes[name].data.eq(getattr(tok, name)),
-                         writes[name].en.eq(self.tokens.valid & self.tokens.ready)]
-        with m.If(self.tokens.valid & self.tokens.ready):
-            m.d.sync += [run_mq.eq(beat_mq), run_mk.eq(beat_mk), wpos.eq(wpos + 1)]
-            with m.If(tok.last | (wpos == Lmax - 1)):
-                m.d.sync += [run_mq.eq(0), run_mk.eq(0), wpos.eq(0), wbank.eq(~wbank)]
-                for b in range(2):
-                    with m.If(wbank == b):
-                        m.d.sync += [full[b].eq(1), bank_len[b].eq(wpos + 1),
-                                     bank_mq[b].eq(beat_mq), bank_mk[b].eq(beat_mk)]
+        # Bank state. full: loaded and not yet released; loaded: waiting for prepare;
+        # prepared: waiting for its row groups to be started.
+        self.full, self.loaded, self.prepared = Signal(2), Signal(2), Signal(2)
+        self.bank_len = [Signal(self.pos, name=f"bank{b}_len") for b in range(2)]
+        self.release = Signal(2)                        # the last group's weighted sum is done
 
-        # --- compute-side state ---------------------------------------------------------------
-        rbank = Signal()
-        length = Signal(pos)                      # L of the sequence being computed
-        maxabs_q, maxabs_k = Signal(D), Signal(D)
-        query = Signal(range(Lmax))               # i
-        done_rows = Signal()                      # the sequence's last row went to ``out``
-        base = Signal(range(2 * Lmax))            # rbank * max_len
-        m.d.comb += base.eq(Mux(rbank, Lmax, 0))
+        self._loader()
+        if cfg.estimated:
+            self._prepare()
 
-        # Row buffer: per selected key its index and exact score, then its exp.
-        sel_depth = max(cfg.max_selected, 2)
-        idx_shape = unsigned(max(1, (Lmax - 1).bit_length()))
-        # Two banks (address = bank * sel_depth + key): the front fills one with row i + 1 while
-        # the back reads row i from the other.
-        m.submodules.rowsj = rowsj = memory.Memory(
-            shape=data.StructLayout({"j": idx_shape, "s": signed(cfg.score_bits)}),
-            depth=2 * sel_depth, init=[])
-        m.submodules.rowe = rowe = memory.Memory(shape=unsigned(cfg.exp_value_bits),
-                                                 depth=2 * sel_depth, init=[])
-        sj_w, sj_r, sj_r_back = rowsj.write_port(), rowsj.read_port(), rowsj.read_port()
-        e_w, e_r = rowe.write_port(), rowe.read_port()
-        fbank, bbank = Signal(), Signal()         # row-buffer bank of the front / the back
-        fbase, bbase = Signal(range(2 * sel_depth)), Signal(range(2 * sel_depth))
-        m.d.comb += [fbase.eq(Mux(fbank, sel_depth, 0)), bbase.eq(Mux(bbank, sel_depth, 0))]
-        count = Signal(range(sel_depth + 1))      # selected keys of the row
-        row_max = Signal(signed(cfg.score_bits))
-        row_sum = Signal(cfg.sum_bits)
-        row_recip = Signal(cfg.row_recip_bits)
+        token_layout_ = data.StructLayout({
+            "bank": 1, "base": range(Lmax), "active": range(R + 1), "last": 1,
+            "length": self.pos, "group": self.gbits})
+        self.token_layout = token_layout_
+        stages = ([_Stage("estimate")] if cfg.estimated else []) + [
+            _Stage(n) for n in ("exact", "softmax", "divide", "wsum", "emit")]
+        for st in stages:
+            st.token = Signal(token_layout_, name=f"{st.name}_token")
+        self.stages = {st.name: st for st in stages}
+        self._group_source(stages)
 
-        # The exp table, the same array the golden model uses (asynchronous ROM read).
-        m.submodules.exp_lut = lut = memory.Memory(
-            shape=unsigned(cfg.exp_value_bits), depth=cfg.lut_size,
-            init=[int(v) for v in cfg.exp_lut])
-        lut_read = lut.read_port(domain="comb")
+        self.units = [dict() for _ in range(R)]
+        if cfg.estimated:
+            self._estimate()
+        self._exact()
+        self._softmax()
+        self._divide()
+        self._weighted_sum()
+        self._emit()
 
-        # --- quantizer, shared by K rows (pass 1) and each Q row: x4 = clamp((x*r + h) >> S) ---
-        S = cfg.recip_shift
-        quant_in = Signal(row_shape)
-        quant_r = Signal(cfg.recip_bits)
-        q4_shape = signed(cfg.est_bits)
-        quant_out = Signal(data.ArrayLayout(q4_shape, d))
-        r_signed = Cat(quant_r, Const(0, 1)).as_signed()     # r is unsigned; one sign bit more
-        for c in range(d):
-            rounded = (quant_in[c] * r_signed + (1 << (S - 1))) >> S
-            m.d.comb += quant_out[c].eq(Mux(rounded > cfg.q_max, cfg.q_max,
-                                            Mux(rounded < -cfg.q_max, -cfg.q_max, rounded)))
+        for b in range(2):
+            with m.If(self.release[b]):
+                m.d.sync += self.full[b].eq(0)
 
         m.submodules.perf = perf = PerfCounters()
         wiring.connect(m, wiring.flipped(self.perf), perf.perf)
-
-        # Output register: one row waits here while the next one is computed.
-        out_payload = self.out.payload
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
-
-        # The source of selected keys for the exact pass (a stream of increasing indices).
-        sel_valid, sel_index, sel_last, sel_ready = Signal(), Signal(idx_shape), Signal(), Signal()
-        start_row = Signal()                      # Q[i] is on the q read port: start the row
-
-        q_row = Signal(row_shape)                 # Q[i], 8-bit, for the exact scores
-        # Exact score of the key whose K row arrived this cycle.
-        score = Signal(signed(cfg.score_bits))
-        m.d.comb += score.eq(_sum([q_row[c] * reads["k"].data[c] for c in range(d)]))
-        exact_valid, exact_j, exact_last = Signal(), Signal(idx_shape), Signal()
-
-        # Softmax pass pipeline: row-buffer read issued in cycle t, exp written in t + 1.
-        sm_issue, sm_valid, sm_last = Signal(range(sel_depth + 1)), Signal(), Signal()
-        # Weighted-sum pipeline: row buffer (t) -> V row and p (t + 1) -> accumulate (t + 2).
-        ws_issue = Signal(range(sel_depth + 1))
-        ws_v1, ws_v2, ws_last1, ws_last2 = Signal(), Signal(), Signal(), Signal()
-        prob = Signal(cfg.prob_value_bits)
-        acc = Signal(data.ArrayLayout(signed(cfg.acc_bits), d))
-
-        # Row reciprocal floor(2**RS / sum): the quotient fits row_recip_bits (sum >= 2**exp_bits),
-        # so the divider takes 2**RS as high * 2**row_recip_bits + 0 with high = 2**(RS -
-        # row_recip_bits) < 2**exp_bits <= sum and needs row_recip_bits steps, not RS + 1.
-        rr_bits = cfg.row_recip_bits
-        m.submodules.row_div = row_div = SequentialDivider(rr_bits, cfg.sum_bits, wide=True)
-
-        if topk:
-            est = self._estimator(m, reads, quant_in, quant_r, quant_out, maxabs_q, maxabs_k,
-                                  length, base, start_row, idx_shape)
-            m.d.comb += [sel_valid.eq(est.topk.selected.valid),
-                         sel_index.eq(est.topk.selected.payload.index),
-                         sel_last.eq(est.topk.selected.payload.last),
-                         est.topk.selected.ready.eq(sel_ready)]
-        else:
-            self._index_generator(m, length, query, start_row, sel_valid, sel_index, sel_last,
-                                  sel_ready)
-
-        # Front: per row, Q[i], the selected keys and exact scores, the softmax pass; then the
-        # row (its bank, key count, row sum) is handed to the back, which starts its division.
-        back_busy = Signal()                      # the back holds a row
-        back_count = Signal.like(count)
-        back_last = Signal()                      # ... the sequence's last row
-        with m.FSM(name="compute") as fsm:
-            with m.State("IDLE"):
-                with m.If(full.bit_select(rbank, 1)):
-                    m.d.sync += [length.eq(Mux(rbank, bank_len[1], bank_len[0])),
-                                 maxabs_q.eq(Mux(rbank, bank_mq[1], bank_mq[0])),
-                                 maxabs_k.eq(Mux(rbank, bank_mk[1], bank_mk[0])),
-                                 query.eq(0)]
-                    m.next = "PREPARE" if topk else "QUERY"
-            if topk:
-                with m.State("PREPARE"):          # reciprocals and k4, see _estimator
-                    m.d.comb += est.prepare.eq(1)
-                    with m.If(est.prepared):
-                        m.next = "QUERY"
-            with m.State("QUERY"):                # read Q[i]
-                m.d.comb += [reads["q"].addr.eq(base + query), reads["q"].en.eq(1)]
-                m.next = "QROW"
-            with m.State("QROW"):
-                m.d.sync += [q_row.eq(reads["q"].data), count.eq(0),
-                             row_max.eq(cfg.score_range[0])]
-                m.d.comb += start_row.eq(1)
-                m.next = "EXACT"
-            with m.State("EXACT"):
-                # One selected key per cycle: read its K row; the score lands next cycle.
-                m.d.comb += [sel_ready.eq(1),
-                             reads["k"].addr.eq(base + sel_index),
-                             reads["k"].en.eq(sel_valid)]
-                m.d.sync += [exact_valid.eq(sel_valid), exact_j.eq(sel_index),
-                             exact_last.eq(sel_valid & sel_last)]
-                with m.If(exact_valid & exact_last):
-                    m.d.sync += [sm_issue.eq(0), row_sum.eq(0)]
-                    m.next = "SOFTMAX"
-            with m.State("SOFTMAX"):
-                with m.If(sm_issue != count):
-                    m.d.comb += [sj_r.addr.eq(fbase + sm_issue), sj_r.en.eq(1)]
-                    m.d.sync += sm_issue.eq(sm_issue + 1)
-                m.d.sync += [sm_valid.eq(sm_issue != count), sm_last.eq(sm_issue == count - 1)]
-                with m.If(sm_valid & sm_last):
-                    m.next = "HANDOFF"
-            with m.State("HANDOFF"):              # wait for the back, start the row's division
-                m.d.comb += [row_div.request.valid.eq(~back_busy),
-                             row_div.request.payload.dividend.eq(0),
-                             row_div.request.payload.high.eq(1 << (cfg.row_recip_shift - rr_bits)),
-                             row_div.request.payload.divisor.eq(row_sum)]
-                with m.If(row_div.request.valid & row_div.request.ready):
-                    m.d.sync += [back_busy.eq(1), back_count.eq(count), bbank.eq(fbank),
-                                 back_last.eq(query == length - 1), fbank.eq(~fbank)]
-                    with m.If(query == length - 1):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.d.sync += query.eq(query + 1)
-                        m.next = "QUERY"
-            with m.State("DRAIN"):                # the last row leaves the back: release the bank
-                with m.If(~back_busy):
-                    m.d.comb += done_rows.eq(1)
-                    m.d.sync += rbank.eq(~rbank)
-                    m.next = "IDLE"
-
-        # Back: the row's reciprocal, the weighted sum, the output register.
-        with m.FSM(name="back") as back:
-            with m.State("RECIP"):
-                m.d.comb += row_div.result.ready.eq(1)
-                with m.If(row_div.result.valid):
-                    m.d.sync += [row_recip.eq(row_div.result.payload.quotient), ws_issue.eq(0)]
-                    m.d.sync += [acc[c].eq(0) for c in range(d)]
-                    m.next = "WSUM"
-            with m.State("WSUM"):
-                with m.If(ws_issue != back_count):
-                    m.d.comb += [sj_r_back.addr.eq(bbase + ws_issue), sj_r_back.en.eq(1),
-                                 e_r.addr.eq(bbase + ws_issue), e_r.en.eq(1)]
-                    m.d.sync += ws_issue.eq(ws_issue + 1)
-                m.d.sync += [ws_v1.eq(ws_issue != back_count),
-                             ws_last1.eq(ws_issue == back_count - 1),
-                             ws_v2.eq(ws_v1), ws_last2.eq(ws_v1 & ws_last1)]
-                with m.If(ws_v2 & ws_last2):
-                    m.next = "EMIT"
-            with m.State("EMIT"):                 # wait for the output register to be free
-                with m.If(~self.out.valid | self.out.ready):
-                    m.d.sync += [self.out.valid.eq(1), out_payload.last.eq(back_last),
-                                 back_busy.eq(0)]
-                    for c in range(d):
-                        m.d.sync += out_payload.o[c].eq(self._requantize(acc[c]))
-                    m.next = "RECIP"
-
-        with m.If(done_rows):
-            for b in range(2):
-                with m.If(rbank == b):
-                    m.d.sync += full[b].eq(0)
-        # ``full`` set by the loader and cleared here: never the same bank in the same cycle.
-
-        # Exact pass, second half: write (j, s) and track the row max.
-        m.d.comb += [sj_w.addr.eq(fbase + count), sj_w.data.j.eq(exact_j), sj_w.data.s.eq(score),
-                     sj_w.en.eq(exact_valid)]
-        with m.If(exact_valid):
-            m.d.sync += count.eq(count + 1)
-            with m.If(score > row_max):
-                m.d.sync += row_max.eq(score)
-
-        # Softmax pass, second half: z, exponent, lookup, exp written back, row sum.
-        z = Signal(cfg.z_bits)
-        m.d.comb += z.eq(row_max - sj_r.data.s)
-        expo = Signal(cfg.exponent_bits)
-        m.d.comb += expo.eq((z * cfg.exp_mult) >> cfg.exp_shift)
-        F = cfg.exp_frac_bits
-        ei = expo >> F
-        m.d.comb += lut_read.addr.eq(expo[:F])
-        exp_value = Signal(cfg.exp_value_bits)
-        m.d.comb += exp_value.eq(Mux(ei > cfg.exp_bits, 0, lut_read.data >> ei))
-        m.d.comb += [e_w.addr.eq(fbase + sm_issue - 1), e_w.data.eq(exp_value),
-                     e_w.en.eq(fsm.ongoing("SOFTMAX") & sm_valid)]
-        with m.If(fsm.ongoing("SOFTMAX") & sm_valid):
-            m.d.sync += row_sum.eq(row_sum + exp_value)
-
-        # Weighted sum, second stage: p and the V row read; third stage: accumulate.
-        sh = cfg.row_recip_shift - cfg.prob_bits
-        m.d.comb += [reads["v"].addr.eq(base + sj_r_back.data.j),
-                     reads["v"].en.eq(back.ongoing("WSUM") & ws_v1)]
-        with m.If(back.ongoing("WSUM") & ws_v1):
-            m.d.sync += prob.eq((e_r.data * row_recip) >> sh)
-        with m.If(back.ongoing("WSUM") & ws_v2):
-            for c in range(d):
-                m.d.sync += acc[c].eq(acc[c] + prob * reads["v"].data[c])
-
-        m.d.comb += [perf.busy.eq((self.tokens.valid & self.tokens.ready) | ~fsm.ongoing("IDLE")
-                                  | back_busy | self.out.valid),
-                     perf.stall.eq(self.out.valid & ~self.out.ready)]
+        work = [st.busy | st.full for st in stages] + [self.load_valid, self.loaded.any(),
+                                                       self.prepared.any(), self.out.valid]
+        if cfg.estimated:
+            work.append(self.prep_busy)
+        busy = self.tokens.valid & self.tokens.ready
+        for w in work:
+            busy = busy | w
+        m.d.comb += [perf.busy.eq(busy), perf.stall.eq(self.out.valid & ~self.out.ready)]
         return m
 
-    def _index_generator(self, m, length, query, start, valid, index, last, ready):
-        """``window`` / ``dense``: the selected keys of row i in increasing order, one per cycle.
+    # --- loader ------------------------------------------------------------------------------
 
-        Row i selects the global keys ``[0, g)`` and then ``[lo, hi]`` with
-        ``lo = max(g, i - window)`` and ``hi = min(L - 1, i + window)``; a global row (i < g)
-        and every ``dense`` row select ``[0, L)``, i.e. ``lo = 0``, ``hi = L - 1``. The two
-        ranges never overlap, so the next key after j is ``j + 1`` inside the globals and
-        ``max(j + 1, lo)`` after them.
-        """
-        cfg = self.cfg
-        g, w = (cfg.global_tokens, cfg.window) if cfg.mask == "window" else (0, 0)
-        lo, hi = Signal.like(index), Signal.like(index)
-        if cfg.mask == "dense":
-            m.d.comb += [lo.eq(0), hi.eq(length - 1)]
-        else:
-            everything = query < g
-            m.d.comb += [
-                lo.eq(Mux(everything, 0, Mux(query < g + w, g, query - w))),
-                hi.eq(Mux(everything | (query + w >= length - 1), length - 1, query + w)),
-            ]
-        active = Signal()
-        m.d.comb += [valid.eq(active), last.eq(index == hi)]
-        with m.If(start):
-            m.d.sync += [active.eq(1), index.eq(0 if g > 0 else lo)]
-        with m.If(valid & ready):
-            nxt = index + 1
-            m.d.sync += index.eq(Mux((nxt < g) | (nxt > lo), nxt, lo))
+    def _loader(self):
+        """Tokens -> input register -> bank memories and per-element running max|Q|, max|K|."""
+        cfg, m = self.cfg, self.m
+        d, D, Lmax, R = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows
+        tok = self.tokens.payload
+        wbank, wpos = Signal(), Signal(range(Lmax))
+        wlane, wgroup = Signal(range(R)), Signal(self.gbits)     # wpos % rows, wpos // rows
+        m.d.comb += self.tokens.ready.eq(~self.full.bit_select(wbank, 1))
+        accept = self.tokens.valid & self.tokens.ready
+        last = tok.last | (wpos == Lmax - 1)
+
+        # Input register: the beat with where it goes.
+        self.load_valid = valid = Signal(name="load_valid")
+        beat = Signal(token_layout(self.cfg), name="load_beat")
+        bank, pos, lane, group, end = (Signal(), Signal(range(Lmax)), Signal(range(R)),
+                                       Signal(self.gbits), Signal())
+        m.d.sync += [valid.eq(accept), beat.eq(tok), bank.eq(wbank), pos.eq(wpos),
+                     lane.eq(wlane), group.eq(wgroup), end.eq(last)]
+        with m.If(accept):
+            m.d.sync += [wpos.eq(wpos + 1), wlane.eq(Mux(wlane == R - 1, 0, wlane + 1)),
+                         wgroup.eq(Mux(wlane == R - 1, wgroup + 1, wgroup))]
             with m.If(last):
-                m.d.sync += active.eq(0)
+                m.d.sync += [wpos.eq(0), wlane.eq(0), wgroup.eq(0), wbank.eq(~wbank)]
+                for b in range(2):
+                    with m.If(wbank == b):
+                        m.d.sync += [self.full[b].eq(1), self.bank_len[b].eq(wpos + 1)]
 
-    def _estimator(self, m, reads, quant_in, quant_r, quant_out, maxabs_q, maxabs_k, length,
-                   base, start_row, idx_shape):
-        """``topk``: quantization reciprocals, the k4 memories and the per-row estimate -> top-k.
+        for u, mem in enumerate(self.qmem):
+            w = mem.write_port()
+            m.d.comb += [w.addr.eq(Cat(group, bank)), w.data.eq(beat.q),
+                         w.en.eq(valid & (lane == u))]
+        for mem, rowdata in ((self.kmem, beat.k), (self.vmem, beat.v)):
+            w = mem.write_port()
+            m.d.comb += [w.addr.eq(Cat(pos, bank)), w.data.eq(rowdata), w.en.eq(valid)]
 
-        ``prepare`` (high while the sequence is being prepared) runs the two dividers, then
-        quantizes K row by row into ``lanes`` k4 memories (row j in memory ``j % lanes`` at
-        ``j // lanes``), and raises ``prepared`` in its last cycle. ``start_row`` (Q[i] on the q
-        read port) latches ``q4[i]`` and streams ``ceil(L / lanes)`` beats of estimated scores
-        into the top-k unit, whose ``selected`` stream feeds the exact pass.
+        # Running max|x| per element and bank: one comparator per element per beat, no tree.
+        self.lane_max = {}
+        for name in ("q", "k"):
+            regs = [[Signal(D, name=f"bank{b}_max_{name}{c}") for c in range(d)]
+                    for b in range(2)]
+            self.lane_max[name] = regs
+            if not cfg.estimated:
+                continue
+            for c in range(d):
+                a = _abs(getattr(beat, name)[c], D)
+                for b in range(2):
+                    with m.If(valid & (bank == b)):
+                        m.d.sync += regs[b][c].eq(Mux(pos == 0, a, maximum(regs[b][c], a)))
+        with m.If(valid & end):
+            for b in range(2):
+                with m.If(bank == b):
+                    m.d.sync += (self.loaded[b] if cfg.estimated else self.prepared[b]).eq(1)
+
+    # --- prepare -----------------------------------------------------------------------------
+
+    def _prepare(self):
+        """Once per sequence: max|Q|, max|K|, both reciprocals, then q4 and k4 of every row.
+
+        Taken in cycle c: the element maxima are registered in c, the max trees end
+        ``prepare_max_latency - 1`` register stages later, where both dividers start; in the
+        cycle their results are valid they are latched, and from the next cycle one row is
+        issued per cycle (K row j, then Q row j) into the quantizer, whose last write is the
+        prepare unit's last cycle (:func:`.cycle_model.prepare_cycles`).
         """
-        cfg = self.cfg
-        d, D, Lmax, lanes = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.lanes
-        q4_shape = signed(cfg.est_bits)
-        q4_row = data.ArrayLayout(q4_shape, d)
+        cfg, m = self.cfg, self.m
+        d, D, Lmax, R, lanes = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows, cfg.lanes
+        S = cfg.recip_shift
+        self.prep_busy = busy = Signal(name="prep_busy")
+        pbank = Signal(name="prep_bank")                  # the bank prepared next
+        length = Signal(self.pos, name="prep_len")
 
-        class Estimator:
-            prepare = Signal(name="est_prepare")
-            prepared = Signal(name="est_prepared")
+        # q4 in ``rows`` lanes like Q, k4 in ``lanes`` lanes (key j in lane j % lanes at
+        # j // lanes), both two banks.
+        q4_row = data.ArrayLayout(signed(cfg.est_bits), d)
+        self.bbits = _bits(-(-Lmax // lanes))
+        self.q4mem = [memory.Memory(shape=q4_row, depth=2 << self.gbits, init=[])
+                      for _ in range(R)]
+        self.k4mem = [memory.Memory(shape=q4_row, depth=2 << self.bbits, init=[])
+                      for _ in range(lanes)]
+        for n, mem in enumerate(self.q4mem):
+            m.submodules[f"q4mem{n}"] = mem
+        for n, mem in enumerate(self.k4mem):
+            m.submodules[f"k4mem{n}"] = mem
 
-        est = Estimator()
-        est.topk = topk = TopK(cfg.topk, signed(cfg.est_score_bits), lanes, Lmax)
-        m.submodules.topk = topk
+        # Max trees over the element maxima of the bank, registered at the leaves.
+        maxabs, stages = {}, 0
+        for name in ("q", "k"):
+            leaves = []
+            for c in range(d):
+                leaf = Signal(D, name=f"prep_max_{name}{c}")
+                m.d.sync += leaf.eq(Mux(pbank, self.lane_max[name][1][c],
+                                        self.lane_max[name][0][c]))
+                leaves.append(leaf)
+            maxabs[name], stages = pipelined_tree(m, leaves, maximum, name=f"maxabs_{name}")
+        assert 1 + stages == cm.prepare_max_latency(cfg)
 
-        # Reciprocals: both dividers start together and finish together (same widths).
-        r_q, r_k = Signal(cfg.recip_bits), Signal(cfg.recip_bits)
-        divs = []
-        for name, maxabs in (("q", maxabs_q), ("k", maxabs_k)):
-            div = SequentialDivider(cfg.recip_bits, D)
+        divs = {}
+        for name in ("q", "k"):
+            divs[name] = div = SequentialDivider(cfg.recip_bits, D)
             m.submodules[f"recip_{name}"] = div
-            m.d.comb += [div.request.payload.dividend.eq(cfg.q_max << cfg.recip_shift),
-                         div.request.payload.divisor.eq(maxabs)]
-            divs.append(div)
-        depth = -(-Lmax // lanes)
-        k4 = [memory.Memory(shape=q4_row, depth=max(depth, 2), init=[]) for _ in range(lanes)]
-        for lane, mem in enumerate(k4):
-            m.submodules[f"k4mem{lane}"] = mem
-        k4_w = [mem.write_port() for mem in k4]
-        k4_r = [mem.read_port() for mem in k4]
+            m.d.comb += [div.request.payload.dividend.eq(cfg.q_max << S),
+                         div.request.payload.divisor.eq(maxabs[name]), div.result.ready.eq(1)]
+        assert divs["q"].latency == cm.recip_latency(cfg)
+        recip = {name: Signal(cfg.recip_bits, name=f"recip_{name}") for name in divs}
 
-        issue = Signal(range(Lmax + 1))           # next K row to read
-        # Where it goes. At least one bit each: a zero-width signal (lanes = 1) becomes a
-        # `wire [-1:0]` in Verilog, which Verilator rejects (ASCRANGE).
-        lane, row = Signal(range(max(lanes, 2))), Signal(range(max(depth, 2)))
-        arriving, arriving_last = Signal(), Signal()
+        # Row issue: K row j when ``phase`` is 0, Q row j when it is 1; j also counted as
+        # (lane, group) of the Q lanes and (lane, block) of the k4 lanes.
+        j = Signal(range(Lmax + 1), name="prep_j")
+        phase = Signal(name="prep_phase")
+        qlane, qgroup = Signal(range(R), name="prep_qlane"), Signal(self.gbits, name="prep_qgroup")
+        klane, kblock = (Signal(range(lanes), name="prep_klane"),
+                         Signal(self.bbits, name="prep_kblock"))
+        issue = Signal(name="prep_issue")
+        final = Signal(name="prep_final")                 # the last row's Q is issued
+        kread = _Read(m, self.kmem, "prep_k")
+        qreads = [_Read(m, mem, f"prep_q{u}") for u, mem in enumerate(self.qmem)]
+        m.d.comb += [kread.addr.eq(Cat(j[:self.jbits], pbank)), kread.en.eq(issue & ~phase),
+                     final.eq(issue & phase & (j == length - 1))]
+        for rd in qreads:
+            m.d.comb += [rd.addr.eq(Cat(qgroup, pbank)), rd.en.eq(issue & phase)]
+        with m.If(issue):
+            m.d.sync += phase.eq(~phase)
+            with m.If(phase):
+                m.d.sync += [j.eq(j + 1),
+                             qlane.eq(Mux(qlane == R - 1, 0, qlane + 1)),
+                             qgroup.eq(Mux(qlane == R - 1, qgroup + 1, qgroup)),
+                             klane.eq(Mux(klane == lanes - 1, 0, klane + 1)),
+                             kblock.eq(Mux(klane == lanes - 1, kblock + 1, kblock))]
+
+        done = Signal(name="prep_done")
         with m.FSM(name="prepare"):
             with m.State("IDLE"):
-                with m.If(est.prepare):
-                    m.d.comb += [div.request.valid.eq(1) for div in divs]
-                    m.next = "DIVIDE"
+                with m.If(self.loaded.bit_select(pbank, 1)):
+                    m.d.sync += [busy.eq(1), length.eq(Mux(pbank, self.bank_len[1],
+                                                           self.bank_len[0]))]
+                    for b in range(2):
+                        with m.If(pbank == b):
+                            m.d.sync += self.loaded[b].eq(0)
+                    m.next = "MAX" if stages else "DIVIDE_START"
+            if stages:
+                with m.State("MAX"):
+                    count = Signal(range(stages), name="prep_max_count")
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == stages - 1):
+                        m.d.sync += count.eq(0)
+                        m.next = "DIVIDE_START"
+            with m.State("DIVIDE_START"):
+                m.d.comb += [div.request.valid.eq(1) for div in divs.values()]
+                m.next = "DIVIDE"
             with m.State("DIVIDE"):
-                m.d.comb += [div.result.ready.eq(1) for div in divs]
-                with m.If(divs[0].result.valid):
-                    m.d.sync += [r_q.eq(divs[0].result.payload.quotient),
-                                 r_k.eq(divs[1].result.payload.quotient),
-                                 issue.eq(0), lane.eq(0), row.eq(0)]
-                    m.next = "QUANT_K"
-            with m.State("QUANT_K"):
-                with m.If(issue != length):
-                    m.d.comb += [reads["k"].addr.eq(base + issue), reads["k"].en.eq(1)]
-                    m.d.sync += issue.eq(issue + 1)
-                m.d.sync += [arriving.eq(issue != length), arriving_last.eq(issue == length - 1)]
-                m.d.comb += [quant_in.eq(reads["k"].data), quant_r.eq(r_k)]
-                for ln in range(lanes):
-                    m.d.comb += [k4_w[ln].addr.eq(row), k4_w[ln].data.eq(quant_out),
-                                 k4_w[ln].en.eq(arriving & (lane == ln))]
-                with m.If(arriving):
-                    m.d.sync += [lane.eq(Mux(lane == lanes - 1, 0, lane + 1)),
-                                 row.eq(Mux(lane == lanes - 1, row + 1, row))]
-                    with m.If(arriving_last):
-                        m.d.comb += est.prepared.eq(1)
-                        m.next = "IDLE"
+                with m.If(divs["q"].result.valid):
+                    m.d.sync += [recip[n].eq(divs[n].result.payload.quotient) for n in divs]
+                    m.d.sync += [j.eq(0), phase.eq(0), qlane.eq(0), qgroup.eq(0), klane.eq(0),
+                                 kblock.eq(0)]
+                    m.next = "QUANT"
+            with m.State("QUANT"):
+                m.d.comb += issue.eq(1)
+                with m.If(final):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(done):
+                    m.d.sync += [busy.eq(0), pbank.eq(~pbank)]
+                    for b in range(2):
+                        with m.If(pbank == b):
+                            m.d.sync += self.prepared[b].eq(1)
+                    m.next = "IDLE"
 
-        # Per row: q4[i], then one beat of ``lanes`` estimates per cycle into the top-k unit.
-        q4 = Signal(q4_row)
-        with m.If(start_row):
-            m.d.comb += [quant_in.eq(reads["q"].data), quant_r.eq(r_q)]
-            m.d.sync += q4.eq(quant_out)
-        block_pos = Signal(range(Lmax + lanes + 1))    # first key of the next block to read
-        shown_pos = Signal.like(block_pos)             # first key of the block on the ports
-        pending = Signal()                             # a beat is on offer to the top-k unit
-        running = Signal()
-        items = topk.items
-        m.d.comb += items.valid.eq(pending)
-        for ln in range(lanes):
-            m.d.comb += items.payload.values[ln].eq(
-                _sum([q4[c] * k4_r[ln].data[c] for c in range(d)]))
-        m.d.comb += [items.payload.count.eq(Mux(length - shown_pos >= lanes, lanes,
-                                                length - shown_pos)),
-                     items.payload.last.eq(shown_pos + lanes >= length)]
-        block = Signal(range(max(depth, 2) + 1))      # its k4 address
-        advance = running & (block_pos < length) & (~pending | items.ready)
-        for ln in range(lanes):
-            m.d.comb += [k4_r[ln].addr.eq(block), k4_r[ln].en.eq(advance)]
-        with m.If(start_row):                          # the previous row's beats are all taken
-            m.d.sync += [block_pos.eq(0), block.eq(0), running.eq(1)]
-        with m.Elif(advance):
-            m.d.sync += [block_pos.eq(block_pos + lanes), block.eq(block + 1),
-                         shown_pos.eq(block_pos), pending.eq(1)]
-        with m.Elif(items.ready):
-            m.d.sync += pending.eq(0)
-            with m.If(block_pos >= length):
-                m.d.sync += running.eq(0)
-        return est
+        # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
+        # in t + 3, x * r (DSP) in t + 4, rounded and clamped in t + 5, written in t + 5.
+        meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": range(R),
+                                  "qgroup": self.gbits, "klane": range(lanes),
+                                  "kblock": self.bbits})
+        at_issue = Signal(meta, name="quant_meta")
+        m.d.comb += [at_issue.valid.eq(issue), at_issue.q.eq(phase), at_issue.final.eq(final),
+                     at_issue.qlane.eq(qlane), at_issue.qgroup.eq(qgroup),
+                     at_issue.klane.eq(klane), at_issue.kblock.eq(kblock)]
+        at_read = delay(m, at_issue, 2, "quant_meta")
+        x = Signal(_row(cfg, D), name="quant_x")
+        r = Signal(cfg.recip_bits, name="quant_r")
+        qrow = qreads[0].data
+        for u in range(1, R):
+            qrow = Mux(at_read.qlane == u, qreads[u].data, qrow)
+        m.d.sync += [x.eq(Mux(at_read.q, qrow, kread.data)),
+                     r.eq(Mux(at_read.q, recip["q"], recip["k"]))]
+        r_signed = Cat(r, Const(0, 1)).as_signed()
+        prod = [Signal(signed(D + cfg.recip_bits + 1), name=f"quant_prod{c}") for c in range(d)]
+        m.d.sync += [prod[c].eq(x[c] * r_signed) for c in range(d)]
+        out = Signal(q4_row, name="quant_out")
+        for c in range(d):
+            rounded = (prod[c] + (1 << (S - 1))) >> S
+            m.d.sync += out[c].eq(Mux(rounded > cfg.q_max, cfg.q_max,
+                                      Mux(rounded < -cfg.q_max, -cfg.q_max, rounded)))
+        at_write = delay(m, at_read, cm.QUANT_LATENCY - 2, "quant_wmeta")
+        m.d.comb += done.eq(at_write.valid & at_write.final)
+        for u, mem in enumerate(self.q4mem):
+            w = mem.write_port()
+            m.d.comb += [w.addr.eq(Cat(at_write.qgroup, pbank)), w.data.eq(out),
+                         w.en.eq(at_write.valid & at_write.q & (at_write.qlane == u))]
+        for n, mem in enumerate(self.k4mem):
+            w = mem.write_port()
+            m.d.comb += [w.addr.eq(Cat(at_write.kblock, pbank)), w.data.eq(out),
+                         w.en.eq(at_write.valid & ~at_write.q & (at_write.klane == n))]
+
+    # --- row groups --------------------------------------------------------------------------
+
+    def _group_source(self, stages):
+        """Hands out the row groups of the prepared banks in order, and chains the stages."""
+        cfg, m = self.cfg, self.m
+        R = cfg.rows
+        cbank = Signal(name="group_bank")
+        base = Signal(range(cfg.max_len), name="group_base")
+        group = Signal(self.gbits, name="group_addr")
+        length = Signal(self.pos, name="group_len")
+        m.d.comb += length.eq(Mux(cbank, self.bank_len[1], self.bank_len[0]))
+        offer = Signal(self.token_layout, name="group_offer")
+        rest = Signal(self.pos, name="group_rest")
+        m.d.comb += [rest.eq(length - base),
+                     offer.bank.eq(cbank), offer.base.eq(base), offer.group.eq(group),
+                     offer.length.eq(length), offer.last.eq(rest <= R),
+                     offer.active.eq(Mux(rest <= R, rest, R))]
+        valid = self.prepared.bit_select(cbank, 1)
+
+        first = stages[0]
+        with m.If(first.take):
+            m.d.sync += [base.eq(base + R), group.eq(group + 1)]
+            with m.If(offer.last):
+                m.d.sync += [base.eq(0), group.eq(0), cbank.eq(~cbank)]
+                for b in range(2):
+                    with m.If(cbank == b):
+                        m.d.sync += self.prepared[b].eq(0)
+
+        # The take chain: a stage takes the previous stage's finished group if it is idle and
+        # its own finished group (if any) is taken by the next stage in the same cycle. The emit
+        # stage takes only when idle, so out.ready reaches no other stage.
+        incoming = [(valid, offer)] + [(st.full, st.token) for st in stages[:-1]]
+        for n, st in enumerate(stages):
+            has, token = incoming[n]
+            if n + 1 < len(stages):
+                m.d.comb += st.take.eq(has & ~st.busy & (~st.full | stages[n + 1].take))
+            else:
+                m.d.comb += st.take.eq(has & ~st.busy)
+            with m.If(st.take):
+                m.d.sync += [st.busy.eq(1), st.token.eq(token)]
+                if n > 0:
+                    m.d.sync += stages[n - 1].full.eq(0)
+            with m.If(st.done):
+                m.d.sync += [st.busy.eq(0)]
+                if n + 1 < len(stages):
+                    m.d.sync += st.full.eq(1)
+        self.offer = offer
+
+    def _incoming(self, name):
+        """The token a stage takes: the previous stage's (or the group source's)."""
+        names = list(self.stages)
+        n = names.index(name)
+        return self.offer if n == 0 else self.stages[names[n - 1]].token
+
+    def _estimate(self):
+        """Stage 0: ``lanes`` estimated scores per cycle per unit into each unit's top-k."""
+        cfg, m = self.cfg, self.m
+        d, R, lanes = cfg.head_dim, cfg.rows, cfg.lanes
+        st = self.stages["estimate"]
+        tok = st.token
+        first = Signal(name="estimate_first")
+        m.d.sync += first.eq(st.take)
+        # Block issue: block b (keys b*lanes ...) in cycle take + 1 + b.
+        issuing, pos, block = (Signal(name="estimate_issuing"),
+                               Signal(range(cfg.max_len + lanes), name="estimate_pos"),
+                               Signal(self.bbits, name="estimate_block"))
+        with m.If(st.take):
+            m.d.sync += [issuing.eq(1), pos.eq(0), block.eq(0)]
+        rest = Signal(self.pos, name="estimate_rest")
+        m.d.comb += rest.eq(tok.length - pos)
+        beat = Signal(data.StructLayout({"valid": 1, "count": range(lanes + 1), "last": 1}),
+                      name="estimate_issue")
+        m.d.comb += [beat.valid.eq(issuing), beat.last.eq(rest <= lanes),
+                     beat.count.eq(Mux(rest <= lanes, rest, lanes))]
+        with m.If(issuing):
+            m.d.sync += [pos.eq(pos + lanes), block.eq(block + 1)]
+            with m.If(beat.last):
+                m.d.sync += issuing.eq(0)
+        k4 = [_Read(m, mem, f"k4_{n}") for n, mem in enumerate(self.k4mem)]
+        for rd in k4:
+            m.d.comb += [rd.addr.eq(Cat(block, tok.bank)), rd.en.eq(issuing)]
+        q4 = [_Read(m, mem, f"q4_{u}") for u, mem in enumerate(self.q4mem)]
+        for rd in q4:
+            m.d.comb += [rd.addr.eq(Cat(tok.group, tok.bank)), rd.en.eq(first)]
+
+        # Products (LUTs) registered in t + 3, then the adder tree; each tree's last register
+        # is the top-k input.
+        latency = cm.estimate_latency(cfg)
+        at_tree = delay(m, beat, latency, "estimate_beat")
+        active = tok.active
+        margin = cfg.margin if cfg.mask == "threshold" else None
+        for u in range(R):
+            extra = {"margin": margin} if margin is not None else {}
+            topk = TopK(cfg.topk, signed(cfg.est_score_bits), lanes, cfg.max_len, **extra)
+            m.submodules[f"topk{u}"] = topk
+            self.units[u]["selected"] = topk.selected
+            for ln in range(lanes):
+                prods = []
+                for c in range(d):
+                    p = Signal(signed(2 * cfg.est_bits), name=f"est_u{u}_l{ln}_p{c}")
+                    m.d.sync += p.eq(lut_product(k4[ln].data[c], q4[u].data[c]))
+                    prods.append(p)
+                value, stages = pipelined_tree(m, prods, name=f"est_u{u}_l{ln}")
+                assert 3 + stages == latency
+                m.d.comb += topk.items.payload.values[ln].eq(value)
+            m.d.comb += [topk.items.valid.eq(at_tree.valid & (u < active)),
+                         topk.items.payload.count.eq(at_tree.count),
+                         topk.items.payload.last.eq(at_tree.last)]
+        # The stage ends with its last beat entering the top-k units.
+        m.d.comb += st.done.eq(at_tree.valid & at_tree.last)
+
+    def _index_generators(self, st):
+        """``window`` / ``dense``: per unit, the selected keys of its query in increasing order,
+        one per cycle from the cycle after the take (a stream like the top-k's ``selected``).
+
+        Query i selects the global keys ``[0, g)`` and then ``[lo, hi]`` with
+        ``lo = max(g, i - window)`` and ``hi = min(L - 1, i + window)``; a global row (i < g)
+        and every ``dense`` row select ``[0, L)``. The two ranges never overlap, so the next key
+        after j is ``j + 1`` inside the globals and ``max(j + 1, lo)`` after them.
+        """
+        cfg, m = self.cfg, self.m
+        g, w = (cfg.global_tokens, cfg.window) if cfg.mask == "window" else (0, 0)
+        incoming = self._incoming(st.name)
+        length = incoming.length
+        for u in range(cfg.rows):
+            sel = stream.Signature(data.StructLayout({"index": self.jbits, "last": 1})).flip() \
+                .create(path=(f"gen{u}",))
+            query = Signal(range(cfg.max_len + cfg.rows), name=f"gen{u}_query")
+            m.d.comb += query.eq(incoming.base + u)
+            lo, hi = Signal(self.jbits, name=f"gen{u}_lo"), Signal(self.jbits, name=f"gen{u}_hi")
+            if cfg.mask == "dense":
+                lo_next, hi_next = 0, length - 1
+            else:
+                everything = query < g
+                lo_next = Mux(everything, 0, Mux(query < g + w, g, query - w))
+                hi_next = Mux(everything | (query + w >= length - 1), length - 1, query + w)
+            index, active = sel.payload.index, Signal(name=f"gen{u}_active")
+            with m.If(st.take):
+                m.d.sync += [lo.eq(lo_next), hi.eq(hi_next), active.eq(u < incoming.active),
+                             index.eq(0 if g > 0 else lo_next)]
+            m.d.comb += [sel.valid.eq(active), sel.payload.last.eq(index == hi)]
+            with m.If(sel.valid & sel.ready):
+                nxt = index + 1
+                m.d.sync += index.eq(Mux((nxt < g) | (nxt > lo), nxt, lo))
+                with m.If(sel.payload.last):
+                    m.d.sync += active.eq(0)
+            self.units[u]["selected"] = sel
+
+    def _exact(self):
+        """Stage 1: per unit, the exact scores of its selected keys into its row buffer."""
+        cfg, m = self.cfg, self.m
+        d, R = cfg.head_dim, cfg.rows
+        st = self.stages["exact"]
+        tok = st.token
+        if not cfg.estimated:
+            self._index_generators(st)
+        sel_depth = max(cfg.max_selected, 2)
+        self.sbits = _bits(sel_depth)
+        # Row-buffer bank of the group: four banks, one per stage from exact to weighted sum.
+        rb = Signal(2, name="rowbuf_bank")
+        self.rb_of = {}
+        with m.If(st.take):
+            m.d.sync += rb.eq(rb + 1)
+        rb_exact = Signal(2, name="exact_rb")
+        with m.If(st.take):
+            m.d.sync += rb_exact.eq(rb)
+        self.rb_of["exact"] = rb_exact
+
+        first = Signal(name="exact_first")
+        m.d.sync += first.eq(st.take)
+        consuming = Signal(name="exact_consuming")
+        with m.If(st.take):
+            m.d.sync += consuming.eq(1)
+        latency = cm.exact_latency(cfg)
+        pending_all = []
+        for u in range(R):
+            unit = self.units[u]
+            sel = unit["selected"]
+            pending = Signal(name=f"exact{u}_pending")    # its last key is not taken yet
+            with m.If(st.take):
+                m.d.sync += pending.eq(u < self._incoming("exact").active)
+            m.d.comb += sel.ready.eq(consuming & pending)
+            moved = sel.valid & sel.ready
+            with m.If(moved & sel.payload.last):
+                m.d.sync += pending.eq(0)
+            pending_all.append(pending & ~(moved & sel.payload.last))
+
+            kread = _Read(m, self.kmem, f"exact{u}_k")
+            m.d.comb += [kread.addr.eq(Cat(sel.payload.index, tok.bank)), kread.en.eq(moved)]
+            qread = _Read(m, self.qmem[u], f"exact{u}_q")
+            m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
+            prods = []
+            for c in range(d):
+                p = Signal(signed(2 * cfg.data_bits), name=f"exact{u}_p{c}")
+                m.d.sync += p.eq(kread.data[c] * qread.data[c])
+                prods.append(p)
+            score, stages = pipelined_tree(m, prods, name=f"exact{u}_tree")
+            assert 3 + stages == latency
+            valid = delay(m, moved, latency, f"exact{u}_valid")
+            key = delay(m, sel.payload.index, latency, f"exact{u}_key")
+
+            # Row buffer: (key, score) written here, exp by the softmax stage.
+            js = memory.Memory(shape=data.StructLayout({"j": self.jbits,
+                                                        "s": signed(cfg.score_bits)}),
+                               depth=4 << self.sbits, init=[])
+            ex = memory.Memory(shape=unsigned(cfg.exp_value_bits), depth=4 << self.sbits,
+                               init=[])
+            m.submodules[f"rowbuf{u}"], m.submodules[f"rowexp{u}"] = js, ex
+            unit["js"], unit["exp"] = js, ex
+            count = Signal(range(sel_depth + 1), name=f"exact{u}_count")
+            row_max = Signal(signed(cfg.score_bits), name=f"exact{u}_max")
+            w = js.write_port()
+            m.d.comb += [w.addr.eq(Cat(count[:self.sbits], rb_exact)), w.data.j.eq(key),
+                         w.data.s.eq(score), w.en.eq(valid)]
+            with m.If(st.take):
+                m.d.sync += [count.eq(0), row_max.eq(cfg.score_range[0])]
+            with m.If(valid):
+                m.d.sync += [count.eq(count + 1), row_max.eq(maximum(row_max, score))]
+            unit["count"], unit["row_max"] = count, row_max
+
+        ending = Signal(name="exact_ending")
+        still = Const(0, 1)
+        for p in pending_all:
+            still = still | p
+        m.d.comb += ending.eq(consuming & ~still)
+        with m.If(ending):
+            m.d.sync += consuming.eq(0)
+        m.d.comb += st.done.eq(delay(m, ending, latency, "exact_ending"))
+
+    def _pass(self, name, counts):
+        """Issue of a stage that visits each unit's keys 0..n_u - 1 in step, from the cycle after
+        the take: returns (issuing, index, per-unit valid, ending) where ``ending`` marks the
+        last issue (the largest count)."""
+        m = self.m
+        st = self.stages[name]
+        issuing = Signal(name=f"{name}_issuing")
+        index = Signal(range(max(self.cfg.max_selected, 2) + 1), name=f"{name}_index")
+        with m.If(st.take):
+            m.d.sync += [issuing.eq(1), index.eq(0)]
+        valid = [issuing & (index < n) for n in counts]
+        more = Const(0, 1)
+        for n in counts:
+            more = more | (index + 1 < n)
+        ending = Signal(name=f"{name}_ending")
+        m.d.comb += ending.eq(issuing & ~more)
+        with m.If(issuing):
+            m.d.sync += index.eq(index + 1)
+            with m.If(ending):
+                m.d.sync += issuing.eq(0)
+        return index, valid, ending
+
+    def _hand_over(self, src, dst, **values):
+        """Registers of stage ``dst`` loaded at its take from stage ``src``'s per-unit values
+        (``name=[value per unit]``), and the group's row-buffer bank: ``{name: [register per
+        unit]}``."""
+        m = self.m
+        take = self.stages[dst].take
+        regs = {}
+        for field, per_unit in values.items():
+            regs[field] = []
+            for u, value in enumerate(per_unit):
+                reg = Signal(value.shape(), name=f"{dst}{u}_{field}")
+                with m.If(take):
+                    m.d.sync += reg.eq(value)
+                regs[field].append(reg)
+        rb = Signal(2, name=f"{dst}_rb")
+        with m.If(take):
+            m.d.sync += rb.eq(self.rb_of[src])
+        self.rb_of[dst] = rb
+        return regs
+
+    def _softmax(self):
+        """Stage 2: z, z * C_mult, the exp table and the shift, one key per cycle per unit."""
+        cfg, m = self.cfg, self.m
+        st = self.stages["softmax"]
+        regs = self._hand_over("exact", "softmax", count=[u["count"] for u in self.units],
+                               row_max=[u["row_max"] for u in self.units])
+        counts, maxes = regs["count"], regs["row_max"]
+        rb = self.rb_of["softmax"]
+        index, valid, ending = self._pass("softmax", counts)
+        latency = cm.SOFTMAX_LATENCY
+        m.d.comb += st.done.eq(delay(m, ending, latency, "softmax_ending"))
+
+        F, eb = cfg.exp_frac_bits, cfg.exp_bits
+        z_sat = cm.z_saturation(cfg)
+        for u, unit in enumerate(self.units):
+            rd = unit["js"].read_port()
+            m.d.comb += [rd.addr.eq(Cat(index[:self.sbits], rb)), rd.en.eq(1)]
+            z = Signal(cfg.z_bits, name=f"softmax{u}_z")
+            m.d.sync += z.eq(maxes[u] - rd.data.s)                       # t + 2
+            zs = Signal(range(z_sat + 1), name=f"softmax{u}_zs")
+            m.d.sync += zs.eq(Mux(z > z_sat, z_sat, z))                  # t + 3
+            e = Signal(len(zs) + len(Const(cfg.exp_mult)), name=f"softmax{u}_e")
+            m.d.sync += e.eq(zs * cfg.exp_mult)                          # t + 4
+            expo = e >> cfg.exp_shift
+            lut = memory.Memory(shape=unsigned(cfg.exp_value_bits), depth=cfg.lut_size,
+                                init=[int(v) for v in cfg.exp_lut])
+            m.submodules[f"exp_lut{u}"] = lut
+            lrd = lut.read_port()
+            m.d.comb += [lrd.addr.eq(expo[:F]), lrd.en.eq(1)]                 # data in t + 5
+            ei = Signal(range(eb + 2), name=f"softmax{u}_ei")
+            m.d.sync += ei.eq(Mux((expo >> F) > eb, eb + 1, expo >> F))      # t + 5
+            exp = Signal(cfg.exp_value_bits, name=f"softmax{u}_exp")
+            m.d.sync += exp.eq(Mux(ei > eb, 0, lrd.data >> ei))               # t + 6
+            wvalid = delay(m, valid[u], latency, f"softmax{u}_valid")
+            windex = delay(m, index, latency, f"softmax{u}_windex")
+            w = unit["exp"].write_port()
+            m.d.comb += [w.addr.eq(Cat(windex[:self.sbits], rb)), w.data.eq(exp),
+                         w.en.eq(wvalid)]
+            row_sum = Signal(cfg.sum_bits, name=f"softmax{u}_sum")
+            with m.If(st.take):
+                m.d.sync += row_sum.eq(0)
+            with m.If(wvalid):
+                m.d.sync += row_sum.eq(row_sum + exp)
+            unit["sm_count"], unit["row_sum"] = counts[u], row_sum
+
+    def _divide(self):
+        """Stage 3: each unit's row reciprocal floor(2**RS / sum) on a sequential divider.
+
+        The quotient fits row_recip_bits (sum >= 2**exp_bits), so the divider takes 2**RS as
+        high * 2**row_recip_bits + 0 with high = 2**(RS - row_recip_bits) < 2**exp_bits <= sum
+        and needs row_recip_bits steps, not RS + 1.
+        """
+        cfg, m = self.cfg, self.m
+        st = self.stages["divide"]
+        regs = self._hand_over("softmax", "divide", count=[u["sm_count"] for u in self.units],
+                               row_sum=[u["row_sum"] for u in self.units])
+        counts, sums = regs["count"], regs["row_sum"]
+        request = Signal(name="divide_request")
+        m.d.sync += request.eq(st.take)
+        rr_bits = cfg.row_recip_bits
+        for u, unit in enumerate(self.units):
+            div = SequentialDivider(rr_bits, cfg.sum_bits, wide=True)
+            m.submodules[f"row_div{u}"] = div
+            assert div.latency + 1 == cm.divide_cycles(cfg)
+            m.d.comb += [div.request.valid.eq(request),
+                         div.request.payload.dividend.eq(0),
+                         div.request.payload.high.eq(1 << (cfg.row_recip_shift - rr_bits)),
+                         div.request.payload.divisor.eq(sums[u]),
+                         div.result.ready.eq(self.stages["wsum"].take)]
+            unit["div"], unit["dv_count"] = div, counts[u]
+        m.d.comb += st.done.eq(st.busy & self.units[0]["div"].result.valid
+                               & ~st.full)
+
+    def _weighted_sum(self):
+        """Stage 4: p = (exp * rr) >> (RS - prob_bits) and d multiply-accumulates per key."""
+        cfg, m = self.cfg, self.m
+        d = cfg.head_dim
+        st = self.stages["wsum"]
+        tok = st.token
+        regs = self._hand_over("divide", "wsum", count=[u["dv_count"] for u in self.units],
+                               recip=[u["div"].result.payload.quotient for u in self.units])
+        counts, recips = regs["count"], regs["recip"]
+        rb = self.rb_of["wsum"]
+        index, valid, ending = self._pass("wsum", counts)
+        latency = cm.WSUM_LATENCY
+        m.d.comb += st.done.eq(delay(m, ending, latency, "wsum_ending"))
+        with m.If(st.done & tok.last):
+            m.d.comb += self.release.eq(Mux(tok.bank, 0b10, 0b01))
+        sh = cfg.row_recip_shift - cfg.prob_bits
+        for u, unit in enumerate(self.units):
+            jr, er = unit["js"].read_port(), unit["exp"].read_port()
+            m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),
+                         er.addr.eq(Cat(index[:self.sbits], rb)), er.en.eq(1)]
+            vread = _Read(m, self.vmem, f"wsum{u}_v")                       # data in t + 3
+            m.d.comb += [vread.addr.eq(Cat(jr.data.j, tok.bank)), vread.en.eq(1)]
+            prob_full = Signal(cfg.exp_value_bits + cfg.row_recip_bits, name=f"wsum{u}_pp")
+            m.d.sync += prob_full.eq(er.data * recips[u])                    # t + 2
+            prob = Signal(cfg.prob_value_bits, name=f"wsum{u}_p")
+            m.d.sync += prob.eq(prob_full >> sh)                             # t + 3
+            prob_s = Cat(prob, Const(0, 1)).as_signed()
+            prods = [Signal(signed(cfg.prob_value_bits + 1 + cfg.data_bits),
+                            name=f"wsum{u}_prod{c}") for c in range(d)]
+            m.d.sync += [prods[c].eq(prob_s * vread.data[c]) for c in range(d)]   # t + 4
+            acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")
+            acc = [Signal(signed(cfg.acc_bits), name=f"wsum{u}_acc{c}") for c in range(d)]
+            with m.If(st.take):
+                m.d.sync += [a.eq(0) for a in acc]
+            with m.Elif(acc_valid):
+                m.d.sync += [acc[c].eq(acc[c] + prods[c]) for c in range(d)]
+            res = Signal(_row(cfg, cfg.out_bits), name=f"wsum{u}_res")
+            m.d.sync += [res[c].eq(self._requantize(acc[c])) for c in range(d)]
+            unit["res"] = res
+
+    def _emit(self):
+        """Stage 5: the group's results into the output registers, one row per beat."""
+        cfg, m = self.cfg, self.m
+        st = self.stages["emit"]
+        tok = st.token
+        R = cfg.rows
+        rows = [Signal(_row(cfg, cfg.out_bits), name=f"out_row{u}") for u in range(R)]
+        ptr = Signal(range(R), name="emit_ptr")
+        with m.If(st.take):
+            m.d.sync += [rows[u].eq(self.units[u]["res"]) for u in range(R)]
+            m.d.sync += [ptr.eq(0), self.out.valid.eq(1)]
+        payload = rows[0]
+        for u in range(1, R):
+            payload = Mux(ptr == u, rows[u], payload)
+        final = ptr == tok.active - 1
+        m.d.comb += [self.out.payload.o.eq(payload), self.out.payload.last.eq(tok.last & final)]
+        moved = self.out.valid & self.out.ready
+        with m.If(moved):
+            m.d.sync += ptr.eq(ptr + 1)
+            with m.If(final):
+                m.d.sync += self.out.valid.eq(0)
+        m.d.comb += st.done.eq(moved & final)
 
     def _requantize(self, acc):
         cfg = self.cfg

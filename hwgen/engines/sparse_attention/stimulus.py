@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Value distributions of :func:`random_sequence`.
-DISTRIBUTIONS = ("uniform", "gaussian")
+DISTRIBUTIONS = ("uniform", "gaussian", "peaked")
 
 Sequence = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -37,13 +37,37 @@ def _check_length(cfg: SparseAttentionConfig, length) -> int:
     return int(length)
 
 
+def _to_data(cfg: SparseAttentionConfig, x: np.ndarray) -> np.ndarray:
+    """Real values rounded half up and clipped to the data range (int64)."""
+    lo, hi = cfg.data_range
+    return np.clip(np.floor(x + 0.5), lo, hi).astype(np.int64)
+
+
 def _values(cfg: SparseAttentionConfig, shape, rng: np.random.Generator, dist: str) -> np.ndarray:
     lo, hi = cfg.data_range
     if dist == "uniform":
         return rng.integers(lo, hi, size=shape, endpoint=True).astype(np.int64)
     # gaussian: sigma a quarter of the range, rounded half up, clipped to the range.
-    x = rng.normal(0.0, (hi + 1) / 4, size=shape)
-    return np.clip(np.floor(x + 0.5), lo, hi).astype(np.int64)
+    return _to_data(cfg, rng.normal(0.0, (hi + 1) / 4, size=shape))
+
+
+#: "peaked": most keys one query row is built from.
+PEAKED_MATCHES = 3
+
+
+def _peaked(cfg: SparseAttentionConfig, length: int, rng: np.random.Generator) -> Sequence:
+    """K and V gaussian; each Q row is ``1.5 / sqrt(n)`` times the sum of ``n`` distinct K rows
+    (``n`` uniform in ``1..min(PEAKED_MATCHES, length)``) plus gaussian noise of a sixteenth of
+    the range, rounded half up and clipped to the data range."""
+    hi = cfg.data_range[1]
+    shape = (length, cfg.head_dim)
+    k = _values(cfg, shape, rng, "gaussian")
+    mix = np.zeros((length, length))
+    for i in range(length):
+        n = int(rng.integers(1, min(PEAKED_MATCHES, length), endpoint=True))
+        mix[i, rng.choice(length, size=n, replace=False)] = 1.5 / np.sqrt(n)
+    q = _to_data(cfg, mix @ k + rng.normal(0.0, (hi + 1) / 16, size=shape))
+    return q, k, _values(cfg, shape, rng, "gaussian")
 
 
 def random_sequence(cfg: SparseAttentionConfig, length: int, rng: np.random.Generator,
@@ -52,12 +76,21 @@ def random_sequence(cfg: SparseAttentionConfig, length: int, rng: np.random.Gene
 
     ``"uniform"``: every value of the data range equally likely. ``"gaussian"``: normal with
     standard deviation ``2**(data_bits-1) / 4`` (peaked values, more realistic attention), rounded
-    half up and clipped to the data range.
+    half up and clipped to the data range. ``"peaked"``: concentrated attention, each query row
+    strongly matches a few keys: K and V are ``"gaussian"``, and Q row i is ``1.5 / sqrt(n_i)``
+    times the sum of ``n_i`` distinct random K rows (``n_i`` uniform in
+    ``1..min(PEAKED_MATCHES, length)``, 3) plus normal noise of standard deviation
+    ``2**(data_bits-1) / 16``, rounded half up and clipped to the data range. Row i's exact
+    scores on its n_i keys stand out from the others' by about ``sqrt(head_dim / n_i)`` standard
+    deviations of those, and so do its estimates: a ``"threshold"`` mask keeps few keys where
+    ``"topk"`` keeps k.
     """
     length = _check_length(cfg, length)
     if dist not in DISTRIBUTIONS:
         raise ValueError(f"dist must be one of {', '.join(map(repr, DISTRIBUTIONS))}, "
                          f"got {dist!r}")
+    if dist == "peaked":
+        return _peaked(cfg, length, rng)
     shape = (length, cfg.head_dim)
     q, k, v = (_values(cfg, shape, rng, dist) for _ in range(3))
     return q, k, v
@@ -92,9 +125,22 @@ def edge_sequences(cfg: SparseAttentionConfig) -> Iterator[tuple[str, np.ndarray
         ties by index while the exact scores still differ.
     ``single_nonzero``
         one nonzero element (the data minimum) in each of Q, K and V.
+    ``crowded_keys``
+        ``L = max_len``; every key row is one random row plus independent noise in -1..1
+        (clipped), Q and V uniform: the estimates of a row crowd within a few units (mostly
+        exact ties for wide data), so the ``"threshold"`` mask finds many more than k keys within
+        its margin and the topk cap decides (whenever max_len > topk).
+    ``dominant_key``
+        Q uniform in ``ceil(max/2)..max`` (with ``Q[0, 0] = max``), the last key all max, every
+        other key uniform in ``min//4..max//4``, V uniform: every quantized Q element is at least
+        1, the last key's are all ``q_max`` and every other key's at most
+        ``floor(q_max/3 + 1/2)`` (at most 0 for 2-bit data), so in every row the last key's
+        estimate exceeds every other key's by at least ``head_dim`` (its exact score is the
+        largest too); the ``"threshold"`` mask with a margin below ``head_dim`` keeps that key
+        alone, for any est_bits and data_bits.
 
     The fixed-shape cases use ``L = min(max_len, topk + 1)`` so top-k drops at least one key
-    whenever max_len allows.
+    whenever max_len allows. Cases are only ever appended, so the earlier ones keep their values.
     """
     rng = np.random.default_rng(0)
     lo, hi = cfg.data_range
@@ -118,6 +164,16 @@ def edge_sequences(cfg: SparseAttentionConfig) -> Iterator[tuple[str, np.ndarray
     one = zeros.copy()
     one[length // 2, d // 2] = lo
     yield "single_nonzero", one, one.copy(), one.copy()
+    n = cfg.max_len
+    q, k, v = random_sequence(cfg, n, rng)
+    crowded = np.clip(k[:1] + rng.integers(-1, 1, size=(n, d), endpoint=True), lo, hi)
+    yield "crowded_keys", q, crowded.astype(np.int64), v
+    q = rng.integers((hi + 1) // 2, hi, size=shape, endpoint=True).astype(np.int64)
+    q[0, 0] = hi
+    k = rng.integers(lo // 4, hi // 4, size=shape, endpoint=True).astype(np.int64)
+    k[-1] = hi
+    v = rng.integers(lo, hi, size=shape, endpoint=True).astype(np.int64)
+    yield "dominant_key", q, k, v
 
 
 def draw_lengths(cfg: SparseAttentionConfig, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -143,8 +199,9 @@ def mixed_lengths(cfg: SparseAttentionConfig, count: int, rng: np.random.Generat
 
 def test_sequences(cfg: SparseAttentionConfig, seed: int = 0,
                    count: int = 8) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Every edge case, then ``count`` uniform and ``count`` gaussian sequences of mixed lengths
-    drawn from ``np.random.default_rng(seed)``, labelled ``<dist>_<n>_L<length>``."""
+    """Every edge case, then ``count`` sequences of mixed lengths of each distribution of
+    :data:`DISTRIBUTIONS` in turn (uniform, gaussian, peaked) drawn from
+    ``np.random.default_rng(seed)``, labelled ``<dist>_<n>_L<length>``."""
     rng = np.random.default_rng(seed)
     cases = list(edge_sequences(cfg))
     for dist in DISTRIBUTIONS:

@@ -1,0 +1,73 @@
+"""Pipelining helpers: reduction trees with registers between levels, and delay lines
+(docs/architecture.md §3, "Pipelining").
+
+Both add logic to a caller's :class:`~amaranth.hdl.Module` in its ``sync`` domain and return the
+number of register stages they inserted, so the caller's schedule (and its cycle model) can name
+every cycle. The registers are free-running: there is no enable and no stall, so a value entered
+in cycle ``t`` leaves ``stages`` cycles later, and valid bits travel beside the data in a
+:func:`delay` of the same length.
+"""
+
+from __future__ import annotations
+
+from amaranth import Mux, Signal
+from amaranth.hdl import Value
+from amaranth.lib import data
+
+__all__ = ["delay", "maximum", "pipelined_tree", "tree_stages"]
+
+
+def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
+    """Register stages :func:`pipelined_tree` inserts for ``terms`` operands."""
+    levels = max(terms - 1, 0).bit_length()
+    return -(-levels // levels_per_stage)
+
+
+def maximum(a, b) -> Value:
+    """The larger of two values of the same signedness (one comparator and a multiplexer)."""
+    return Mux(a > b, a, b)
+
+
+def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
+                   name: str = "tree") -> tuple[Value, int]:
+    """Reduce ``terms`` by a balanced binary tree of ``op`` with a register after every
+    ``levels_per_stage`` levels and after the last one.
+
+    Returns ``(result, stages)``: ``result`` is the output register (or the single term itself
+    when there is nothing to reduce, ``stages = 0``) and ``stages`` is
+    :func:`tree_stages`. Each register is exactly as wide as the expression it holds, so ``op =
+    +`` (which Amaranth widens by one bit) never overflows.
+    """
+    level = [Value.cast(t) for t in terms]
+    if not level:
+        raise ValueError("pipelined_tree needs at least one term")
+    stage = depth = 0
+    while len(level) > 1:
+        pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            pairs.append(level[-1])        # the odd one out moves up a level unchanged
+        level = pairs
+        depth += 1
+        if depth % levels_per_stage == 0 or len(level) == 1:
+            regs = []
+            for n, value in enumerate(level):
+                reg = Signal(value.shape(), name=f"{name}_s{stage}_{n}")
+                m.d.sync += reg.eq(value)
+                regs.append(reg)
+            level, stage = regs, stage + 1
+    assert stage == tree_stages(len(terms), levels_per_stage)
+    return level[0], stage
+
+
+def delay(m, value, cycles: int, name: str = "delay"):
+    """``value`` as it was ``cycles`` cycles ago (a shift register; ``value`` itself for 0).
+
+    A :class:`~amaranth.lib.data.View` keeps its layout (the registers are views too).
+    """
+    if not isinstance(value, data.View):
+        value = Value.cast(value)
+    for n in range(cycles):
+        reg = Signal(value.shape(), name=f"{name}_d{n + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
