@@ -1,25 +1,26 @@
-"""Sparse attention: cycles against sequence length, mixed lengths against padding, accuracy.
+"""Sparse attention: throughput against numpy, query-row parallelism, masks and accuracy.
 
-One head (max_len = 64, head_dim = 16, lanes = 4) in three masks — topk (k = 8), window (4 plus 2
-global tokens) and dense — runs in the Verilator model with every token valid and the output
-always ready; the testbench (sim/test_sparse_attention.py) checks every output row against the
-golden model and holds the cycles to the analytic cycle model, which splits them into stages.
-Printed:
+Every cycle count comes from the Verilator model (sim/test_sparse_attention.py, which also holds
+every output row to the golden model and the cycles to the analytic cycle model); every Fmax from
+nextpnr as the median over placement seeds (``--synth``). Printed:
 
-1. cycles per sequence (first token to last output row) against L for each mask, and the
-   exact-stage cycles (selection + exact scores, ``n_i + 1`` per row) from the cycle model;
-   written as a plot to ``--plot`` (SVG);
-2. the speedup of topk over dense at L = max_len;
-3. a stream of sequences with skewed lengths back to back against the same count padded to
-   max_len, and against the sum of the sequences' own compute cycles;
-4. the output's cosine similarity to float dense attention for k in {8, 16, 32}, the window
-   mask and the integer dense mask (golden model, which is bit-exact with the RTL), on random
-   gaussian sequences and on "peaked" ones where each query has two strongly matching keys;
-5. with ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k per mask.
+1. **Throughput** for the two head shapes of the issue — (max_len 64, d 16, k 8) and (max_len 256,
+   d 32, k 16), ``lanes`` estimate lanes — with rows in {1, 2, 4} and L in {16, 64, 256}:
+   cycles of one sequence alone, cycles per sequence back to back (``--stream`` equal
+   sequences), and numpy float32 attention ``softmax(Q K^T s) V`` of the same shape timed in this
+   run (``timeit``, best of 7). With ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k, and
+   throughput = Fmax / (cycles per sequence) in sequences per second beside numpy's, as a ratio.
+2. **Masks** at the example size (max_len 64, d 16, k 8, lanes 4, rows 1), L = 64: cycles per
+   sequence back to back; with ``--synth`` the DSPs, LUTs and Fmax of each mask.
+3. **Accuracy**: cosine similarity of the output to float dense attention (golden model, which
+   is bit-exact with the RTL) on gaussian and peaked inputs, L = 64, for fixed top-k, the
+   threshold mask at several margins (with the average keys it keeps per row, and fixed top-k
+   at that average cost), the window and the integer dense mask.
 
 Usage::
 
-    python benchmarks/sparse_attention.py [--seed 1] [--plot attention_cycles.svg] [--synth]
+    python benchmarks/sparse_attention.py [--seed 1] [--stream 4] [--synth] [--seeds 1,2,3]
+        [--only 64]
 """
 
 from __future__ import annotations
@@ -27,127 +28,171 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
+import timeit
 
 import numpy as np
 
 from hwgen.engines.sparse_attention import SparseAttentionConfig, golden
-from hwgen.engines.sparse_attention.cycle_model import selected_counts, sequence_cycles
-from hwgen.engines.sparse_attention.stimulus import draw_lengths, random_sequence
+from hwgen.engines.sparse_attention.stimulus import random_sequence
 from hwgen.flows.sim import simulate
-from hwgen.report.plot import line_plot_svg
 from hwgen.report.table import format_table
 
-BASE = SparseAttentionConfig(name="bench_attn", max_len=64, head_dim=16, topk=8, lanes=4,
-                             window=4, global_tokens=2)
-MASKS = ("topk", "window", "dense")
-LENGTHS = (1, 8, 16, 32, 48, 64)
-STREAM = 12          # sequences in the mixed-length stream
+#: The two head shapes of the throughput table, by max_len.
+SHAPES = {
+    64: SparseAttentionConfig(name="bench_attn64", max_len=64, head_dim=16, topk=8, lanes=8),
+    256: SparseAttentionConfig(name="bench_attn256", max_len=256, head_dim=32, topk=16, lanes=8),
+}
+ROWS = (1, 2, 4)
+LENGTHS = (16, 64, 256)
+EXAMPLE = SparseAttentionConfig(name="bench_mask", max_len=64, head_dim=16, topk=8, lanes=4,
+                                window=4, global_tokens=2, margin=96)
+MASKS = ("topk", "threshold", "window", "dense")
 
 
-def mask_config(mask: str, **changes) -> SparseAttentionConfig:
-    return dataclasses.replace(BASE, name=f"bench_attn_{mask}", mask=mask, **changes)
-
-
-def run(cfg: SparseAttentionConfig, lengths: list[int], seed: int) -> dict:
+def measure(cfg: SparseAttentionConfig, length: int, count: int, seed: int) -> tuple[int, float]:
+    """(cycles of one sequence alone, cycles per sequence of ``count`` back to back), from the
+    RTL simulation (the testbench fails unless both equal the cycle model)."""
     result = simulate(cfg, seed=seed, vectors=1,
-                      options={"lengths": [int(n) for n in lengths], "phase2": False})
+                      options={"lengths": [length] * count, "phase2": False, "dist": "gaussian"})
     if not result.passed:
         sys.exit(f"{cfg.name}: simulation failed: {result.message}")
-    return result.details["throughput"]
+    t = result.details["throughput"]
+    return t["cycles_alone"][0], t["cycles_stream"] / count
 
 
-def exact_stage(cfg: SparseAttentionConfig, length: int) -> int:
-    return sum(n + 1 for n in selected_counts(cfg, length))
+def numpy_seconds(cfg: SparseAttentionConfig, length: int, rng) -> float:
+    """Best of 7 ``timeit`` runs of float32 dense attention of one (L, d) head."""
+    q, k, v = (rng.normal(size=(length, cfg.head_dim)).astype(np.float32) for _ in range(3))
+    scale = np.float32(cfg.logit_scale)
+
+    def attention():
+        s = (q @ k.T) * scale
+        w = np.exp(s - s.max(axis=1, keepdims=True))
+        return (w / w.sum(axis=1, keepdims=True)) @ v
+
+    number = 200
+    return min(timeit.repeat(attention, number=number, repeat=7)) / number
 
 
-def peaked_sequence(cfg: SparseAttentionConfig, length: int, rng) -> tuple:
-    """Q rows close to two K rows each (scaled to use the int8 range), V random."""
-    lo, hi = cfg.data_range
-    k = rng.normal(0, hi / 3, size=(length, cfg.head_dim))
-    pairs = rng.integers(0, length, size=(length, 2))
-    q = 0.6 * k[pairs[:, 0]] + 0.6 * k[pairs[:, 1]] + rng.normal(0, hi / 12, k.shape)
-    v = rng.normal(0, hi / 3, size=k.shape)
-    as_int = [np.clip(np.floor(x + 0.5), lo, hi).astype(np.int64) for x in (q, k, v)]
-    return tuple(as_int)
+def synth(cfg: SparseAttentionConfig, seeds):
+    from hwgen.flows.synth import SynthError, synthesize
+    try:
+        return synthesize(cfg, "ecp5-85k", seeds=seeds)
+    except SynthError as exc:
+        print(f"   {cfg.name}: synthesis failed: {exc}", file=sys.stderr)
+        return None
+
+
+def fmt_resources(r) -> list:
+    if r is None:
+        return [None] * 6
+    fmax = round(r.fmax_mhz, 1) if r.fmax_mhz else None
+    spread = "/".join(f"{f:.0f}" if f else "-" for f in r.seed_fmax_mhz)
+    return [r.luts, r.ffs, r.dsps, r.brams, fmax if r.fits else "does not fit", spread]
+
+
+def throughput_table(args, rng) -> None:
+    print(f"1. throughput: cycles from the RTL simulation, {args.stream} sequences back to back; "
+          f"numpy float32 on one core (best of 7)")
+    headers = ["max_len", "d", "k", "rows", "L", "cycles alone", "cycles/seq", "numpy us"]
+    if args.synth:
+        headers += ["LUTs", "FFs", "DSPs", "BRAMs", "Fmax MHz", "seeds", "seq/s", "x numpy"]
+    rows = []
+    for max_len, shape in SHAPES.items():
+        if args.only and max_len not in args.only:
+            continue
+        for r in ROWS:
+            cfg = dataclasses.replace(shape, name=f"{shape.name}_r{r}", rows=r)
+            report = synth(cfg, args.seeds) if args.synth else None
+            for length in LENGTHS:
+                if length > max_len:
+                    continue
+                alone, per_seq = measure(cfg, length, args.stream, args.seed)
+                cpu = numpy_seconds(cfg, length, rng)
+                row = [max_len, cfg.head_dim, cfg.topk, r, length, alone, per_seq,
+                       round(cpu * 1e6, 1)]
+                if args.synth:
+                    row += fmt_resources(report)
+                    fmax = report.fmax_mhz if report is not None and report.fits else None
+                    rate = fmax * 1e6 / per_seq if fmax else None
+                    row += [f"{rate:.3g}" if rate else None,
+                            f"{rate * cpu:.2f}" if rate else None]
+                rows.append(row)
+                print(f"   {row}", file=sys.stderr)
+    print(format_table(headers, rows))
+
+
+def mask_table(args) -> None:
+    print(f"\n2. masks at max_len 64, d 16, k 8, lanes 4, rows 1 (threshold margin "
+          f"{EXAMPLE.margin}; window {EXAMPLE.window} + {EXAMPLE.global_tokens} global), L = 64")
+    headers = ["mask", "cycles alone", "cycles/seq"]
+    if args.synth:
+        headers += ["LUTs", "FFs", "DSPs", "BRAMs", "Fmax MHz", "seeds"]
+    rows = []
+    for mask in MASKS:
+        cfg = dataclasses.replace(EXAMPLE, name=f"bench_mask_{mask}", mask=mask)
+        alone, per_seq = measure(cfg, 64, args.stream, args.seed)
+        row = [mask, alone, per_seq]
+        if args.synth:
+            row += fmt_resources(synth(cfg, args.seeds))
+        rows.append(row)
+    print(format_table(headers, rows))
+
+
+def accuracy_table(rng) -> None:
+    cfg0 = EXAMPLE
+    seqs = {dist: [random_sequence(cfg0, 64, rng, dist) for _ in range(4)]
+            for dist in ("gaussian", "peaked")}
+
+    def score(cfg, dist):
+        sims, kept = [], []
+        for s in seqs[dist]:
+            trace = golden.attention(cfg, *s)
+            sims.append(golden.cosine_similarity(trace.out, golden.float_attention(cfg, *s)))
+            kept.append(np.mean([len(sel) for sel in trace.selected]))
+        return float(np.mean(sims)), float(np.mean(kept))
+
+    print("\n3. cosine similarity to float dense attention and keys kept per row, L = 64, mean "
+          "of 4 sequences")
+    rows = []
+    for dist in seqs:
+        for k in (4, 8, 16, 32):
+            sim, kept = score(dataclasses.replace(cfg0, topk=k), dist)
+            rows.append([dist, f"topk k={k}", f"{sim:.5f}", f"{kept:.1f}", ""])
+        for margin in (4, 8, 16, 32, 64):
+            cfg = dataclasses.replace(cfg0, mask="threshold", topk=32, margin=margin)
+            sim, kept = score(cfg, dist)
+            same = max(1, int(round(kept)))
+            fixed, _ = score(dataclasses.replace(cfg0, topk=same), dist)
+            rows.append([dist, f"threshold margin={margin} cap 32", f"{sim:.5f}", f"{kept:.1f}",
+                         f"topk k={same}: {fixed:.5f}"])
+        for mask in ("window", "dense"):
+            sim, kept = score(dataclasses.replace(cfg0, mask=mask), dist)
+            rows.append([dist, mask, f"{sim:.5f}", f"{kept:.1f}", ""])
+    print(format_table(["inputs", "mask", "cosine", "keys/row", "fixed top-k, same cost"],
+                       rows))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--plot", type=Path, default=Path("attention_cycles.svg"))
+    parser.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
+    parser.add_argument("--stream", type=int, default=4,
+                        help="sequences back to back per measurement (default 4)")
     parser.add_argument("--synth", action="store_true", help="also synthesize for ecp5-85k")
+    parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        default=(1, 2, 3), help="nextpnr seeds with --synth (default 1,2,3)")
+    parser.add_argument("--only", type=lambda s: {int(x) for x in s.split(",")}, default=None,
+                        help="only these head shapes of table 1, by max_len (64, 256)")
+    parser.add_argument("--tables", default="1,2,3", help="tables to print (default 1,2,3)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-
-    # 1. cycles against L
-    cycles = {mask: run(mask_config(mask), list(LENGTHS), args.seed) for mask in MASKS}
-    rows = []
-    for n, length in enumerate(LENGTHS):
-        row = [length]
-        for mask in MASKS:
-            row += [cycles[mask]["cycles_alone"][n], exact_stage(mask_config(mask), length)]
-        rows.append(row)
-    print(f"sparse attention, max_len={BASE.max_len} head_dim={BASE.head_dim} "
-          f"lanes={BASE.lanes}; topk k={BASE.topk}; window {BASE.window} + "
-          f"{BASE.global_tokens} global; seed {args.seed}")
-    print("\n1. cycles per sequence alone (first token to last output row) and exact-stage cycles")
-    print(format_table(["L"] + [f"{m} {what}" for m in MASKS for what in ("cycles", "exact")],
-                       rows))
-    args.plot.write_text(line_plot_svg(
-        {mask: list(zip(LENGTHS, cycles[mask]["cycles_alone"])) for mask in MASKS},
-        "sparse attention: cycles per sequence", "sequence length L", "cycles"))
-    print(f"(plot: {args.plot})")
-
-    # 2. speedup at max_len
-    full = {mask: cycles[mask]["cycles_alone"][LENGTHS.index(BASE.max_len)] for mask in MASKS}
-    print(f"\n2. at L = {BASE.max_len}: dense {full['dense']} cycles, topk {full['topk']}: "
-          f"speedup {full['dense'] / full['topk']:.2f}x (window: "
-          f"{full['dense'] / full['window']:.2f}x)")
-
-    # 3. mixed lengths against padding
-    lengths = [int(n) for n in draw_lengths(BASE, STREAM, rng)]
-    rows = []
-    for mask in MASKS:
-        cfg = mask_config(mask)
-        mixed = run(cfg, lengths, args.seed)["cycles_stream"]
-        padded = run(cfg, [BASE.max_len] * STREAM, args.seed)["cycles_stream"]
-        own = sum(sequence_cycles(cfg, n).compute for n in lengths)
-        rows.append([mask, mixed, padded, round(padded / mixed, 2), own,
-                     f"{100 * (mixed / own - 1):+.1f}%"])
-    print(f"\n3. {STREAM} sequences back to back, lengths {lengths}")
-    print(format_table(["mask", "mixed cycles", "padded cycles", "padded/mixed",
-                        "sum of own compute", "mixed vs own"], rows))
-
-    # 4. accuracy against float dense attention (golden model == RTL, bit for bit)
-    rows = []
-    for kind in ("gaussian", "peaked"):
-        seqs = [random_sequence(BASE, BASE.max_len, rng, "gaussian") if kind == "gaussian"
-                else peaked_sequence(BASE, BASE.max_len, rng) for _ in range(4)]
-        row = [kind]
-        for cfg in ([mask_config("topk", topk=k) for k in (8, 16, 32)]
-                    + [mask_config("window"), mask_config("dense")]):
-            sims = [golden.cosine_similarity(golden.attention(cfg, *s).out,
-                                             golden.float_attention(cfg, *s)) for s in seqs]
-            row.append(f"{np.mean(sims):.5f}")
-        rows.append(row)
-    print(f"\n4. cosine similarity to float dense attention, L = {BASE.max_len}, mean of 4 "
-          "sequences")
-    print(format_table(["inputs", "topk 8", "topk 16", "topk 32", "window", "dense"], rows))
-
-    if args.synth:
-        from hwgen.flows.synth import SynthError, synthesize
-        rows = []
-        for mask in MASKS:
-            try:
-                r = synthesize(mask_config(mask), "ecp5-85k")
-            except SynthError as exc:
-                rows.append([mask, None, None, None, None, None, f"failed: {exc}"])
-                continue
-            rows.append([mask, r.luts, r.ffs, r.dsps, r.brams,
-                         round(r.fmax_mhz, 1) if r.fmax_mhz else None, "ok"])
-        print("\n5. ecp5-85k (yowasp Yosys + nextpnr)")
-        print(format_table(["mask", "LUTs", "FFs", "DSPs", "BRAMs", "Fmax MHz", "status"], rows))
+    tables = set(args.tables.split(","))
+    if "1" in tables:
+        throughput_table(args, rng)
+    if "2" in tables:
+        mask_table(args)
+    if "3" in tables:
+        accuracy_table(rng)
     return 0
 
 

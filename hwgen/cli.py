@@ -216,7 +216,7 @@ def _fmax(report) -> str:
 def _seed_fmax(report) -> str | None:
     """``median of seeds 1,2,3: 120.1 / 123.4 / 130.2, from seed 2`` when nextpnr ran with more
     than one seed (``SynthReport.seeds``), else None."""
-    seeds = getattr(report, "seeds", ())
+    seeds = report.seeds
     if len(seeds) < 2:
         return None
     values = " / ".join(_mhz(v) for v in report.seed_fmax_mhz)

@@ -7,9 +7,9 @@ random valid gaps and ready backpressure; every output row equal to the golden m
 
 | config | mask | what else it covers |
 |---|---|---|
-| topk | topk, k = 4, lanes = 4 | the default numerics, L = max_len = 24 |
-| topk_odd | topk, k = 5, lanes = 3 | lanes not dividing L, floor rounding, 6-bit saturated out |
-| window | window 2, 2 global tokens | global rows and columns |
+| topk | topk, k = 4, lanes = 4 | the default numerics, L = max_len = 24, one row unit |
+| topk_odd | topk, k = 5, lanes = 3, rows = 2 | lanes not dividing L, floor rounding, 6-bit saturated out |
+| window | window 2, 2 global tokens, rows = 3 | global rows and columns, L not a multiple of rows |
 | dense | dense | 12-bit data, wrapping 10-bit output |
 """
 
@@ -30,9 +30,9 @@ SEED = int(os.environ.get("HWGEN_TEST_SEED", "20261122"))
 CONFIGS = {
     "topk": SparseAttentionConfig(name="attn_topk", max_len=24, head_dim=8, topk=4, lanes=4),
     "topk_odd": SparseAttentionConfig(name="attn_topk_odd", max_len=16, head_dim=6, topk=5,
-                                      lanes=3, rounding="floor", out_bits=6),
+                                      lanes=3, rows=2, rounding="floor", out_bits=6),
     "window": SparseAttentionConfig(name="attn_window", max_len=16, head_dim=8, mask="window",
-                                    window=2, global_tokens=2),
+                                    window=2, global_tokens=2, rows=3),
     "dense": SparseAttentionConfig(name="attn_dense", max_len=12, head_dim=4, mask="dense",
                                    data_bits=12, out_bits=10, out_overflow="wrap",
                                    in_frac_bits=6),

@@ -356,6 +356,9 @@ class FakeReport:
     counted_by: str = "nextpnr"
     capacity: dict = dataclasses.field(default_factory=lambda: {
         "luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208})
+    seeds: tuple = (1,)
+    seed_fmax_mhz: tuple = (123.456,)
+    reported_seed: int | None = 1
 
 
 class FakeSimError(RuntimeError):

@@ -360,6 +360,9 @@ def test_example_toml_values_and_absent_example():
 def test_examples_load():
     loaded = {p.name: load_config(p) for p in sorted(EXAMPLES.glob("*.toml"))}
     assert loaded == {
+        "attention_threshold.toml": SparseAttentionConfig(
+            name="attention_threshold", max_len=64, head_dim=16, mask="threshold", topk=16,
+            margin=24, lanes=8, rows=2),
         "attention_topk.toml": SparseAttentionConfig(name="attention_topk", max_len=64,
                                                      head_dim=16, topk=8, lanes=4),
         "attention_window.toml": SparseAttentionConfig(name="attention_window", max_len=64,

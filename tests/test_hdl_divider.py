@@ -1,7 +1,9 @@
 """The sequential divider (hwgen/hdl/divider.py) in Amaranth's simulator.
 
 Expected results come from Python's ``//`` and ``%`` only, plus the documented rule that a zero
-divisor gives quotient 0 and remainder 0. Random operands come from recorded seeds.
+divisor gives quotient 0 and remainder 0. Random operands come from recorded seeds. Every result
+test runs for ``bits_per_step`` 1 (radix 2) and 2 (radix 4); the expected timing is
+``ceil(N / bits_per_step) + 1`` cycles, written out in each test (not read from the unit).
 """
 
 from __future__ import annotations
@@ -16,9 +18,22 @@ from amaranth.hdl import UnusedElaboratable
 from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 
 from hwgen.flows.lint import lint
-from hwgen.hdl.divider import MAX_BITS, SequentialDivider, request_layout, result_layout
+from hwgen.hdl.divider import (
+    BITS_PER_STEP,
+    MAX_BITS,
+    SequentialDivider,
+    request_layout,
+    result_layout,
+)
 
 WIDTHS = [(1, 1), (8, 4), (27, 9), (35, 19), (5, 12)]
+#: Radix 4 also at N = 2 (one step), an even N of the engine's shapes and the widest unit.
+WIDTHS_RADIX4 = WIDTHS + [(2, 3), (20, 19), (64, 64)]
+
+
+def period(n: int, bits_per_step: int) -> int:
+    """The documented latency and interval: ceil(N / bits_per_step) steps plus one cycle."""
+    return (n + bits_per_step - 1) // bits_per_step + 1
 
 
 def expected(dividend: int, divisor: int) -> tuple[int, int]:
@@ -46,6 +61,22 @@ def edge_operands(n: int, m: int) -> list[tuple[int, int]]:
     return pairs
 
 
+def wide_operands(n: int, m: int, rng: random.Random, count: int) -> list[tuple[int, int]]:
+    """``(dividend, divisor)`` for a ``wide`` unit: an ``N + M``-bit dividend whose high part is
+    below the divisor (a third of them exactly ``divisor - 1``), plus the edges: divisor 0 (any
+    high part), divisor 1, the largest divisor with the largest dividend."""
+    top_n, top_m = (1 << n) - 1, (1 << m) - 1
+    ops = []
+    for _ in range(count):
+        divisor = max(1, rng.randint(1, top_m) >> rng.randint(0, m - 1))
+        high = divisor - 1 if rng.random() < 1 / 3 else rng.randint(0, divisor - 1)
+        ops.append(((high << n) | rng.getrandbits(n), divisor))
+    ops += [(0, 0), (top_m << n | top_n, 0), (top_n, 1), (0, 1), (0, top_m),
+            ((top_m - 1) << n | top_n, top_m),            # high = divisor - 1: largest quotient
+            ((top_m - 1) << n, top_m), (top_n, top_m)]
+    return ops
+
+
 def random_operands(n: int, m: int, rng: random.Random, count: int) -> list[tuple[int, int]]:
     """Operands of random bit lengths, so quotients of every size turn up (and some zeros)."""
     def value(bits):
@@ -58,14 +89,21 @@ def run(dut: SequentialDivider, operands, seed: int, gap: float = 0.0, ready_pro
         hold: tuple[int, int] | None = None, max_cycles: int = 50000):
     """Send ``operands`` with valid gaps, take results with backpressure, check the protocol.
 
-    Returns ``(accepted, results, rises)``: request transfer cycles, ``(cycle, quotient,
+    For a ``wide`` unit each operand's dividend is the whole ``N + M``-bit value (split into
+    ``high`` and ``dividend`` here). Returns ``(accepted, results, rises)``: request transfer
+    cycles, ``(cycle, quotient,
     remainder)`` of every result transfer and the first cycle each result was valid. Checked
     every cycle: the result payload is held while ``valid & ~ready``, valid is not dropped, and
     ``request.ready`` is high whenever no division is in flight. ``hold = (cycle, length)`` keeps
     ``result.ready`` low for ``length`` cycles from ``cycle`` on (overriding ``ready_prob``).
     """
     rng = random.Random(seed)
-    payloads = [{"dividend": a, "divisor": b} for a, b in operands]
+    n = dut.dividend_bits
+    if dut.wide:        # operands hold the whole (N + M)-bit dividend
+        payloads = [{"dividend": a & ((1 << n) - 1), "divisor": b, "high": a >> n}
+                    for a, b in operands]
+    else:
+        payloads = [{"dividend": a, "divisor": b} for a, b in operands]
     requests = Transfers(dut.request)
     results = Transfers(dut.result, dut.result.payload.quotient, dut.result.payload.remainder)
     rises: list[int] = []
@@ -126,6 +164,19 @@ def test_signature_and_timing_attributes():
         ("quotient", 35, 0), ("remainder", 19, 35)]
     assert (dut.latency, dut.interval) == (36, 36)
     assert SequentialDivider(1, 64).latency == 2 and MAX_BITS == 64
+    assert dut.bits_per_step == 1 and BITS_PER_STEP == (1, 2)
+
+
+@pytest.mark.parametrize("n, steps", [(1, 1), (2, 1), (3, 2), (4, 2), (19, 10), (20, 10),
+                                      (35, 18), (64, 32)])
+def test_radix4_same_ports_half_the_steps(n, steps):
+    for wide in (False, True):
+        dut = SequentialDivider(n, 19, wide=wide, bits_per_step=2)
+        assert dut.bits_per_step == 2 and dut.steps == steps
+        assert (dut.latency, dut.interval) == (steps + 1, steps + 1)
+        assert dut.request.payload.shape() == request_layout(n, 19, wide)
+        assert dut.result.payload.shape() == result_layout(n, 19)
+        assert dut.signature == SequentialDivider(n, 19, wide=wide).signature
 
 
 def constructor_error(args):
@@ -159,68 +210,94 @@ def test_rejects_bad_widths(args, error):
 
 # --- results ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n, m", WIDTHS)
-def test_edge_cases_back_to_back_exact_timing(n, m):
-    """No gaps, result always ready: one division every N + 1 cycles, results exactly on time."""
-    dut = SequentialDivider(n, m)
+@pytest.mark.parametrize("n, m, k", [(n, m, 1) for n, m in WIDTHS]
+                         + [(n, m, 2) for n, m in WIDTHS_RADIX4])
+def test_edge_cases_back_to_back_exact_timing(n, m, k):
+    """No gaps, result always ready: one division every ceil(N / k) + 1 cycles (N + 1 for
+    k = 1), results exactly on time."""
+    dut = SequentialDivider(n, m, bits_per_step=k)
     operands = edge_operands(n, m)
     accepted, results, rises = run(dut, operands, seed=0)
     check_results(operands, results, seed=0)
-    period = n + 1
-    assert dut.latency == dut.interval == period
+    cycles = period(n, k)
+    assert dut.latency == dut.interval == cycles
     # The first request is taken in cycle 0 (ready out of reset), each next one in the cycle the
     # previous result transfers, and each result is valid exactly `latency` cycles after its
     # request and taken at once.
-    assert accepted == [k * period for k in range(len(operands))]
+    assert accepted == [i * cycles for i in range(len(operands))]
     assert rises == [c + dut.latency for c in accepted]
     assert [c for c, *_ in results] == rises
 
 
-@pytest.mark.parametrize("n, m", [(1, 1), (4, 3), (3, 5), (2, 1)])
-def test_exhaustive_small_widths(n, m):
+@pytest.mark.parametrize("n, m, k", [(1, 1, 1), (4, 3, 1), (3, 5, 1), (2, 1, 1),
+                                     (1, 1, 2), (2, 1, 2), (3, 2, 2), (4, 3, 2), (3, 5, 2),
+                                     (5, 2, 2)])
+def test_exhaustive_small_widths(n, m, k):
     operands = [(a, b) for a in range(1 << n) for b in range(1 << m)]
-    dut = SequentialDivider(n, m)
+    dut = SequentialDivider(n, m, bits_per_step=k)
     accepted, results, rises = run(dut, operands, seed=1)
     check_results(operands, results, seed=1)
-    assert accepted == [k * (n + 1) for k in range(len(operands))]
+    assert accepted == [i * period(n, k) for i in range(len(operands))]
 
 
-@pytest.mark.parametrize("n, m, seed", [
-    (1, 1, 101), (8, 4, 102), (27, 9, 103), (35, 19, 104), (5, 12, 105), (64, 64, 106),
+@pytest.mark.parametrize("n, m, k", [(1, 1, 1), (3, 3, 1), (1, 1, 2), (1, 3, 2), (2, 2, 2),
+                                     (3, 3, 2), (4, 2, 2), (5, 1, 2)])
+def test_exhaustive_small_widths_wide(n, m, k):
+    """Every dividend high * 2**N + low with high < divisor (any high for divisor 0). For odd N
+    in radix 4 this covers the pad bit taken from high's bit 0."""
+    operands = [(high << n | low, b) for b in range(1 << m)
+                for high in range(b or 1 << m) for low in range(1 << n)]
+    dut = SequentialDivider(n, m, wide=True, bits_per_step=k)
+    accepted, results, rises = run(dut, operands, seed=3)
+    check_results(operands, results, seed=3)
+    assert accepted == [i * period(n, k) for i in range(len(operands))]
+    assert rises == [c + period(n, k) for c in accepted]
+
+
+@pytest.mark.parametrize("n, m, k, seed", [
+    (1, 1, 1, 101), (8, 4, 1, 102), (27, 9, 1, 103), (35, 19, 1, 104), (5, 12, 1, 105),
+    (64, 64, 1, 106),
+    (1, 1, 2, 111), (2, 3, 2, 112), (8, 4, 2, 113), (27, 9, 2, 114), (35, 19, 2, 115),
+    (5, 12, 2, 116), (64, 64, 2, 117), (63, 17, 2, 118),
 ])
-def test_random_with_gaps_and_backpressure(n, m, seed):
+def test_random_with_gaps_and_backpressure(n, m, k, seed):
     rng = random.Random(seed)
     operands = random_operands(n, m, rng, 60) + edge_operands(n, m)
     rng.shuffle(operands)
-    dut = SequentialDivider(n, m)
+    dut = SequentialDivider(n, m, bits_per_step=k)
     accepted, results, rises = run(dut, operands, seed, gap=0.4, ready_prob=0.4)
     check_results(operands, results, seed)
     # Latency is independent of gaps and stalls; one division in flight at most.
-    assert rises == [c + dut.latency for c in accepted]
+    assert rises == [c + period(n, k) for c in accepted]
     assert all(accepted[k + 1] >= results[k][0] for k in range(len(operands) - 1))
     # Backpressure really happened: some results waited for ready.
     assert sum(c > r for (c, *_), r in zip(results, rises)) > len(operands) // 4
 
 
-def test_result_held_under_long_stall_then_next_request_same_cycle():
+@pytest.mark.parametrize("n, k", [(8, 1), (8, 2), (7, 2)])
+def test_result_held_under_long_stall_then_next_request_same_cycle(n, k):
     """A result waits 20 cycles for ready (payload held, request.ready low throughout); the next
     request is taken in the very cycle the result finally transfers."""
-    n, m = 8, 4
-    dut = SequentialDivider(n, m)
-    operands = [(200, 7), (13, 0), (255, 15)]
-    stall_from = n + 1                        # the first result's first valid cycle
+    m = 4
+    dut = SequentialDivider(n, m, bits_per_step=k)
+    operands = [(200 >> (8 - n), 7), (13, 0), ((1 << n) - 1, 15)]
+    cycles = period(n, k)
+    stall_from = cycles                       # the first result's first valid cycle
     accepted, results, rises = run(dut, operands, seed=2, hold=(stall_from, 20))
     check_results(operands, results, seed=2)
     assert rises[0] == stall_from and results[0][0] == stall_from + 20
-    assert accepted == [0, stall_from + 20, stall_from + 20 + n + 1]
-    assert [c for c, *_ in results] == [stall_from + 20, accepted[2], accepted[2] + n + 1]
+    assert accepted == [0, stall_from + 20, stall_from + 20 + cycles]
+    assert [c for c, *_ in results] == [stall_from + 20, accepted[2], accepted[2] + cycles]
 
 
 # --- Verilog ------------------------------------------------------------------------------------
 
-def test_verilog_converts_and_lints_clean(tmp_path):
-    top = "divider_35_19"
-    text = verilog.convert(SequentialDivider(35, 19), name=top, emit_src=False)
+@pytest.mark.parametrize("n, m, wide, k", [(35, 19, False, 1), (35, 19, False, 2),
+                                           (21, 20, True, 2)])
+def test_verilog_converts_and_lints_clean(tmp_path, n, m, wide, k):
+    top = f"divider_{n}_{m}"
+    text = verilog.convert(SequentialDivider(n, m, wide=wide, bits_per_step=k), name=top,
+                           emit_src=False)
     assert f"module {top}(" in text
     for port in ("request__payload", "request__valid", "request__ready",
                  "result__payload", "result__valid", "result__ready"):
@@ -231,21 +308,25 @@ def test_verilog_converts_and_lints_clean(tmp_path):
     assert result.clean, result.messages
 
 
-@pytest.mark.parametrize("n, m, seed", [(4, 3, 301), (20, 19, 302), (21, 20, 303)])
-def test_wide_dividend(n, m, seed):
-    """``wide``: dividend = high * 2**n + low with high < divisor, quotient in n bits, n steps.
-    (20, 19) is the attention row reciprocal: 2**34 // row_sum as high = 2**14, low = 0."""
+@pytest.mark.parametrize("n, m, k, seed", [(4, 3, 1, 301), (20, 19, 1, 302), (21, 20, 1, 303),
+                                           (4, 3, 2, 311), (20, 19, 2, 312), (21, 20, 2, 313),
+                                           (1, 1, 2, 314), (3, 8, 2, 315)])
+def test_wide_dividend(n, m, k, seed):
+    """``wide``: dividend = high * 2**n + low with high < divisor, quotient in n bits,
+    ceil(n / k) steps. (20, 19) is the attention row reciprocal: 2**34 // row_sum as
+    high = 2**14, low = 0. A third of the random requests have high = divisor - 1."""
     rng = random.Random(seed)
     ops = []
     for _ in range(60):
         divisor = rng.randint(1, (1 << m) - 1)
-        ops.append((rng.randint(0, divisor - 1), rng.getrandbits(n), divisor))
+        high = divisor - 1 if rng.random() < 1 / 3 else rng.randint(0, divisor - 1)
+        ops.append((high, rng.getrandbits(n), divisor))
     ops += [(0, 0, 0), ((1 << m) - 1, 5, 0),                      # zero divisor: 0, 0
             ((1 << m) - 2, (1 << n) - 1, (1 << m) - 1),           # largest quotient
             (0, (1 << n) - 1, 1)]
     if (n, m) == (20, 19):
         ops += [(1 << 14, 0, s) for s in ((1 << 15), (1 << 15) + 1, 65535, (1 << 19) - 1)]
-    dut = SequentialDivider(n, m, wide=True)
+    dut = SequentialDivider(n, m, wide=True, bits_per_step=k)
     assert dut.request.payload.shape() == request_layout(n, m, wide=True)
     payloads = [{"dividend": low, "divisor": d, "high": high} for high, low, d in ops]
     requests = Transfers(dut.request)
@@ -260,8 +341,31 @@ def test_wide_dividend(n, m, seed):
     for (high, low, d), (_, quotient, remainder) in zip(ops, results.beats):
         assert (quotient, remainder) == expected((high << n) | low, d), (seed, high, low, d)
     gaps = [b[0] - a[0] for a, b in zip(requests.beats, results.beats)]
-    assert min(gaps) == dut.latency == n + 1
+    assert min(gaps) == dut.latency == period(n, k)
+
+
+@pytest.mark.parametrize("n, m, seed", [(20, 19, 321), (21, 20, 322), (7, 3, 323), (64, 64, 324)])
+def test_wide_radix4_gaps_backpressure_exact_latency(n, m, seed):
+    """Radix-4 ``wide`` units under the full protocol check: valid gaps, result backpressure,
+    every result exactly ceil(N / 2) + 1 cycles after its request."""
+    rng = random.Random(seed)
+    operands = wide_operands(n, m, rng, 60)
+    rng.shuffle(operands)
+    dut = SequentialDivider(n, m, wide=True, bits_per_step=2)
+    accepted, results, rises = run(dut, operands, seed, gap=0.4, ready_prob=0.4)
+    check_results(operands, results, seed)
+    assert rises == [c + period(n, 2) for c in accepted]
+    assert sum(c > r for (c, *_), r in zip(results, rises)) > len(operands) // 4
 
 
 def test_wide_must_be_a_bool():
     assert constructor_error((4, 4, 1)) == (TypeError, "wide must be a bool, not 1")
+
+
+@pytest.mark.parametrize("value, error", [
+    (0, ValueError), (3, ValueError), (4, ValueError), (-1, ValueError),
+    (2.0, TypeError), ("2", TypeError), (True, TypeError), (None, TypeError),
+])
+def test_bits_per_step_must_be_1_or_2(value, error):
+    assert constructor_error((8, 4, False, value)) == (
+        error, f"bits_per_step must be 1 or 2, not {value!r}")

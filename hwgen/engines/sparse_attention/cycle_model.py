@@ -29,7 +29,7 @@ and works from ``take + 1``; with ``n`` the most keys any unit of the group sele
 * exact: the keys leave the top-k units (or counters) one per cycle, done at
   ``take + n + exact_latency``;
 * softmax: ``take + n + SOFTMAX_LATENCY``; wsum: ``take + n + WSUM_LATENCY``;
-* divide: :func:`divide_cycles` (request in ``take + 1``, quotient bits, result);
+* divide: :func:`divide_cycles` (request in ``take + 1``, two quotient bits per cycle, result);
 * emit: the ``active`` rows leave in cycles ``take + 1 .. take + active``.
 
 The first stage takes group 0 of a sequence once it is prepared (``prepared + 1``) and the
@@ -93,8 +93,8 @@ def recip_latency(cfg: SparseAttentionConfig) -> int:
 
 def divide_cycles(cfg: SparseAttentionConfig) -> int:
     """The divide stage, take to done: request one cycle after the take, result
-    ``row_recip_bits + 1`` cycles after the request."""
-    return cfg.row_recip_bits + 2
+    ``ceil(row_recip_bits / 2) + 1`` cycles after the request (two quotient bits per cycle)."""
+    return -(-cfg.row_recip_bits // 2) + 2
 
 
 def prepare_cycles(cfg: SparseAttentionConfig, length: int) -> int:

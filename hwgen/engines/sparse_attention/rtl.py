@@ -92,7 +92,8 @@ def _abs(x, bits):
 
 
 def _bits(n: int) -> int:
-    """Address bits of ``n`` entries (at least 1, so no signal is zero-width)."""
+    """Bits of an index into ``n`` entries: at least 1, since a zero-width signal becomes a
+    ``wire [-1:0]`` in Verilog, which Verilator rejects (ASCRANGE)."""
     return max((n - 1).bit_length(), 1)
 
 
@@ -217,7 +218,7 @@ class SparseAttention(wiring.Component):
         d, D, Lmax, R = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows
         tok = self.tokens.payload
         wbank, wpos = Signal(), Signal(range(Lmax))
-        wlane, wgroup = Signal(range(R)), Signal(self.gbits)     # wpos % rows, wpos // rows
+        wlane, wgroup = Signal(_bits(R)), Signal(self.gbits)     # wpos % rows, wpos // rows
         m.d.comb += self.tokens.ready.eq(~self.full.bit_select(wbank, 1))
         accept = self.tokens.valid & self.tokens.ready
         last = tok.last | (wpos == Lmax - 1)
@@ -225,7 +226,7 @@ class SparseAttention(wiring.Component):
         # Input register: the beat with where it goes.
         self.load_valid = valid = Signal(name="load_valid")
         beat = Signal(token_layout(self.cfg), name="load_beat")
-        bank, pos, lane, group, end = (Signal(), Signal(range(Lmax)), Signal(range(R)),
+        bank, pos, lane, group, end = (Signal(), Signal(range(Lmax)), Signal(_bits(R)),
                                        Signal(self.gbits), Signal())
         m.d.sync += [valid.eq(accept), beat.eq(tok), bank.eq(wbank), pos.eq(wpos),
                      lane.eq(wlane), group.eq(wgroup), end.eq(last)]
@@ -320,8 +321,8 @@ class SparseAttention(wiring.Component):
         # (lane, group) of the Q lanes and (lane, block) of the k4 lanes.
         j = Signal(range(Lmax + 1), name="prep_j")
         phase = Signal(name="prep_phase")
-        qlane, qgroup = Signal(range(R), name="prep_qlane"), Signal(self.gbits, name="prep_qgroup")
-        klane, kblock = (Signal(range(lanes), name="prep_klane"),
+        qlane, qgroup = Signal(_bits(R), name="prep_qlane"), Signal(self.gbits, name="prep_qgroup")
+        klane, kblock = (Signal(_bits(lanes), name="prep_klane"),
                          Signal(self.bbits, name="prep_kblock"))
         issue = Signal(name="prep_issue")
         final = Signal(name="prep_final")                 # the last row's Q is issued
@@ -380,8 +381,8 @@ class SparseAttention(wiring.Component):
 
         # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
         # in t + 3, x * r (DSP) in t + 4, rounded and clamped in t + 5, written in t + 5.
-        meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": range(R),
-                                  "qgroup": self.gbits, "klane": range(lanes),
+        meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
+                                  "qgroup": self.gbits, "klane": _bits(lanes),
                                   "kblock": self.bbits})
         at_issue = Signal(meta, name="quant_meta")
         m.d.comb += [at_issue.valid.eq(issue), at_issue.q.eq(phase), at_issue.final.eq(final),
@@ -731,7 +732,8 @@ class SparseAttention(wiring.Component):
             unit["sm_count"], unit["row_sum"] = counts[u], row_sum
 
     def _divide(self):
-        """Stage 3: each unit's row reciprocal floor(2**RS / sum) on a sequential divider.
+        """Stage 3: each unit's row reciprocal floor(2**RS / sum) on a sequential divider, two
+        quotient bits per cycle (the stage would otherwise bound a group at about 22 cycles).
 
         The quotient fits row_recip_bits (sum >= 2**exp_bits), so the divider takes 2**RS as
         high * 2**row_recip_bits + 0 with high = 2**(RS - row_recip_bits) < 2**exp_bits <= sum
@@ -746,7 +748,7 @@ class SparseAttention(wiring.Component):
         m.d.sync += request.eq(st.take)
         rr_bits = cfg.row_recip_bits
         for u, unit in enumerate(self.units):
-            div = SequentialDivider(rr_bits, cfg.sum_bits, wide=True)
+            div = SequentialDivider(rr_bits, cfg.sum_bits, wide=True, bits_per_step=2)
             m.submodules[f"row_div{u}"] = div
             assert div.latency + 1 == cm.divide_cycles(cfg)
             m.d.comb += [div.request.valid.eq(request),
@@ -805,7 +807,7 @@ class SparseAttention(wiring.Component):
         tok = st.token
         R = cfg.rows
         rows = [Signal(_row(cfg, cfg.out_bits), name=f"out_row{u}") for u in range(R)]
-        ptr = Signal(range(R), name="emit_ptr")
+        ptr = Signal(_bits(R), name="emit_ptr")
         with m.If(st.take):
             m.d.sync += [rows[u].eq(self.units[u]["res"]) for u in range(R)]
             m.d.sync += [ptr.eq(0), self.out.valid.eq(1)]
