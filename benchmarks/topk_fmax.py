@@ -67,21 +67,29 @@ def _ports(text: str, top: str) -> list[str]:
     header = text[text.index(f"module {top}("):]
     header = header[:header.index("endmodule")]
     return re.findall(r"^\s*(?:input|output)\s+(?:wire\s+|reg\s+)?(?:\[[^\]]*\]\s*)?(\w+);",
-                      header, re.M)
+                      header, re.MULTILINE)
 
 
 def _critical_path(raw: dict) -> str:
+    """nextpnr's critical path of ``clk``: delay, logic steps (carry steps among them), routing,
+    start and end cells and the design's own nets along it (Yosys' generated names left out)."""
     paths = [p for p in raw.get("critical_paths", []) if "clk" in p.get("from", "").split("$")]
     if not paths:
         return "(none)"
     path = paths[0]["path"]
     total = sum(float(step["delay"]) for step in path)
     logic = [step for step in path if step["type"] == "logic"]
-    cells = [path[0]["from"]["cell"]] + [step["to"]["cell"] for step in logic] \
-        + [path[-1]["to"]["cell"]]
+    carry = [step for step in logic if step["from"]["port"] in ("FCI",)]
     routing = sum(float(step["delay"]) for step in path if step["type"] == "routing")
-    return (f"{total:.2f} ns, {len(logic)} logic levels, {routing:.2f} ns routing: "
-            + " -> ".join(cells))
+    nets = []
+    for step in path:
+        net = step.get("net", "")
+        if net and not any(t in net for t in ("TRELLIS", "CCU2", "LUT4", "PFUMX", "$")) \
+                and net not in nets:
+            nets.append(net)
+    return (f"{total:.2f} ns, {len(logic)} logic steps ({len(carry)} of them carry), "
+            f"{routing:.2f} ns routing; {path[0]['from']['cell']} -> {path[-1]['to']['cell']}; "
+            f"nets: {', '.join(nets)}")
 
 
 def measure(cfg: tuple[int, int, int, int], seeds: list[int], freq: float, work: Path,

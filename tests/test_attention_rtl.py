@@ -30,6 +30,11 @@ CONFIGS = {
     "window_rows4": SparseAttentionConfig(max_len=10, head_dim=2, mask="window", window=1,
                                           global_tokens=1, rows=4),
     "dense_rows3": SparseAttentionConfig(max_len=7, head_dim=3, topk=2, mask="dense", rows=3),
+    # Adaptive k: the margin keeps 1..topk keys, differently per row of a group.
+    "threshold": SparseAttentionConfig(max_len=12, head_dim=4, mask="threshold", topk=5,
+                                       margin=6, lanes=2, rows=2),
+    "threshold_m0": SparseAttentionConfig(max_len=9, head_dim=3, mask="threshold", topk=3,
+                                          margin=0, lanes=3),
 }
 
 
@@ -73,17 +78,21 @@ def test_rtl_matches_golden(key):
     assert not bad, f"{len(bad)} rows differ, first {bad[0]}: {got[bad[0]]} != {want[bad[0]]}"
 
 
-@pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense", "topk_rows3", "window_rows4"])
+@pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense", "topk_rows3", "window_rows4",
+                                 "threshold"])
 def test_cycles_follow_the_model(key):
     """Alone (no gaps, output always ready): first token to last output row equals the cycle
-    model exactly; back to back, each sequence costs its compute cycles (loading overlaps)."""
+    model exactly; back to back, the whole stream too (given each row's key count)."""
     cfg = CONFIGS[key]
     rng = np.random.default_rng(11)
     lengths = [1, 2, cfg.max_len, 3, cfg.max_len - 1]
-    seqs = [random_sequence(cfg, n, rng) for n in lengths]
-    for seq, n in zip(seqs, lengths):
+    seqs = [random_sequence(cfg, n, rng, "peaked" if n > 2 else "uniform") for n in lengths]
+    counts = [[len(sel) for sel in golden.attention(cfg, *seq).selected] for seq in seqs]
+    for seq, n, c in zip(seqs, lengths, counts):
         _, accepted, received = run(cfg, [seq], seed=1)
-        assert received[-1][0] - accepted[0] + 1 == sequence_cycles(cfg, n).total, n
+        assert received[-1][0] - accepted[0] + 1 == sequence_cycles(cfg, n, c).total, n
     got, accepted, received = run(cfg, seqs, seed=1)
     assert got == expected(cfg, seqs)
-    assert received[-1][0] - accepted[0] + 1 == stream_cycles(cfg, lengths)
+    assert received[-1][0] - accepted[0] + 1 == stream_cycles(cfg, lengths, counts)
+    if cfg.mask == "threshold":
+        assert len({n for c in counts for n in c}) > 1, "every row kept the same count"

@@ -1,10 +1,11 @@
 """TopK (hwgen/hdl/topk.py) in Amaranth's simulator.
 
 Results are checked against an independent Python model of top-k selection (sort by
-``(-value, index)``, keep ``min(k, n)``, report in increasing index order), itself checked against
-the sparse attention golden model's ``select``. Exact cycles are checked against a cycle-by-cycle
-model of the documented handshake rules (not the closed-form schedule, which is checked against
-it too). Random sets come from recorded seeds.
+``(-value, index)``, keep ``min(k, n)``, with a margin drop those below the largest value minus
+the margin, report in increasing index order), itself checked against the sparse attention golden
+model's ``select``. Exact cycles are checked against a cycle-by-cycle model of the documented
+handshake rules (not the closed-form schedule, which is checked against it too). Random sets come
+from recorded seeds.
 """
 
 from __future__ import annotations
@@ -28,42 +29,60 @@ from hwgen.hdl.topk import TopK, count_shape, index_shape, items_layout, selecte
 
 # --- independent models -------------------------------------------------------------------------
 
-def topk_model(values, k: int) -> list[int]:
-    """Indices of the min(k, n) largest values, ties to the lower index, increasing."""
+def topk_model(values, k: int, margin=None) -> list[int]:
+    """Indices of the min(k, n) largest values, ties to the lower index, increasing; with a
+    margin only those at least max(values) - margin."""
     best = sorted(range(len(values)), key=lambda i: (-values[i], i))[:k]
+    if margin is not None:
+        best = [i for i in best if values[i] >= max(values) - margin]
     return sorted(best)
 
 
-def handshake_model(sizes, k: int, lanes: int):
+def handshake_model(sizes, kept, lanes: int):
     """Cycle by cycle, items always offered and results always taken, following the documented
-    rules: ``items.ready = ~finished | emitter_free``; a set hands off at the edge where its last
-    beat is in and the emitter is free (empty, or sending its final result).
+    rules: beats pass three registers (a beat moves on when the next register is empty or is
+    emptied in the same cycle) to the merge, which takes one when ``~finished | emitter_free``;
+    a finished set hands off when the emitter is free (no result left to move to the output
+    register, or the final one moving now); a result moves to the output register in the cycle
+    after the hand-off and leaves in the next cycle. ``kept``: results per set.
 
     Returns ``(accepted, results)``: the cycle of every beat taken and of every result sent.
     """
-    beats = [(-(-n // lanes), min(k, n)) for n in sizes]
-    queue = [(s, b == nb - 1) for s, (nb, _) in enumerate(beats) for b in range(nb)]
+    nbeats = [-(-n // lanes) for n in sizes]
+    queue = [(s, b == nb - 1) for s, nb in enumerate(nbeats) for b in range(nb)]
     accepted, results = [], []
-    pending = 0          # results left in the emitter
-    finished = None      # the set waiting in the slots, if any
+    pipe = [None, None, None]   # input, ranked, sorted registers: (set, last) or None
+    finished = None             # the set waiting in the slots, if any
+    remaining = 0               # results in the emitter not yet moved to the output register
+    out_valid = False
     cycle = 0
-    while queue or pending or finished is not None:
-        sending = pending > 0
-        free = pending == 0 or pending == 1
-        take = bool(queue) and (finished is None or free)
-        if sending:
+    while queue or any(p is not None for p in pipe) or finished is not None or remaining \
+            or out_valid:
+        free = remaining == 0 or remaining == 1          # advance is always high
+        merge_ready = finished is None or free
+        ready = [False] * 3
+        ready[2] = pipe[2] is None or merge_ready
+        ready[1] = pipe[1] is None or ready[2]
+        ready[0] = pipe[0] is None or ready[1]
+        if out_valid:
             results.append(cycle)
-            pending -= 1
-        if finished is not None and free:
-            pending, finished = beats[finished][1], None
-        if take:
-            s, last = queue.pop(0)
-            accepted.append(cycle)
-            if last:
-                if free and pending == 0:          # emitter free and not just reloaded
-                    pending = beats[s][1]
-                else:
-                    finished = s
+        merging = pipe[2] if pipe[2] is not None and merge_ready else None
+        handoff = finished is not None and free
+        # next state
+        out_valid = remaining > 0
+        remaining = kept[finished] if handoff else max(remaining - 1, 0)
+        if handoff:
+            finished = None
+        if merging is not None and merging[1]:
+            finished = merging[0]
+        if ready[2]:
+            pipe[2] = pipe[1]
+        if ready[1]:
+            pipe[1] = pipe[0]
+        if ready[0]:
+            pipe[0] = queue.pop(0) if queue else None
+            if pipe[0] is not None:
+                accepted.append(cycle)
         cycle += 1
         assert cycle < 100000
     return accepted, results
@@ -121,7 +140,7 @@ def run_sets(dut: TopK, sets, seed: int, p_valid=1.0, p_ready=1.0):
     payloads = [p for values in sets for p in set_beats(dut, values)]
     expected = []
     for values in sets:
-        sel = topk_model(values, dut.k)
+        sel = topk_model(values, dut.k, dut.margin)
         expected += [(i, int(j == len(sel) - 1)) for j, i in enumerate(sel)]
     accepted, received = run_through(dut, dut.items, dut.selected, payloads, len(expected),
                                      seed, p_valid, p_ready, max_cycles=50000)
@@ -153,46 +172,58 @@ COMBOS = [
 ]
 
 
+def check_exact_cycles(dut: TopK, sets, accepted, beats):
+    """Items always offered, results always taken: every beat and result in the cycle of the
+    handshake model, and the closed form of the class docstring (``schedule``) agrees, per set."""
+    sizes = [len(s) for s in sets]
+    kept = [len(topk_model(s, dut.k, dut.margin)) for s in sets]
+    want_accepted, want_results = handshake_model(sizes, kept, dut.lanes)
+    assert accepted[0] == 0
+    assert accepted == want_accepted
+    assert [c for c, *_ in beats] == want_results
+    sched = dut.schedule(sizes, kept)
+    firsts = [0] + [sum(-(-n // dut.lanes) for n in sizes[:s]) for s in range(1, len(sizes) + 1)]
+    assert [(accepted[firsts[s]], accepted[firsts[s + 1] - 1]) for s in range(len(sizes))] \
+        == [(f, last) for f, last, _, _ in sched]
+    ends = np.cumsum(kept)
+    assert [(want_results[e - m], want_results[e - 1]) for e, m in zip(ends, kept)] \
+        == [(a, b) for _, _, a, b in sched]
+    assert dut.cycles(sizes, kept) == beats[-1][0]
+    if dut.margin is None:
+        assert dut.schedule(sizes) == sched
+
+
 @pytest.mark.parametrize("k, shape, lanes, max_items, randoms", COMBOS)
 def test_topk_back_to_back_exact_cycles(k, shape, lanes, max_items, randoms):
     """Items always offered, results always taken: every beat and result in its exact cycle."""
     dut = TopK(k, shape, lanes, max_items)
     sets = make_sets(dut, seed=100 + k * lanes + max_items, randoms=randoms)
     accepted, beats = run_sets(dut, sets, seed=1)
-    sizes = [len(s) for s in sets]
-    want_accepted, want_results = handshake_model(sizes, k, lanes)
-    assert accepted[0] == 0
-    assert accepted == want_accepted
-    assert [c for c, *_ in beats] == want_results
-    # The closed form of the class docstring agrees, per set.
-    sched = dut.schedule(sizes)
-    firsts = [0] + [sum(-(-n // lanes) for n in sizes[:s]) for s in range(1, len(sizes) + 1)]
-    assert [(accepted[firsts[s]], accepted[firsts[s + 1] - 1]) for s in range(len(sizes))] \
-        == [(f, last) for f, last, _, _ in sched]
-    ends = np.cumsum([min(k, n) for n in sizes])
-    assert [(want_results[e - min(k, n)], want_results[e - 1]) for e, n in zip(ends, sizes)] \
-        == [(a, b) for _, _, a, b in sched]
-    assert dut.cycles(sizes) == beats[-1][0]
+    check_exact_cycles(dut, sets, accepted, beats)
 
 
 def test_topk_hand_computed_schedule():
-    """k = 4, lanes = 2, sets of 8, 2, 2 and 8 items (4, 1, 1, 4 beats; 4, 2, 2, 4 results).
+    """k = 4, lanes = 2, sets of 8, 2, 2 and 8 items (4, 1, 1, 4 beats b0..b9; 4, 2, 2, 4
+    results). A_b: taken, M_b: merged, H_s: hand-off; results in H_s + 2 .. H_s + m_s + 1.
 
-    Set 0: beats in 0..3, results 4..7. Set 1: beat in 4, waits in the slots; hand-off in 7
-    (set 0's last result), results 8..9. Set 2: items.ready is low in 5..6, its beat is taken in
-    7 (merged into the emptied slots), waits, hand-off in 9, results 10..11. Set 3: beats in
-    9..12, hand-off in 12, results 13..16. Results leave back to back in 4..11; the gap in 12 is
-    set 3's fourth beat (B = 4 > m = 2 of set 2).
+    b0..b3 (set 0) are taken in 0..3 and merged in 3..6; H_0 = 7, results 9..12. b4 (set 1) is
+    taken in 4, merged in 7 (set 0's hand-off); set 1 waits in the slots until the emitter is
+    free in 11 (H_0 + m_0), results 13..14. b5 (set 2) is taken in 5 and waits in the sorted
+    register until set 1's hand-off in 11, where it merges into the emptied slots; H_2 = 13,
+    results 15..16. b6, b7 are taken in 6, 7 (the pipeline fills); items.ready is low in 8..10
+    (three beats held, no merge) and in 12; b8 is taken in 11, b9 in 13 (b5 and b6 merged in 11
+    and 13). b6..b9 merge in 13..16, H_3 = 17, results 19..22: the gap in 17..18 is set 3's
+    beats (B = 4 > m = 2 of set 2, and the sorted register held b5 until 11).
     """
     dut = TopK(4, signed(4), 2, 8)
     sets = [[3, -1, 3, 7, 0, 7, -8, 2], [5, 5], [-8, -8], [1, 1, 1, 1, 1, 1, 1, 1]]
     accepted, beats = run_sets(dut, sets, seed=0)
-    assert accepted == [0, 1, 2, 3, 4, 7, 9, 10, 11, 12]
-    assert [c for c, *_ in beats] == [4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]
+    assert accepted == [0, 1, 2, 3, 4, 5, 6, 7, 11, 13]
+    assert [c for c, *_ in beats] == [9, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22]
     assert [i for _, i, _ in beats] == [0, 2, 3, 5, 0, 1, 0, 1, 0, 1, 2, 3]
-    assert dut.schedule([8, 2, 2, 8]) == [(0, 3, 4, 7), (4, 4, 8, 9), (7, 7, 10, 11),
-                                          (9, 12, 13, 16)]
-    assert dut.cycles([8, 2, 2, 8]) == 16
+    assert dut.schedule([8, 2, 2, 8]) == [(0, 3, 9, 12), (4, 4, 13, 14), (5, 5, 15, 16),
+                                          (6, 13, 19, 22)]
+    assert dut.cycles([8, 2, 2, 8]) == 22
 
 
 @pytest.mark.parametrize("k, shape, lanes, max_items, randoms", COMBOS[:7])
@@ -205,12 +236,141 @@ def test_topk_under_backpressure(k, shape, lanes, max_items, randoms):
 
 
 def test_topk_single_lane_singleton_sets():
-    """Sets of one item: one beat in, one result out, every cycle after the first."""
+    """Sets of one item: one beat in, one result out, every cycle; the first result six cycles
+    after its beat."""
     dut = TopK(3, unsigned(4), 1, 16)
     sets = [[v] for v in (5, 0, 15, 7, 7)]
     accepted, beats = run_sets(dut, sets, seed=0)
     assert accepted == [0, 1, 2, 3, 4]
-    assert beats == [(c, 0, 1) for c in (1, 2, 3, 4, 5)]
+    assert beats == [(c, 0, 1) for c in (6, 7, 8, 9, 10)]
+
+
+# --- margin ------------------------------------------------------------------------------------
+
+def test_model_margin_by_hand():
+    values = [3, 7, 7, -2, 6, 5, 7]
+    assert topk_model(values, 4) == [1, 2, 4, 6]
+    assert topk_model(values, 4, 0) == [1, 2, 6]
+    assert topk_model(values, 4, 1) == [1, 2, 4, 6]
+    assert topk_model(values, 2, 100) == [1, 2]
+    assert topk_model(values, 7, 2) == [1, 2, 4, 5, 6]
+
+
+def per_set_counts(beats) -> list[int]:
+    """Results per set, from the ``last`` flags."""
+    counts, n = [], 0
+    for _, _, last in beats:
+        n += 1
+        if last:
+            counts.append(n)
+            n = 0
+    assert n == 0
+    return counts
+
+
+@pytest.mark.parametrize("k, shape, lanes, max_items", [
+    (4, signed(4), 3, 23),
+    (8, unsigned(2), 4, 40),
+    (16, signed(11), 4, 256),
+])
+def test_topk_margin_none_equals_huge(k, shape, lanes, max_items):
+    """A margin covering the value range (2**w - 1 or more) changes nothing: same results in the
+    same cycles as no margin."""
+    sets = None
+    runs = []
+    for margin in (None, (1 << shape.width) - 1, 10 ** 6):
+        dut = TopK(k, shape, lanes, max_items, margin=margin)
+        sets = sets or make_sets(dut, seed=300 + k, randoms=4)
+        runs.append(run_sets(dut, sets, seed=3))
+        check_exact_cycles(dut, sets, *runs[-1])
+    assert runs[0] == runs[1] == runs[2]
+    assert per_set_counts(runs[0][1]) == [min(k, len(s)) for s in sets]
+
+
+def test_topk_margin_zero_keeps_ties_with_the_max():
+    dut = TopK(8, signed(5), 3, 40, margin=0)
+    rng = random.Random(7)
+    sets = [[-16] * 5, [15, -16, 15, 15], [3, 9, -1, 9, 8, 3] * 5, [rng.choice([3, 9, 9, -1])
+                                                                        for _ in range(30)]]
+    sets += [make_set(rng, rng.randint(1, 40), dut.value_shape) for _ in range(10)]
+    accepted, beats = run_sets(dut, sets, seed=4)
+    check_exact_cycles(dut, sets, accepted, beats)
+    got, pos = [], 0
+    for values, n in zip(sets, per_set_counts(beats)):
+        got.append([i for _, i, _ in beats[pos:pos + n]])
+        pos += n
+    for values, idx in zip(sets, got):
+        best = max(values)
+        ties = [i for i, v in enumerate(values) if v == best]
+        assert idx == ties[:8]
+    assert per_set_counts(beats)[:3] == [5, 3, 8]
+
+
+MARGIN_COMBOS = [
+    # k, value_shape, lanes, max_items, seed
+    (1, unsigned(3), 1, 12, 11),
+    (4, signed(3), 1, 20, 12),
+    (4, signed(4), 3, 23, 13),
+    (8, unsigned(2), 4, 40, 14),
+    (16, signed(5), 2, 50, 15),
+    (8, unsigned(3), 3, 5, 16),      # k > max_items
+    (2, signed(2), 4, 3, 17),        # lanes > max_items
+    (8, signed(6), 8, 64, 18),
+]
+
+
+def random_margin(rng: random.Random, shape) -> int:
+    span = (1 << shape.width) - 1
+    return rng.choice([0, 1, rng.randint(0, span), rng.randint(0, span), span - 1, span + 1])
+
+
+@pytest.mark.parametrize("k, shape, lanes, max_items, seed", MARGIN_COMBOS)
+def test_topk_random_margins_exact_cycles(k, shape, lanes, max_items, seed):
+    """Random margins: every set's kept indices against the reference, the count per set, and
+    back-to-back exact cycles with the per-set counts (which differ from set to set)."""
+    rng = random.Random(seed)
+    for _ in range(3):
+        margin = random_margin(rng, shape)
+        dut = TopK(k, shape, lanes, max_items, margin=margin)
+        sets = make_sets(dut, seed=rng.randrange(1 << 30), randoms=10)
+        accepted, beats = run_sets(dut, sets, seed=seed)
+        kept = [len(topk_model(s, k, margin)) for s in sets]
+        assert per_set_counts(beats) == kept
+        assert all(1 <= n <= min(k, len(s)) for n, s in zip(kept, sets))
+        check_exact_cycles(dut, sets, accepted, beats)
+
+
+@pytest.mark.parametrize("k, shape, lanes, max_items, seed", MARGIN_COMBOS[2:6])
+def test_topk_margin_under_backpressure(k, shape, lanes, max_items, seed):
+    """Back-to-back sets with different kept counts, random valid gaps and ready backpressure."""
+    rng = random.Random(seed + 100)
+    margin = rng.randint(0, (1 << shape.width) // 2)
+    dut = TopK(k, shape, lanes, max_items, margin=margin)
+    sets = make_sets(dut, seed=seed + 200, randoms=14)
+    accepted, beats = run_sets(dut, sets, seed=seed, p_valid=0.7, p_ready=0.5)
+    kept = [len(topk_model(s, k, margin)) for s in sets]
+    assert per_set_counts(beats) == kept
+    assert len(set(kept)) > 1
+    assert beats[-1][0] - accepted[0] > dut.cycles([len(s) for s in sets], kept)
+
+
+def test_topk_schedule_with_kept_counts():
+    """k = 4, lanes = 2, four sets of 2 items (one beat each, taken in 0..3) keeping 1, 2, 1, 2:
+    merged in M = 3, 4, 5, 7 (set 3 waits for set 2's hand-off), handed off in H = 4, 5, 7, 8
+    (H_s = max(M_s + 1, H_{s-1} + m_{s-1})), results in H_s + 2 .. H_s + m_s + 1."""
+    dut = TopK(4, signed(4), 2, 8, margin=0)
+    assert dut.schedule([2, 2, 2, 2], [1, 2, 1, 2]) == [(0, 0, 6, 6), (1, 1, 7, 8),
+                                                        (2, 2, 9, 9), (3, 3, 10, 11)]
+    _, beats = run_sets(dut, [[1, 0], [5, 5], [-3, -4], [2, 2]], seed=0)
+    assert [c for c, *_ in beats] == [6, 7, 8, 9, 10, 11]
+    # Without counts, a margin's schedule assumes min(k, n) results.
+    assert dut.schedule([2, 2]) == dut.schedule([2, 2], [2, 2])
+    for kept, msg in [([1], "kept must have one count per set (2), not 1"),
+                      ([0, 1], "kept[0] must be 1..2, not 0"),
+                      ([1, 3], "kept[1] must be 1..2, not 3")]:
+        with pytest.raises(ValueError) as info:
+            dut.schedule([2, 2], kept)
+        assert str(info.value) == msg
 
 
 # --- parameters, layouts, Verilog ---------------------------------------------------------------
@@ -245,6 +405,9 @@ def test_topk_rejects_bad_parameters():
         (dict(value_shape=-3), "value_shape must be an Amaranth shape, not -3"),
         (dict(value_shape=unsigned(0)),
          "value_shape must be at least 1 bit wide, not unsigned(0)"),
+        (dict(margin=-1), "margin must be at least 0, not -1"),
+        (dict(margin=1.5), "margin must be at least 0, not 1.5"),
+        (dict(margin=False), "margin must be at least 0, not False"),
     ]
     messages = []
     with warnings.catch_warnings():
@@ -264,6 +427,8 @@ def test_topk_rejects_bad_parameters():
     (lambda: TopK(16, signed(11), 4, 256), "topk"),
     (lambda: TopK(8, unsigned(3), 3, 5), "topk_all"),     # k > max_items, lanes 3 of 5
     (lambda: TopK(1, signed(2), 4, 1), "topk_tiny"),      # one slot, one real lane, 1-bit index
+    (lambda: TopK(8, signed(11), 8, 64, margin=40), "topk_margin"),
+    (lambda: TopK(3, unsigned(4), 2, 9, margin=0), "topk_margin0"),
 ])
 def test_topk_verilog_lints_clean(make, top, tmp_path):
     text = verilog.convert(make(), name=top, emit_src=False)

@@ -14,7 +14,8 @@ from amaranth import Mux, Signal
 from amaranth.hdl import Value
 from amaranth.lib import data
 
-__all__ = ["delay", "maximum", "pipelined_tree", "tree_stages"]
+__all__ = ["PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum", "pipelined_product",
+           "pipelined_tree", "tree_stages"]
 
 
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
@@ -71,3 +72,39 @@ def delay(m, value, cycles: int, name: str = "delay"):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+#: Bits of the unsigned pieces :func:`pipelined_product` splits the wider operand into: with a
+#: sign bit added they fit the 18-bit signed inputs of an ECP5 MULT18X18D.
+PRODUCT_PIECE_BITS = 17
+
+
+def pipelined_product(m, a, b, name: str = "product") -> Value:
+    """``a * b`` in two register stages (:data:`PRODUCT_STAGES`): the wider operand is split into
+    :data:`PRODUCT_PIECE_BITS`-bit pieces (the top one keeps its sign), each piece's product
+    with the narrower operand is registered (one DSP each while the narrower operand has at
+    most 18 bits), then their shifted sum is registered. So no carry chain follows a multiplier
+    in the same cycle, which a single wide ``*`` (split into DSPs and an adder by Yosys) does.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    if len(a) > len(b):
+        a, b = b, a
+    partials = []
+    for n, low in enumerate(range(0, len(b), PRODUCT_PIECE_BITS)):
+        piece = b[low:low + PRODUCT_PIECE_BITS]
+        if b.shape().signed and low + PRODUCT_PIECE_BITS >= len(b):
+            piece = piece.as_signed()
+        product = a * piece
+        reg = Signal(product.shape(), name=f"{name}_pp{n}")
+        m.d.sync += reg.eq(product)
+        partials.append(reg << low if low else reg)
+    total = partials[0]
+    for p in partials[1:]:
+        total = total + p
+    result = Signal(total.shape(), name=f"{name}_sum")
+    m.d.sync += result.eq(total)
+    return result
+
+
+#: Register stages of :func:`pipelined_product`.
+PRODUCT_STAGES = 2

@@ -53,6 +53,7 @@ from .config import SparseAttentionConfig
 __all__ = [
     "QUANT_LATENCY",
     "SOFTMAX_LATENCY",
+    "TOPK_MERGE",
     "WSUM_LATENCY",
     "SequenceCycles",
     "divide_cycles",
@@ -60,6 +61,7 @@ __all__ = [
     "exact_latency",
     "prepare_cycles",
     "prepare_max_latency",
+    "stage_names",
     "recip_latency",
     "selected_counts",
     "sequence_cycles",
@@ -67,9 +69,20 @@ __all__ = [
     "z_saturation",
 ]
 
-SOFTMAX_LATENCY = 6
-WSUM_LATENCY = 5
-QUANT_LATENCY = 5
+SOFTMAX_LATENCY = 8
+WSUM_LATENCY = 7
+QUANT_LATENCY = 6
+
+
+#: Cycles from a beat's transfer into a top-k unit to its merge (``hwgen.hdl.topk.TopK``: the
+#: input, ranked and sorted registers).
+TOPK_MERGE = 3
+
+
+def stage_names(cfg: SparseAttentionConfig) -> list[str]:
+    """The row-group stages, in order."""
+    return (["estimate", "select"] if cfg.estimated else []) + [
+        "exact", "softmax", "divide", "wsum", "emit"]
 
 
 def estimate_latency(cfg: SparseAttentionConfig) -> int:
@@ -77,7 +90,7 @@ def estimate_latency(cfg: SparseAttentionConfig) -> int:
 
 
 def exact_latency(cfg: SparseAttentionConfig) -> int:
-    return 3 + tree_stages(cfg.head_dim)
+    return 6 + tree_stages(cfg.head_dim)
 
 
 def prepare_max_latency(cfg: SparseAttentionConfig) -> int:
@@ -150,14 +163,29 @@ class _Pipeline:
 
     def __init__(self, cfg: SparseAttentionConfig):
         self.cfg = cfg
-        self.names = (["estimate"] if cfg.estimated else []) + [
-            "exact", "softmax", "divide", "wsum", "emit"]
+        self.names = stage_names(cfg)
         self.take = {n: None for n in self.names}     # of the previous group
         self.done = {n: None for n in self.names}
+        # Per row unit, its top-k unit's last hand-off cycle and that set's result count.
+        self.handoff = [None] * cfg.rows
+
+    def _select_done(self, take: int, last_beat: int, counts: list[int]) -> int:
+        """The select stage: every active unit's top-k unit hands its set off at
+        ``H = max(M_last + 1, H_prev + m_prev)`` (``M_last`` the last beat's merge) and emits
+        its ``m`` results in ``H + 2 .. H + m + 1`` (``TopK`` timing, always ready); the stage is
+        done in the first cycle from its take in which every set is complete."""
+        last_capture = take - 1
+        for u, m in enumerate(counts):
+            h = last_beat + TOPK_MERGE + 1
+            if self.handoff[u] is not None:
+                h = max(h, self.handoff[u][0] + self.handoff[u][1])
+            self.handoff[u] = (h, m)
+            last_capture = max(last_capture, h + m + 1)
+        return max(take, last_capture + 1)
 
     def group(self, ready: int, length: int, counts: list[int]) -> tuple[int, int]:
         """Run one group whose first stage may take it from cycle ``ready``: returns
-        (first stage's take, wsum done, emit done)."""
+        (wsum done, emit done)."""
         cfg = self.cfg
         n = max(counts)
         blocks = -(-length // cfg.lanes)
@@ -179,10 +207,13 @@ class _Pipeline:
             elif self.take[self.names[k + 1]] is not None:
                 t = max(t, self.take[self.names[k + 1]])
             takes[name] = t
-            self.done[name] = t + dur[name]
+            if name == "select":
+                self.done[name] = self._select_done(t, self.done["estimate"], counts)
+            else:
+                self.done[name] = t + dur[name]
             earliest = self.done[name] + 1
         self.take.update(takes)
-        return takes[self.names[0]], self.done["wsum"], self.done["emit"]
+        return self.done["wsum"], self.done["emit"]
 
 
 def _schedule(cfg: SparseAttentionConfig, lengths, counts) -> list[tuple[int, int]]:
@@ -205,7 +236,7 @@ def _schedule(cfg: SparseAttentionConfig, lengths, counts) -> list[tuple[int, in
             ready = done + 1
         end = None
         for g in range(0, length, cfg.rows):
-            _, wsum_done, end = pipe.group(ready, length, rows[g:g + cfg.rows])
+            wsum_done, end = pipe.group(ready, length, rows[g:g + cfg.rows])
         release.append(wsum_done + 1)
         spans.append((first, end))
     return spans

@@ -62,7 +62,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hdl.arith import lut_product, overflow
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
-from hwgen.hdl.pipeline import delay, maximum, pipelined_tree
+from hwgen.hdl.pipeline import delay, maximum, pipelined_product, pipelined_tree
 from hwgen.hdl.topk import TopK
 
 from . import cycle_model as cm
@@ -178,8 +178,7 @@ class SparseAttention(wiring.Component):
             "bank": 1, "base": range(Lmax), "active": range(R + 1), "last": 1,
             "length": self.pos, "group": self.gbits})
         self.token_layout = token_layout_
-        stages = ([_Stage("estimate")] if cfg.estimated else []) + [
-            _Stage(n) for n in ("exact", "softmax", "divide", "wsum", "emit")]
+        stages = [_Stage(n) for n in cm.stage_names(cfg)]
         for st in stages:
             st.token = Signal(token_layout_, name=f"{st.name}_token")
         self.stages = {st.name: st for st in stages}
@@ -188,6 +187,7 @@ class SparseAttention(wiring.Component):
         self.units = [dict() for _ in range(R)]
         if cfg.estimated:
             self._estimate()
+            self._select()
         self._exact()
         self._softmax()
         self._divide()
@@ -380,7 +380,8 @@ class SparseAttention(wiring.Component):
                     m.next = "IDLE"
 
         # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
-        # in t + 3, x * r (DSP) in t + 4, rounded and clamped in t + 5, written in t + 5.
+        # in t + 3, x * r (DSP pieces, then their sum) in t + 5, rounded and clamped in t + 6,
+        # written in t + 6.
         meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
                                   "qgroup": self.gbits, "klane": _bits(lanes),
                                   "kblock": self.bbits})
@@ -396,9 +397,7 @@ class SparseAttention(wiring.Component):
             qrow = Mux(at_read.qlane == u, qreads[u].data, qrow)
         m.d.sync += [x.eq(Mux(at_read.q, qrow, kread.data)),
                      r.eq(Mux(at_read.q, recip["q"], recip["k"]))]
-        r_signed = Cat(r, Const(0, 1)).as_signed()
-        prod = [Signal(signed(D + cfg.recip_bits + 1), name=f"quant_prod{c}") for c in range(d)]
-        m.d.sync += [prod[c].eq(x[c] * r_signed) for c in range(d)]
+        prod = [pipelined_product(m, x[c], r, name=f"quant{c}") for c in range(d)]
         out = Signal(q4_row, name="quant_out")
         for c in range(d):
             rounded = (prod[c] + (1 << (S - 1))) >> S
@@ -526,95 +525,156 @@ class SparseAttention(wiring.Component):
         # The stage ends with its last beat entering the top-k units.
         m.d.comb += st.done.eq(at_tree.valid & at_tree.last)
 
-    def _index_generators(self, st):
-        """``window`` / ``dense``: per unit, the selected keys of its query in increasing order,
-        one per cycle from the cycle after the take (a stream like the top-k's ``selected``).
+    def _select(self):
+        """Stage 1 (estimated masks): each unit's top-k results into its index buffer.
+
+        The top-k units hand a set off and emit it on their own schedule
+        (:class:`hwgen.hdl.topk.TopK`, ``selected.ready`` always high), so the capture runs
+        always: result ``i`` of a set goes to entry ``i`` of the unit's next index-buffer bank, and
+        the set's count is kept per bank. Three banks suffice: while a set is captured, the exact
+        stage may still read the group two back and the select stage hold the one before. The
+        stage itself finishes a group in the first cycle, from its take on, in which every active
+        unit has a complete set: it claims the sets (bank and count) for the exact stage.
+        """
+        cfg, m = self.cfg, self.m
+        st = self.stages["select"]
+        incoming = self._incoming("select")
+        sel_depth = max(cfg.max_selected, 2)
+        sbits = _bits(sel_depth)
+        ready = Const(1, 1)
+        for u, unit in enumerate(self.units):
+            sel = unit["selected"]
+            m.d.comb += sel.ready.eq(1)
+            ibuf = memory.Memory(shape=self.jbits, depth=4 << sbits, init=[])
+            m.submodules[f"indexbuf{u}"] = ibuf
+            unit["ibuf"] = ibuf
+            wbank, wcount = Signal(2, name=f"select{u}_wbank"), Signal(range(sel_depth + 1),
+                                                                       name=f"select{u}_wcount")
+            counts = [Signal(range(sel_depth + 1), name=f"select{u}_count{b}") for b in range(3)]
+            complete = Signal(range(4), name=f"select{u}_complete")
+            w = ibuf.write_port()
+            moved = sel.valid & sel.ready
+            m.d.comb += [w.addr.eq(Cat(wcount[:sbits], wbank)), w.data.eq(sel.payload.index),
+                         w.en.eq(moved)]
+            ended = moved & sel.payload.last
+            with m.If(moved):
+                m.d.sync += wcount.eq(wcount + 1)
+                with m.If(sel.payload.last):
+                    m.d.sync += [wcount.eq(0), wbank.eq(Mux(wbank == 2, 0, wbank + 1))]
+                    for b in range(3):
+                        with m.If(wbank == b):
+                            m.d.sync += counts[b].eq(wcount + 1)
+            active = Signal(name=f"select{u}_active")
+            with m.If(st.take):
+                m.d.sync += active.eq(u < incoming.active)
+            ready = ready & (~active | (complete != 0))
+            unit["sel_active"], unit["sel_complete"], unit["sel_counts"] = active, complete, \
+                counts
+            unit["sel_ended"] = ended
+        m.d.comb += st.done.eq(st.busy & ready)
+        for u, unit in enumerate(self.units):
+            claim = st.done & unit["sel_active"]
+            complete = unit["sel_complete"]
+            m.d.sync += complete.eq(complete + unit["sel_ended"] - claim)
+            rbank = Signal(2, name=f"select{u}_rbank")
+            bank, count = Signal(2, name=f"select{u}_bank"), Signal(range(sel_depth + 1),
+                                                                    name=f"select{u}_n")
+            with m.If(st.done):
+                m.d.sync += [bank.eq(rbank), count.eq(0)]
+                with m.If(claim):
+                    m.d.sync += rbank.eq(Mux(rbank == 2, 0, rbank + 1))
+                    for b in range(3):
+                        with m.If(rbank == b):
+                            m.d.sync += count.eq(unit["sel_counts"][b])
+            unit["sel_bank"], unit["sel_n"] = bank, count
+
+    def _window_keys(self):
+        """``window`` / ``dense``: per unit, its key count and the key of each pass index.
 
         Query i selects the global keys ``[0, g)`` and then ``[lo, hi]`` with
         ``lo = max(g, i - window)`` and ``hi = min(L - 1, i + window)``; a global row (i < g)
-        and every ``dense`` row select ``[0, L)``. The two ranges never overlap, so the next key
-        after j is ``j + 1`` inside the globals and ``max(j + 1, lo)`` after them.
+        and every ``dense`` row select ``[0, L)`` (``lo = 0`` and no separate globals). The two
+        ranges never overlap, so key ``t`` of the row is ``t`` for ``t < g`` and
+        ``lo + t - g`` after. Returns ``(counts, key_of)``: per-unit count registers loaded at
+        the exact stage's take and a function of the pass index giving the key (combinational).
         """
         cfg, m = self.cfg, self.m
         g, w = (cfg.global_tokens, cfg.window) if cfg.mask == "window" else (0, 0)
-        incoming = self._incoming(st.name)
+        st = self.stages["exact"]
+        incoming = self._incoming("exact")
         length = incoming.length
+        counts, key_of = [], []
         for u in range(cfg.rows):
-            sel = stream.Signature(data.StructLayout({"index": self.jbits, "last": 1})).flip() \
-                .create(path=(f"gen{u}",))
-            query = Signal(range(cfg.max_len + cfg.rows), name=f"gen{u}_query")
+            query = Signal(range(cfg.max_len + cfg.rows), name=f"window{u}_query")
             m.d.comb += query.eq(incoming.base + u)
-            lo, hi = Signal(self.jbits, name=f"gen{u}_lo"), Signal(self.jbits, name=f"gen{u}_hi")
             if cfg.mask == "dense":
-                lo_next, hi_next = 0, length - 1
+                lo_next, hi_next, glob_next = 0, length - 1, 0
             else:
                 everything = query < g
                 lo_next = Mux(everything, 0, Mux(query < g + w, g, query - w))
                 hi_next = Mux(everything | (query + w >= length - 1), length - 1, query + w)
-            index, active = sel.payload.index, Signal(name=f"gen{u}_active")
+                glob_next = Mux(everything, 0, g)
+            lo = Signal(self.jbits, name=f"window{u}_lo")
+            glob = Signal(range(g + 1), name=f"window{u}_globals")
+            count = Signal(range(cfg.max_len + 1), name=f"window{u}_count")
             with m.If(st.take):
-                m.d.sync += [lo.eq(lo_next), hi.eq(hi_next), active.eq(u < incoming.active),
-                             index.eq(0 if g > 0 else lo_next)]
-            m.d.comb += [sel.valid.eq(active), sel.payload.last.eq(index == hi)]
-            with m.If(sel.valid & sel.ready):
-                nxt = index + 1
-                m.d.sync += index.eq(Mux((nxt < g) | (nxt > lo), nxt, lo))
-                with m.If(sel.payload.last):
-                    m.d.sync += active.eq(0)
-            self.units[u]["selected"] = sel
+                m.d.sync += [lo.eq(lo_next), glob.eq(glob_next),
+                             count.eq(Mux(u < incoming.active, glob_next + hi_next - lo_next + 1,
+                                          0))]
+            counts.append(count)
+            key_of.append(lambda t, lo=lo, glob=glob: Mux(t < glob, t, lo + t - glob))
+        return counts, key_of
 
     def _exact(self):
-        """Stage 1: per unit, the exact scores of its selected keys into its row buffer."""
+        """Stage 2: per unit, the exact scores of its selected keys into its row buffer, one key
+        per cycle: the key in t + 2 (index buffer or counter), K row and Q row registered in
+        t + 4, products in t + 6, then the adder tree."""
         cfg, m = self.cfg, self.m
-        d, R = cfg.head_dim, cfg.rows
+        d = cfg.head_dim
         st = self.stages["exact"]
         tok = st.token
-        if not cfg.estimated:
-            self._index_generators(st)
         sel_depth = max(cfg.max_selected, 2)
         self.sbits = _bits(sel_depth)
+
         # Row-buffer bank of the group: four banks, one per stage from exact to weighted sum.
-        rb = Signal(2, name="rowbuf_bank")
-        self.rb_of = {}
+        rb_next, rb = Signal(2, name="rowbuf_next"), Signal(2, name="exact_rb")
         with m.If(st.take):
-            m.d.sync += rb.eq(rb + 1)
-        rb_exact = Signal(2, name="exact_rb")
-        with m.If(st.take):
-            m.d.sync += rb_exact.eq(rb)
-        self.rb_of["exact"] = rb_exact
+            m.d.sync += [rb_next.eq(rb_next + 1), rb.eq(rb_next)]
+        self.rb_of = {"exact": rb}
+        if cfg.estimated:
+            counts, banks = [], []
+            for u, unit in enumerate(self.units):
+                count, bank = Signal.like(unit["sel_n"]), Signal(2, name=f"exact{u}_ibank")
+                with m.If(st.take):
+                    m.d.sync += [count.eq(unit["sel_n"]), bank.eq(unit["sel_bank"])]
+                counts.append(count)
+                banks.append(bank)
+        else:
+            counts, key_of = self._window_keys()
+        index, valid, ending = self._pass("exact", counts)
+        latency = cm.exact_latency(cfg)
+        m.d.comb += st.done.eq(delay(m, ending, latency, "exact_ending"))
 
         first = Signal(name="exact_first")
         m.d.sync += first.eq(st.take)
-        consuming = Signal(name="exact_consuming")
-        with m.If(st.take):
-            m.d.sync += consuming.eq(1)
-        latency = cm.exact_latency(cfg)
-        pending_all = []
-        for u in range(R):
-            unit = self.units[u]
-            sel = unit["selected"]
-            pending = Signal(name=f"exact{u}_pending")    # its last key is not taken yet
-            with m.If(st.take):
-                m.d.sync += pending.eq(u < self._incoming("exact").active)
-            m.d.comb += sel.ready.eq(consuming & pending)
-            moved = sel.valid & sel.ready
-            with m.If(moved & sel.payload.last):
-                m.d.sync += pending.eq(0)
-            pending_all.append(pending & ~(moved & sel.payload.last))
-
-            kread = _Read(m, self.kmem, f"exact{u}_k")
-            m.d.comb += [kread.addr.eq(Cat(sel.payload.index, tok.bank)), kread.en.eq(moved)]
+        for u, unit in enumerate(self.units):
+            if cfg.estimated:
+                rd = _Read(m, unit["ibuf"], f"exact{u}_ibuf")                 # t + 2
+                m.d.comb += [rd.addr.eq(Cat(index[:self.sbits], banks[u])), rd.en.eq(1)]
+                key = rd.data
+            else:
+                key = delay(m, key_of[u](index)[:self.jbits], 2, f"exact{u}_key")
+            key_valid = delay(m, valid[u], 2, f"exact{u}_kvalid")
+            kread = _Read(m, self.kmem, f"exact{u}_k")                        # t + 4
+            m.d.comb += [kread.addr.eq(Cat(key, tok.bank)), kread.en.eq(key_valid)]
             qread = _Read(m, self.qmem[u], f"exact{u}_q")
             m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
-            prods = []
-            for c in range(d):
-                p = Signal(signed(2 * cfg.data_bits), name=f"exact{u}_p{c}")
-                m.d.sync += p.eq(kread.data[c] * qread.data[c])
-                prods.append(p)
+            prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 6
+                                       name=f"exact{u}_p{c}") for c in range(d)]
             score, stages = pipelined_tree(m, prods, name=f"exact{u}_tree")
-            assert 3 + stages == latency
-            valid = delay(m, moved, latency, f"exact{u}_valid")
-            key = delay(m, sel.payload.index, latency, f"exact{u}_key")
+            assert 6 + stages == latency
+            wvalid = delay(m, key_valid, latency - 2, f"exact{u}_valid")
+            wkey = delay(m, key, latency - 2, f"exact{u}_wkey")
 
             # Row buffer: (key, score) written here, exp by the softmax stage.
             js = memory.Memory(shape=data.StructLayout({"j": self.jbits,
@@ -624,30 +684,21 @@ class SparseAttention(wiring.Component):
                                init=[])
             m.submodules[f"rowbuf{u}"], m.submodules[f"rowexp{u}"] = js, ex
             unit["js"], unit["exp"] = js, ex
-            count = Signal(range(sel_depth + 1), name=f"exact{u}_count")
             row_max = Signal(signed(cfg.score_bits), name=f"exact{u}_max")
+            windex = delay(m, index, latency, f"exact{u}_windex")
             w = js.write_port()
-            m.d.comb += [w.addr.eq(Cat(count[:self.sbits], rb_exact)), w.data.j.eq(key),
-                         w.data.s.eq(score), w.en.eq(valid)]
+            m.d.comb += [w.addr.eq(Cat(windex[:self.sbits], rb)), w.data.j.eq(wkey),
+                         w.data.s.eq(score), w.en.eq(wvalid)]
             with m.If(st.take):
-                m.d.sync += [count.eq(0), row_max.eq(cfg.score_range[0])]
-            with m.If(valid):
-                m.d.sync += [count.eq(count + 1), row_max.eq(maximum(row_max, score))]
-            unit["count"], unit["row_max"] = count, row_max
-
-        ending = Signal(name="exact_ending")
-        still = Const(0, 1)
-        for p in pending_all:
-            still = still | p
-        m.d.comb += ending.eq(consuming & ~still)
-        with m.If(ending):
-            m.d.sync += consuming.eq(0)
-        m.d.comb += st.done.eq(delay(m, ending, latency, "exact_ending"))
+                m.d.sync += row_max.eq(cfg.score_range[0])
+            with m.If(wvalid):
+                m.d.sync += row_max.eq(maximum(row_max, score))
+            unit["count"], unit["row_max"] = counts[u], row_max
 
     def _pass(self, name, counts):
         """Issue of a stage that visits each unit's keys 0..n_u - 1 in step, from the cycle after
-        the take: returns (issuing, index, per-unit valid, ending) where ``ending`` marks the
-        last issue (the largest count)."""
+        the take: returns (index, per-unit valid, ending) where ``ending`` marks the last issue
+        (of the largest count)."""
         m = self.m
         st = self.stages[name]
         issuing = Signal(name=f"{name}_issuing")
@@ -701,24 +752,24 @@ class SparseAttention(wiring.Component):
         F, eb = cfg.exp_frac_bits, cfg.exp_bits
         z_sat = cm.z_saturation(cfg)
         for u, unit in enumerate(self.units):
-            rd = unit["js"].read_port()
+            rd = _Read(m, unit["js"], f"softmax{u}_s")                   # t + 2
             m.d.comb += [rd.addr.eq(Cat(index[:self.sbits], rb)), rd.en.eq(1)]
             z = Signal(cfg.z_bits, name=f"softmax{u}_z")
-            m.d.sync += z.eq(maxes[u] - rd.data.s)                       # t + 2
+            m.d.sync += z.eq(maxes[u] - rd.data.s)                       # t + 3
             zs = Signal(range(z_sat + 1), name=f"softmax{u}_zs")
-            m.d.sync += zs.eq(Mux(z > z_sat, z_sat, z))                  # t + 3
-            e = Signal(len(zs) + len(Const(cfg.exp_mult)), name=f"softmax{u}_e")
-            m.d.sync += e.eq(zs * cfg.exp_mult)                          # t + 4
+            m.d.sync += zs.eq(Mux(z > z_sat, z_sat, z))                  # t + 4
+            e = pipelined_product(m, zs, Const(cfg.exp_mult, 16),        # t + 6
+                                  name=f"softmax{u}_e")
             expo = e >> cfg.exp_shift
             lut = memory.Memory(shape=unsigned(cfg.exp_value_bits), depth=cfg.lut_size,
                                 init=[int(v) for v in cfg.exp_lut])
             m.submodules[f"exp_lut{u}"] = lut
             lrd = lut.read_port()
-            m.d.comb += [lrd.addr.eq(expo[:F]), lrd.en.eq(1)]                 # data in t + 5
+            m.d.comb += [lrd.addr.eq(expo[:F]), lrd.en.eq(1)]                 # data in t + 7
             ei = Signal(range(eb + 2), name=f"softmax{u}_ei")
-            m.d.sync += ei.eq(Mux((expo >> F) > eb, eb + 1, expo >> F))      # t + 5
+            m.d.sync += ei.eq(Mux((expo >> F) > eb, eb + 1, expo >> F))      # t + 7
             exp = Signal(cfg.exp_value_bits, name=f"softmax{u}_exp")
-            m.d.sync += exp.eq(Mux(ei > eb, 0, lrd.data >> ei))               # t + 6
+            m.d.sync += exp.eq(Mux(ei > eb, 0, lrd.data >> ei))               # t + 8
             wvalid = delay(m, valid[u], latency, f"softmax{u}_valid")
             windex = delay(m, index, latency, f"softmax{u}_windex")
             w = unit["exp"].write_port()
@@ -777,20 +828,16 @@ class SparseAttention(wiring.Component):
             m.d.comb += self.release.eq(Mux(tok.bank, 0b10, 0b01))
         sh = cfg.row_recip_shift - cfg.prob_bits
         for u, unit in enumerate(self.units):
-            jr, er = unit["js"].read_port(), unit["exp"].read_port()
-            m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),
+            jr, er = _Read(m, unit["js"], f"wsum{u}_j"), _Read(m, unit["exp"], f"wsum{u}_e")
+            m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),   # t + 2
                          er.addr.eq(Cat(index[:self.sbits], rb)), er.en.eq(1)]
-            vread = _Read(m, self.vmem, f"wsum{u}_v")                       # data in t + 3
+            vread = _Read(m, self.vmem, f"wsum{u}_v")                       # data in t + 4
             m.d.comb += [vread.addr.eq(Cat(jr.data.j, tok.bank)), vread.en.eq(1)]
-            prob_full = Signal(cfg.exp_value_bits + cfg.row_recip_bits, name=f"wsum{u}_pp")
-            m.d.sync += prob_full.eq(er.data * recips[u])                    # t + 2
-            prob = Signal(cfg.prob_value_bits, name=f"wsum{u}_p")
-            m.d.sync += prob.eq(prob_full >> sh)                             # t + 3
-            prob_s = Cat(prob, Const(0, 1)).as_signed()
-            prods = [Signal(signed(cfg.prob_value_bits + 1 + cfg.data_bits),
-                            name=f"wsum{u}_prod{c}") for c in range(d)]
-            m.d.sync += [prods[c].eq(prob_s * vread.data[c]) for c in range(d)]   # t + 4
-            acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")
+            prob_full = pipelined_product(m, er.data, recips[u], name=f"wsum{u}_pr")  # t + 4
+            prob = (prob_full >> sh)[:cfg.prob_value_bits]
+            prods = [pipelined_product(m, prob, vread.data[c], name=f"wsum{u}_p{c}")  # t + 6
+                     for c in range(d)]
+            acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")     # t + 6
             acc = [Signal(signed(cfg.acc_bits), name=f"wsum{u}_acc{c}") for c in range(d)]
             with m.If(st.take):
                 m.d.sync += [a.eq(0) for a in acc]
