@@ -11,6 +11,7 @@ random valid gaps and ready backpressure; every output row equal to the golden m
 | topk_odd | topk, k = 5, lanes = 3, rows = 2 | lanes not dividing L, floor rounding, 6-bit saturated out |
 | window | window 2, 2 global tokens, rows = 3 | global rows and columns, L not a multiple of rows |
 | dense | dense | 12-bit data, wrapping 10-bit output |
+| threshold | threshold, margin 10, cap 5, rows = 2 | data-dependent key counts per row of a group |
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ CONFIGS = {
                                       lanes=3, rows=2, rounding="floor", out_bits=6),
     "window": SparseAttentionConfig(name="attn_window", max_len=16, head_dim=8, mask="window",
                                     window=2, global_tokens=2, rows=3),
+    "threshold": SparseAttentionConfig(name="attn_threshold", max_len=16, head_dim=6,
+                                       mask="threshold", topk=5, margin=10, lanes=4, rows=2),
     "dense": SparseAttentionConfig(name="attn_dense", max_len=12, head_dim=4, mask="dense",
                                    data_bits=12, out_bits=10, out_overflow="wrap",
                                    in_frac_bits=6),

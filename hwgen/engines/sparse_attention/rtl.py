@@ -147,7 +147,7 @@ class SparseAttention(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        d, D, Lmax, R = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows
+        D, Lmax, R = cfg.data_bits, cfg.max_len, cfg.rows
         m = Module()
         self.m = m
         self.jbits = _bits(Lmax)                       # a key index
