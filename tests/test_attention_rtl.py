@@ -30,6 +30,9 @@ CONFIGS = {
     "window_rows4": SparseAttentionConfig(max_len=10, head_dim=2, mask="window", window=1,
                                           global_tokens=1, rows=4),
     "dense_rows3": SparseAttentionConfig(max_len=7, head_dim=3, topk=2, mask="dense", rows=3),
+    # The smallest shapes (single-bit counters, rows = max_len).
+    "topk_tiny": SparseAttentionConfig(max_len=2, head_dim=1, topk=1, lanes=1, rows=2, window=0),
+    "dense_one": SparseAttentionConfig(max_len=1, head_dim=1, topk=1, mask="dense", window=0),
     # Adaptive k: the margin keeps 1..topk keys, differently per row of a group.
     "threshold": SparseAttentionConfig(max_len=12, head_dim=4, mask="threshold", topk=5,
                                        margin=6, lanes=2, rows=2),

@@ -356,9 +356,10 @@ class TopK(wiring.Component):
         slot_idx = [Signal(IDX, name=f"slot{a}_index", reset_less=True) for a in range(K)]
         slot_vld = Signal(K, name="slot_valid")
         # While the slots hold a finished set, a beat can only merge in its hand-off cycle; it
-        # starts a new set, so it merges into empty slots.
+        # starts a new set, so it merges into empty slots: the merge sees ``old_vld``, which is
+        # ``slot_vld`` while the set is unfinished and 0 once it is finished (a register of its
+        # own, so the comparators start at registers).
         old_vld = Signal(K, name="old_valid")
-        m.d.comb += old_vld.eq(Mux(finished, 0, slot_vld))
         # Slot a ahead of candidate j. Valid entries come first in both lists, so for a valid
         # source the bits are a clean thermometer code and it lands on its true position; the
         # codes of invalid sources (stale keys) only decide positions past the valid items,
@@ -401,7 +402,8 @@ class TopK(wiring.Component):
                                              cd_key[0] - self.margin))
 
         with m.If(take3):
-            m.d.sync += [slot_vld.eq(new_vld), finished.eq(cd_last)]
+            m.d.sync += [slot_vld.eq(new_vld), finished.eq(cd_last),
+                         old_vld.eq(Mux(cd_last, 0, new_vld))]
             m.d.sync += [slot_key[i].eq(new_key[i]) for i in range(K)]
             m.d.sync += [slot_idx[i].eq(new_idx[i]) for i in range(K)]
         with m.Elif(handoff):

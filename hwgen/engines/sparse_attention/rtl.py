@@ -175,7 +175,7 @@ class SparseAttention(wiring.Component):
             self._prepare()
 
         token_layout_ = data.StructLayout({
-            "bank": 1, "base": range(Lmax), "active": range(R + 1), "last": 1,
+            "bank": 1, "base": range(Lmax + R), "active": range(R + 1), "last": 1,
             "length": self.pos, "group": self.gbits})
         self.token_layout = token_layout_
         stages = [_Stage(n) for n in cm.stage_names(cfg)]
@@ -217,7 +217,7 @@ class SparseAttention(wiring.Component):
         cfg, m = self.cfg, self.m
         d, D, Lmax, R = cfg.head_dim, cfg.data_bits, cfg.max_len, cfg.rows
         tok = self.tokens.payload
-        wbank, wpos = Signal(), Signal(range(Lmax))
+        wbank, wpos = Signal(), Signal(self.jbits)
         wlane, wgroup = Signal(_bits(R)), Signal(self.gbits)     # wpos % rows, wpos // rows
         m.d.comb += self.tokens.ready.eq(~self.full.bit_select(wbank, 1))
         accept = self.tokens.valid & self.tokens.ready
@@ -226,7 +226,7 @@ class SparseAttention(wiring.Component):
         # Input register: the beat with where it goes.
         self.load_valid = valid = Signal(name="load_valid")
         beat = Signal(token_layout(self.cfg), name="load_beat")
-        bank, pos, lane, group, end = (Signal(), Signal(range(Lmax)), Signal(_bits(R)),
+        bank, pos, lane, group, end = (Signal(), Signal(self.jbits), Signal(_bits(R)),
                                        Signal(self.gbits), Signal())
         m.d.sync += [valid.eq(accept), beat.eq(tok), bank.eq(wbank), pos.eq(wpos),
                      lane.eq(wlane), group.eq(wgroup), end.eq(last)]
@@ -353,7 +353,7 @@ class SparseAttention(wiring.Component):
                     m.next = "MAX" if stages else "DIVIDE_START"
             if stages:
                 with m.State("MAX"):
-                    count = Signal(range(stages), name="prep_max_count")
+                    count = Signal(_bits(stages), name="prep_max_count")
                     m.d.sync += count.eq(count + 1)
                     with m.If(count == stages - 1):
                         m.d.sync += count.eq(0)
@@ -421,7 +421,7 @@ class SparseAttention(wiring.Component):
         cfg, m = self.cfg, self.m
         R = cfg.rows
         cbank = Signal(name="group_bank")
-        base = Signal(range(cfg.max_len), name="group_base")
+        base = Signal(range(cfg.max_len + cfg.rows), name="group_base")
         group = Signal(self.gbits, name="group_addr")
         length = Signal(self.pos, name="group_len")
         m.d.comb += length.eq(Mux(cbank, self.bank_len[1], self.bank_len[0]))
@@ -615,7 +615,7 @@ class SparseAttention(wiring.Component):
                 hi_next = Mux(everything | (query + w >= length - 1), length - 1, query + w)
                 glob_next = Mux(everything, 0, g)
             lo = Signal(self.jbits, name=f"window{u}_lo")
-            glob = Signal(range(g + 1), name=f"window{u}_globals")
+            glob = Signal(range(max(g + 1, 2)), name=f"window{u}_globals")
             count = Signal(range(cfg.max_len + 1), name=f"window{u}_count")
             with m.If(st.take):
                 m.d.sync += [lo.eq(lo_next), glob.eq(glob_next),
