@@ -370,27 +370,40 @@ class TopK(wiring.Component):
                 m.d.comb += ahead_of[a][j].eq(
                     Cat(slot_key[a], old_vld[a]) >= Cat(cd_key[j], cd_real[j]))
 
+        # Position i: with q the number of candidates among positions 0..i, those positions
+        # hold candidates 0..q-1 and slots 0..i-q, so position i takes the worse of C[q-1] and
+        # S[i-q] (one comparator bit picks it). Candidate j is among positions 0..i iff slot
+        # i-j is not ahead of it: on the diagonal a + j = i these bits are a thermometer code of
+        # q, which drives a balanced tree of 2:1 multiplexers directly (no encoding).
         new_key = [Signal(KEY, name=f"new{i}_key") for i in range(K)]
         new_idx = [Signal(IDX, name=f"new{i}_index") for i in range(K)]
         new_vld = Signal(K, name="new_valid")
         for i in range(K):
-            sources = []                         # (hit, key, index, valid)
-            for a in range(max(0, i - L), i + 1):
-                b = i - a                        # candidates ahead of slot a
-                hit = Signal(name=f"new{i}_from_slot{a}")
-                m.d.comb += hit.eq((1 if b == 0 else ~ahead_of[a][b - 1])
-                                   & (1 if b == L else ahead_of[a][b]))
-                sources.append((hit, slot_key[a], slot_idx[a], old_vld[a]))
-            for j in range(min(i + 1, L)):
-                a = i - j                        # slots ahead of candidate j
-                hit = Signal(name=f"new{i}_from_cand{j}")
-                m.d.comb += hit.eq((1 if a == 0 else ahead_of[a - 1][j]) & ~ahead_of[a][j])
-                sources.append((hit, cd_key[j], cd_idx[j], cd_real[j]))
-            m.d.comb += [
-                new_key[i].eq(_any_of(Mux(h, v, 0) for h, v, _, _ in sources)),
-                new_idx[i].eq(_any_of(Mux(h, x, 0) for h, _, x, _ in sources)),
-                new_vld[i].eq(_any_of(h & ok for h, _, _, ok in sources)),
-            ]
+            top = min(i + 1, L)                  # q is 0..top
+            leaves = []
+            for q in range(top + 1):
+                if q == 0:
+                    leaves.append((slot_key[i], slot_idx[i]))
+                elif q == i + 1:                 # no slot among positions 0..i
+                    leaves.append((cd_key[q - 1], cd_idx[q - 1]))
+                else:
+                    cand_worse = ahead_of[i - q][q - 1]
+                    leaves.append((Mux(cand_worse, cd_key[q - 1], slot_key[i - q]),
+                                   Mux(cand_worse, cd_idx[q - 1], slot_idx[i - q])))
+            at_least = [~ahead_of[i - j][j] for j in range(top)]   # at_least[j]: q > j
+
+            def tree(lo, hi, part):
+                if lo == hi:
+                    return leaves[lo][part]
+                mid = (lo + hi + 1) // 2
+                return Mux(at_least[mid - 1], tree(mid, hi, part), tree(lo, mid - 1, part))
+
+            m.d.comb += [new_key[i].eq(tree(0, top, 0)), new_idx[i].eq(tree(0, top, 1))]
+            # Both lists' valid entries are prefixes: p + c > i iff p > i, c > i or p > a and
+            # c > i - 1 - a for some a (registers only).
+            m.d.comb += new_vld[i].eq(_any_of(
+                [old_vld[i], cd_real[i] if i < L else Const(0, 1)]
+                + [old_vld[a] & cd_real[i - 1 - a] for a in range(i) if i - 1 - a < L]))
 
         # The threshold: the best value minus the margin (a margin as large as the range of
         # values keeps everything and needs none).
