@@ -5,7 +5,7 @@ every output row to the golden model and the cycles to the analytic cycle model)
 nextpnr as the median over placement seeds (``--synth``). Printed:
 
 1. **Throughput** for the two head shapes of the issue — (max_len 64, d 16, k 8) and (max_len 256,
-   d 32, k 16), ``lanes`` estimate lanes — with rows in {1, 2, 4} and L in {16, 64, 256}:
+   d 32, k 16), ``lanes`` estimate lanes — with rows in {1, 2, 3, 4} and L in {16, 64, 256}:
    cycles of one sequence alone, cycles per sequence back to back (``--stream`` equal
    sequences), and numpy float32 attention ``softmax(Q K^T s) V`` of the same shape timed in this
    run (``timeit``, best of 7). With ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k, and
@@ -42,7 +42,7 @@ SHAPES = {
     64: SparseAttentionConfig(name="bench_attn64", max_len=64, head_dim=16, topk=8, lanes=8),
     256: SparseAttentionConfig(name="bench_attn256", max_len=256, head_dim=32, topk=16, lanes=8),
 }
-ROWS = (1, 2, 4)
+ROWS = (1, 2, 3, 4)
 LENGTHS = (16, 64, 256)
 EXAMPLE = SparseAttentionConfig(name="bench_mask", max_len=64, head_dim=16, topk=8, lanes=4,
                                 window=4, global_tokens=2, margin=96)
