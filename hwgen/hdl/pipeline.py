@@ -15,7 +15,7 @@ from amaranth.hdl import Value
 from amaranth.lib import data
 
 __all__ = ["PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum", "pipelined_product",
-           "pipelined_tree", "tree_stages"]
+           "pipelined_tree", "replicated_register", "tree_stages"]
 
 
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
@@ -72,6 +72,23 @@ def delay(m, value, cycles: int, name: str = "delay"):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def replicated_register(m, value, load, copies: int, name: str = "copy") -> list[Value]:
+    """``copies`` registers that all load ``value`` in a cycle with ``load`` and hold it, for a
+    value that feeds many far-apart sinks (DSP inputs): each sink gets its own copy, placed
+    near it, instead of one net routed to all of them.
+
+    Identical registers would be merged again by Yosys (``opt_merge`` shares cells with the
+    same inputs), so the copies hold in a ring, copy ``n`` loading copy ``n + 1`` (the last one
+    copy 0) when ``load`` is low: every copy has different inputs, and all equal ``value`` from
+    the cycle after a load on.
+    """
+    value = Value.cast(value)
+    regs = [Signal(value.shape(), name=f"{name}{n}") for n in range(copies)]
+    for n, reg in enumerate(regs):
+        m.d.sync += reg.eq(Mux(load, value, regs[(n + 1) % copies]))
+    return regs
 
 
 #: Bits of the unsigned pieces :func:`pipelined_product` splits the wider operand into: with a

@@ -62,7 +62,8 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hdl.arith import lut_product, overflow
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
-from hwgen.hdl.pipeline import delay, maximum, pipelined_product, pipelined_tree
+from hwgen.hdl.pipeline import (delay, maximum, pipelined_product, pipelined_tree,
+                                replicated_register)
 from hwgen.hdl.topk import TopK
 
 from . import cycle_model as cm
@@ -315,7 +316,10 @@ class SparseAttention(wiring.Component):
             m.d.comb += [div.request.payload.dividend.eq(cfg.q_max << S),
                          div.request.payload.divisor.eq(maxabs[name]), div.result.ready.eq(1)]
         assert divs["q"].latency == cm.recip_latency(cfg)
-        recip = {name: Signal(cfg.recip_bits, name=f"recip_{name}") for name in divs}
+        # The reciprocals, one copy per quantizer element (each copy feeds one DSP).
+        latch = Signal(name="prep_latch")
+        recip = {name: replicated_register(m, divs[name].result.payload.quotient, latch, d,
+                                           name=f"recip_{name}") for name in divs}
 
         # Row issue: K row j when ``phase`` is 0, Q row j when it is 1; j also counted as
         # (lane, group) of the Q lanes and (lane, block) of the k4 lanes.
@@ -363,7 +367,7 @@ class SparseAttention(wiring.Component):
                 m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 with m.If(divs["q"].result.valid):
-                    m.d.sync += [recip[n].eq(divs[n].result.payload.quotient) for n in divs]
+                    m.d.comb += latch.eq(1)
                     m.d.sync += [j.eq(0), phase.eq(0), qlane.eq(0), qgroup.eq(0), klane.eq(0),
                                  kblock.eq(0)]
                     m.next = "QUANT"
@@ -380,8 +384,8 @@ class SparseAttention(wiring.Component):
                     m.next = "IDLE"
 
         # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
-        # in t + 3, x * r (DSP pieces, then their sum) in t + 5, rounded and clamped in t + 6,
-        # written in t + 6.
+        # in t + 3 (r per element, from that element's reciprocal copies), x * r (DSP pieces,
+        # then their sum) in t + 5, rounded and clamped in t + 6, written in t + 6.
         meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
                                   "qgroup": self.gbits, "klane": _bits(lanes),
                                   "kblock": self.bbits})
@@ -391,13 +395,13 @@ class SparseAttention(wiring.Component):
                      at_issue.klane.eq(klane), at_issue.kblock.eq(kblock)]
         at_read = delay(m, at_issue, 2, "quant_meta")
         x = Signal(_row(cfg, D), name="quant_x")
-        r = Signal(cfg.recip_bits, name="quant_r")
+        r = [Signal(cfg.recip_bits, name=f"quant_r{c}") for c in range(d)]
         qrow = qreads[0].data
         for u in range(1, R):
             qrow = Mux(at_read.qlane == u, qreads[u].data, qrow)
-        m.d.sync += [x.eq(Mux(at_read.q, qrow, kread.data)),
-                     r.eq(Mux(at_read.q, recip["q"], recip["k"]))]
-        prod = [pipelined_product(m, x[c], r, name=f"quant{c}") for c in range(d)]
+        m.d.sync += x.eq(Mux(at_read.q, qrow, kread.data))
+        m.d.sync += [r[c].eq(Mux(at_read.q, recip["q"][c], recip["k"][c])) for c in range(d)]
+        prod = [pipelined_product(m, x[c], r[c], name=f"quant{c}") for c in range(d)]
         out = Signal(q4_row, name="quant_out")
         for c in range(d):
             rounded = (prod[c] + (1 << (S - 1))) >> S
