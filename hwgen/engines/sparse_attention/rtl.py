@@ -62,8 +62,13 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hdl.arith import lut_product, overflow
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
-from hwgen.hdl.pipeline import (delay, maximum, pipelined_product, pipelined_tree,
-                                replicated_register)
+from hwgen.hdl.pipeline import (
+    delay,
+    maximum,
+    pipelined_product,
+    pipelined_tree,
+    replicated_register,
+)
 from hwgen.hdl.topk import TopK
 
 from . import cycle_model as cm
