@@ -1,17 +1,19 @@
-"""hwgen/hdl/pipeline.py: ``replicated_register`` in Amaranth's simulator, and in Yosys, which
-must keep every copy (a copy it merges away puts the high-fanout net back)."""
+"""hwgen/hdl/pipeline.py: ``pipelined_product`` (DSP and LUT pieces) and ``replicated_register``
+in Amaranth's simulator, and the copies in Yosys, which must keep every one (a copy it merges away
+puts the high-fanout net back)."""
 
 from __future__ import annotations
 
 import json
 import random
 
-from amaranth import Elaboratable, Module, Signal
+import pytest
+from amaranth import Elaboratable, Module, Signal, signed, unsigned
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from hwgen.flows.toolchain import run_tool
-from hwgen.hdl.pipeline import replicated_register
+from hwgen.hdl.pipeline import PRODUCT_STAGES, pipelined_product, replicated_register
 
 SEED = 1207
 
@@ -67,3 +69,58 @@ def test_yosys_keeps_every_copy(tmp_path):
     stat = json.loads((tmp_path / "stat.json").read_text())
     cells = stat["modules"]["\\copies"]["num_cells_by_type"]
     assert cells.get("TRELLIS_FF") == 6 * 12, cells
+
+
+class _Product(Elaboratable):
+    def __init__(self, a_shape, b_shape):
+        self.a, self.b = Signal(a_shape), Signal(b_shape)
+        self.a_shape, self.b_shape = a_shape, b_shape
+
+    def elaborate(self, platform):
+        m = Module()
+        self.p = pipelined_product(m, self.a, self.b, name="p")
+        return m
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    (signed(8), unsigned(27)),        # the quantizer: one DSP piece and a 10-bit LUT piece
+    (unsigned(16), unsigned(20)),     # prob = exp * rr: a 3-bit LUT piece
+    (signed(16), signed(20)),         # a signed LUT piece (the sign bit's term negated)
+    (signed(4), unsigned(27)),        # a LUT piece wider than the other factor
+    (signed(9), signed(8)),           # one DSP piece only
+    (signed(18), signed(45)),         # two DSP pieces and a signed 11-bit DSP piece
+])
+def test_pipelined_product_is_exact_after_two_cycles(a_shape, b_shape):
+    rng = random.Random(SEED)
+    dut = _Product(a_shape, b_shape)
+    sim = Simulator(dut)
+    errors, checked = [], []
+
+    def extremes(shape):
+        lo = -(1 << (shape.width - 1)) if shape.signed else 0
+        hi = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
+        return lo, hi
+
+    (alo, ahi), (blo, bhi) = extremes(a_shape), extremes(b_shape)
+    pairs = [(x, y) for x in (alo, ahi, 0, -1 if a_shape.signed else 1)
+             for y in (blo, bhi, 0, -1 if b_shape.signed else 1)]
+    pairs += [(rng.randint(alo, ahi), rng.randint(blo, bhi)) for _ in range(300)]
+
+    async def testbench(ctx):
+        history = []
+        for x, y in pairs + [(0, 0)] * (PRODUCT_STAGES - 1):
+            ctx.set(dut.a, x)
+            ctx.set(dut.b, y)
+            history.append(x * y)
+            await ctx.tick()
+            if len(history) >= PRODUCT_STAGES:      # the product of PRODUCT_STAGES ticks ago
+                expected = history[-PRODUCT_STAGES]
+                got = ctx.get(dut.p)
+                checked.append(got)
+                if got != expected:
+                    errors.append((expected, got))
+
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert errors == [] and len(checked) == len(pairs)

@@ -3,7 +3,7 @@
 from amaranth import Mux
 from amaranth.hdl import Value
 
-__all__ = ["lut_product", "overflow"]
+__all__ = ["lut_product", "overflow", "partial_products"]
 
 
 def overflow(value: Value, bits: int, mode: str) -> Value:
@@ -20,19 +20,28 @@ def overflow(value: Value, bits: int, mode: str) -> Value:
     raise ValueError(f"overflow mode {mode!r} is not 'wrap' or 'saturate'")
 
 
-def lut_product(a: Value, b: Value) -> Value:
-    """``a * b`` for a narrow signed ``b``, as a sum of shifted partial products.
-
-    Yosys maps every ``$mul`` cell wider than 1 bit to a DSP block on ECP5; a 4-bit x 4-bit
-    product costs a whole 18x18 multiplier there but only a few LUTs as logic. Written as
-    ``sum_i b_i * (a << i)`` with the sign bit's term subtracted (two's complement), it contains
-    no ``$mul`` and stays in LUTs. Exact for any signed or unsigned ``a`` and signed ``b``.
+def partial_products(a: Value, b: Value) -> list[Value]:
+    """The shifted partial products of ``a * b``, one per bit of ``b``: ``b_i * (a << i)``,
+    the sign bit's term negated when ``b`` is signed (two's complement). Their sum is exactly
+    ``a * b`` for any signed or unsigned ``a`` and ``b``, and none of them is a ``$mul``.
     """
     a, b = Value.cast(a), Value.cast(b)
-    if not b.shape().signed:
-        raise TypeError("lut_product: b must be signed")
     w = len(b)
-    total = Mux(b[w - 1], -(a << (w - 1)), 0)
-    for i in range(w - 1):
-        total = total + Mux(b[i], a << i, 0)
+    terms = [Mux(b[i], a << i, 0) for i in range(w)]
+    if b.shape().signed:
+        terms[-1] = Mux(b[w - 1], -(a << (w - 1)), 0)
+    return terms
+
+
+def lut_product(a: Value, b: Value) -> Value:
+    """``a * b`` for a narrow ``b``, as a sum of shifted partial products.
+
+    Yosys maps every ``$mul`` cell wider than 1 bit to a DSP block on ECP5; a 4-bit x 4-bit
+    product costs a whole 18x18 multiplier there but only a few LUTs as logic. Written as the
+    sum of :func:`partial_products`, it contains no ``$mul`` and stays in LUTs.
+    """
+    terms = partial_products(a, b)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
     return total

@@ -14,7 +14,9 @@ from amaranth import Mux, Signal
 from amaranth.hdl import Value
 from amaranth.lib import data
 
-__all__ = ["PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum", "pipelined_product",
+from hwgen.hdl.arith import partial_products
+
+__all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum", "pipelined_product",
            "pipelined_tree", "replicated_register", "tree_stages"]
 
 
@@ -95,13 +97,23 @@ def replicated_register(m, value, load, copies: int, name: str = "copy") -> list
 #: sign bit added they fit the 18-bit signed inputs of an ECP5 MULT18X18D.
 PRODUCT_PIECE_BITS = 17
 
+#: A piece after the first that is at most this wide is multiplied in LUTs, not in a DSP: a
+#: 27-bit operand is then one DSP and a 10-bit LUT product instead of two DSPs.
+LUT_PIECE_BITS = 10
+
 
 def pipelined_product(m, a, b, name: str = "product") -> Value:
-    """``a * b`` in two register stages (:data:`PRODUCT_STAGES`): the wider operand is split into
-    :data:`PRODUCT_PIECE_BITS`-bit pieces (the top one keeps its sign), each piece's product
-    with the narrower operand is registered (one DSP each while the narrower operand has at
-    most 18 bits), then their shifted sum is registered. So no carry chain follows a multiplier
-    in the same cycle, which a single wide ``*`` (split into DSPs and an adder by Yosys) does.
+    """``a * b`` in two register stages (:data:`PRODUCT_STAGES`), with at most two adder levels
+    before each register.
+
+    The wider operand is split into :data:`PRODUCT_PIECE_BITS`-bit pieces (the top one keeps
+    its sign). Stage 1 registers each piece's product with the narrower operand: one DSP each
+    while the narrower operand has at most 18 bits, except a narrow top piece
+    (:data:`LUT_PIECE_BITS`), whose shifted partial products (over the narrower of the two
+    factors) are summed two adder levels deep in LUTs and registered as up to four partial
+    sums. Stage 2 registers the shifted sum of everything stage 1 holds. So no carry chain
+    follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and an
+    adder by Yosys) does.
     """
     a, b = Value.cast(a), Value.cast(b)
     if len(a) > len(b):
@@ -111,16 +123,30 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
         piece = b[low:low + PRODUCT_PIECE_BITS]
         if b.shape().signed and low + PRODUCT_PIECE_BITS >= len(b):
             piece = piece.as_signed()
-        product = a * piece
-        reg = Signal(product.shape(), name=f"{name}_pp{n}")
-        m.d.sync += reg.eq(product)
-        partials.append(reg << low if low else reg)
-    total = partials[0]
-    for p in partials[1:]:
-        total = total + p
+        if n > 0 and len(piece) <= LUT_PIECE_BITS:
+            x, y = (a, piece) if len(piece) <= len(a) else (piece, a)
+            sums = _add_levels(partial_products(x, y), 2)
+        else:
+            sums = [a * piece]
+        for k, value in enumerate(sums):
+            reg = Signal(value.shape(), name=f"{name}_pp{n}_{k}" if len(sums) > 1 else
+                         f"{name}_pp{n}")
+            m.d.sync += reg.eq(value)
+            partials.append(reg << low if low else reg)
+    total, = _add_levels(partials, len(partials))
     result = Signal(total.shape(), name=f"{name}_sum")
     m.d.sync += result.eq(total)
     return result
+
+
+def _add_levels(terms: list[Value], levels: int) -> list[Value]:
+    """``levels`` levels of a balanced adder tree over ``terms``: the partial sums left."""
+    for _ in range(levels):
+        if len(terms) == 1:
+            break
+        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+    return terms
 
 
 #: Register stages of :func:`pipelined_product`.
