@@ -20,7 +20,7 @@ nextpnr as the median over placement seeds (``--synth``). Printed:
 Usage::
 
     python benchmarks/sparse_attention.py [--seed 1] [--stream 4] [--synth] [--seeds 1,2,3]
-        [--only 64]
+        [--only 64] [--rows 4] [--tables 1,2,3]
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ def throughput_table(args, rng) -> None:
         if args.only and max_len not in args.only:
             continue
         for r in ROWS:
+            if args.rows and r not in args.rows:
+                continue
             cfg = dataclasses.replace(shape, name=f"{shape.name}_r{r}", rows=r)
             report = synth(cfg, args.seeds) if args.synth else None
             for length in LENGTHS:
@@ -183,6 +185,8 @@ def main(argv=None) -> int:
                         default=(1, 2, 3), help="nextpnr seeds with --synth (default 1,2,3)")
     parser.add_argument("--only", type=lambda s: {int(x) for x in s.split(",")}, default=None,
                         help="only these head shapes of table 1, by max_len (64, 256)")
+    parser.add_argument("--rows", type=lambda s: {int(x) for x in s.split(",")}, default=None,
+                        help="only these rows of table 1 (1, 2, 3, 4)")
     parser.add_argument("--tables", default="1,2,3", help="tables to print (default 1,2,3)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
