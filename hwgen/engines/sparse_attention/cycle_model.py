@@ -5,12 +5,14 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
 
 * :func:`estimate_latency`: a k4 read issued in cycle t reaches the top-k units in
   ``t + 3 + tree`` (read, read register, LUT products, the adder tree's register stages);
-* :func:`exact_latency`: a key taken in cycle t has its exact score written in ``t + 3 + tree``;
-* :data:`SOFTMAX_LATENCY`: a row-buffer read in t has its exp written in ``t + 6`` (read,
-  ``z``, saturated ``z``, ``z * C_mult``, table, shift);
-* :data:`WSUM_LATENCY`: a row-buffer read in t is accumulated in ``t + 4``, the result register
-  follows in ``t + 5``;
-* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 5``.
+* :func:`exact_latency`: a key issued in cycle t has its exact score written in
+  ``t + 5 + tree`` (index buffer read, K read and its register, product, adder tree);
+* :data:`SOFTMAX_LATENCY`: a row-buffer read issued in t has its exp written in ``t + 7``
+  (read and its register, ``z``, ``z * C_mult``, table, shift);
+* :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 6`` (row buffer,
+  V read and their registers, ``p`` and its product with V), the result register follows in
+  ``t + 7``;
+* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 6``.
 
 **A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
 and it is ``loaded`` from ``c + 2``. ``topk`` / ``threshold`` then run the prepare unit
@@ -66,10 +68,9 @@ __all__ = [
     "selected_counts",
     "sequence_cycles",
     "stream_cycles",
-    "z_saturation",
 ]
 
-SOFTMAX_LATENCY = 8
+SOFTMAX_LATENCY = 7
 WSUM_LATENCY = 7
 QUANT_LATENCY = 6
 
@@ -90,7 +91,7 @@ def estimate_latency(cfg: SparseAttentionConfig) -> int:
 
 
 def exact_latency(cfg: SparseAttentionConfig) -> int:
-    return 6 + tree_stages(cfg.head_dim)
+    return 5 + tree_stages(cfg.head_dim)
 
 
 def prepare_max_latency(cfg: SparseAttentionConfig) -> int:
@@ -115,13 +116,6 @@ def prepare_cycles(cfg: SparseAttentionConfig, length: int) -> int:
     start the dividers, the reciprocals, then 2L rows one per cycle and the quantizer's
     latency."""
     return prepare_max_latency(cfg) + recip_latency(cfg) + 2 * length + QUANT_LATENCY
-
-
-def z_saturation(cfg: SparseAttentionConfig) -> int:
-    """The smallest ``z`` whose exp is 0: ``((z * C_mult) >> C_shift) >> F > exp_bits`` from
-    there on, so the RTL saturates ``z`` to it (a narrower multiplier, same results)."""
-    limit = (cfg.exp_bits + 1) << (cfg.exp_frac_bits + cfg.exp_shift)
-    return -(-limit // cfg.exp_mult)
 
 
 @dataclass(frozen=True)

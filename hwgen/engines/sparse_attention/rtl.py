@@ -636,8 +636,9 @@ class SparseAttention(wiring.Component):
 
     def _exact(self):
         """Stage 2: per unit, the exact scores of its selected keys into its row buffer, one key
-        per cycle: the key in t + 2 (index buffer or counter), K row and Q row registered in
-        t + 4, products in t + 6, then the adder tree."""
+        per cycle: the key in t + 1 (index buffer read port, or counter), K row and Q row
+        registered in t + 3, products in t + 5, then the adder tree. The index buffer's read data
+        only addresses the K memory, so it needs no register of its own."""
         cfg, m = self.cfg, self.m
         d = cfg.head_dim
         st = self.stages["exact"]
@@ -668,22 +669,22 @@ class SparseAttention(wiring.Component):
         m.d.sync += first.eq(st.take)
         for u, unit in enumerate(self.units):
             if cfg.estimated:
-                rd = _Read(m, unit["ibuf"], f"exact{u}_ibuf")                 # t + 2
+                rd = unit["ibuf"].read_port()                                  # t + 1
                 m.d.comb += [rd.addr.eq(Cat(index[:self.sbits], banks[u])), rd.en.eq(1)]
                 key = rd.data
             else:
-                key = delay(m, key_of[u](index)[:self.jbits], 2, f"exact{u}_key")
-            key_valid = delay(m, valid[u], 2, f"exact{u}_kvalid")
-            kread = _Read(m, self.kmem, f"exact{u}_k")                        # t + 4
+                key = delay(m, key_of[u](index)[:self.jbits], 1, f"exact{u}_key")
+            key_valid = delay(m, valid[u], 1, f"exact{u}_kvalid")
+            kread = _Read(m, self.kmem, f"exact{u}_k")                        # t + 3
             m.d.comb += [kread.addr.eq(Cat(key, tok.bank)), kread.en.eq(key_valid)]
             qread = _Read(m, self.qmem[u], f"exact{u}_q")
             m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
-            prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 6
+            prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 5
                                        name=f"exact{u}_p{c}") for c in range(d)]
             score, stages = pipelined_tree(m, prods, name=f"exact{u}_tree")
-            assert 6 + stages == latency
-            wvalid = delay(m, key_valid, latency - 2, f"exact{u}_valid")
-            wkey = delay(m, key, latency - 2, f"exact{u}_wkey")
+            assert 5 + stages == latency
+            wvalid = delay(m, key_valid, latency - 1, f"exact{u}_valid")
+            wkey = delay(m, key, latency - 1, f"exact{u}_wkey")
 
             # Row buffer: (key, score) written here, exp by the softmax stage.
             js = memory.Memory(shape=data.StructLayout({"j": self.jbits,
@@ -747,7 +748,11 @@ class SparseAttention(wiring.Component):
         return regs
 
     def _softmax(self):
-        """Stage 2: z, z * C_mult, the exp table and the shift, one key per cycle per unit."""
+        """Stage 2: z, z * C_mult, the exp table and the shift, one key per cycle per unit.
+
+        ``z`` goes into the product unsaturated: its top bits above a DSP's 17 are a LUT piece
+        (:func:`hwgen.hdl.pipeline.pipelined_product`), and a large ``z`` gives an exponent past
+        ``exp_bits``, whose exp the shift step makes 0, as the golden model's does."""
         cfg, m = self.cfg, self.m
         st = self.stages["softmax"]
         regs = self._hand_over("exact", "softmax", count=[u["count"] for u in self.units],
@@ -759,26 +764,23 @@ class SparseAttention(wiring.Component):
         m.d.comb += st.done.eq(delay(m, ending, latency, "softmax_ending"))
 
         F, eb = cfg.exp_frac_bits, cfg.exp_bits
-        z_sat = cm.z_saturation(cfg)
         for u, unit in enumerate(self.units):
             rd = _Read(m, unit["js"], f"softmax{u}_s")                   # t + 2
             m.d.comb += [rd.addr.eq(Cat(index[:self.sbits], rb)), rd.en.eq(1)]
             z = Signal(cfg.z_bits, name=f"softmax{u}_z")
             m.d.sync += z.eq(maxes[u] - rd.data.s)                       # t + 3
-            zs = Signal(range(z_sat + 1), name=f"softmax{u}_zs")
-            m.d.sync += zs.eq(Mux(z > z_sat, z_sat, z))                  # t + 4
-            e = pipelined_product(m, zs, Const(cfg.exp_mult, 16),        # t + 6
+            e = pipelined_product(m, z, Const(cfg.exp_mult, 16),         # t + 5
                                   name=f"softmax{u}_e")
             expo = e >> cfg.exp_shift
             lut = memory.Memory(shape=unsigned(cfg.exp_value_bits), depth=cfg.lut_size,
                                 init=[int(v) for v in cfg.exp_lut])
             m.submodules[f"exp_lut{u}"] = lut
             lrd = lut.read_port()
-            m.d.comb += [lrd.addr.eq(expo[:F]), lrd.en.eq(1)]                 # data in t + 7
+            m.d.comb += [lrd.addr.eq(expo[:F]), lrd.en.eq(1)]                 # data in t + 6
             ei = Signal(range(eb + 2), name=f"softmax{u}_ei")
-            m.d.sync += ei.eq(Mux((expo >> F) > eb, eb + 1, expo >> F))      # t + 7
+            m.d.sync += ei.eq(Mux((expo >> F) > eb, eb + 1, expo >> F))      # t + 6
             exp = Signal(cfg.exp_value_bits, name=f"softmax{u}_exp")
-            m.d.sync += exp.eq(Mux(ei > eb, 0, lrd.data >> ei))               # t + 8
+            m.d.sync += exp.eq(Mux(ei > eb, 0, lrd.data >> ei))               # t + 7
             wvalid = delay(m, valid[u], latency, f"softmax{u}_valid")
             windex = delay(m, index, latency, f"softmax{u}_windex")
             w = unit["exp"].write_port()
