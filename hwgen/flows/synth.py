@@ -23,7 +23,9 @@ What the numbers mean
 * **fmax_mhz** is nextpnr's achieved frequency for the clock net driven by the ``clk`` port (nextpnr
   names it ``$glbnet$clk$TRELLIS_IO_IN`` on ECP5 and ``clk$SB_IO_IN_$glb_clk`` on iCE40), i.e.
   register to register; ``None`` if the design has no clocked path. nextpnr runs with
-  ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error.
+  ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error; and with
+  ``--router router2``: the default router1 had not finished routing the attention example
+  (20k LUTs, ECP5-85K) after 36 minutes, router2 places and routes it in 6.
 * **Seeds.** nextpnr's Fmax moves by about 10% with its placement seed (docs/architecture.md §6),
   so Yosys runs once and nextpnr once per seed of ``seeds`` (``--seed N``, default seed 1 only),
   each on the same netlist. ``fmax_mhz`` is the *lower median* of the seeds' Fmax (the middle
@@ -531,7 +533,7 @@ def _nextpnr(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int
     log, report_file = _seed_files(seed, len(seeds) > 1)
     pnr_log = out / log
     proc = _run(tgt.nextpnr, [*tgt.device_args, "--json", NETLIST, "--freq", repr(freq),
-                              "--seed", str(seed), "--timing-allow-fail",
+                              "--seed", str(seed), "--timing-allow-fail", "--router", "router2",
                               "--report", report_file, "-l", log, "-q"], out)
     tools = ("yosys", tgt.nextpnr)
     if proc.returncode != 0 or not (out / report_file).is_file():

@@ -279,17 +279,20 @@ class TopK(wiring.Component):
             Signal(name="sorted_valid")
         finished = Signal(name="finished")       # the slots hold a whole set, not handed off
         remaining = Signal(range(K + 1), name="emit_remaining")   # results not yet output
+        # remaining == 0 and remaining == 1 as registers of their own, so the input pipeline's
+        # enables come from registers through one level of logic (comparators on ``remaining``
+        # in front of them, fanned out to every lane's multiplexers, were the critical path).
+        idle = Signal(init=1, name="emit_idle")
+        one_left = Signal(name="emit_one_left")
         out_valid = Signal(name="out_valid")
         advance, emitter_free, merge_ready = Signal(name="advance"), \
             Signal(name="emitter_free"), Signal(name="merge_ready")
         ready3, ready2, ready1 = Signal(name="sorted_ready"), Signal(name="ranked_ready"), \
             Signal(name="in_ready")
         handoff, take3 = Signal(name="handoff"), Signal(name="merge")
-        one_left = Signal(name="emit_one_left")
         m.d.comb += [
             advance.eq(~out_valid | out.ready),
-            one_left.eq(remaining == 1),
-            emitter_free.eq((remaining == 0) | (advance & one_left)),
+            emitter_free.eq(idle | (advance & one_left)),
             merge_ready.eq(~finished | emitter_free),
             handoff.eq(finished & emitter_free),
             ready3.eq(~v3 | merge_ready),
@@ -433,7 +436,9 @@ class TopK(wiring.Component):
         before = {(a, b): Signal(name=f"emit{a}_before_{b}", reset_less=True)
                   for b in range(K) for a in range(b)}
         with m.If(handoff):
-            m.d.sync += [emit_mask.eq(keep),
+            # keep is a prefix of ones with at least one: one result iff keep[1] is 0.
+            m.d.sync += [emit_mask.eq(keep), idle.eq(0),
+                         one_left.eq(~keep[1] if K > 1 else 1),
                          remaining.eq(_thermometer_count(keep, len(remaining)))]
             m.d.sync += [emit_idx[a].eq(slot_idx[a]) for a in range(K)]
             m.d.sync += [before[a, b].eq(slot_idx[a] < slot_idx[b]) for a, b in before]
@@ -448,14 +453,15 @@ class TopK(wiring.Component):
         out_index = Signal(IDX, name="out_index")
         out_last = Signal(name="out_last")
         pick = Signal(name="pick")
-        m.d.comb += pick.eq(advance & (remaining != 0))
+        m.d.comb += pick.eq(advance & ~idle)
         with m.If(advance):
-            m.d.sync += out_valid.eq(remaining != 0)
+            m.d.sync += out_valid.eq(~idle)
         with m.If(pick):
             m.d.sync += [out_index.eq(_any_of(Mux(first[j], emit_idx[j], 0) for j in range(K))),
                          out_last.eq(one_left)]
         with m.If(~handoff & pick):
-            m.d.sync += [emit_mask.eq(emit_mask & ~first), remaining.eq(remaining - 1)]
+            m.d.sync += [emit_mask.eq(emit_mask & ~first), remaining.eq(remaining - 1),
+                         idle.eq(one_left), one_left.eq(remaining == 2)]
         m.d.comb += [out.valid.eq(out_valid), out.payload.index.eq(out_index),
                      out.payload.last.eq(out_last)]
         return m
