@@ -15,7 +15,8 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
 * :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 6``.
 
 **A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
-and it is ``loaded`` from ``c + 2``. ``topk`` / ``threshold`` then run the prepare unit
+and it is ``loaded`` from ``c + 2`` (``c + 3`` for ``topk`` / ``threshold``, whose running
+maxima of |Q| and |K| take one more register). ``topk`` / ``threshold`` then run the prepare unit
 (:func:`prepare_cycles`, one sequence at a time, overlapping the previous sequence's row groups);
 ``window`` / ``dense`` are ready at once. A bank is refilled from the cycle after its last group's
 weighted sum.
@@ -224,7 +225,7 @@ def _schedule(cfg: SparseAttentionConfig, lengths, counts) -> list[tuple[int, in
         last_token = first + length - 1
         ready = last_token + 2
         if cfg.estimated:
-            take = max(ready, prep_free)
+            take = max(ready + 1, prep_free)
             done = take + prepare_cycles(cfg, length)
             prep_free = done + 1
             ready = done + 1

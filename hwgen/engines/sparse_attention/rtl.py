@@ -254,7 +254,13 @@ class SparseAttention(wiring.Component):
             m.d.comb += [w.addr.eq(Cat(pos, bank)), w.data.eq(rowdata), w.en.eq(valid)]
 
         # Running max|x| per element and bank: one comparator per element per beat, no tree.
+        # |x|, "first of the sequence" and the per-bank enables are registered one cycle after
+        # the input register, so the nets that reach all 4 * head_dim maxima start at
+        # flip-flops (``pos == 0`` decoded in front of them was the critical path).
         self.lane_max = {}
+        update = [Signal(name=f"bank{b}_max_update") for b in range(2)]
+        first = Signal(name="max_first")
+        m.d.sync += [first.eq(pos == 0)] + [update[b].eq(valid & (bank == b)) for b in range(2)]
         for name in ("q", "k"):
             regs = [[Signal(D, name=f"bank{b}_max_{name}{c}") for c in range(d)]
                     for b in range(2)]
@@ -262,14 +268,21 @@ class SparseAttention(wiring.Component):
             if not cfg.estimated:
                 continue
             for c in range(d):
-                a = _abs(getattr(beat, name)[c], D)
+                a = Signal(D, name=f"load_abs_{name}{c}")
+                m.d.sync += a.eq(_abs(getattr(beat, name)[c], D))
                 for b in range(2):
-                    with m.If(valid & (bank == b)):
-                        m.d.sync += regs[b][c].eq(Mux(pos == 0, a, maximum(regs[b][c], a)))
-        with m.If(valid & end):
+                    with m.If(update[b]):
+                        m.d.sync += regs[b][c].eq(Mux(first, a, maximum(regs[b][c], a)))
+        # A bank is loaded once its last maxima are written (estimated masks), else at once.
+        if cfg.estimated:
+            loaded, flag = delay(m, valid & end, 1, "load_end"), self.loaded
+        else:
+            loaded, flag = valid & end, self.prepared
+        done_bank = delay(m, bank, 1, "load_end_bank") if cfg.estimated else bank
+        with m.If(loaded):
             for b in range(2):
-                with m.If(bank == b):
-                    m.d.sync += (self.loaded[b] if cfg.estimated else self.prepared[b]).eq(1)
+                with m.If(done_bank == b):
+                    m.d.sync += flag[b].eq(1)
 
     # --- prepare -----------------------------------------------------------------------------
 
@@ -321,10 +334,20 @@ class SparseAttention(wiring.Component):
             m.d.comb += [div.request.payload.dividend.eq(cfg.q_max << S),
                          div.request.payload.divisor.eq(maxabs[name]), div.result.ready.eq(1)]
         assert divs["q"].latency == cm.recip_latency(cfg)
-        # The reciprocals, one copy per quantizer element (each copy feeds one DSP).
+        # The reciprocals: latched when the dividers finish, then one copy per quantizer element
+        # (each feeds one DSP), loaded the cycle after from a registered load pulse, so neither
+        # the divider's valid nor the state machine drives the copies' 2 * head_dim * recip_bits
+        # enables. The copies are valid from latch + 2, before the first row's r is taken in
+        # latch + 3.
         latch = Signal(name="prep_latch")
-        recip = {name: replicated_register(m, divs[name].result.payload.quotient, latch, d,
-                                           name=f"recip_{name}") for name in divs}
+        latched = Signal(name="prep_latched")
+        m.d.sync += latched.eq(latch)
+        recip = {}
+        for name in divs:
+            value = Signal(cfg.recip_bits, name=f"recip_{name}")
+            with m.If(latch):
+                m.d.sync += value.eq(divs[name].result.payload.quotient)
+            recip[name] = replicated_register(m, value, latched, d, name=f"recip_{name}_copy")
 
         # Row issue: K row j when ``phase`` is 0, Q row j when it is 1; j also counted as
         # (lane, group) of the Q lanes and (lane, block) of the k4 lanes.
