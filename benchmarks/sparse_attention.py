@@ -10,7 +10,8 @@ nextpnr as the median over placement seeds (``--synth``). Printed:
    of an ECP5-85K) — with rows in {1, 2, 3, 4} and L in {16, 64, 256}:
    cycles of one sequence alone, steady-state cycles per sequence back to back (a stream of
    ``2 + --stream`` equal sequences minus a stream of 2), and numpy float32 attention
-   ``softmax(Q K^T s) V`` of the same shape timed in this run (``timeit``, best of 7). With ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k, and
+   ``softmax(Q K^T s) V`` of the same shape timed in this run (``timeit``, best of 7). With
+   ``--synth``: LUT/FF/DSP/BRAM and Fmax on ecp5-85k, and
    throughput = Fmax / (cycles per sequence) in sequences per second beside numpy's, as a ratio.
 2. **Masks** at the example size (max_len 64, d 16, k 8, lanes 4, rows 1), L = 64: cycles per
    sequence back to back; with ``--synth`` the DSPs, LUTs and Fmax of each mask.
@@ -21,8 +22,8 @@ nextpnr as the median over placement seeds (``--synth``). Printed:
 
 Usage::
 
-    python benchmarks/sparse_attention.py [--seed 1] [--stream 8] [--synth [--reuse]] [--seeds 1,2,3]
-        [--only 64] [--rows 4] [--tables 1,2,3]
+    python benchmarks/sparse_attention.py [--seed 1] [--stream 8] [--synth [--reuse]]
+        [--seeds 1,2,3] [--only 64] [--rows 4] [--tables 1,2,3]
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
     parser.add_argument("--stream", type=int, default=8,
-                        help="sequences back to back per measurement (default 4)")
+                        help="sequences the steady state is measured over (default 8)")
     parser.add_argument("--synth", action="store_true", help="also synthesize for ecp5-85k")
     parser.add_argument("--reuse", action="store_true",
                         help="with --synth, take a report already in rtl_out/<name>/synth-ecp5-85k "

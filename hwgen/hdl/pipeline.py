@@ -16,8 +16,8 @@ from amaranth.lib import data
 
 from hwgen.hdl.arith import partial_products
 
-__all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum", "pipelined_product",
-           "pipelined_tree", "replicated_register", "tree_stages"]
+__all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum",
+           "pipelined_product", "pipelined_tree", "replicated_register", "tree_stages"]
 
 
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
@@ -29,6 +29,13 @@ def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
 def maximum(a, b) -> Value:
     """The larger of two values of the same signedness (one comparator and a multiplexer)."""
     return Mux(a > b, a, b)
+
+
+def _tree_level(level: list[Value], op) -> list[Value]:
+    """One level of a balanced binary tree: ``op`` of each pair; the odd one out moves up a
+    level unchanged."""
+    pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    return pairs + ([level[-1]] if len(level) % 2 else [])
 
 
 def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
@@ -46,10 +53,7 @@ def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
         raise ValueError("pipelined_tree needs at least one term")
     stage = depth = 0
     while len(level) > 1:
-        pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            pairs.append(level[-1])        # the odd one out moves up a level unchanged
-        level = pairs
+        level = _tree_level(level, op)
         depth += 1
         if depth % levels_per_stage == 0 or len(level) == 1:
             regs = []
@@ -144,8 +148,7 @@ def _add_levels(terms: list[Value], levels: int) -> list[Value]:
     for _ in range(levels):
         if len(terms) == 1:
             break
-        pairs = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        terms = pairs + ([terms[-1]] if len(terms) % 2 else [])
+        terms = _tree_level(terms, lambda a, b: a + b)
     return terms
 
 

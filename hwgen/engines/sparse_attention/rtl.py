@@ -274,14 +274,14 @@ class SparseAttention(wiring.Component):
                     with m.If(update[b]):
                         m.d.sync += regs[b][c].eq(Mux(first, a, maximum(regs[b][c], a)))
         # A bank is loaded once its last maxima are written (estimated masks), else at once.
+        ending, ending_bank, flag = valid & end, bank, self.prepared
         if cfg.estimated:
-            loaded, flag = delay(m, valid & end, 1, "load_end"), self.loaded
-        else:
-            loaded, flag = valid & end, self.prepared
-        done_bank = delay(m, bank, 1, "load_end_bank") if cfg.estimated else bank
-        with m.If(loaded):
+            late = delay(m, Cat(ending, bank), 1, "load_end")
+            ending, ending_bank = late[0], late[1]
+            flag = self.loaded
+        with m.If(ending):
             for b in range(2):
-                with m.If(done_bank == b):
+                with m.If(ending_bank == b):
                     m.d.sync += flag[b].eq(1)
 
     # --- prepare -----------------------------------------------------------------------------
