@@ -34,13 +34,17 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
+
+from amaranth.hdl import UnusedElaboratable
 
 from hwgen.config import ConfigError, EngineConfig, example_toml
 from hwgen.emit.design import Design
 from hwgen.emit.folders import FolderError, check_output_folder
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import ENGINES, load_config
+from hwgen.flows.cache import cache_root
 from hwgen.flows.lint import WAIVER_FILE, lint
 from hwgen.flows.toolchain import TOOLS, ToolError, run_tool, tool_command
 from hwgen.report.table import format_table
@@ -307,6 +311,7 @@ def _simulate(design: Design | EngineConfig, args, waves: bool, progress: _Progr
 
 def cmd_sim(args) -> int:
     cfg = load_config(args.config)
+    cache_root()        # checked, not created: the Verilator build goes there
     result = _simulate(cfg, args, args.waves, _Progress(1))
     _print_pairs(_sim_pairs(result))
     return 0 if result.passed else 1
@@ -335,6 +340,7 @@ def cmd_synth(args) -> int:
     cfg = load_config(args.config)
     _check_target(args.target)
     out_dir = _out_dir(args.out, args.out or default_out_dir(cfg, args.target))
+    cache_root()        # checked, not created: where a failed run's log is kept
     report = _synthesize(cfg, args.target, out_dir, _Progress(1), args.seeds)
     _print_pairs(_synth_pairs(report))
     return 0 if report.fits else 1
@@ -354,6 +360,7 @@ def cmd_flow(args) -> int:
     cfg = default_flow_config() if args.config is None else load_config(args.config)
     _check_target(args.target)
     _out_dir(args.out, args.out / cfg.name)
+    cache_root()        # checked, not created: the Verilator build goes there
     progress = _Progress(4)
     artifacts, lint_result = _generate_and_lint(cfg, args.out, progress)
     # Every later stage reuses the design generate elaborated: one elaboration per flow.
@@ -431,6 +438,7 @@ def cmd_select(args) -> int:
         sel.check_config(cfg)
     except ValueError as exc:
         raise CommandError(f"{args.config.name}: {exc}") from None
+    cache_root()        # checked, not created: the multiplier calibration table goes there
     try:
         out_dir = _out_dir(args.out, args.out)
         layers, npz = rep.read_layers(cfg, args.weights, args.acts)
@@ -679,6 +687,14 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+def _silence_unused_elaboratables() -> None:
+    # A command stopped inside elaboration leaves Amaranth blocks that were built but never
+    # elaborated; each warns "created but never used" when it is freed, hundreds of lines after
+    # the one error line. Amaranth silences them itself when an exception escapes to the
+    # interpreter; hwgen catches its exceptions, so it does the same here.
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``hwgen`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
     code.
@@ -697,12 +713,15 @@ def main(argv: list[str] | None = None) -> int:
                     previous[sig] = signal.signal(sig, _raise_interrupted)
         return args.func(args)
     except (ConfigError, ToolError, CommandError, FolderError, OSError) as exc:
+        _silence_unused_elaboratables()
         _print_error(str(exc))
         return 2
     except Interrupted as exc:
+        _silence_unused_elaboratables()
         _print_error(f"interrupted ({signal.Signals(exc.signum).name})")
         return 128 + exc.signum
     except KeyboardInterrupt:
+        _silence_unused_elaboratables()
         _print_error("interrupted")
         return 130
     finally:

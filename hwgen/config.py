@@ -113,6 +113,19 @@ def _deep_key_line(text: str) -> int | None:
     return None
 
 
+def _long_integer_place(text: str) -> str | None:
+    """``line N: `` and the key (as written before its ``=`` or ``:``; none inside an array) of
+    the first integer literal of more digits than Python converts, or None."""
+    limit = sys.get_int_max_str_digits()
+    match = re.search(r"[0-9][0-9_]{%d,}" % limit, text)
+    if match is None or len(match[0].replace("_", "")) <= limit:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    start = text.rfind("\n", 0, match.start()) + 1
+    key = re.search(r'"?([^\s"=:{,\[]+)"?\s*[=:]\s*[-+]?$', text[start:match.start()])
+    return f"line {line}: {key[1]} = " if key else f"line {line}: "
+
+
 def read_config_file(path: str | Path) -> tuple[Any, str]:
     """Read a ``.toml`` or ``.json`` config file: its data and the source name for messages.
 
@@ -153,8 +166,9 @@ def read_config_file(path: str | Path) -> tuple[Any, str]:
         raise ConfigError(f"{source}: cannot read: arrays or tables nested too deeply") from None
     except ValueError:
         # Not a syntax error: Python converts no integer literal of more digits than this.
-        raise ConfigError(f"{source}: cannot read: an integer of more than "
-                          f"{sys.get_int_max_str_digits()} digits") from None
+        limit = sys.get_int_max_str_digits()
+        raise ConfigError(f"{source}: {_long_integer_place(text) or ''}<integer of more than {limit} digits>: expected an "
+                          f"integer of at most {limit} digits") from None
     return data, source
 
 

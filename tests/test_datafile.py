@@ -48,6 +48,18 @@ def _refused(loader, path, **kwargs) -> str:
     return message
 
 
+def _refused_within_a_mebibyte(loader, path, **kwargs) -> str:
+    """:func:`_refused`, checking that the refusal allocated less than 1 MiB on the way."""
+    tracemalloc.start()
+    try:
+        message = _refused(loader, path, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    return message
+
+
 # --- what numpy writes is read back unchanged ----------------------------------------------------
 
 @pytest.mark.parametrize("array", [
@@ -93,13 +105,7 @@ def test_version_2_header(tmp_path):
 def test_npy_claiming_petabytes_is_refused_without_allocating(tmp_path):
     path = tmp_path / "W.npy"
     path.write_bytes(_huge_npy())
-    tracemalloc.start()
-    try:
-        message = _refused(load_npy, path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20
+    message = _refused_within_a_mebibyte(load_npy, path)
     assert message == (f"{path}: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes "
                        f"of data follow it: expected a complete .npy array")
 
@@ -113,6 +119,43 @@ def test_npz_member_claiming_petabytes_is_refused(tmp_path, method):
     assert _refused(load_npz, path) == (
         f"{path}: fc1: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data "
         f"follow it: expected a complete .npy array")
+
+
+def test_an_npz_bomb_is_refused_before_it_is_decompressed(tmp_path):
+    # A true header and a true zip directory: 16 MiB of zeros deflate to about 16 KiB. The limit
+    # refuses it from the header, before any of it is inflated.
+    zeros = io.BytesIO()
+    np.save(zeros, np.zeros(1 << 24, dtype=np.int8))
+    path = _zip(tmp_path, {"fc1.npy": zeros.getvalue()}, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 1 << 16
+    message = _refused_within_a_mebibyte(load_npz, path, max_bytes=1 << 20)
+    assert message == (f"{path}: fc1: header claims shape (16777216,) of int8 (16 MiB): "
+                       f"expected at most 1 MiB of data in one file")
+
+
+def test_max_bytes_counts_every_array_of_a_file(tmp_path):
+    members = {}
+    for name in ("fc1", "fc2"):
+        buffer = io.BytesIO()
+        np.save(buffer, np.ones(600 * 1024, dtype=np.int8))
+        members[f"{name}.npy"] = buffer.getvalue()
+    path = _zip(tmp_path, members, zipfile.ZIP_DEFLATED)
+    assert _refused(load_npz, path, max_bytes=1 << 20) == (
+        f"{path}: fc2: header claims shape (614400,) of int8 (600 KiB) after 600 KiB in the "
+        f"arrays before it: expected at most 1 MiB of data in one file")
+    assert sorted(load_npz(path, max_bytes=1200 * 1024)) == ["fc1", "fc2"]
+    single = tmp_path / "fc1.npy"
+    single.write_bytes(members["fc1.npy"])
+    assert _refused(load_npy, single, max_bytes=1000) == (
+        f"{single}: header claims shape (614400,) of int8 (600 KiB): expected at most "
+        f"0.977 KiB of data in one file")
+    assert load_npy(single, max_bytes=600 * 1024).shape == (614400,)
+
+
+@pytest.mark.parametrize("max_bytes", [-1, 1.5, True, "1"])
+def test_max_bytes_must_be_a_count(tmp_path, max_bytes):
+    with pytest.raises(ValueError, match=r"^max_bytes = .*: expected an integer >= 0$"):
+        load_npy(tmp_path / "missing.npy", max_bytes=max_bytes)
 
 
 def test_header_length_is_checked_before_the_header_is_read(tmp_path):

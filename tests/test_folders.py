@@ -279,6 +279,36 @@ def test_synth_refuses_to_replace_a_users_folder(tmp_path):
     assert tree(tmp_path / "results") == before
 
 
+INTERRUPT_ELABORATION = """
+import os, signal, sys
+from hwgen.cli import main
+from hwgen.hdl.multiplier import Multiplier
+
+real = Multiplier.elaborate
+
+def signal_then_elaborate(self, platform):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, platform)
+
+Multiplier.elaborate = signal_then_elaborate
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_signal_inside_elaboration_gives_one_error_line(tmp_path):
+    """SIGTERM while Amaranth elaborates: the blocks built but not yet elaborated must not each
+    warn "created but never used" after the error line (a real process: the warnings come when
+    the interpreter frees them)."""
+    (tmp_path / "interrupt.py").write_text(INTERRUPT_ELABORATION)
+    (tmp_path / "m4x4.toml").write_text('engine = "mac_array"\nname = "m4x4"\n')
+    proc = subprocess.run([sys.executable, "interrupt.py", "generate", "m4x4.toml", "-o", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 143
+    assert proc.stderr.splitlines() == ["[1/2] generate ... failed",
+                                        "hwgen: error: interrupted (SIGTERM)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupt.py", "m4x4.toml"]
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_during_generate_leaves_nothing(tmp_path, monkeypatch, capsys, signum, code):
     """SIGTERM (or SIGHUP) while the staging folder is being filled: exit 128 + signal, one error

@@ -40,7 +40,7 @@ from hwgen.engines.registry import config_from_dict, load_config
 from hwgen.engines.snn import SnnConfig
 from hwgen.engines.snn.stimulus import edge_layers
 from hwgen.engines.sparse_attention import SparseAttentionConfig
-from hwgen.flows.cache import cache_root, check_cache_root
+from hwgen.flows.cache import cache_root
 
 CONFIG_CLASSES = (MacArrayConfig, SnnConfig, SparseAttentionConfig)
 HUGE = 10 ** 5000           # more digits than Python prints
@@ -165,9 +165,14 @@ BAD_FILES = [
     ("dotted_header.toml", "[" + ".".join(['"a"'] * 1000) + "]\n",
      "bad.toml: line 1: a key of more than 32 dotted parts: expected plain field names"),
     ("huge_int.toml", 'engine = "mac_array"\nrows = ' + "9" * 5000 + "\n",
-     "bad.toml: cannot read: an integer of more than 4300 digits"),
+     "bad.toml: line 2: rows = <integer of more than 4300 digits>: expected an integer of at "
+     "most 4300 digits"),
     ("huge_int.json", '{"engine": "mac_array", "rows": ' + "9" * 5000 + "}",
-     "bad.json: cannot read: an integer of more than 4300 digits"),
+     "bad.json: line 1: rows = <integer of more than 4300 digits>: expected an integer of at "
+     "most 4300 digits"),
+    ("huge_int_in_array.toml", 'engine = "snn"\nx = [1,\n  -' + "9" * 5000 + "]\n",
+     "bad.toml: line 3: <integer of more than 4300 digits>: expected an integer of at most "
+     "4300 digits"),
     ("big_int.toml", 'engine = "mac_array"\nrows = ' + "9" * 4000 + "\n",
      "bad.toml: rows = <integer of 13288 bits>: expected an integer from 1 to 64"),
     ("nan.json", '{"engine": "snn", "threshold": NaN}',
@@ -462,9 +467,8 @@ ALLOWED_CACHE = "expected a folder (or a path where one can be created)"
 def test_cache_root_refuses_a_file(tmp_path, monkeypatch, relative, problem):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / relative))
-    for call in (cache_root, check_cache_root):
-        assert one_line_error(call) == (f'HWGEN_CACHE = "{tmp_path / relative}": {ALLOWED_CACHE}; '
-                                        + problem.format(tmp=tmp_path))
+    assert one_line_error(cache_root) == (f'HWGEN_CACHE = "{tmp_path / relative}": '
+                                          f"{ALLOWED_CACHE}; " + problem.format(tmp=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
@@ -479,10 +483,10 @@ def test_cache_root_default_and_creation(tmp_path, monkeypatch):
         f'cache folder (HWGEN_CACHE is not set: ./.hwgen-cache) = '
         f'"{tmp_path.resolve() / ".hwgen-cache"}": {ALLOWED_CACHE}; '
         f'{tmp_path.resolve() / ".hwgen-cache"} is a file')
+    # A folder that does not exist yet is fine; checking it creates nothing.
     monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "new" / "cache"))
+    assert cache_root() == tmp_path.resolve() / "new" / "cache"
     assert not (tmp_path / "new").exists()
-    assert check_cache_root() == tmp_path.resolve() / "new" / "cache"
-    assert (tmp_path / "new" / "cache").is_dir()
 
 
 # --- the command line: exit 2, one line, nothing written ---------------------------------------
@@ -494,7 +498,8 @@ CLI_CASES = [
     ("engine.toml", "engine = [1, 2]"),
     ("table.toml", 'engine = "sparse_attention"\nmax_len = {a = 1}'),
     *[(f"name_{name}.toml", f'engine = "mac_array"\nname = "{name}"')
-      for name in ("clk", "aresetn", "printf", "uint32_t", "NULL", "accept_on", "hwgen_hls",
+      for name in ("clk", "rst", "aresetn", "printf", "stdout", "errno", "uint32_t", "NULL",
+                   "accept_on", "checker", "let", "until", "implies", "nettype", "hwgen_hls",
                    "HLS", "CON", "_x", "word_t")],
 ]
 
@@ -518,15 +523,24 @@ def test_cli_one_error_line(tmp_path, capsys, command, filename, text):
     assert sorted(p.name for p in tmp_path.iterdir()) == [filename]
 
 
-def test_cli_sim_with_a_file_as_cache(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command, args", [
+    ("sim", ["--vectors", 1]),
+    ("synth", ["--target", "ecp5-85k", "-o", "out"]),
+    ("flow", ["-o", "out"]),
+    ("select", ["--weights", "W.npy", "--acts", "A.npy", "--max-error", 0.1]),
+])
+def test_cli_with_a_file_as_cache_fails_before_any_stage(tmp_path, capsys, monkeypatch,
+                                                         command, args):
+    # The cache is checked with the other inputs: no stage starts, nothing is written (flow
+    # would otherwise publish its design folder before the simulation found the cache).
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "file" / "cache"))
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "mac.toml"
     config.write_text('engine = "mac_array"\nname = "tiny_cache"\nrows = 1\ncols = 1\n')
-    code, err = run_cli(capsys, "sim", config, "--vectors", 1)
-    assert code == 2
-    errors = [line for line in err.splitlines() if line.startswith("hwgen: error:")]
-    assert errors == [f'hwgen: error: HWGEN_CACHE = "{tmp_path / "file" / "cache"}": '
-                      f"{ALLOWED_CACHE}; {tmp_path / 'file'} is a file, not a folder"]
-    assert "Traceback" not in err
+    code = main([command, *([] if command == "select" else [str(config)]), *map(str, args)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f'hwgen: error: HWGEN_CACHE = "{tmp_path / "file" / "cache"}": '
+                                f"{ALLOWED_CACHE}; {tmp_path / 'file'} is a file, not a folder"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mac.toml"]

@@ -482,6 +482,17 @@ def _write_inf_npz() -> None:
     np.savez("Ainf.npz", fc1=acts)
 
 
+def _write_sparse_gigabyte_npy() -> None:
+    # A true header and (as far as the file system says) the data: 1 GiB + 16 MiB of int8 in a
+    # sparse file that takes no disk space. The default limit refuses it from the header.
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|i1", "fortran_order": False, "shape": ((1 << 30) + (1 << 24),)})
+    with open("Wgig.npy", "wb") as handle:
+        handle.write(header.getvalue())
+        handle.truncate(len(header.getvalue()) + (1 << 30) + (1 << 24))
+
+
 HOSTILE = [
     (lambda: Path("Whuge.npy").write_bytes(_huge_npy()), "Whuge.npy", "A.npy",
      f"Whuge.npy: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data follow "
@@ -492,6 +503,12 @@ HOSTILE = [
     (lambda: _huge_npz("Ahuge.npz", zipfile.ZIP_DEFLATED), "W.npz", "Ahuge.npz",
      f"Ahuge.npz: fc1: header claims shape {HUGE} of int64 (8 PiB) but only 64 bytes of data "
      f"follow it: expected a complete .npy array"),
+    (_write_sparse_gigabyte_npy, "Wgig.npy", "A.npy",
+     "Wgig.npy: header claims shape (1090519040,) of int8 (1.02 GiB): expected at most 1 GiB of "
+     "data in one file"),
+    (lambda: Path("Wbroken.npz").write_bytes(b"not a zip"), "Wbroken.npz", "A.npy",
+     "A.npy: expected a .npz file like the weights Wbroken.npz (.npz: one array per layer, the "
+     "same keys in both)"),
     (_write_object_array, "Wobj.npy", "A.npy",
      "Wobj.npy: dtype object holds pickled Python objects, which are never loaded: expected "
      "booleans, integers or floating-point numbers"),
@@ -503,7 +520,8 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("make, weights, acts, message", HOSTILE, ids=[
-    "huge-npy", "huge-npz", "huge-deflated-npz", "pickle", "nan", "inf-npz"])
+    "huge-npy", "huge-npz", "huge-deflated-npz", "over-the-limit", "kinds-differ-before-reading",
+    "pickle", "nan", "inf-npz"])
 def test_select_refuses_hostile_arrays(select_folder, capsys, make, weights, acts, message):
     make()
     line = _fails_with(select_folder, capsys, ["--weights", weights, "--acts", acts,

@@ -185,6 +185,27 @@ def test_too_big_for_ice40_is_a_report_that_says_so(tmp_path):
 
 
 @pytest.mark.synth
+def test_a_design_that_does_not_fit_keeps_the_results_of_one_that_does(tmp_path):
+    # Yosys alone finds the 4x4 array too big for the iCE40 (16 DSPs of 8): no nextpnr runs.
+    big = MacArrayConfig(name="big", rows=4, cols=4)
+    publish_folder(tmp_path, "fit", lambda f: (f / "report.json").write_text('{"fits": true}\n'),
+                   marker={"command": "synth"})
+    before = tree(tmp_path / "fit")
+    said = []
+    rep = synthesize(big, "ice40-up5k", out_dir=tmp_path / "fit", progress=said.append)
+    assert (rep.fits, rep.overflow) == (False, ["dsps"])
+    assert tree(tmp_path / "fit") == before
+    assert said[-1] == f"kept {tmp_path / 'fit'}: it holds the results of a design that fits, " \
+                       f"and big does not"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit"]
+    # Over the results of a design that did not fit either, the new report is published.
+    publish_folder(tmp_path, "nofit", lambda f: (f / "report.json").write_text('{"fits": false}'),
+                   marker={"command": "synth"})
+    synthesize(big, "ice40-up5k", out_dir=tmp_path / "nofit")
+    assert (tmp_path / "nofit" / "report.json").read_text() == rep.to_json()
+
+
+@pytest.mark.synth
 def test_a_tool_failure_keeps_the_previous_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
     before = previous_result(tmp_path)

@@ -136,6 +136,7 @@ def csim(cfg: EngineConfig, directory: str | Path, seed: int = 1, vectors: int =
     (paths.directory / "stimulus.txt").write_text(" ".join(map(str, data.stimulus)) + "\n")
     (paths.directory / "expected.txt").write_text("\n".join(map(str, data.expected)) + "\n")
     log = paths.directory / "csim.log"
+    shown_log = Path(directory) / "csim.log"     # as the caller named the folder
     exe = paths.directory / f"{cfg.name}_csim"
     build = subprocess.run([_compiler(), *CXX_FLAGS, "-I", str(paths.directory),
                             str(paths.kernel), str(paths.testbench), "-o", str(exe)],
@@ -143,14 +144,14 @@ def csim(cfg: EngineConfig, directory: str | Path, seed: int = 1, vectors: int =
     log.write_text(build.stdout + build.stderr)
     if build.returncode != 0:
         first = next((ln for ln in build.stderr.splitlines() if "error" in ln), "see the log")
-        raise CsimError(f"g++ failed on {paths.kernel.name}: {first.strip()} (see {log})")
+        raise CsimError(f"g++ failed on {paths.kernel.name}: {first.strip()} (see {shown_log})")
     run = subprocess.run([str(exe), "stimulus.txt", "expected.txt", "output.txt"],
                          cwd=paths.directory, capture_output=True, text=True, timeout=600)
     log.write_text(log.read_text() + run.stdout + run.stderr)
     verdict = [ln for ln in run.stdout.splitlines() if ln.startswith("hwgen csim: ")]
     if not verdict or run.returncode not in (0, 1):
         raise CsimError(f"the C simulation of {cfg.name} crashed (exit code {run.returncode}); "
-                        f"see {log}")
+                        f"see {shown_log}")
     message = verdict[-1][len("hwgen csim: "):]
     return CsimResult(passed=run.returncode == 0 and message.startswith("PASS"),
-                      outputs=len(data.expected), message=message, log_path=log)
+                      outputs=len(data.expected), message=message, log_path=shown_log)

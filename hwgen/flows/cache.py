@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hwgen.config import ConfigError
 
-__all__ = ["cache_root", "check_cache_root", "file_lock"]
+__all__ = ["cache_root", "file_lock"]
 
 #: The cache folder, in the working directory, when ``HWGEN_CACHE`` is not set (or empty).
 DEFAULT_CACHE = ".hwgen-cache"
@@ -85,24 +85,6 @@ def cache_root() -> Path:
     problem = _folder_problem(root)
     if problem is not None:
         raise _cache_error(value, root, problem)
-    return root
-
-
-def check_cache_root() -> Path:
-    """:func:`cache_root`, created if missing: what a command that uses the cache runs before its
-    first stage, so a bad ``HWGEN_CACHE`` fails at once, with one line.
-
-    Raises
-    ------
-    ConfigError
-        As :func:`cache_root`, or when creating the folder fails.
-    """
-    root = cache_root()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _cache_error(_variable(), root,
-                           f"it cannot be created: {exc.strerror or exc}") from None
     return root
 
 

@@ -73,6 +73,10 @@ place although the table shows room for it is listed in ``overflow`` with its (n
 count. Packing decides this, whatever the seed, so only the first seed runs then and is the
 ``reported_seed``. Either way ``seed_fmax_mhz`` is None for every seed.
 
+Its folder is published like any other, except over the results of a design that fits: a run
+that does not fit never replaces a folder whose ``report.json`` says ``fits``. The report is
+returned all the same, and ``progress`` says that the earlier folder was kept.
+
 Errors
 ------
 Everything else that goes wrong in the tools raises :class:`SynthError` with one line: a tool
@@ -428,7 +432,8 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     Returns
     -------
     SynthReport
-        Also for a design that does not fit (``fits`` False): that folder is published too.
+        Also for a design that does not fit (``fits`` False): its folder is published too,
+        unless ``out_dir`` holds the results of a design that fits (kept, see "Does-not-fit").
 
     Raises
     ------
@@ -460,11 +465,33 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
                 report = _place_and_route(cfg.name, tgt, work, freq, cells, seeds, say)
         except SynthError as exc:
             raise _keep_log(exc, cfg.name, tgt) from None
+        if not report.fits and _holds_a_fit(out):
+            raise _NotPublished(report)
         (work / REPORT).write_text(report.to_json())
         return report
 
-    return publish_folder(out.parent, out.name, fill, marker={
-        "command": "synth", "config_hash": config_hash(cfg), "target": tgt.name})
+    try:
+        return publish_folder(out.parent, out.name, fill, marker={
+            "command": "synth", "config_hash": config_hash(cfg), "target": tgt.name})
+    except _NotPublished as kept:
+        say(f"kept {out}: it holds the results of a design that fits, and {cfg.name} does not")
+        return kept.report
+
+
+class _NotPublished(Exception):
+    """Raised from a staging folder's ``fill`` to discard it; carries the run's report."""
+
+    def __init__(self, report: SynthReport):
+        super().__init__(report.target)
+        self.report = report
+
+
+def _holds_a_fit(folder: Path) -> bool:
+    """``folder`` holds a synthesis report of a design that fits."""
+    try:
+        return json.loads((folder / REPORT).read_text()).get("fits") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> dict[str, int]:

@@ -65,16 +65,15 @@ ENERGY_UNITS = (
 
 # --- inputs ------------------------------------------------------------------------------------
 
-def _load(path: Path, what: str) -> tuple[dict[str, np.ndarray], bool]:
+def _load(path: Path) -> tuple[dict[str, np.ndarray], bool]:
     """Arrays of a .npy (key "layer") or .npz file, and whether it was an .npz.
 
     The files are user data: :mod:`hwgen.datafile` refuses headers that claim more data than
-    the file holds, pickles, and NaN or infinite values before anything large is allocated.
+    the file holds or more than :data:`hwgen.datafile.MAX_BYTES`, pickles, and NaN or infinite
+    values before anything large is allocated.
     Floating-point arrays are let through so that :func:`.select.check_layer` can say that the
     values need quantizing.
     """
-    if path.suffix not in (".npy", ".npz"):
-        raise ValueError(f"{path}: expected a .npy or .npz file of {what}")
     if path.suffix == ".npy":
         return {"layer": load_npy(path)}, False
     arrays = load_npz(path)
@@ -100,11 +99,15 @@ def read_layers(cfg: MacArrayConfig, weights_path, acts_path) -> tuple[list[Laye
         :func:`.select.check_layer` rejects.
     """
     weights_path, acts_path = Path(weights_path), Path(acts_path)
-    weights, npz = _load(weights_path, "weights")
-    acts, acts_npz = _load(acts_path, "activations")
-    if npz != acts_npz:
+    # From the names alone, before either file is read.
+    for path, what in ((weights_path, "weights"), (acts_path, "activations")):
+        if path.suffix not in (".npy", ".npz"):
+            raise ValueError(f"{path}: expected a .npy or .npz file of {what}")
+    if weights_path.suffix != acts_path.suffix:
         raise ValueError(f"{acts_path}: expected a {weights_path.suffix} file like the weights "
                          f"{weights_path.name} (.npz: one array per layer, the same keys in both)")
+    weights, npz = _load(weights_path)
+    acts, _ = _load(acts_path)
     for key in weights:
         if key not in acts:
             raise ValueError(f"{acts_path}: no array {key!r} (the weights {weights_path.name} "
