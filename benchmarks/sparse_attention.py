@@ -92,9 +92,12 @@ def synth(cfg: SparseAttentionConfig, seeds, reuse: bool = False):
     from hwgen.flows.synth import REPORT, SynthError, SynthReport, default_out_dir, synthesize
     out = default_out_dir(cfg, "ecp5-85k")
     if reuse and (out / REPORT).is_file() and (out / f"{cfg.name}.v").is_file():
-        report = SynthReport.from_json((out / REPORT).read_text())
+        try:
+            report = SynthReport.from_json((out / REPORT).read_text())
+        except (KeyError, TypeError, ValueError):
+            report = None        # written by an older hwgen, without today's fields
         same = (out / f"{cfg.name}.v").read_text() == as_design(cfg).verilog
-        if same and list(report.seeds) == list(seeds):
+        if report is not None and same and list(report.seeds) == list(seeds):
             print(f"   {cfg.name}: report reused from {out}", file=sys.stderr)
             return report
     try:

@@ -88,8 +88,11 @@ def test_small_design_seeds(small):
         (rep.seeds, rep.seed_fmax_mhz, rep.reported_seed)
     assert SynthReport.from_json((out / "report.json").read_text()) == rep
     assert [m.split(" (log: ")[0] for m in messages if " place & route " in m] == \
-        [f"{TARGETS[target].nextpnr} place & route at {rep.target_mhz:g} MHz, seed {seed}"
-         for seed in seeds]
+        [f"{TARGETS[target].nextpnr} place & route at {rep.target_mhz:g} MHz, router1, "
+         f"seed {seed}" for seed in seeds]
+    # A small design is routed with nextpnr's router1, as its log says.
+    assert rep.router == "router1"
+    assert "Info: Router1 time" in (out / synth.NEXTPNR_LOG).read_text()
     if len(seeds) == 1:
         assert not list(out.glob("*seed*"))
         return
@@ -428,7 +431,7 @@ def summary_report(seeds, seed_fmax, reported, fmax):
     return SynthReport(target="ecp5-85k", luts=100, ffs=200, dsps=4, brams=0, fmax_mhz=fmax,
                        target_mhz=100.0, fits=True, overflow=[], counted_by="nextpnr",
                        capacity=dict(TARGETS["ecp5-85k"].capacity), tools={}, seeds=seeds,
-                       seed_fmax_mhz=seed_fmax, reported_seed=reported)
+                       seed_fmax_mhz=seed_fmax, reported_seed=reported, router="router1")
 
 
 def test_summary_shows_the_seeds_when_more_than_one_ran():
@@ -439,6 +442,15 @@ def test_summary_shows_the_seeds_when_more_than_one_ran():
     assert SynthReport.from_json(rep.to_json()) == rep
     one = summary_report([1], [125.5], 1, 125.5)
     assert dict(cli._synth_pairs(one))["Fmax"] == "125.5 MHz (target 100.0 MHz)"
+
+
+def test_the_router_follows_the_design_size():
+    ecp5, ice40 = TARGETS["ecp5-85k"], TARGETS["ice40-up5k"]
+    small_ecp5 = {"LUT4": synth.ROUTER2_FROM_LUTS - 3, "CCU2C": 1, "TRELLIS_FF": 50_000}
+    assert synth.nextpnr_router(ecp5, small_ecp5) == "router1"
+    # A CCU2C carry cell takes two LUT4 sites.
+    assert synth.nextpnr_router(ecp5, {**small_ecp5, "CCU2C": 2}) == "router2"
+    assert synth.nextpnr_router(ice40, {"SB_LUT4": 100, "SB_DFF": 200}) == "router1"
 
 
 def test_default_out_dir():

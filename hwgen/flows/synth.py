@@ -23,9 +23,12 @@ What the numbers mean
 * **fmax_mhz** is nextpnr's achieved frequency for the clock net driven by the ``clk`` port (nextpnr
   names it ``$glbnet$clk$TRELLIS_IO_IN`` on ECP5 and ``clk$SB_IO_IN_$glb_clk`` on iCE40), i.e.
   register to register; ``None`` if the design has no clocked path. nextpnr runs with
-  ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error; and with
-  ``--router router2``: the default router1 had not finished routing the attention example
-  (20k LUTs, ECP5-85K) after 36 minutes, router2 places and routes it in 6.
+  ``--timing-allow-fail``: missing ``target_mhz`` is reported, not an error.
+* **Router** (``router`` in the report): nextpnr's default router1 for a design of fewer than
+  :data:`ROUTER2_FROM_LUTS` LUT4 sites after Yosys, router2 from there on. On small designs
+  router1 gives about 10% more Fmax (mac_array_4x4 on ECP5-85K, seeds 1-5: median 136.8 MHz,
+  router2 123.2), but it had not routed the attention example (20k LUT4) after 36 minutes,
+  which router2 places and routes in about 6.
 * **Seeds.** nextpnr's Fmax moves by about 10% with its placement seed (docs/architecture.md §6),
   so Yosys runs once and nextpnr once per seed of ``seeds`` (``--seed N``, default seed 1 only),
   each on the same netlist. ``fmax_mhz`` is the *lower median* of the seeds' Fmax (the middle
@@ -147,6 +150,10 @@ SEED_RANGE = (1, 2**31 - 1)
 #: The seeds nextpnr runs with when none are given.
 DEFAULT_SEEDS = (1,)
 
+#: Designs of at least this many LUT4 sites (Yosys' count, as checked against the device) are
+#: routed with nextpnr's router2, smaller ones with router1 (see "Router" in the module doc).
+ROUTER2_FROM_LUTS = 10_000
+
 #: Upper bound on one Yosys or nextpnr run, in seconds.
 TOOL_TIMEOUT_S = 3600.0
 
@@ -232,6 +239,8 @@ class SynthReport:
     reported_seed : the seed whose nextpnr run gives ``fmax_mhz`` (the lower median of
         ``seed_fmax_mhz``, see "Seeds" in the module doc), the utilization and the kept
         ``nextpnr.log`` / ``report_nextpnr.json``; None if nextpnr did not run
+    router : the nextpnr router that ran (``"router1"`` or ``"router2"``, see "Router" in the
+        module doc); None if nextpnr did not run
     """
 
     target: str
@@ -249,6 +258,7 @@ class SynthReport:
     seeds: list[int]
     seed_fmax_mhz: list[float | None]
     reported_seed: int | None
+    router: str | None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2) + "\n"
@@ -345,7 +355,7 @@ def _ice40_ffs(cells: dict[str, int]) -> int:
 def _report(tgt: Target, used: dict[str, int], capacity: dict[str, int], freq: float,
             counted_by: str, tools: tuple[str, ...], seeds: tuple[int, ...],
             seed: int | None = None, fmax_mhz: float | None = None,
-            unplaced: tuple[str, ...] = ()) -> SynthReport:
+            unplaced: tuple[str, ...] = (), router: str | None = None) -> SynthReport:
     """The report of ``used`` resources of ``capacity``, from the nextpnr run with ``seed`` (None:
     from Yosys) of those for ``seeds``; ``unplaced``: report keys nextpnr could not place
     whatever the counts say. ``seed_fmax_mhz`` holds this run's Fmax only (see
@@ -357,7 +367,13 @@ def _report(tgt: Target, used: dict[str, int], capacity: dict[str, int], freq: f
         brams=used["brams"], fmax_mhz=fmax, target_mhz=freq,
         fits=not overflow, overflow=overflow, counted_by=counted_by, capacity=capacity,
         tools={tool: _version(tool) for tool in tools}, seeds=list(seeds),
-        seed_fmax_mhz=[fmax if s == seed else None for s in seeds], reported_seed=seed)
+        seed_fmax_mhz=[fmax if s == seed else None for s in seeds], reported_seed=seed,
+        router=router)
+
+
+def nextpnr_router(tgt: Target, cells: dict[str, int]) -> str:
+    """The nextpnr router for a design of Yosys' final cell counts ``cells`` on ``tgt``."""
+    return "router2" if _yosys_counts(tgt, cells)["luts"] >= ROUTER2_FROM_LUTS else "router1"
 
 
 #: What Yosys' ``check`` pass logs for a net driven by more than one cell port.
@@ -537,11 +553,13 @@ def _place_and_route(top: str, tgt: Target, out: Path, freq: float, cells: dict[
     """
     say = progress or (lambda message: None)
     several = len(seeds) > 1
+    router = nextpnr_router(tgt, cells)
     runs: list[SynthReport] = []
     for seed in seeds:
         log, _ = _seed_files(seed, several)
-        say(f"{tgt.nextpnr} place & route at {freq:g} MHz, seed {seed} (log: {out / log})")
-        runs.append(_nextpnr(top, tgt, out, freq, cells, seeds, seed))
+        say(f"{tgt.nextpnr} place & route at {freq:g} MHz, {router}, seed {seed} "
+            f"(log: {out / log})")
+        runs.append(_nextpnr(top, tgt, out, freq, cells, seeds, seed, router))
         if not runs[-1].fits:
             break
     fmax = [run.fmax_mhz for run in runs] + [None] * (len(seeds) - len(runs))
@@ -555,12 +573,12 @@ def _place_and_route(top: str, tgt: Target, out: Path, freq: float, cells: dict[
 
 
 def _nextpnr(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int],
-             seeds: tuple[int, ...], seed: int) -> SynthReport:
-    """One nextpnr run with ``seed`` (one of ``seeds``); its report."""
+             seeds: tuple[int, ...], seed: int, router: str) -> SynthReport:
+    """One nextpnr run with ``seed`` (one of ``seeds``) and ``router``; its report."""
     log, report_file = _seed_files(seed, len(seeds) > 1)
     pnr_log = out / log
     proc = _run(tgt.nextpnr, [*tgt.device_args, "--json", NETLIST, "--freq", repr(freq),
-                              "--seed", str(seed), "--timing-allow-fail", "--router", "router2",
+                              "--seed", str(seed), "--timing-allow-fail", "--router", router,
                               "--report", report_file, "-l", log, "-q"], out)
     tools = ("yosys", tgt.nextpnr)
     if proc.returncode != 0 or not (out / report_file).is_file():
@@ -573,7 +591,7 @@ def _nextpnr(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int
             stuck = next((key for key, bel in tgt.bels.items() if bel == unplaced), None)
             report = _report(tgt, used, {key: table[bel][1] for key, bel in tgt.bels.items()},
                              freq, "nextpnr", tools, seeds, seed,
-                             unplaced=(stuck,) if stuck else ())
+                             unplaced=(stuck,) if stuck else (), router=router)
             if not report.fits:
                 return report
         raise SynthError(f"{tgt.nextpnr} failed on {top} with --seed {seed}: "
@@ -587,4 +605,4 @@ def _nextpnr(top: str, tgt: Target, out: Path, freq: float, cells: dict[str, int
     if tgt.family == "ice40":
         used["ffs"] = _ice40_ffs(cells)
     return _report(tgt, used, capacity, freq, "nextpnr", tools, seeds, seed,
-                   fmax_mhz=_clock_fmax(raw.get("fmax", {})))
+                   fmax_mhz=_clock_fmax(raw.get("fmax", {})), router=router)
