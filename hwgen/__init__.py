@@ -10,20 +10,9 @@ The stages are plain functions (docs/architecture.md §1)::
 """
 
 from hwgen.config import ConfigError
+from hwgen.emit.verilog import generate
 from hwgen.engines.registry import config_from_dict, load_config
+from hwgen.flows.sim import simulate
+from hwgen.flows.synth import synthesize
 
 __all__ = ["ConfigError", "load_config", "config_from_dict", "generate", "simulate", "synthesize"]
-
-
-def __getattr__(name):
-    # The flows pull in Amaranth, cocotb and pyverilog; import them only when used.
-    if name == "generate":
-        from hwgen.emit.verilog import generate
-        return generate
-    if name == "simulate":
-        from hwgen.flows.sim import simulate
-        return simulate
-    if name == "synthesize":
-        from hwgen.flows.synth import synthesize
-        return synthesize
-    raise AttributeError(name)

@@ -4,8 +4,8 @@ Every command is a thin layer over the stage functions (docs/architecture.md §1
 config, calls
 :func:`hwgen.emit.verilog.generate`, :func:`hwgen.flows.lint.lint`,
 :func:`hwgen.flows.sim.simulate` or :func:`hwgen.flows.synth.synthesize`, and prints the result.
-Generation, simulation and synthesis pull in Amaranth, cocotb and pyverilog, so they are imported
-inside the commands and ``hwgen --help`` or ``hwgen new`` stay fast.
+Only the weight-set selection is imported inside its command: the stage modules cost little on
+top of the engines (Amaranth) that every command loads to read a config.
 
 Exit codes: 0 success; 1 a check failed (simulation mismatch, lint warnings, a design that does
 not fit the target, no weight set meets the ``select`` budget); 2 the input was wrong
@@ -42,10 +42,14 @@ from amaranth.hdl import UnusedElaboratable
 from hwgen.config import ConfigError, EngineConfig, example_toml
 from hwgen.emit.design import Design
 from hwgen.emit.folders import FolderError, check_output_folder
+from hwgen.emit.hls import CsimError, csim, render_hls
+from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import ENGINES, load_config
 from hwgen.flows.cache import cache_root
 from hwgen.flows.lint import WAIVER_FILE, lint
+from hwgen.flows.sim import SimError, simulate
+from hwgen.flows.synth import TARGETS, SynthError, default_out_dir, synthesize
 from hwgen.flows.toolchain import TOOLS, ToolError, run_tool, tool_command
 from hwgen.report.table import format_table
 from hwgen.versions import package_versions
@@ -178,7 +182,6 @@ def _out_dir(option: Path | None, folder: Path) -> Path:
 
 
 def _check_target(target: str) -> None:
-    from hwgen.flows.synth import TARGETS
 
     if target not in TARGETS:
         raise CommandError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
@@ -264,7 +267,6 @@ def cmd_new(args) -> int:
 
 def _generate_and_lint(cfg: EngineConfig, out_dir: Path, progress: _Progress,
                        axis: bool = False):
-    from hwgen.emit.verilog import generate
 
     with progress.stage("generate"):
         artifacts = generate(cfg, out_dir, axis=axis)
@@ -299,7 +301,6 @@ def cmd_generate(args) -> int:
 
 
 def _simulate(design: Design | EngineConfig, args, waves: bool, progress: _Progress):
-    from hwgen.flows.sim import SimError, simulate
 
     with progress.stage(f"simulate {args.vectors} vectors, seed {args.seed}"):
         try:
@@ -319,7 +320,6 @@ def cmd_sim(args) -> int:
 
 def _synthesize(design: Design | EngineConfig, target: str, out_dir: Path | None,
                 progress: _Progress, seeds: tuple[int, ...] | None = None):
-    from hwgen.flows.synth import SynthError, synthesize
 
     # No --seeds: synthesize's own default (seed 1).
     options = {} if seeds is None else {"seeds": seeds}
@@ -335,8 +335,6 @@ def _synthesize(design: Design | EngineConfig, target: str, out_dir: Path | None
 
 
 def cmd_synth(args) -> int:
-    from hwgen.flows.synth import default_out_dir
-
     cfg = load_config(args.config)
     _check_target(args.target)
     out_dir = _out_dir(args.out, args.out or default_out_dir(cfg, args.target))
@@ -390,8 +388,6 @@ def cmd_flow(args) -> int:
 
 
 def cmd_hls(args) -> int:
-    from hwgen.emit.hls import CsimError, csim, render_hls
-
     cfg = load_config(args.config)
     _out_dir(args.out, args.out / cfg.name)
     progress = _Progress(2 if args.csim else 1)

@@ -367,12 +367,9 @@ class FakeSimError(RuntimeError):
 
 @pytest.fixture
 def fake_flows(monkeypatch):
-    """Stand-ins for hwgen.flows.sim and hwgen.flows.synth, for the failure paths only."""
-    from hwgen.flows.synth import default_out_dir
-
+    """Stand-ins for the CLI's simulate and synthesize, for the failure paths only."""
     calls = {}
-    sim = types.ModuleType("hwgen.flows.sim")
-    synth = types.ModuleType("hwgen.flows.synth")
+    sim, synth = types.SimpleNamespace(), types.SimpleNamespace()
     sim.result, sim.error = FakeSim(passed=True), None
     synth.report, synth.error = FakeReport("ecp5-85k"), None
 
@@ -389,12 +386,10 @@ def fake_flows(monkeypatch):
             raise synth.SynthError(synth.error)
         return dataclasses.replace(synth.report, target=target)
 
-    sim.simulate, sim.SimError = simulate, FakeSimError
-    synth.synthesize, synth.SynthError = synthesize, type("SynthError", (RuntimeError,), {})
-    synth.default_out_dir = default_out_dir
-    synth.TARGETS = {"ecp5-85k": None, "ice40-up5k": None}
-    monkeypatch.setitem(sys.modules, "hwgen.flows.sim", sim)
-    monkeypatch.setitem(sys.modules, "hwgen.flows.synth", synth)
+    synth.SynthError = type("SynthError", (RuntimeError,), {})
+    for name, stand_in in (("simulate", simulate), ("SimError", FakeSimError),
+                           ("synthesize", synthesize), ("SynthError", synth.SynthError)):
+        monkeypatch.setattr(cli, name, stand_in)
     return types.SimpleNamespace(calls=calls, sim=sim, synth=synth)
 
 
