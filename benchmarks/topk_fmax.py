@@ -5,9 +5,9 @@
 comes from a register too, ``items.ready`` goes to one), so only TopK's own paths are timed. The
 wrapper goes through the project's Yosys script (``templates/synth/yosys.ys.j2``, via
 :mod:`hwgen.flows.synth`: ``synth_ecp5`` with ABC9, every port but ``clk``/``rst`` made internal)
-and then nextpnr-ecp5 with the project's device arguments and ``--seed``. Printed per config and
-seed: Fmax of ``clk``, LUT4 sites and flip-flops; then the median Fmax and the critical path of
-the median seed (the cells along it, nextpnr's names).
+and then nextpnr-ecp5 with the project's device arguments, router choice and ``--seed``.
+Printed per config and seed: Fmax of ``clk``, LUT4 sites and flip-flops; then the median Fmax and
+the critical path of the median seed (the cells along it, nextpnr's names).
 
 Usage::
 
@@ -40,8 +40,7 @@ class Registered(wiring.Component):
     """TopK between registers: its inputs come from flip-flops and its outputs go to flip-flops."""
 
     def __init__(self, k: int, lanes: int, bits: int, max_items: int, margin=None):
-        self.topk = TopK(k, signed(bits), lanes, max_items,
-                         **({} if margin is None else {"margin": margin}))
+        self.topk = TopK(k, signed(bits), lanes, max_items, margin=margin)
         super().__init__({
             "items": In(stream.Signature(items_layout(signed(bits), lanes))),
             "selected": Out(stream.Signature(selected_layout(max_items))),
@@ -100,13 +99,15 @@ def measure(cfg: tuple[int, int, int, int], seeds: list[int], freq: float, work:
     work.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(Registered(k, lanes, bits, items, margin), name=top, emit_src=False)
     (work / f"{top}.v").write_text(text)
-    synth._yosys(top, tgt, work, f"{top}.v", _ports(text, top))
+    cells = synth._yosys(top, tgt, work, f"{top}.v", _ports(text, top))
+    router = synth.nextpnr_router(tgt, cells)        # the choice hwgen synth makes
     runs = []
     for seed in seeds:
         report = f"report_{seed}.json"
         proc = synth._run(tgt.nextpnr, [*tgt.device_args, "--json", synth.NETLIST,
                                         "--freq", repr(freq), "--timing-allow-fail",
-                                        "--seed", str(seed), "--report", report,
+                                        "--router", router, "--seed", str(seed),
+                                        "--report", report,
                                         "-l", f"nextpnr_{seed}.log", "-q"], work)
         if proc.returncode != 0:
             sys.exit(f"nextpnr failed for {cfg} seed {seed}: {proc.stderr[-2000:]}")

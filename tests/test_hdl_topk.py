@@ -41,10 +41,13 @@ def topk_model(values, k: int, margin=None) -> list[int]:
 def handshake_model(sizes, kept, lanes: int):
     """Cycle by cycle, items always offered and results always taken, following the documented
     rules: beats pass three registers (a beat moves on when the next register is empty or is
-    emptied in the same cycle) to the merge, which takes one when ``~finished | emitter_free``;
-    a finished set hands off when the emitter is free (no result left to move to the output
-    register, or the final one moving now); a result moves to the output register in the cycle
-    after the hand-off and leaves in the next cycle. ``kept``: results per set.
+    emptied in the same cycle) to the ring, whose first stage takes one in every cycle in which
+    the ring advances; it advances unless its second stage holds a set's last beat while the
+    capture register stays full; the capture register moves on to the pair register when that
+    is empty or handing off; the pair register hands off when the emitter is free (no result
+    left, or the final one being picked now); the first result is picked in the cycle after the
+    hand-off, moves to the output register in the next and leaves in the one after, one per
+    cycle. ``kept``: results per set.
 
     Returns ``(accepted, results)``: the cycle of every beat taken and of every result sent.
     """
@@ -52,29 +55,34 @@ def handshake_model(sizes, kept, lanes: int):
     queue = [(s, b == nb - 1) for s, nb in enumerate(nbeats) for b in range(nb)]
     accepted, results = [], []
     pipe = [None, None, None]   # input, ranked, sorted registers: (set, last) or None
-    finished = None             # the set waiting in the slots, if any
+    ring2 = None                # the beat in the ring's second stage
+    capture = pair = None       # the set in the capture / pair register
     remaining = 0               # results in the emitter not yet moved to the output register
-    out_valid = False
+    picked = out_valid = False
     cycle = 0
-    while queue or any(p is not None for p in pipe) or finished is not None or remaining \
-            or out_valid:
-        free = remaining == 0 or remaining == 1          # advance is always high
-        merge_ready = finished is None or free
+    while queue or any(p is not None for p in pipe) or ring2 is not None \
+            or capture is not None or pair is not None or remaining or picked or out_valid:
+        free = remaining <= 1                            # the output register always has room
+        pair_accept = pair is None or free
+        capture_free = capture is None or pair_accept
+        ring_go = ring2 is None or not ring2[1] or capture_free
         ready = [False] * 3
-        ready[2] = pipe[2] is None or merge_ready
+        ready[2] = pipe[2] is None or ring_go
         ready[1] = pipe[1] is None or ready[2]
         ready[0] = pipe[0] is None or ready[1]
         if out_valid:
             results.append(cycle)
-        merging = pipe[2] if pipe[2] is not None and merge_ready else None
-        handoff = finished is not None and free
         # next state
-        out_valid = remaining > 0
-        remaining = kept[finished] if handoff else max(remaining - 1, 0)
-        if handoff:
-            finished = None
-        if merging is not None and merging[1]:
-            finished = merging[0]
+        out_valid, picked = picked, remaining > 0
+        remaining = kept[pair] if pair is not None and free else max(remaining - 1, 0)
+        if pair is not None and free:
+            pair = None
+        if capture is not None and pair_accept:
+            pair, capture = capture, None
+        if ring_go:
+            if ring2 is not None and ring2[1]:
+                capture = ring2[0]
+            ring2 = pipe[2]
         if ready[2]:
             pipe[2] = pipe[1]
         if ready[1]:
@@ -203,27 +211,30 @@ def test_topk_back_to_back_exact_cycles(k, shape, lanes, max_items, randoms):
 
 
 def test_topk_hand_computed_schedule():
-    """k = 4, lanes = 2, sets of 8, 2, 2 and 8 items (4, 1, 1, 4 beats b0..b9; 4, 2, 2, 4
-    results). A_b: taken, M_b: merged, H_s: hand-off; results in H_s + 2 .. H_s + m_s + 1.
+    """k = 4, lanes = 2: a set of 8 items (4 beats, 4 results), then seven of 2 items (one beat,
+    2 results each), so emission is the bottleneck. Beats b0..b10; t: the ring's first stage
+    takes the set's last beat, C: capture, X: pair register, H: hand-off; results in H + 3 ..
+    H + m + 2.
 
-    b0..b3 (set 0) are taken in 0..3 and merged in 3..6; H_0 = 7, results 9..12. b4 (set 1) is
-    taken in 4, merged in 7 (set 0's hand-off); set 1 waits in the slots until the emitter is
-    free in 11 (H_0 + m_0), results 13..14. b5 (set 2) is taken in 5 and waits in the sorted
-    register until set 1's hand-off in 11, where it merges into the emptied slots; H_2 = 13,
-    results 15..16. b6, b7 are taken in 6, 7 (the pipeline fills); items.ready is low in 8..10
-    (three beats held, no merge) and in 12; b8 is taken in 11, b9 in 13 (b5 and b6 merged in 11
-    and 13). b6..b9 merge in 13..16, H_3 = 17, results 19..22: the gap in 17..18 is set 3's
-    beats (B = 4 > m = 2 of set 2, and the sorted register held b5 until 11).
+    Set 0: taken in 0..3, t = 6, C = 7, X = 8, H = 9, results 12..15. Each later set hands off
+    when the previous one's last result is picked (H = 13, 15, ..., 25), so
+    the pair register, the capture register and the ring fill up: set 3's beat (taken in 6, ring
+    in 9) waits in the ring's second stage in 10..12 until the capture register frees in 13,
+    with three beats held in the input pipeline items.ready is low in 10..12, and b10 is taken
+    in 13. Results leave back to back in 12..29.
     """
     dut = TopK(4, signed(4), 2, 8)
-    sets = [[3, -1, 3, 7, 0, 7, -8, 2], [5, 5], [-8, -8], [1, 1, 1, 1, 1, 1, 1, 1]]
+    sets = [[3, -1, 3, 7, 0, 7, -8, 2], [5, 5], [-8, -8], [1, 0], [0, 1], [-3, 6], [2, 2],
+            [-1, -2]]
     accepted, beats = run_sets(dut, sets, seed=0)
-    assert accepted == [0, 1, 2, 3, 4, 5, 6, 7, 11, 13]
-    assert [c for c, *_ in beats] == [9, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22]
-    assert [i for _, i, _ in beats] == [0, 2, 3, 5, 0, 1, 0, 1, 0, 1, 2, 3]
-    assert dut.schedule([8, 2, 2, 8]) == [(0, 3, 9, 12), (4, 4, 13, 14), (5, 5, 15, 16),
-                                          (6, 13, 19, 22)]
-    assert dut.cycles([8, 2, 2, 8]) == 22
+    assert accepted == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13]
+    assert [c for c, *_ in beats] == list(range(12, 30))
+    assert [i for _, i, _ in beats] == [0, 2, 3, 5] + [0, 1] * 7
+    sizes = [len(s) for s in sets]
+    assert dut.schedule(sizes) == [(0, 3, 12, 15), (4, 4, 16, 17), (5, 5, 18, 19),
+                                   (6, 6, 20, 21), (7, 7, 22, 23), (8, 8, 24, 25),
+                                   (9, 9, 26, 27), (13, 13, 28, 29)]
+    assert dut.cycles(sizes) == 29
 
 
 @pytest.mark.parametrize("k, shape, lanes, max_items, randoms", COMBOS[:7])
@@ -235,14 +246,30 @@ def test_topk_under_backpressure(k, shape, lanes, max_items, randoms):
     assert beats[-1][0] - accepted[0] > dut.cycles([len(s) for s in sets])
 
 
+@pytest.mark.parametrize("margin", [None, 1])
+def test_topk_short_sets_under_heavy_backpressure(margin):
+    """Many short sets (one to three beats, so set ends fall on both ring banks, back to back),
+    results rarely taken: every buffer between the ring and the output fills and the ring and
+    the input stall."""
+    dut = TopK(4, signed(3), 2, 12, margin=margin)
+    rng = random.Random(31)
+    sets = [make_set(rng, rng.randint(1, 6), dut.value_shape) for _ in range(40)]
+    accepted, beats = run_sets(dut, sets, seed=5, p_valid=0.9, p_ready=0.15)
+    kept = [len(topk_model(s, 4, margin)) for s in sets]
+    assert per_set_counts(beats) == kept
+    # The input stalled: some beat waited although offered.
+    assert len(accepted) == sum(-(-len(s) // 2) for s in sets)
+    assert accepted[-1] > 2 * len(accepted)
+
+
 def test_topk_single_lane_singleton_sets():
-    """Sets of one item: one beat in, one result out, every cycle; the first result six cycles
+    """Sets of one item: one beat in, one result out, every cycle; the first result nine cycles
     after its beat."""
     dut = TopK(3, unsigned(4), 1, 16)
     sets = [[v] for v in (5, 0, 15, 7, 7)]
     accepted, beats = run_sets(dut, sets, seed=0)
     assert accepted == [0, 1, 2, 3, 4]
-    assert beats == [(c, 0, 1) for c in (6, 7, 8, 9, 10)]
+    assert beats == [(c, 0, 1) for c in (9, 10, 11, 12, 13)]
 
 
 # --- margin ------------------------------------------------------------------------------------
@@ -355,14 +382,15 @@ def test_topk_margin_under_backpressure(k, shape, lanes, max_items, seed):
 
 
 def test_topk_schedule_with_kept_counts():
-    """k = 4, lanes = 2, four sets of 2 items (one beat each, taken in 0..3) keeping 1, 2, 1, 2:
-    merged in M = 3, 4, 5, 7 (set 3 waits for set 2's hand-off), handed off in H = 4, 5, 7, 8
-    (H_s = max(M_s + 1, H_{s-1} + m_{s-1})), results in H_s + 2 .. H_s + m_s + 1."""
+    """k = 4, lanes = 2, four sets of 2 items (one beat each, taken in 0..3, in the ring's first
+    stage in 3..6) keeping 1, 2, 1, 2: captured in C = 4..7, paired in X = 5, 6, 7, 9, handed
+    off in H = 6, 7, 9, 10 (H_s = max(X_s + 1, H_{s-1} + m_{s-1}); set 3 waits for set 2's two
+    results), results in H_s + 3 .. H_s + m_s + 2: back to back in 9..14."""
     dut = TopK(4, signed(4), 2, 8, margin=0)
-    assert dut.schedule([2, 2, 2, 2], [1, 2, 1, 2]) == [(0, 0, 6, 6), (1, 1, 7, 8),
-                                                        (2, 2, 9, 9), (3, 3, 10, 11)]
+    assert dut.schedule([2, 2, 2, 2], [1, 2, 1, 2]) == [(0, 0, 9, 9), (1, 1, 10, 11),
+                                                        (2, 2, 12, 12), (3, 3, 13, 14)]
     _, beats = run_sets(dut, [[1, 0], [5, 5], [-3, -4], [2, 2]], seed=0)
-    assert [c for c, *_ in beats] == [6, 7, 8, 9, 10, 11]
+    assert [c for c, *_ in beats] == [9, 10, 11, 12, 13, 14]
     # Without counts, a margin's schedule assumes min(k, n) results.
     assert dut.schedule([2, 2]) == dut.schedule([2, 2], [2, 2])
     for kept, msg in [([1], "kept must have one count per set (2), not 1"),

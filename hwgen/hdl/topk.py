@@ -9,11 +9,12 @@ stable sort by decreasing value), so the result is exactly
 estimated scores. With a ``margin``, a set's result keeps only those selected items whose value
 is at least the set's largest value minus ``margin``.
 
-Microarchitecture: every stage starts and ends at registers, and no path of the design crosses
-more than one value comparator. ``L = min(lanes, max_items)`` lanes can hold a real item (the
-others are ignored) and ``K = min(k, max_items)``. Values are compared as unsigned *keys*: the
-value with its sign bit inverted (signed shapes) below a valid bit, so a real item is ahead of
-every lane past the beat's count.
+Microarchitecture: a pipeline in which every stage starts and ends at registers and no path
+crosses more than one comparator (the longest are a comparator and a few multiplexer levels).
+``L = min(lanes, max_items)`` lanes can hold a real item (the others are ignored) and
+``K = min(k, max_items)``. Values are compared as unsigned *keys*: the value with its sign bit
+inverted (signed shapes) below a valid bit, so a real item is ahead of every lane past the
+beat's count.
 
 Input pipeline (three registers: input, ranked, sorted)
     The beat is registered as it is taken. Next, every lane gets its rank within the beat from
@@ -22,41 +23,63 @@ Input pipeline (three registers: input, ranked, sorted)
     lanes are permuted into rank order (lane ``c`` goes to position ``rank_c``), so the sorted
     register holds the beat best first, the lanes past the count last.
 
-Merge (the slots)
-    ``K`` *slots*, each a (value, index) register, and a ``K``-bit valid mask, kept sorted best
-    first (larger value first, equal values lower index first); the valid slots are a prefix.
-    A beat is merged in one cycle as two sorted lists: ``K * L`` comparators give ``slot a is
-    ahead of candidate j`` (``key_slot >= key_cand``: every index of the beat is larger than
-    every stored one, so a tie goes to the slot). For a fixed candidate these bits are a
-    thermometer code over the slots, and for a fixed slot over the candidates, so candidate ``j``
-    lands at position ``j + a`` where its code steps down after ``a`` slots, and slot ``a`` at
-    ``a + b`` where its code steps up after ``b`` candidates; each position ``i < K`` takes the
-    one source whose two neighbouring code bits say so (an AND-OR multiplexer of ``2L + 1``
-    sources at most). Candidates landing at ``K`` or later and slots pushed past ``K - 1`` drop
-    out: they cannot be among the best ``k`` of the set. A threshold register follows the best
-    value minus ``margin`` (one subtraction per source of position 0, then a choice).
+Ring (the slots, two banks, two stages)
+    A *bank* is ``K`` slots, each a (value, index) register, and a ``K``-bit valid mask, kept
+    sorted best first (larger value first, equal values lower index first); the valid slots are a
+    prefix. Merging a beat into a bank takes two cycles, so two banks take turns (the loop is
+    C-slowed): stage 1 compares the bank with the sorted beat, ``K * L`` comparators giving
+    ``slot a is ahead of candidate j`` (``key_slot >= key_cand``: every index of the beat is
+    larger than every index in the bank, so a tie goes to the slot), and registers the bits;
+    stage 2 merges the two sorted lists by them and writes the bank back to stage 1. With ``q``
+    the number of candidates among the new positions ``0..i``, position ``i`` takes the worse of
+    candidate ``q - 1`` and slot ``i - q`` (one of the bits picks it); the bits on the diagonal
+    ``a + j = i`` are a thermometer code of ``q`` and drive a balanced tree of 2:1 multiplexers
+    directly (``ceil(log2(L + 1))`` levels after that pick). Candidates landing at ``K`` or
+    later and slots pushed past ``K - 1`` drop out: they cannot be among the best ``k`` of the
+    set. A beat goes to whichever bank is in stage 1 when it is taken, so a set is spread over
+    both banks.
 
-Hand-off (slots to emitter, at most once per cycle)
-    A set whose last beat has been merged waits in the slots (*finished*) until the emitter is
-    free, and then moves into the emitter's registers: the indices, the kept mask (the valid
-    slots; with a margin, those whose value is at least the threshold, one comparator each: a
-    prefix of the valid slots), their number (from that prefix by a few gates, no adder), and
+Capture and pairing
+    When stage 1 takes a set's last beat, the bank leaving stage 2 in that cycle holds the
+    set's *first part* and the bank leaving it in the next cycle (the one that took the last
+    beat) its *final part*; both go back to stage 1 empty. The first part waits in a register
+    for its final part; then both move to the capture register, and from there to the pair
+    register: ``T[i] = better(A[i], B[K - 1 - i])`` of the final part ``A`` and the first part
+    ``B`` (a half cleaner, ``K`` comparators of value and index, since the parts come from
+    interleaved beats) holds the set's best ``K``, first a prefix of ``A`` and then a suffix of
+    ``B``. The pair register keeps their indices and the kept mask: the valid ones, or with a
+    margin those whose value is at least each part's best value minus ``margin`` (computed per
+    bank in stage 2 as it is captured; ``4K`` comparators).
+
+Hand-off (pair register to emitter, at most once per cycle)
+    The emitter takes the indices, the kept mask, its count (as a thermometer code, from the
+    prefix and the suffix by two levels of gates, no adder; a pick shifts it) and
     ``K * (K - 1) / 2`` bits ``index_a < index_b`` from as many index comparators.
 
 Emission
     Each cycle the emitter picks the kept index that no other kept index precedes (an AND over
-    ``K - 1`` precedence bits per slot), clears it and moves it into the output register, whose
-    ``last`` bit is ``remaining == 1``. The output stream comes from registers only.
+    ``K - 1`` precedence bits per slot) and clears it; the pick goes to a register as a one-hot
+    mask with a copy of the indices (so the emitter can take the next set meanwhile), whose
+    index is selected on the way to the output buffer: two registers (a skid buffer), so
+    ``selected.ready`` goes no further. ``last`` is ``remaining == 1`` at the pick. The output
+    stream comes from registers only.
 
-The slot values are single-buffered and the indices double-buffered (slots and emitter), so the
-next set streams into the emptied slots while the previous one is emitted.
+Buffering: a set can be in the ring, the capture register, the pair register and the emitter
+at once, so the next sets stream in while one is emitted.
 
 Resources, with ``W`` the value width and ``I`` the index width: ``K * L`` key comparators in the
-merge, ``L * (L - 1) / 2`` in the ranking, ``K`` threshold comparators with a margin and
-``K * (K - 1) / 2`` ``I``-bit index comparators at the hand-off; ``L`` popcounts over ``L - 1``
-bits; per slot an AND-OR multiplexer of at most ``2L + 1`` (value, index) sources; registers:
-``3 L (W + I + 2)`` in the input pipeline (plus ``log2 L`` rank bits per lane), ``K (W + 2 I +
-2) + K (K - 1) / 2`` for slots and emitter, and the threshold, counters and output register.
+ring, ``L * (L - 1) / 2`` in the ranking, ``K`` ``(W + I + 1)``-bit comparators in the pairing
+(``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
+comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
+2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2)`` in the input pipeline,
+``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K (K - 1) /
+2`` in the emitter and the picked register.
+
+Measured on ECP5-85K (``benchmarks/topk_fmax.py``: registered inputs and outputs, nextpnr-ecp5
+``--freq 100`` with router1, median of seeds 1, 2, 3): k = 8, lanes = 4, signed 11-bit, 64 items:
+160 MHz, 2382 LUT4, 1325 FF; k = 16, lanes = 8, signed 13-bit, 256 items: 120 MHz, 9911 LUT4,
+3268 FF; k = 8, lanes = 8, signed 11-bit, 64 items: 142 MHz, 3889 LUT4, 1654 FF (without a
+margin).
 """
 
 from __future__ import annotations
@@ -73,7 +96,7 @@ from .popcount import popcount
 
 __all__ = ["index_shape", "count_shape", "items_layout", "selected_layout", "TopK"]
 
-#: Registers between ``items`` and the merge: input, ranked, sorted.
+#: Registers between ``items`` and the ring: input, ranked, sorted.
 INPUT_STAGES = 3
 
 
@@ -163,31 +186,35 @@ class TopK(wiring.Component):
     Timing (see the module docstring for the structure). A beat is taken in one cycle whatever
     its count and enters a pipeline of :data:`INPUT_STAGES` = 3 registers (input, ranked,
     sorted); a beat moves on from one whenever the next is empty or is emptied in the same
-    cycle, and the merge takes the beat in the sorted register in any cycle in which
-    ``merge_ready = ~finished | emitter_free``. ``finished`` is high while the slots hold a set
-    whose last beat has been merged but that has not been handed off; ``emitter_free`` is high
-    when the emitter holds no result that has not yet moved to the output register, or moves its
-    final one in this cycle; a result moves to the output register in any cycle in which
-    ``advance = ~selected.valid | selected.ready``. So ``items.ready = ~(all three registers
-    full) | merge_ready``, a combinational path from ``selected.ready``. A finished set is handed
-    off at the edge ending the first cycle, after that of its last beat's merge, in which
-    ``emitter_free`` is high; the next set's first beat can merge into the emptied slots in that
-    same cycle. Its first result moves to the output register in the next cycle in which
-    ``advance`` is high (one per such cycle after that) and is offered from the cycle after.
+    cycle. The ring's first stage takes the beat in the sorted register in every cycle in which
+    the ring advances (``ring_go``); it advances unless its second stage holds a set's last beat
+    while the capture register is full and not emptied in that cycle (then both stages hold).
+    When it advances with a last beat in its second stage, that set moves into the capture
+    register. The capture register moves its set on to the pair register in any cycle in which
+    that is empty or hands off, and the pair register hands its set off to the emitter in any
+    cycle in which ``emitter_free`` is high: the emitter holds no result that has not yet moved
+    to the picked register, or moves its final one in this cycle. A result is picked in any
+    cycle in which the picked register is empty or moves on, the first one in the cycle after
+    the hand-off; the picked register moves on to the output buffer in any cycle in which the
+    buffer's second register is empty, and the result is offered from the next cycle (if the
+    first register is still waiting for ``selected.ready``, it waits in the second). All of
+    these conditions come from registers: ``items.ready = ~(all three input registers full) |
+    ring_go`` does not depend on ``selected.ready``.
 
     With items offered every cycle and ``selected.ready`` always high, number cycles from the
     first beat's transfer (cycle 0). Set ``s`` of ``n_s`` items has ``B_s = ceil(n_s / lanes)``
     beats and ``m_s`` results. Number all beats ``b = 0, 1, ...`` across sets; beat ``b`` is
-    taken in cycle ``A_b`` and merged in cycle ``M_b``, with ``A_0 = 0``,
-    ``A_b = max(A_{b-1} + 1, M_{b-3})`` (the pipeline holds three beats) and
+    taken in cycle ``A_b`` and by the ring's first stage in cycle ``M_b``, with ``A_0 = 0``,
+    ``A_b = max(A_{b-1} + 1, M_{b-3})`` (the input pipeline holds three beats) and
     ``M_b = max(A_b + 3, M_{b-1} + 1)``, and for the first beat of set ``s`` also at least
-    ``H_{s-1}``. Set ``s`` is handed off in cycle ``H_s = max(M_last + 1, H_{s-1} + m_{s-1})``
-    (``M_last`` that of its last beat; ``H_{-1} + m_{-1} = -inf``) and its results leave in
-    cycles ``H_s + 2 .. H_s + m_s + 1``. So a set's first result comes 6 cycles after its last
-    beat when nothing waits (merge 3 cycles after the transfer, hand-off 1 later, output register
-    2 later), and in steady state a set costs ``max(B, m)`` cycles: results leave back to back
-    while ``B_{s+1} <= m_s``, beats are taken every cycle while ``B_{s+1} >= m_s`` (and the
-    pipeline absorbs up to three beats of difference). :meth:`schedule` evaluates this.
+    ``C_{s-1}``. With ``t_s`` the ``M`` of set ``s``'s last beat, the set is captured in cycle
+    ``C_s = max(t_s + 1, X_{s-1})``, paired in ``X_s = max(C_s + 1, H_{s-1})`` and handed off
+    in ``H_s = max(X_s + 1, H_{s-1} + m_{s-1})`` (the terms of set ``-1`` are ``-inf``), and
+    its results leave in cycles ``H_s + 3 .. H_s + m_s + 2``. So with nothing waiting a set's
+    first result comes 9 cycles after its last beat (ring 3 cycles after the transfer, capture,
+    pairing and hand-off 1 each, pick, output register and transfer 3), and in steady state a
+    set costs ``max(B, m)`` cycles: one beat and one result per cycle, the stages between the
+    ring and the emitter absorbing differences between sets. :meth:`schedule` evaluates this.
     ``selected.valid`` never depends on ``selected.ready``; backpressure stretches the emission
     cycle for cycle and the payload is held while ``valid & ~ready``.
     """
@@ -237,8 +264,7 @@ class TopK(wiring.Component):
         kept = self._kept(sizes, kept)
         out = []
         take, merge = [], []               # A_b, M_b of every beat so far
-        prev_end = None                    # H_{s-1} + m_{s-1}
-        prev_handoff = None                # H_{s-1}
+        prev = None                        # (C, X, H, H + m) of the previous set
         for n, m in zip(sizes, kept):
             beats = -(-n // self.lanes)
             first_beat = len(take)
@@ -247,13 +273,15 @@ class TopK(wiring.Component):
                 if b >= INPUT_STAGES:
                     a = max(a, merge[b - INPUT_STAGES])
                 mb = a + INPUT_STAGES if b == 0 else max(a + INPUT_STAGES, merge[-1] + 1)
-                if b == first_beat and prev_handoff is not None:
-                    mb = max(mb, prev_handoff)
+                if b == first_beat and prev is not None:
+                    mb = max(mb, prev[0])
                 take.append(a)
                 merge.append(mb)
-            handoff = merge[-1] + 1 if prev_end is None else max(merge[-1] + 1, prev_end)
-            out.append((take[first_beat], take[-1], handoff + 2, handoff + m + 1))
-            prev_handoff, prev_end = handoff, handoff + m
+            capture = merge[-1] + 1 if prev is None else max(merge[-1] + 1, prev[1])
+            pair = capture + 1 if prev is None else max(capture + 1, prev[2])
+            handoff = pair + 1 if prev is None else max(pair + 1, prev[3])
+            out.append((take[first_beat], take[-1], handoff + 3, handoff + m + 2))
+            prev = (capture, pair, handoff, handoff + m)
         return out
 
     def cycles(self, sizes, kept=None) -> int:
@@ -267,62 +295,76 @@ class TopK(wiring.Component):
         K, W, IDX = self.slots, self.value_shape.width, self.index_shape
         L = min(self.lanes, self.max_items)      # lanes that can hold a real item
         KEY = unsigned(W)                        # a value as an unsigned key (sign bit inverted)
+        THR = signed(W + 1)                      # a key minus the margin
         RANK = range(max(L, 2))
         beat, out = self.items.payload, self.selected
+        keep_all = self.margin is None or self.margin >= (1 << W) - 1
 
         def key(value):
             flip = 1 << (W - 1) if self.value_shape.signed else 0
             return value.as_unsigned() ^ Const(flip, W)
 
-        # --- control: the pipeline's valid bits, the slots' state, the emitter's count -------
+        def bank(prefix, n=K):
+            """Registers of a sorted list: keys, indices, valid mask."""
+            return ([Signal(KEY, name=f"{prefix}{a}_key", reset_less=True) for a in range(n)],
+                    [Signal(IDX, name=f"{prefix}{a}_index", reset_less=True) for a in range(n)],
+                    Signal(n, name=f"{prefix}_valid"))
+
+        # --- control ------------------------------------------------------------------------
+        # Every enable below is a function of registers only (selected.ready goes into the
+        # output buffer, not further); ring_go, which enables most registers, is a register
+        # itself, loaded with its next value (computed from the next values of the registers it
+        # depends on, at the end).
         v1, v2, v3 = Signal(name="in_valid"), Signal(name="ranked_valid"), \
             Signal(name="sorted_valid")
-        finished = Signal(name="finished")       # the slots hold a whole set, not handed off
-        remaining = Signal(range(K + 1), name="emit_remaining")   # results not yet output
-        # remaining == 0 and remaining == 1 as registers of their own, so the input pipeline's
-        # enables come from registers through one level of logic (comparators on ``remaining``
-        # in front of them, fanned out to every lane's multiplexers, were the critical path).
-        idle = Signal(init=1, name="emit_idle")
-        one_left = Signal(name="emit_one_left")
-        out_valid = Signal(name="out_valid")
-        advance, emitter_free, merge_ready = Signal(name="advance"), \
-            Signal(name="emitter_free"), Signal(name="merge_ready")
+        r2_last = Signal(name="ring2_last")          # the ring's second stage holds a last beat
+        cap_valid, t_valid = Signal(name="capture_valid"), Signal(name="pair_valid")
+        # The number of results not yet picked, as a thermometer code: remaining[j] iff more
+        # than j are left.
+        remaining = Signal(K, name="emit_remaining")
+        none_left, one_left = Signal(name="emit_none_left"), Signal(name="emit_one_left")
+        skid_valid = Signal(name="skid_valid")
+        e2_valid = Signal(name="picked_valid")
+        advance, emitter_free, handoff = Signal(name="advance"), Signal(name="emitter_free"), \
+            Signal(name="handoff")
+        t_accept = Signal(name="pair_accept")
+        ring_go = Signal(name="ring_go", init=1)
         ready3, ready2, ready1 = Signal(name="sorted_ready"), Signal(name="ranked_ready"), \
             Signal(name="in_ready")
-        handoff, take3 = Signal(name="handoff"), Signal(name="merge")
         m.d.comb += [
-            advance.eq(~out_valid | out.ready),
-            emitter_free.eq(idle | (advance & one_left)),
-            merge_ready.eq(~finished | emitter_free),
-            handoff.eq(finished & emitter_free),
-            ready3.eq(~v3 | merge_ready),
-            ready2.eq(~v2 | ready3),
-            ready1.eq(~v1 | ready2),
+            none_left.eq(~remaining[0]),
+            one_left.eq(remaining[0] & (~remaining[1] if K > 1 else 1)),
+            advance.eq(~e2_valid | ~skid_valid),
+            emitter_free.eq(none_left | (advance & one_left)),
+            handoff.eq(t_valid & emitter_free),
+            t_accept.eq(~t_valid | emitter_free),
+            ready3.eq(~v3 | ring_go),
+            ready2.eq(~v2 | ~v3 | ring_go),
+            ready1.eq(~v1 | ~v2 | ~v3 | ring_go),
             self.items.ready.eq(ready1),
-            take3.eq(v3 & merge_ready),
         ]
 
         # --- input register ------------------------------------------------------------------
         base = Signal(IDX, name="base")          # index of lane 0 of the next beat
         in_key = [Signal(KEY, name=f"in{c}_key", reset_less=True) for c in range(L)]
-        in_count = Signal(count_shape(self.lanes), name="in_count", reset_less=True)
+        in_real = [Signal(name=f"in{c}_real", reset_less=True) for c in range(L)]
         in_last = Signal(name="in_last", reset_less=True)
         in_base = Signal(IDX, name="in_base", reset_less=True)
         with m.If(ready1):
             m.d.sync += v1.eq(self.items.valid)
             m.d.sync += [in_key[c].eq(key(beat.values[c])) for c in range(L)]
-            m.d.sync += [in_count.eq(beat.count), in_last.eq(beat.last), in_base.eq(base)]
+            m.d.sync += [in_real[c].eq(beat.count > c) for c in range(L)]
+            m.d.sync += [in_last.eq(beat.last), in_base.eq(base)]
             with m.If(self.items.valid):
                 m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
 
         # --- ranking: each lane's position within the beat ---------------------------------
-        real = [Signal(name=f"in{c}_real") for c in range(L)]
-        m.d.comb += [real[c].eq(in_count > c) for c in range(L)]
         ahead = [[None] * L for _ in range(L)]   # ahead[a][b]: lane a is ahead of lane b
         for b in range(L):
             for a in range(b):
                 a_first = Signal(name=f"in{a}_ahead_of_in{b}")
-                m.d.comb += a_first.eq(Cat(in_key[a], real[a]) >= Cat(in_key[b], real[b]))
+                m.d.comb += a_first.eq(Cat(in_key[a], in_real[a])
+                                       >= Cat(in_key[b], in_real[b]))
                 ahead[a][b], ahead[b][a] = a_first, ~a_first
         rk_key = [Signal(KEY, name=f"rk{c}_key", reset_less=True) for c in range(L)]
         rk_idx = [Signal(IDX, name=f"rk{c}_index", reset_less=True) for c in range(L)]
@@ -335,49 +377,53 @@ class TopK(wiring.Component):
             for c in range(L):
                 others = Cat(ahead[a][c] for a in range(L) if a != c)
                 m.d.sync += [rk_key[c].eq(in_key[c]), rk_idx[c].eq(in_base + c),
-                             rk_real[c].eq(real[c]), rk_rank[c].eq(popcount(others))]
+                             rk_real[c].eq(in_real[c]), rk_rank[c].eq(popcount(others))]
 
         # --- sorting: lane c goes to position rank_c ----------------------------------------
+        # An empty sorted register has no real lane and no last flag.
         cd_key = [Signal(KEY, name=f"cand{j}_key", reset_less=True) for j in range(L)]
         cd_idx = [Signal(IDX, name=f"cand{j}_index", reset_less=True) for j in range(L)]
-        cd_real = [Signal(name=f"cand{j}_real", reset_less=True) for j in range(L)]
-        cd_last = Signal(name="cand_last", reset_less=True)
+        cd_real = [Signal(name=f"cand{j}_real") for j in range(L)]
+        cd_last = Signal(name="cand_last")
         with m.If(ready3):
             m.d.sync += v3.eq(v2)
-            m.d.sync += cd_last.eq(rk_last)
+            m.d.sync += cd_last.eq(v2 & rk_last)
             for j in range(L):
                 at = [Signal(name=f"rk{c}_at{j}") for c in range(L)]
                 m.d.comb += [at[c].eq(rk_rank[c] == j) for c in range(L)]
                 m.d.sync += [
                     cd_key[j].eq(_any_of(Mux(at[c], rk_key[c], 0) for c in range(L))),
                     cd_idx[j].eq(_any_of(Mux(at[c], rk_idx[c], 0) for c in range(L))),
-                    cd_real[j].eq(_any_of(at[c] & rk_real[c] for c in range(L))),
+                    cd_real[j].eq(v2 & _any_of(at[c] & rk_real[c] for c in range(L))),
                 ]
 
-        # --- merge: two sorted lists into the slots -----------------------------------------
-        slot_key = [Signal(KEY, name=f"slot{a}_key", reset_less=True) for a in range(K)]
-        slot_idx = [Signal(IDX, name=f"slot{a}_index", reset_less=True) for a in range(K)]
-        slot_vld = Signal(K, name="slot_valid")
-        # While the slots hold a finished set, a beat can only merge in its hand-off cycle; it
-        # starts a new set, so it merges into empty slots: the merge sees ``old_vld``, which is
-        # ``slot_vld`` while the set is unfinished and 0 once it is finished (a register of its
-        # own, so the comparators start at registers).
-        old_vld = Signal(K, name="old_valid")
-        # Slot a ahead of candidate j. Valid entries come first in both lists, so for a valid
-        # source the bits are a clean thermometer code and it lands on its true position; the
-        # codes of invalid sources (stale keys) only decide positions past the valid items,
-        # whose new valid bits stay 0 whatever lands there.
-        ahead_of = [[Signal(name=f"slot{a}_ahead_of_cand{j}") for j in range(L)] for a in range(K)]
-        for a in range(K):
-            for j in range(L):
-                m.d.comb += ahead_of[a][j].eq(
-                    Cat(slot_key[a], old_vld[a]) >= Cat(cd_key[j], cd_real[j]))
+        # --- the ring: two banks of slots, merged in two stages -----------------------------
+        # Stage 1 compares the bank in r1 with the sorted beat (slot a ahead of candidate j:
+        # key_slot >= key_cand, a tie going to the slot, whose index is lower); stage 2 merges
+        # them by those bits and writes the bank back to r1. The two banks alternate, so each
+        # takes every other beat and every stage is one cycle.
+        r1_key, r1_idx, r1_vld = bank("ring1_slot")
+        r2_key, r2_idx, r2_vld = bank("ring2_slot")
+        r2_ckey, r2_cidx, r2_creal = bank("ring2_cand", L)
+        r2_ahead = [[Signal(name=f"ring2_slot{a}_ahead_of_cand{j}", reset_less=True)
+                     for j in range(L)] for a in range(K)]
+        with m.If(ring_go):
+            m.d.sync += [r2_vld.eq(r1_vld), r2_creal.eq(Cat(cd_real))]
+            m.d.sync += [r2_key[a].eq(r1_key[a]) for a in range(K)]
+            m.d.sync += [r2_idx[a].eq(r1_idx[a]) for a in range(K)]
+            m.d.sync += [r2_ckey[j].eq(cd_key[j]) for j in range(L)]
+            m.d.sync += [r2_cidx[j].eq(cd_idx[j]) for j in range(L)]
+            m.d.sync += [r2_ahead[a][j].eq(Cat(r1_key[a], r1_vld[a]) >= Cat(cd_key[j], cd_real[j]))
+                         for a in range(K) for j in range(L)]
 
-        # Position i: with q the number of candidates among positions 0..i, those positions
-        # hold candidates 0..q-1 and slots 0..i-q, so position i takes the worse of C[q-1] and
-        # S[i-q] (one comparator bit picks it). Candidate j is among positions 0..i iff slot
-        # i-j is not ahead of it: on the diagonal a + j = i these bits are a thermometer code of
-        # q, which drives a balanced tree of 2:1 multiplexers directly (no encoding).
+        # Stage 2. Position i: with q the number of candidates among positions 0..i, those
+        # positions hold candidates 0..q-1 and slots 0..i-q, so position i takes the worse of
+        # C[q-1] and S[i-q] (one comparator bit picks it). Candidate j is among positions 0..i
+        # iff slot i-j is not ahead of it: on the diagonal a + j = i these bits are a
+        # thermometer code of q, which drives a balanced tree of 2:1 multiplexers directly.
+        # Valid entries come first in both lists, so for the valid positions the codes are
+        # clean; the codes of invalid entries (stale keys) only decide positions past the
+        # valid items, whose valid bits stay 0 whatever lands there.
         new_key = [Signal(KEY, name=f"new{i}_key") for i in range(K)]
         new_idx = [Signal(IDX, name=f"new{i}_index") for i in range(K)]
         new_vld = Signal(K, name="new_valid")
@@ -386,62 +432,117 @@ class TopK(wiring.Component):
             leaves = []
             for q in range(top + 1):
                 if q == 0:
-                    leaves.append((slot_key[i], slot_idx[i]))
+                    leaves.append((r2_key[i], r2_idx[i]))
                 elif q == i + 1:                 # no slot among positions 0..i
-                    leaves.append((cd_key[q - 1], cd_idx[q - 1]))
+                    leaves.append((r2_ckey[q - 1], r2_cidx[q - 1]))
                 else:
-                    cand_worse = ahead_of[i - q][q - 1]
-                    leaves.append((Mux(cand_worse, cd_key[q - 1], slot_key[i - q]),
-                                   Mux(cand_worse, cd_idx[q - 1], slot_idx[i - q])))
-            at_least = [~ahead_of[i - j][j] for j in range(top)]   # at_least[j]: q > j
+                    cand_worse = r2_ahead[i - q][q - 1]
+                    leaves.append((Mux(cand_worse, r2_ckey[q - 1], r2_key[i - q]),
+                                   Mux(cand_worse, r2_cidx[q - 1], r2_idx[i - q])))
+            at_least = [~r2_ahead[i - j][j] for j in range(top)]   # at_least[j]: q > j
 
-            def tree(lo, hi, part):
+            def tree(lo, hi, part, leaves=leaves, at_least=at_least):
                 if lo == hi:
                     return leaves[lo][part]
                 mid = (lo + hi + 1) // 2
                 return Mux(at_least[mid - 1], tree(mid, hi, part), tree(lo, mid - 1, part))
 
             m.d.comb += [new_key[i].eq(tree(0, top, 0)), new_idx[i].eq(tree(0, top, 1))]
-            # Both lists' valid entries are prefixes: p + c > i iff p > i, c > i or p > a and
+            # Both valid masks are prefixes: p + c > i iff p > i, c > i or p > a and
             # c > i - 1 - a for some a (registers only).
             m.d.comb += new_vld[i].eq(_any_of(
-                [old_vld[i], cd_real[i] if i < L else Const(0, 1)]
-                + [old_vld[a] & cd_real[i - 1 - a] for a in range(i) if i - 1 - a < L]))
-
-        # The threshold: the best value minus the margin (a margin as large as the range of
-        # values keeps everything and needs none).
-        keep_all = self.margin is None or self.margin >= (1 << W) - 1
+                [r2_vld[i], r2_creal[i] if i < L else Const(0, 1)]
+                + [r2_vld[a] & r2_creal[i - 1 - a] for a in range(i) if i - 1 - a < L]))
+        # The merged bank's best key minus the margin (position 0 is slot 0 or candidate 0).
         if not keep_all:
-            threshold = Signal(signed(W + 1), name="threshold", reset_less=True)
-            with m.If(take3):
-                m.d.sync += threshold.eq(Mux(ahead_of[0][0], slot_key[0] - self.margin,
-                                             cd_key[0] - self.margin))
+            new_thr = Signal(THR, name="new_threshold")
+            m.d.comb += new_thr.eq(Mux(r2_ahead[0][0], r2_key[0] - self.margin,
+                                       r2_ckey[0] - self.margin))
 
-        with m.If(take3):
-            m.d.sync += [slot_vld.eq(new_vld), finished.eq(cd_last),
-                         old_vld.eq(Mux(cd_last, 0, new_vld))]
-            m.d.sync += [slot_key[i].eq(new_key[i]) for i in range(K)]
-            m.d.sync += [slot_idx[i].eq(new_idx[i]) for i in range(K)]
-        with m.Elif(handoff):
-            m.d.sync += [slot_vld.eq(0), finished.eq(0)]
+        # Captures. When stage 1 takes a set's last beat, the bank leaving stage 2 in that
+        # cycle is complete for that set (its *first part*; empty, or the final part of the
+        # previous set, see below) and the next cycle's is its *final part* (the bank that took
+        # the last beat). A captured bank goes back to r1 empty. ring_go is low while a final
+        # part cannot go to the capture register.
+        first_cap = Signal(name="first_capture")
+        m.d.comb += first_cap.eq(cd_last)            # taken by stage 1 whenever ring_go
+        f_key, f_idx, f_vld = bank("first_slot")
+        f_thr = Signal(THR, name="first_threshold", reset_less=True)
+        c_key, c_idx, c_vld = bank("final_slot")
+        c_thr = Signal(THR, name="final_threshold", reset_less=True)
+        p_key, p_idx, p_vld = bank("other_slot")     # the first part, paired with the final
+        p_thr = Signal(THR, name="other_threshold", reset_less=True)
+        with m.If(ring_go):
+            m.d.sync += [r1_key[a].eq(new_key[a]) for a in range(K)]
+            m.d.sync += [r1_idx[a].eq(new_idx[a]) for a in range(K)]
+            m.d.sync += r1_vld.eq(Mux(r2_last | first_cap, 0, new_vld))
+            with m.If(r2_last):
+                # The final part; a first part captured in the previous cycle is its pair. (If
+                # a last beat is taken now too, that set's first part is empty: this bank is
+                # the previous set's.)
+                m.d.sync += [c_vld.eq(new_vld), p_vld.eq(f_vld), f_vld.eq(0)]
+                m.d.sync += [c_key[a].eq(new_key[a]) for a in range(K)]
+                m.d.sync += [c_idx[a].eq(new_idx[a]) for a in range(K)]
+                m.d.sync += [p_key[a].eq(f_key[a]) for a in range(K)]
+                m.d.sync += [p_idx[a].eq(f_idx[a]) for a in range(K)]
+                if not keep_all:
+                    m.d.sync += [c_thr.eq(new_thr), p_thr.eq(f_thr)]
+            with m.Elif(first_cap):
+                m.d.sync += f_vld.eq(new_vld)
+                m.d.sync += [f_key[a].eq(new_key[a]) for a in range(K)]
+                m.d.sync += [f_idx[a].eq(new_idx[a]) for a in range(K)]
+                if not keep_all:
+                    m.d.sync += f_thr.eq(new_thr)
+
+        # --- pairing: the set's best K of its two parts --------------------------------------
+        # Both parts are sorted, so T[i] = better(A[i], B[K-1-i]) holds the best K (a half
+        # cleaner; values then fall and rise along T). Indices break ties: the parts come from
+        # interleaved beats. With a margin an item is kept if it is at least both parts' best
+        # minus the margin (an empty part has no say).
+        t_idx = [Signal(IDX, name=f"pair{i}_index", reset_less=True) for i in range(K)]
+        # The kept entries of T: a prefix of A (t_from_a[i]: T[i] is A[i] and kept) and a
+        # suffix of B (t_from_b[r]: T[K - 1 - r] is B[r] and kept; a prefix in r).
+        t_from_a = Signal(K, name="pair_keep_final")
+        t_from_b = Signal(K, name="pair_keep_other")
+
+        def full(keys, idxs, vld, a):
+            return Cat(~idxs[a], keys[a], vld[a])
+
+        def kept(keys, vld, a):
+            if keep_all:
+                return vld[a]
+            return vld[a] & (~c_vld[0] | (keys[a] >= c_thr)) & (~p_vld[0] | (keys[a] >= p_thr))
+
+        win = [Signal(name=f"pair{i}_final_wins") for i in range(K)]
+        m.d.comb += [win[i].eq(full(c_key, c_idx, c_vld, i) >= full(p_key, p_idx, p_vld, K - 1 - i))
+                     for i in range(K)]
+        with m.If(cap_valid & t_accept):
+            m.d.sync += t_from_a.eq(Cat(win[i] & kept(c_key, c_vld, i) for i in range(K)))
+            m.d.sync += t_from_b.eq(Cat(~win[K - 1 - r] & kept(p_key, p_vld, r)
+                                        for r in range(K)))
+            m.d.sync += [t_idx[i].eq(Mux(win[i], c_idx[i], p_idx[K - 1 - i])) for i in range(K)]
 
         # --- hand-off: kept mask, its count, index precedence -------------------------------
-        keep = Signal(K, name="keep")
-        if keep_all:
-            m.d.comb += keep.eq(slot_vld)
-        else:
-            m.d.comb += keep.eq(Cat(slot_vld[a] & (slot_key[a] >= threshold) for a in range(K)))
+        # The kept entries, and their number as a thermometer code (more than j kept iff, for
+        # some x, more than x - 1 from A and more than j - x from B): no adder.
+        fa, fb = t_from_a, t_from_b
+
+        def at_least(therm, x):                  # the code says more than x - 1
+            return Const(1, 1) if x == 0 else therm[x - 1] if x <= K else Const(0, 1)
+
+        t_keep = Signal(K, name="pair_keep")
+        m.d.comb += t_keep.eq(fa | Cat(fb[K - 1 - i] for i in range(K)))
+        count = Signal(K, name="pair_count")
+        m.d.comb += count.eq(Cat(_any_of(at_least(fa, x) & at_least(fb, j + 1 - x)
+                                         for x in range(j + 2)) for j in range(K)))
         emit_idx = [Signal(IDX, name=f"emit{a}_index", reset_less=True) for a in range(K)]
         emit_mask = Signal(K, name="emit_mask")
         before = {(a, b): Signal(name=f"emit{a}_before_{b}", reset_less=True)
                   for b in range(K) for a in range(b)}
         with m.If(handoff):
-            # keep is a prefix of ones with at least one: one result iff keep[1] is 0.
-            m.d.sync += [emit_mask.eq(keep), idle.eq(0),
-                         one_left.eq(~keep[1] if K > 1 else 1),
-                         remaining.eq(_thermometer_count(keep, len(remaining)))]
-            m.d.sync += [emit_idx[a].eq(slot_idx[a]) for a in range(K)]
-            m.d.sync += [before[a, b].eq(slot_idx[a] < slot_idx[b]) for a, b in before]
+            m.d.sync += [emit_mask.eq(t_keep), remaining.eq(count)]
+            m.d.sync += [emit_idx[a].eq(t_idx[a]) for a in range(K)]
+            m.d.sync += [before[a, b].eq(t_idx[a] < t_idx[b]) for a, b in before]
 
         # --- emission: the kept index no other kept index precedes --------------------------
         first = Signal(K, name="emit_first")
@@ -450,18 +551,60 @@ class TopK(wiring.Component):
                        for a in range(K) if a != j]
             m.d.comb += first[j].eq(emit_mask[j] & ~Cat(*blocked).any() if blocked
                                     else emit_mask[j])
+        pick = Signal(name="pick")
+        m.d.comb += pick.eq(advance & ~none_left)
+        with m.If(~handoff & pick):
+            m.d.sync += [emit_mask.eq(emit_mask & ~first), remaining.eq(remaining[1:])]
+
+        # --- output: the picked one-hot (with a copy of the indices it points into), then a
+        # buffer of two registers, so only the buffer sees selected.ready -------------------
+        e2_sel = Signal(K, name="picked", reset_less=True)
+        e2_idx = [Signal(IDX, name=f"picked{j}_index", reset_less=True) for j in range(K)]
+        e2_last = Signal(name="picked_last", reset_less=True)
+        with m.If(pick):
+            m.d.sync += [e2_sel.eq(first), e2_last.eq(one_left)]
+            m.d.sync += [e2_idx[j].eq(emit_idx[j]) for j in range(K)]
+        e2_index = Signal(IDX, name="picked_index")
+        m.d.comb += e2_index.eq(_any_of(Mux(e2_sel[j], e2_idx[j], 0) for j in range(K)))
+        out_valid = Signal(name="out_valid")
         out_index = Signal(IDX, name="out_index")
         out_last = Signal(name="out_last")
-        pick = Signal(name="pick")
-        m.d.comb += pick.eq(advance & ~idle)
-        with m.If(advance):
-            m.d.sync += out_valid.eq(~idle)
-        with m.If(pick):
-            m.d.sync += [out_index.eq(_any_of(Mux(first[j], emit_idx[j], 0) for j in range(K))),
-                         out_last.eq(one_left)]
-        with m.If(~handoff & pick):
-            m.d.sync += [emit_mask.eq(emit_mask & ~first), remaining.eq(remaining - 1),
-                         idle.eq(one_left), one_left.eq(remaining == 2)]
+        skid_index = Signal(IDX, name="skid_index")
+        skid_last = Signal(name="skid_last")
+        taken = Signal(name="taken")
+        m.d.comb += taken.eq(out_valid & out.ready)
+        with m.If(skid_valid):                   # the picked result waits
+            with m.If(taken):
+                m.d.sync += [out_index.eq(skid_index), out_last.eq(skid_last)]
+        with m.Elif(e2_valid):                   # the picked result moves on
+            with m.If(~out_valid | taken):
+                m.d.sync += [out_valid.eq(1), out_index.eq(e2_index), out_last.eq(e2_last)]
+            with m.Else():
+                m.d.sync += [skid_index.eq(e2_index), skid_last.eq(e2_last)]
+        with m.Elif(taken):
+            m.d.sync += out_valid.eq(0)
         m.d.comb += [out.valid.eq(out_valid), out.payload.index.eq(out_index),
                      out.payload.last.eq(out_last)]
+
+        # --- next values of the control registers, and ring_go from them -------------------
+        nxt = {n: Signal(name=f"{n}_next") for n in
+               ("ring2_last", "capture_valid", "pair_valid", "picked", "skid")}
+        nxt["remaining"] = Signal(K, name="remaining_next")
+        m.d.comb += [
+            nxt["ring2_last"].eq(Mux(ring_go, cd_last, r2_last)),
+            nxt["capture_valid"].eq(ring_go & r2_last | cap_valid & ~t_accept),
+            nxt["pair_valid"].eq(cap_valid & t_accept | t_valid & ~handoff),
+            nxt["remaining"].eq(Mux(handoff, count, Mux(pick, remaining[1:], remaining))),
+            nxt["picked"].eq(pick | e2_valid & skid_valid),
+            nxt["skid"].eq(Mux(skid_valid, ~taken, e2_valid & out_valid & ~taken)),
+        ]
+        m.d.sync += [
+            r2_last.eq(nxt["ring2_last"]), cap_valid.eq(nxt["capture_valid"]),
+            t_valid.eq(nxt["pair_valid"]), e2_valid.eq(nxt["picked"]),
+            skid_valid.eq(nxt["skid"]),
+            # ring_go = ~r2_last | ~cap_valid | t_accept, one cycle ahead.
+            ring_go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
+                       | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
+                       & (~nxt["remaining"][1] if K > 1 else 1)),
+        ]
         return m

@@ -50,13 +50,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hwgen.hdl.pipeline import tree_stages
+from hwgen.hdl.topk import INPUT_STAGES as TOPK_INPUT_STAGES
 
 from .config import SparseAttentionConfig
 
 __all__ = [
     "QUANT_LATENCY",
     "SOFTMAX_LATENCY",
-    "TOPK_MERGE",
     "WSUM_LATENCY",
     "SequenceCycles",
     "divide_cycles",
@@ -76,9 +76,6 @@ WSUM_LATENCY = 7
 QUANT_LATENCY = 6
 
 
-#: Cycles from a beat's transfer into a top-k unit to its merge (``hwgen.hdl.topk.TopK``: the
-#: input, ranked and sorted registers).
-TOPK_MERGE = 3
 
 
 def stage_names(cfg: SparseAttentionConfig) -> list[str]:
@@ -161,21 +158,27 @@ class _Pipeline:
         self.names = stage_names(cfg)
         self.take = {n: None for n in self.names}     # of the previous group
         self.done = {n: None for n in self.names}
-        # Per row unit, its top-k unit's last hand-off cycle and that set's result count.
-        self.handoff = [None] * cfg.rows
+        # Per row unit, its top-k unit's previous set: (capture, pair, hand-off, result count).
+        self.topk_set = [None] * cfg.rows
 
     def _select_done(self, take: int, last_beat: int, counts: list[int]) -> int:
-        """The select stage: every active unit's top-k unit hands its set off at
-        ``H = max(M_last + 1, H_prev + m_prev)`` (``M_last`` the last beat's merge) and emits
-        its ``m`` results in ``H + 2 .. H + m + 1`` (``TopK`` timing, always ready); the stage is
-        done in the first cycle from its take in which every set is complete."""
+        """The select stage: every active unit's top-k unit (:class:`hwgen.hdl.topk.TopK`,
+        ``TopK.schedule`` without stalls, results always taken) takes the set's last beat into
+        its ring at ``M = last_beat + INPUT_STAGES``, captures it at ``C = max(M + 1, X_prev)``,
+        moves it to the pair register at ``X = max(C + 1, H_prev)``, hands it off at
+        ``H = max(X + 1, H_prev + m_prev)`` and sends its ``m`` results in ``H + 3 .. H + m + 2``;
+        the stage is done in the first cycle from its take in which every set is complete."""
         last_capture = take - 1
         for u, m in enumerate(counts):
-            h = last_beat + TOPK_MERGE + 1
-            if self.handoff[u] is not None:
-                h = max(h, self.handoff[u][0] + self.handoff[u][1])
-            self.handoff[u] = (h, m)
-            last_capture = max(last_capture, h + m + 1)
+            c = last_beat + TOPK_INPUT_STAGES + 1
+            x, h = c + 1, c + 2
+            prev = self.topk_set[u]
+            if prev is not None:
+                c = max(c, prev[1])
+                x = max(c + 1, prev[2])
+                h = max(x + 1, prev[2] + prev[3])
+            self.topk_set[u] = (c, x, h, m)
+            last_capture = max(last_capture, h + m + 2)
         return max(take, last_capture + 1)
 
     def group(self, ready: int, length: int, counts: list[int]) -> tuple[int, int]:
