@@ -873,7 +873,12 @@ class SparseAttention(wiring.Component):
                      for c in range(d)]
             acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")     # t + 6
             acc = [Signal(signed(cfg.acc_bits), name=f"wsum{u}_acc{c}") for c in range(d)]
-            with m.If(st.take):
+            # The sums clear one cycle after the take, from a register of this unit's own: the
+            # take is decoded from the stage handshake, and fanned out to every accumulator bit
+            # it was the critical path. The group's first product arrives six cycles later.
+            clear = Signal(name=f"wsum{u}_clear")
+            m.d.sync += clear.eq(st.take)
+            with m.If(clear):
                 m.d.sync += [a.eq(0) for a in acc]
             with m.Elif(acc_valid):
                 m.d.sync += [acc[c].eq(acc[c] + prods[c]) for c in range(d)]
