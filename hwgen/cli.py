@@ -182,7 +182,6 @@ def _out_dir(option: Path | None, folder: Path) -> Path:
 
 
 def _check_target(target: str) -> None:
-
     if target not in TARGETS:
         raise CommandError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
 
@@ -267,7 +266,6 @@ def cmd_new(args) -> int:
 
 def _generate_and_lint(cfg: EngineConfig, out_dir: Path, progress: _Progress,
                        axis: bool = False):
-
     with progress.stage("generate"):
         artifacts = generate(cfg, out_dir, axis=axis)
     with progress.stage("lint"):
@@ -301,7 +299,6 @@ def cmd_generate(args) -> int:
 
 
 def _simulate(design: Design | EngineConfig, args, waves: bool, progress: _Progress):
-
     with progress.stage(f"simulate {args.vectors} vectors, seed {args.seed}"):
         try:
             return simulate(design, seed=args.seed, vectors=args.vectors, waves=waves,
@@ -320,7 +317,6 @@ def cmd_sim(args) -> int:
 
 def _synthesize(design: Design | EngineConfig, target: str, out_dir: Path | None,
                 progress: _Progress, seeds: tuple[int, ...] | None = None):
-
     # No --seeds: synthesize's own default (seed 1).
     options = {} if seeds is None else {"seeds": seeds}
     stage = f"synthesize for {target}"
