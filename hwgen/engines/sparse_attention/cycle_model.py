@@ -158,8 +158,9 @@ class _Pipeline:
         self.names = stage_names(cfg)
         self.take = {n: None for n in self.names}     # of the previous group
         self.done = {n: None for n in self.names}
-        # Per row unit, its top-k unit's previous set: (capture, pair, hand-off, result count).
-        self.topk_set = [None] * cfg.rows
+        # Per row unit, its top-k unit's previous set: (pair, hand-off, result count); before
+        # the first set, zeros (every cycle is later, so they bind nothing).
+        self.topk_set = [(0, 0, 0)] * cfg.rows
 
     def _select_done(self, take: int, last_beat: int, counts: list[int]) -> int:
         """The select stage: every active unit's top-k unit (:class:`hwgen.hdl.topk.TopK`,
@@ -170,14 +171,11 @@ class _Pipeline:
         the stage is done in the first cycle from its take in which every set is complete."""
         last_capture = take - 1
         for u, m in enumerate(counts):
-            c = last_beat + TOPK_INPUT_STAGES + 1
-            x, h = c + 1, c + 2
-            prev = self.topk_set[u]
-            if prev is not None:
-                c = max(c, prev[1])
-                x = max(c + 1, prev[2])
-                h = max(x + 1, prev[2] + prev[3])
-            self.topk_set[u] = (c, x, h, m)
+            x_prev, h_prev, m_prev = self.topk_set[u]
+            c = max(last_beat + TOPK_INPUT_STAGES + 1, x_prev)
+            x = max(c + 1, h_prev)
+            h = max(x + 1, h_prev + m_prev)
+            self.topk_set[u] = (x, h, m)
             last_capture = max(last_capture, h + m + 2)
         return max(take, last_capture + 1)
 
