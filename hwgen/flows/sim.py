@@ -29,6 +29,7 @@ from hwgen.engines.base import TestbenchResult
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import activate_verilator
+from hwgen.hdl.dsp import cell_models
 
 __all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench"]
 
@@ -71,13 +72,17 @@ def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False
     """Verilate ``design`` (elaborated here if given a config) once and return the build folder;
     with ``axis`` the core and its AXI4-Stream wrapper, toplevel ``<name>_axis``.
 
-    The cache key is the hash of the emitted Verilog (and wrapper), not of the config, so a change
-    to the RTL generator never reuses a stale simulator.
+    A design elaborated for an FPGA family (``design.family``) is simulated on the models of the
+    primitives it instantiates (:func:`hwgen.hdl.dsp.cell_models`). The cache key is the hash of
+    the emitted Verilog (and wrapper and cell models), not of the config, so a change to the RTL
+    generator never reuses a stale simulator.
     """
     design = as_design(design)
     cfg = design.cfg
     wrapper = render_axis_wrapper(design) if axis else ""
-    digest = hashlib.sha256((design.verilog + wrapper).encode()).hexdigest()[:16]
+    models = cell_models(design.family)
+    text = design.verilog + wrapper + "".join(path.read_text() for path in models)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     build_dir = cache_root() / "sim" / (f"{cfg.name}-{digest}{'-axis' if axis else ''}"
                                         f"{'-waves' if waves else ''}")
     stamp = build_dir / "hwgen-build.ok"
@@ -86,7 +91,8 @@ def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
         artifacts = write_design(design, build_dir, axis=axis)
-        sources = [artifacts.verilog] + ([artifacts.axis_verilog] if axis else [])
+        sources = ([artifacts.verilog] + ([artifacts.axis_verilog] if axis else [])
+                   + models)
         try:
             _runner().build(sources=sources, hdl_toplevel=wrapper_name(cfg) if axis else cfg.name,
                             build_dir=build_dir, build_args=["-Wno-fatal", "-O3"], waves=waves,

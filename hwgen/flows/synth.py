@@ -120,7 +120,7 @@ from pathlib import Path
 from typing import Callable
 
 from hwgen.config import ConfigError, EngineConfig, check_choice, check_int, config_hash, invalid
-from hwgen.emit.design import Design, as_design
+from hwgen.emit.design import Design, as_design, for_family
 from hwgen.emit.folders import RESULT_PREFIX, FolderError, publish_folder
 from hwgen.emit.templates import render
 from hwgen.emit.verilog import write_design
@@ -469,6 +469,10 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     say = progress or (lambda message: None)
 
     def fill(work: Path) -> SynthReport:
+        nonlocal design
+        if design.dsp_products and design.family != tgt.family:
+            say(f"elaborate {cfg.name} for {tgt.family} ({design.dsp_products} DSP products)")
+        design = for_family(design, tgt.family)
         say(f"generate {cfg.name}.v in {work} (becomes {out} when done)")
         written = write_design(design, work)
         say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {work / YOSYS_LOG})")

@@ -15,6 +15,7 @@ from amaranth.hdl import Value
 from amaranth.lib import data
 
 from hwgen.hdl.arith import partial_products
+from hwgen.hdl.dsp import fits_dsp, registered_product
 
 __all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum",
            "pipelined_product", "pipelined_tree", "replicated_register", "tree_stages"]
@@ -115,7 +116,9 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
     while the narrower operand has at most 18 bits, except a narrow top piece
     (:data:`LUT_PIECE_BITS`), whose shifted partial products (over the narrower of the two
     factors) are summed two adder levels deep in LUTs and registered as up to four partial
-    sums. Stage 2 registers the shifted sum of everything stage 1 holds. So no carry chain
+    sums. A DSP product's register is :class:`~hwgen.hdl.dsp.RegisteredProduct`, the DSP's own
+    output register on ECP5.
+    Stage 2 registers the shifted sum of everything stage 1 holds. So no carry chain
     follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and an
     adder by Yosys) does.
     """
@@ -130,6 +133,11 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
         if n > 0 and len(piece) <= LUT_PIECE_BITS:
             x, y = (a, piece) if len(piece) <= len(a) else (piece, a)
             sums = _add_levels(partial_products(x, y), 2)
+        elif fits_dsp(a.shape()) and fits_dsp(piece.shape()):
+            # In the DSP's own output register where the target has one (hwgen.hdl.dsp).
+            product = registered_product(m, a, piece, name=f"{name}_pp{n}")
+            partials.append(product << low if low else product)
+            continue
         else:
             sums = [a * piece]
         for k, value in enumerate(sums):

@@ -23,10 +23,13 @@ weighted sum.
 
 **Row groups** ``g`` (``rows`` queries each, ``active`` of them real) pass through the stages
 ``estimate`` (estimated masks only), ``exact``, ``softmax``, ``divide``, ``wsum``, ``emit``. Each
-stage X takes group g in cycle ``take[X][g] = max(done[X-1][g] + 1, take[X+1][g-1])`` (the
+stage X takes group g in cycle ``take[X][g] = max(done[X-1][g] + 1, take[X+1][g-1] + h)``: the
 previous stage has finished it, and the next stage takes X's previous group in the same cycle
-at the latest; the emit stage instead waits for its own previous group: ``done[emit][g-1] + 1``),
-and works from ``take + 1``; with ``n`` the most keys any unit of the group selected:
+(``h = 0``) if that stage took it empty, i.e. while not holding a finished group of its own
+(``take[X+2][g-2] != take[X+1][g-1]``; always for emit), else one cycle later (``h = 1``: the take
+chain in the RTL is two stages long). The emit stage instead waits for its own previous group:
+``done[emit][g-1] + 1``. A stage works from ``take + 1``; with ``n`` the most keys any unit of
+the group selected:
 
 * estimate: ``B = ceil(L / lanes)`` block reads, done at ``take + B + estimate_latency``;
 * exact: the keys leave the top-k units (or counters) one per cycle, done at
@@ -157,6 +160,8 @@ class _Pipeline:
         self.cfg = cfg
         self.names = stage_names(cfg)
         self.take = {n: None for n in self.names}     # of the previous group
+        # Whether the stage took the previous group empty (see the module docstring).
+        self.took_empty = {n: True for n in self.names}
         self.done = {n: None for n in self.names}
         # Per row unit, its top-k unit's previous set: (pair, hand-off, result count); before
         # the first set, zeros (every cycle is later, so they bind nothing).
@@ -194,21 +199,24 @@ class _Pipeline:
             "emit": len(counts),
         }
         earliest = ready
-        takes = {}
+        takes, took_empty = {}, {}
         for k, name in enumerate(self.names):
             t = earliest
-            if name == "emit":
+            following = None if name == "emit" else self.names[k + 1]
+            if following is None:
                 if self.done[name] is not None:
                     t = max(t, self.done[name] + 1)
-            elif self.take[self.names[k + 1]] is not None:
-                t = max(t, self.take[self.names[k + 1]])
+            elif self.take[following] is not None:
+                t = max(t, self.take[following] + (not self.took_empty[following]))
             takes[name] = t
+            took_empty[name] = following is None or t != self.take[following]
             if name == "select":
                 self.done[name] = self._select_done(t, self.done["estimate"], counts)
             else:
                 self.done[name] = t + dur[name]
             earliest = self.done[name] + 1
         self.take.update(takes)
+        self.took_empty.update(took_empty)
         return self.done["wsum"], self.done["emit"]
 
 

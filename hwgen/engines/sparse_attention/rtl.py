@@ -27,8 +27,9 @@ Dataflow
 * **Row groups.** Queries are computed ``rows`` at a time by ``rows`` identical row units. A group
   passes through six stages; each stage works on one group at a time, and the stages work on
   consecutive groups at once (of this sequence and the next one). A stage takes a group when the
-  previous stage has finished it and when the next stage takes the stage's previous group (a
-  combinational take chain, so no cycle is lost between groups):
+  previous stage has finished it and when the next stage takes the stage's previous group (in
+  the same cycle if that next stage is itself empty, else one cycle later: the take chain is
+  two stages long):
 
   0. **estimate** (``topk`` / ``threshold``): the group's q4 rows are read once; the k4 rows
      stream ``lanes`` keys per cycle, *broadcast* to every unit, which computes ``lanes``
@@ -475,13 +476,17 @@ class SparseAttention(wiring.Component):
                         m.d.sync += self.prepared[b].eq(0)
 
         # The take chain: a stage takes the previous stage's finished group if it is idle and
-        # its own finished group (if any) is taken by the next stage in the same cycle. The emit
-        # stage takes only when idle, so out.ready reaches no other stage.
+        # empty, or if its own finished group is taken in the same cycle by a next stage that is
+        # itself idle and empty (``simple``, from registers only). So the chain is two stages
+        # long, not one per stage: a stage whose next stage takes while handing its own group on
+        # takes one cycle later. The emit stage takes only when idle, so out.ready reaches no
+        # other stage.
         incoming = [(valid, offer)] + [(st.full, st.token) for st in stages[:-1]]
+        simple = [has & ~st.busy & ~st.full for (has, _), st in zip(incoming, stages)]
         for n, st in enumerate(stages):
             has, token = incoming[n]
             if n + 1 < len(stages):
-                m.d.comb += st.take.eq(has & ~st.busy & (~st.full | stages[n + 1].take))
+                m.d.comb += st.take.eq(has & ~st.busy & (~st.full | simple[n + 1]))
             else:
                 m.d.comb += st.take.eq(has & ~st.busy)
             with m.If(st.take):

@@ -1,0 +1,138 @@
+"""A product registered once, in the FPGA's DSP block where the target has one
+(docs/architecture.md §3, "DSP blocks").
+
+Yosys maps a ``*`` to an ECP5 ``MULT18X18D`` with none of the block's own registers
+(``techlibs/lattice/dsp_map_18x18.v``), and neither Yosys nor nextpnr moves a fabric register into
+the block afterwards. The product register of a pipeline then sits in the fabric, and the path to
+it runs through the whole multiplier and the routing out of the DSP column: about 3.9 ns of
+multiplier plus 2-3 ns of routing on an ECP5-85K, the critical path of the attention engine.
+With the block's output register on, the multiplier ends inside the block (nextpnr times it as a
+3.5 ns setup at the DSP's inputs) and its output leaves from a register.
+
+:class:`RegisteredProduct` is that product register. Its description depends on the platform it is
+elaborated for (Amaranth hands every ``elaborate`` the platform given to the converter):
+
+* no platform, or a family without primitives here (simulation, lint, iCE40, whose ``synth_ice40
+  -dsp`` packs fabric registers into its ``SB_MAC16`` itself): ``p <= a * b`` in Amaranth;
+* :class:`Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with ``REG_OUTPUT_CLK =
+  "CLK0"``, its output register reset by the domain's synchronous reset like the generic one.
+
+Both give the same value in the same cycle, reset included. Yosys ships no simulation model of
+``MULT18X18D`` (only a black box), so the ECP5 netlist is simulated with
+``hwgen/data/ecp5_cells_sim.v``, a model of the cell as the ECP5 sysDSP documentation
+(Lattice TN1267) describes it, restricted to the modes used here; tests run the attention engine
+elaborated for ECP5 on that model against the golden model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth import ClockSignal, Module, ResetSignal, Signal, signed
+from amaranth.hdl import Instance, Shape, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["FAMILIES", "DSP_BITS", "Primitives", "RegisteredProduct", "cell_models", "fits_dsp",
+           "registered_product"]
+
+#: FPGA families whose DSP primitive :class:`RegisteredProduct` instantiates.
+FAMILIES = ("ecp5",)
+
+#: Width of the signed operands of one ECP5 ``MULT18X18D``.
+DSP_BITS = 18
+
+
+class Primitives:
+    """The platform hwgen elaborates a design for: generic (``family`` None) or one that may
+    instantiate the primitives of FPGA ``family`` (one of :data:`FAMILIES`).
+
+    ``dsp_products`` counts the :class:`RegisteredProduct` blocks elaborated for it, so a generic
+    elaboration tells whether elaborating for a family would change anything.
+    """
+
+    def __init__(self, family: str | None = None):
+        if family is not None and family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+        self.family = family
+        self.dsp_products = 0
+
+
+def cell_models(family: str | None) -> list[Path]:
+    """Verilog simulation models of the primitives a design elaborated for ``family``
+    instantiates (none for the generic design)."""
+    if family is None:
+        return []
+    Primitives(family)      # refuses an unknown family
+    return [Path(__file__).parent.parent / "data" / f"{family}_cells_sim.v"]
+
+
+def fits_dsp(shape: Shape) -> bool:
+    """A value of ``shape`` is an 18-bit signed DSP operand after sign or zero extension."""
+    shape = Shape.cast(shape)
+    return shape.width <= DSP_BITS - (not shape.signed)
+
+
+class RegisteredProduct(wiring.Component):
+    """``p = a * b`` of the previous cycle (0 after reset), exact.
+
+    Parameters
+    ----------
+    a_shape, b_shape : Shape
+        Shapes of the operands; each must fit an 18-bit signed DSP input (:func:`fits_dsp`).
+
+    Attributes
+    ----------
+    a : In(a_shape)
+    b : In(b_shape)
+    p : Out(shape of ``a * b`` in Amaranth)
+        Registered; ``len(a) + len(b)`` bits, signed if either operand is.
+
+    Raises
+    ------
+    ValueError
+        An operand is too wide for the DSP.
+    """
+
+    def __init__(self, a_shape, b_shape):
+        for name, shape in (("a_shape", a_shape), ("b_shape", b_shape)):
+            if not fits_dsp(shape):
+                self._MustUse__silence = True       # refused, so never elaborated
+                raise ValueError(f"{name} must fit an 18-bit signed DSP input (at most 18 bits "
+                                 f"signed or 17 unsigned), not {Shape.cast(shape)!r}")
+        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
+        super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
+
+    def elaborate(self, platform):
+        m = Module()
+        if isinstance(platform, Primitives):
+            platform.dsp_products += 1
+        if getattr(platform, "family", None) == "ecp5":
+            # Sign- or zero-extended to 18 bits and multiplied as signed, the 36-bit product is
+            # exact, and so are its low len(p) bits.
+            a, b = Signal(signed(DSP_BITS)), Signal(signed(DSP_BITS))
+            product = Signal(2 * DSP_BITS)
+            m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(product[:len(self.p)])]
+            m.submodules.mult18x18d = Instance(
+                "MULT18X18D",
+                p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+                p_RESETMODE="SYNC", p_GSR="DISABLED",
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+                i_CLK0=ClockSignal(), i_CE0=1, i_RST0=ResetSignal(),
+                **{f"i_A{n}": a[n] for n in range(DSP_BITS)},
+                **{f"i_B{n}": b[n] for n in range(DSP_BITS)},
+                **{f"i_C{n}": 0 for n in range(DSP_BITS)},
+                **{f"o_P{n}": product[n] for n in range(2 * DSP_BITS)})
+        else:
+            m.d.sync += self.p.eq(self.a * self.b)
+        return m
+
+
+def registered_product(m: Module, a, b, name: str) -> Value:
+    """``a * b`` one cycle later (:class:`RegisteredProduct`, added to ``m`` as ``name``)."""
+    a, b = Value.cast(a), Value.cast(b)
+    product = RegisteredProduct(a.shape(), b.shape())
+    m.submodules[name] = product
+    m.d.comb += [product.a.eq(a), product.b.eq(b)]
+    return product.p

@@ -1,0 +1,132 @@
+"""hwgen/hdl/dsp.py: the registered product in Amaranth's simulator (the generic description),
+and in Yosys for ECP5, where it must become a MULT18X18D with its output register on. The ECP5
+netlist's behaviour on the cell model is checked with the whole attention engine in
+tests/test_attention_sim.py."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from amaranth import ClockDomain, Module, Shape, signed, unsigned
+from amaranth.sim import Simulator
+
+from hwgen.emit.design import elaborate, for_family
+from hwgen.emit.verilog import write_design
+from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.sparse_attention import SparseAttentionConfig
+from hwgen.flows import synth
+from hwgen.hdl.dsp import Primitives, RegisteredProduct, cell_models, fits_dsp
+
+SEED = 1130
+SMALL = SparseAttentionConfig(name="attn_dsp", max_len=8, head_dim=4, topk=2, lanes=2)
+
+
+def _extremes(shape: Shape) -> tuple[int, int]:
+    if shape.signed:
+        return -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+    return 0, (1 << shape.width) - 1
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    (signed(18), signed(18)),         # the widest signed operands
+    (unsigned(17), signed(18)),       # the widest unsigned one, zero-extended
+    (unsigned(17), unsigned(17)),
+    (signed(8), unsigned(1)),
+    (signed(1), signed(1)),           # -1 * -1 = 1 needs the product's extra bit
+])
+def test_the_product_of_the_previous_cycle_and_zero_after_reset(a_shape, b_shape):
+    rng = random.Random(SEED)
+    dut = RegisteredProduct(a_shape, b_shape)
+    top, sync = Module(), ClockDomain("sync")
+    top.domains.sync = sync
+    top.submodules.dut = dut
+    (alo, ahi), (blo, bhi) = _extremes(a_shape), _extremes(b_shape)
+    pairs = [(x, y) for x in (alo, ahi, 0) for y in (blo, bhi, 0)]
+    pairs += [(rng.randint(alo, ahi), rng.randint(blo, bhi)) for _ in range(200)]
+    errors, checked = [], []
+
+    async def testbench(ctx):
+        for x, y in pairs:
+            ctx.set(dut.a, x)
+            ctx.set(dut.b, y)
+            await ctx.tick()
+            got = ctx.get(dut.p)
+            checked.append(got)
+            if got != x * y:
+                errors.append((x, y, got))
+        # A reset clears the register, whatever the operands.
+        ctx.set(dut.a, alo)
+        ctx.set(dut.b, blo)
+        ctx.set(sync.rst, 1)
+        await ctx.tick()
+        ctx.set(sync.rst, 0)
+        if ctx.get(dut.p) != 0:
+            errors.append(("reset", ctx.get(dut.p)))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert errors == [] and len(checked) == len(pairs)
+
+
+@pytest.mark.parametrize("a_shape, b_shape, message", [
+    (unsigned(18), signed(8), "a_shape must fit an 18-bit signed DSP input (at most 18 bits "
+                              "signed or 17 unsigned), not unsigned(18)"),
+    (signed(8), signed(19), "b_shape must fit an 18-bit signed DSP input (at most 18 bits "
+                            "signed or 17 unsigned), not signed(19)"),
+])
+def test_an_operand_too_wide_for_the_dsp_is_refused(a_shape, b_shape, message):
+    with pytest.raises(ValueError) as info:
+        RegisteredProduct(a_shape, b_shape)
+    assert str(info.value) == message
+    assert not fits_dsp(unsigned(18)) and fits_dsp(unsigned(17)) and fits_dsp(signed(18))
+
+
+def test_families():
+    with pytest.raises(ValueError, match="family must be one of ecp5, not 'ice40'"):
+        Primitives("ice40")
+    with pytest.raises(ValueError, match="family must be one of ecp5, not 'gowin'"):
+        cell_models("gowin")
+    assert cell_models(None) == []
+    assert all(path.is_file() for path in cell_models("ecp5"))
+
+
+def test_synthesis_elaborates_again_only_when_the_family_changes_the_verilog():
+    generic = elaborate(SMALL)
+    assert generic.family is None and generic.dsp_products > 0
+    ecp5 = for_family(generic, "ecp5")
+    assert ecp5.family == "ecp5" and ecp5.dsp_products == generic.dsp_products
+    assert ecp5.verilog != generic.verilog and for_family(ecp5, "ecp5") is ecp5
+    assert for_family(generic, "ice40") is generic
+    assert for_family(ecp5, "ice40").verilog == generic.verilog
+    # No DSP products (a MAC array's multipliers are plain products): the same Verilog
+    # everywhere, so no second elaboration.
+    macs = elaborate(MacArrayConfig(name="m2", rows=2, cols=2))
+    assert macs.dsp_products == 0 and for_family(macs, "ecp5") is macs
+
+
+def _dsp_cells(design, tmp_path) -> list[dict]:
+    tmp_path.mkdir()
+    written = write_design(design, tmp_path)
+    synth._yosys(SMALL.name, synth.TARGETS["ecp5-85k"], tmp_path, written.verilog.name,
+                 [p.name for p in written.ports])
+    netlist = json.loads((tmp_path / synth.NETLIST).read_text())
+    cells = netlist["modules"][SMALL.name]["cells"].values()
+    return [c for c in cells if c["type"] == "MULT18X18D"]
+
+
+@pytest.mark.synth
+def test_for_ecp5_every_product_register_is_the_dsps_own(tmp_path):
+    """The generic design's products become MULT18X18D blocks without registers (the product
+    register stays in the fabric); elaborated for ECP5, the same products are blocks with their
+    output register on, one per registered product in the Verilog."""
+    generic = _dsp_cells(elaborate(SMALL), tmp_path / "generic")
+    ecp5_design = elaborate(SMALL, "ecp5")
+    ecp5 = _dsp_cells(ecp5_design, tmp_path / "ecp5")
+    assert len(ecp5) == ecp5_design.verilog.count("MULT18X18D #(") > 0
+    assert len(generic) >= len(ecp5)
+    assert {c["parameters"].get("REG_OUTPUT_CLK", "NONE") for c in generic} == {"NONE"}
+    assert {c["parameters"]["REG_OUTPUT_CLK"] for c in ecp5} == {"CLK0"}
