@@ -95,7 +95,9 @@ unknown target, a bad frequency or bad seeds (:func:`check_seeds`) raise
 Files
 -----
 ``out_dir`` (default ``rtl_out/<name>/synth-<target>/``) holds the design (``<name>.v``,
-``manifest.json``, ``<name>.core``), ``synth.ys``, ``yosys.log``, ``yosys_stat.json``,
+``manifest.json``, ``<name>.core``), the Verilog Yosys read if it differs (``<name>_<family>.v``:
+the design elaborated with the family's DSP primitives, :func:`hwgen.emit.design.for_family`),
+``synth.ys``, ``yosys.log``, ``yosys_stat.json``,
 ``netlist.json``, ``nextpnr.log`` and ``report_nextpnr.json`` (when nextpnr ran: the run of
 ``reported_seed``) and ``report.json``. With more than one seed, every seed's run is also kept as
 ``nextpnr-seed<N>.log`` and ``report_nextpnr-seed<N>.json`` (those of seeds that ran), and the
@@ -469,16 +471,18 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
     say = progress or (lambda message: None)
 
     def fill(work: Path) -> SynthReport:
-        nonlocal design
-        if design.dsp_products and design.family != tgt.family:
-            say(f"elaborate {cfg.name} for {tgt.family} ({design.dsp_products} DSP products)")
-        design = for_family(design, tgt.family)
         say(f"generate {cfg.name}.v in {work} (becomes {out} when done)")
         written = write_design(design, work)
+        verilog = written.verilog.name
+        family_design = for_family(design, tgt.family)
+        if family_design is not design:
+            verilog = f"{cfg.name}_{tgt.family}.v"
+            (work / verilog).write_text(family_design.verilog)
+            say(f"{verilog}: {cfg.name} with {tgt.family} DSP blocks "
+                f"({design.dsp_products} registered products)")
         say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {work / YOSYS_LOG})")
         try:
-            cells = _yosys(cfg.name, tgt, work, written.verilog.name,
-                           [p.name for p in written.ports])
+            cells = _yosys(cfg.name, tgt, work, verilog, [p.name for p in written.ports])
             report = _report(tgt, _yosys_counts(tgt, cells), dict(tgt.capacity), freq, "yosys",
                              ("yosys",), seeds)
             if report.fits:
