@@ -1,5 +1,5 @@
 """A product registered once, in the FPGA's DSP block where the target has one
-(docs/architecture.md §3, "DSP blocks").
+(docs/architecture.md §3, "Pipelining and DSP blocks").
 
 Yosys maps a ``*`` to an ECP5 ``MULT18X18D`` with none of the block's own registers
 (``techlibs/lattice/dsp_map_18x18.v``), and neither Yosys nor nextpnr moves a fabric register into

@@ -1,5 +1,5 @@
 """Pipelining helpers: reduction trees with registers between levels, and delay lines
-(docs/architecture.md §3, "Pipelining").
+(docs/architecture.md §3, "Pipelining and DSP blocks").
 
 Both add logic to a caller's :class:`~amaranth.hdl.Module` in its ``sync`` domain and return the
 number of register stages they inserted, so the caller's schedule (and its cycle model) can name

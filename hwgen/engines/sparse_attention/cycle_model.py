@@ -12,7 +12,8 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
 * :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 6`` (row buffer,
   V read and their registers, ``p`` and its product with V), the result register follows in
   ``t + 7``;
-* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 6``.
+* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 7``
+  (read and its register, row and reciprocal, product, sum, rounding, clamp).
 
 **A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
 and it is ``loaded`` from ``c + 2`` (``c + 3`` for ``topk`` / ``threshold``, whose running
@@ -76,7 +77,7 @@ __all__ = [
 
 SOFTMAX_LATENCY = 7
 WSUM_LATENCY = 7
-QUANT_LATENCY = 6
+QUANT_LATENCY = 7
 
 
 

@@ -414,7 +414,8 @@ class SparseAttention(wiring.Component):
 
         # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
         # in t + 3 (r per element, from that element's reciprocal copies), x * r (DSP pieces,
-        # then their sum) in t + 5, rounded and clamped in t + 6, written in t + 6.
+        # then their sum) in t + 5, rounded in t + 6, clamped in t + 7 and written in t + 7
+        # (rounding and clamping in one cycle was a critical path).
         meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
                                   "qgroup": self.gbits, "klane": _bits(lanes),
                                   "kblock": self.bbits})
@@ -433,9 +434,10 @@ class SparseAttention(wiring.Component):
         prod = [pipelined_product(m, x[c], r[c], name=f"quant{c}") for c in range(d)]
         out = Signal(q4_row, name="quant_out")
         for c in range(d):
-            rounded = (prod[c] + (1 << (S - 1))) >> S
-            m.d.sync += out[c].eq(Mux(rounded > cfg.q_max, cfg.q_max,
-                                      Mux(rounded < -cfg.q_max, -cfg.q_max, rounded)))
+            rounded = Signal(signed(len(prod[c]) - S + 1), name=f"quant_rounded{c}")
+            m.d.sync += [rounded.eq((prod[c] + (1 << (S - 1))) >> S),
+                         out[c].eq(Mux(rounded > cfg.q_max, cfg.q_max,
+                                       Mux(rounded < -cfg.q_max, -cfg.q_max, rounded)))]
         at_write = delay(m, at_read, cm.QUANT_LATENCY - 2, "quant_wmeta")
         m.d.comb += done.eq(at_write.valid & at_write.final)
         for u, mem in enumerate(self.q4mem):
