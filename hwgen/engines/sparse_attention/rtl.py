@@ -357,6 +357,8 @@ class SparseAttention(wiring.Component):
         qlane, qgroup = Signal(_bits(R), name="prep_qlane"), Signal(self.gbits, name="prep_qgroup")
         klane, kblock = (Signal(_bits(lanes), name="prep_klane"),
                          Signal(self.bbits, name="prep_kblock"))
+        # Rows are issued in every cycle of the QUANT state; a register of its own rather than
+        # the decoded state, since it drives every row counter (a critical path decoded).
         issue = Signal(name="prep_issue")
         final = Signal(name="prep_final")                 # the last row's Q is issued
         kread = _Read(m, self.kmem, "prep_k")
@@ -393,16 +395,17 @@ class SparseAttention(wiring.Component):
                         m.next = "DIVIDE_START"
             with m.State("DIVIDE_START"):
                 m.d.comb += [div.request.valid.eq(1) for div in divs.values()]
+                m.d.sync += [j.eq(0), phase.eq(0), qlane.eq(0), qgroup.eq(0), klane.eq(0),
+                             kblock.eq(0)]
                 m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 with m.If(divs["q"].result.valid):
                     m.d.comb += latch.eq(1)
-                    m.d.sync += [j.eq(0), phase.eq(0), qlane.eq(0), qgroup.eq(0), klane.eq(0),
-                                 kblock.eq(0)]
+                    m.d.sync += issue.eq(1)
                     m.next = "QUANT"
             with m.State("QUANT"):
-                m.d.comb += issue.eq(1)
                 with m.If(final):
+                    m.d.sync += issue.eq(0)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(done):
