@@ -6,14 +6,17 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
 * :func:`estimate_latency`: a k4 read issued in cycle t reaches the top-k units in
   ``t + 3 + tree`` (read, read register, LUT products, the adder tree's register stages);
 * :func:`exact_latency`: a key issued in cycle t has its exact score written in
-  ``t + 5 + tree`` (index buffer read, K read and its register, product, adder tree);
+  ``t + 6 + tree`` (index buffer read, K read and its two registers, product, adder tree);
 * :data:`SOFTMAX_LATENCY`: a row-buffer read issued in t has its exp written in ``t + 7``
   (read and its register, ``z``, ``z * C_mult``, table, shift);
-* :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 6`` (row buffer,
-  V read and their registers, ``p`` and its product with V), the result register follows in
-  ``t + 7``;
-* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 7``
-  (read and its register, row and reciprocal, product, sum, rounding, clamp).
+* :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 7`` (row buffer
+  and its register, V read and its two registers, ``p`` and its product with V), the result
+  register follows in ``t + 8``;
+* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 8``
+  (read and its two registers, row and reciprocal, product, sum, rounding, clamp).
+
+The token memories (Q, K, V) are block RAM with two registers after the read data
+(:data:`.rtl.BRAM_READ_REGISTERS`), the other memories one.
 
 **A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
 and it is ``loaded`` from ``c + 2`` (``c + 3`` for ``topk`` / ``threshold``, whose running
@@ -76,10 +79,8 @@ __all__ = [
 ]
 
 SOFTMAX_LATENCY = 7
-WSUM_LATENCY = 7
-QUANT_LATENCY = 7
-
-
+WSUM_LATENCY = 8
+QUANT_LATENCY = 8
 
 
 def stage_names(cfg: SparseAttentionConfig) -> list[str]:
@@ -93,7 +94,7 @@ def estimate_latency(cfg: SparseAttentionConfig) -> int:
 
 
 def exact_latency(cfg: SparseAttentionConfig) -> int:
-    return 5 + tree_stages(cfg.head_dim)
+    return 6 + tree_stages(cfg.head_dim)
 
 
 def prepare_max_latency(cfg: SparseAttentionConfig) -> int:

@@ -51,7 +51,8 @@ Dataflow
   between), so each stage reads and writes its own group.
 
 Memories are read synchronously with a register after the read data (two cycles from address to
-data) except the small row buffers and the exp ROM (one cycle).
+data), the token memories (Q, K, V: block RAM) with two (:data:`BRAM_READ_REGISTERS`, three
+cycles), except the small row buffers and the exp ROM (one cycle).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from hwgen.hdl.arith import lut_product, overflow
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
 from hwgen.hdl.pipeline import (
+    PRODUCT_STAGES,
     delay,
     maximum,
     pipelined_product,
@@ -104,14 +106,28 @@ def _bits(n: int) -> int:
     return max((n - 1).bit_length(), 1)
 
 
-class _Read:
-    """A synchronous read port followed by a data register: data two cycles after the address."""
+#: Registers after the read data of the token memories (Q, K, V: block RAM). Yosys maps them to
+#: DP16KD without the block's output register (about 5.8 ns from clock to data, plus a LUT it
+#: adds after the data), so one fabric register next to the block and one next to the consumer
+#: stand in for it: the path from the block to a register placed near the DSPs it feeds was the
+#: critical path of two of three placements at 99.8 MHz.
+BRAM_READ_REGISTERS = 2
 
-    def __init__(self, m, mem, name):
+
+class _Read:
+    """A synchronous read port followed by ``registers`` data registers: data ``1 + registers``
+    cycles after the address."""
+
+    def __init__(self, m, mem, name, registers: int = 1):
         self.port = mem.read_port()
         self.addr, self.en = self.port.addr, self.port.en
-        self.data = Signal(self.port.data.shape(), name=f"{name}_q")
-        m.d.sync += self.data.eq(self.port.data)
+        data = self.port.data
+        for n in range(registers):
+            reg = Signal(self.port.data.shape(), name=f"{name}_q" + (f"{n}" if n + 1 < registers
+                                                                      else ""))
+            m.d.sync += reg.eq(data)
+            data = reg
+        self.data = data
 
 
 class _Stage:
@@ -361,8 +377,9 @@ class SparseAttention(wiring.Component):
         # the decoded state, since it drives every row counter (a critical path decoded).
         issue = Signal(name="prep_issue")
         final = Signal(name="prep_final")                 # the last row's Q is issued
-        kread = _Read(m, self.kmem, "prep_k")
-        qreads = [_Read(m, mem, f"prep_q{u}") for u, mem in enumerate(self.qmem)]
+        kread = _Read(m, self.kmem, "prep_k", BRAM_READ_REGISTERS)
+        qreads = [_Read(m, mem, f"prep_q{u}", BRAM_READ_REGISTERS)
+                  for u, mem in enumerate(self.qmem)]
         m.d.comb += [kread.addr.eq(Cat(j[:self.jbits], pbank)), kread.en.eq(issue & ~phase),
                      final.eq(issue & phase & (j == length - 1))]
         for rd in qreads:
@@ -415,9 +432,9 @@ class SparseAttention(wiring.Component):
                             m.d.sync += self.prepared[b].eq(1)
                     m.next = "IDLE"
 
-        # Quantizer: issued in t, read data registered in t + 2, the row and its r registered
-        # in t + 3 (r per element, from that element's reciprocal copies), x * r (DSP pieces,
-        # then their sum) in t + 5, rounded in t + 6, clamped in t + 7 and written in t + 7
+        # Quantizer: issued in t, read data registered in t + 3, the row and its r registered
+        # in t + 4 (r per element, from that element's reciprocal copies), x * r (DSP pieces,
+        # then their sum) in t + 6, rounded in t + 7, clamped in t + 8 and written in t + 8
         # (rounding and clamping in one cycle was a critical path).
         meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
                                   "qgroup": self.gbits, "klane": _bits(lanes),
@@ -426,7 +443,7 @@ class SparseAttention(wiring.Component):
         m.d.comb += [at_issue.valid.eq(issue), at_issue.q.eq(phase), at_issue.final.eq(final),
                      at_issue.qlane.eq(qlane), at_issue.qgroup.eq(qgroup),
                      at_issue.klane.eq(klane), at_issue.kblock.eq(kblock)]
-        at_read = delay(m, at_issue, 2, "quant_meta")
+        at_read = delay(m, at_issue, 1 + BRAM_READ_REGISTERS, "quant_meta")
         x = Signal(_row(cfg, D), name="quant_x")
         r = [Signal(cfg.recip_bits, name=f"quant_r{c}") for c in range(d)]
         qrow = qreads[0].data
@@ -441,7 +458,7 @@ class SparseAttention(wiring.Component):
             m.d.sync += [rounded.eq((prod[c] + (1 << (S - 1))) >> S),
                          out[c].eq(Mux(rounded > cfg.q_max, cfg.q_max,
                                        Mux(rounded < -cfg.q_max, -cfg.q_max, rounded)))]
-        at_write = delay(m, at_read, cm.QUANT_LATENCY - 2, "quant_wmeta")
+        at_write = delay(m, at_read, cm.QUANT_LATENCY - 1 - BRAM_READ_REGISTERS, "quant_wmeta")
         m.d.comb += done.eq(at_write.valid & at_write.final)
         for u, mem in enumerate(self.q4mem):
             w = mem.write_port()
@@ -708,14 +725,14 @@ class SparseAttention(wiring.Component):
             else:
                 key = delay(m, key_of[u](index)[:self.jbits], 1, f"exact{u}_key")
             key_valid = delay(m, valid[u], 1, f"exact{u}_kvalid")
-            kread = _Read(m, self.kmem, f"exact{u}_k")                        # t + 3
+            kread = _Read(m, self.kmem, f"exact{u}_k", BRAM_READ_REGISTERS)   # t + 4
             m.d.comb += [kread.addr.eq(Cat(key, tok.bank)), kread.en.eq(key_valid)]
-            qread = _Read(m, self.qmem[u], f"exact{u}_q")
+            qread = _Read(m, self.qmem[u], f"exact{u}_q", BRAM_READ_REGISTERS)
             m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
-            prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 5
+            prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 6
                                        name=f"exact{u}_p{c}") for c in range(d)]
             score, stages = pipelined_tree(m, prods, name=f"exact{u}_tree")
-            assert 5 + stages == latency
+            assert 2 + BRAM_READ_REGISTERS + PRODUCT_STAGES + stages == latency
             wvalid = delay(m, key_valid, latency - 1, f"exact{u}_valid")
             wkey = delay(m, key, latency - 1, f"exact{u}_wkey")
 
@@ -875,17 +892,18 @@ class SparseAttention(wiring.Component):
             jr, er = _Read(m, unit["js"], f"wsum{u}_j"), _Read(m, unit["exp"], f"wsum{u}_e")
             m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),   # t + 2
                          er.addr.eq(Cat(index[:self.sbits], rb)), er.en.eq(1)]
-            vread = _Read(m, self.vmem, f"wsum{u}_v")                       # data in t + 4
+            vread = _Read(m, self.vmem, f"wsum{u}_v", BRAM_READ_REGISTERS)  # data in t + 5
             m.d.comb += [vread.addr.eq(Cat(jr.data.j, tok.bank)), vread.en.eq(1)]
             prob_full = pipelined_product(m, er.data, recips[u], name=f"wsum{u}_pr")  # t + 4
-            prob = (prob_full >> sh)[:cfg.prob_value_bits]
-            prods = [pipelined_product(m, prob, vread.data[c], name=f"wsum{u}_p{c}")  # t + 6
+            prob = delay(m, (prob_full >> sh)[:cfg.prob_value_bits], BRAM_READ_REGISTERS - 1,
+                         f"wsum{u}_prob")                                      # t + 5
+            prods = [pipelined_product(m, prob, vread.data[c], name=f"wsum{u}_p{c}")  # t + 7
                      for c in range(d)]
-            acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")     # t + 6
+            acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")     # t + 7
             acc = [Signal(signed(cfg.acc_bits), name=f"wsum{u}_acc{c}") for c in range(d)]
             # The sums clear one cycle after the take, from a register of this unit's own: the
             # take is decoded from the stage handshake, and fanned out to every accumulator bit
-            # it was the critical path. The group's first product arrives six cycles later.
+            # it was the critical path. The group's first product arrives seven cycles later.
             clear = Signal(name=f"wsum{u}_clear")
             m.d.sync += clear.eq(st.take)
             with m.If(clear):
