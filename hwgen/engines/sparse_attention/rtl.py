@@ -110,7 +110,7 @@ def _bits(n: int) -> int:
 #: DP16KD without the block's output register (about 5.8 ns from clock to data, plus a LUT it
 #: adds after the data), so one fabric register next to the block and one next to the consumer
 #: stand in for it: the path from the block to a register placed near the DSPs it feeds was the
-#: critical path of two of three placements at 99.8 MHz.
+#: critical path of all three placements of the attention example at 99.8 MHz (median).
 BRAM_READ_REGISTERS = 2
 
 
@@ -378,8 +378,8 @@ class SparseAttention(wiring.Component):
         qlane, qgroup = Signal(_bits(R), name="prep_qlane"), Signal(self.gbits, name="prep_qgroup")
         klane, kblock = (Signal(_bits(lanes), name="prep_klane"),
                          Signal(self.bbits, name="prep_kblock"))
-        # Rows are issued in every cycle of the QUANT state; a register of its own rather than
-        # the decoded state, since it drives every row counter (a critical path decoded).
+        # Rows are issued in every cycle of the QUANT state, from a register of its own: decoded
+        # from the state, the issue signal that drives every row counter was a critical path.
         issue = Signal(name="prep_issue")
         final = Signal(name="prep_final")                 # the last row's Q is issued
         kread = _Read(m, self.kmem, "prep_k", BRAM_READ_REGISTERS)
