@@ -309,8 +309,21 @@ def test_a_signal_inside_elaboration_gives_one_error_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interrupt.py", "m4x4.toml"]
 
 
+@pytest.fixture
+def default_stop_signals():
+    """SIGTERM and SIGHUP with their default handlers for the test, as in a shell: pytest run
+    under ``nohup`` inherits an ignored SIGHUP, which hwgen (rightly) leaves ignored."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in saved:
+        signal.signal(sig, signal.SIG_DFL)
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_signal_during_generate_leaves_nothing(tmp_path, monkeypatch, capsys, signum, code):
+def test_a_signal_during_generate_leaves_nothing(tmp_path, monkeypatch, capsys, signum, code,
+                                                 default_stop_signals):
     """SIGTERM (or SIGHUP) while the staging folder is being filled: exit 128 + signal, one error
     line, no staging folder and none of the parent folders the run created; a previous design
     stays."""
