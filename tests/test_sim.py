@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import pytest
 
@@ -82,3 +83,19 @@ def test_waves_are_written():
     _check(result, SEED)
     assert result.waves_path is not None
     assert "pe_r0_c0_psum" in result.waves_path.read_text()
+
+
+def test_a_build_belongs_to_its_python_environment(monkeypatch, tmp_path):
+    """The simulator links cocotb's library from the environment that built it (by path): a
+    build made by another environment (removed since, say) is not reused, and this one runs."""
+    cfg = MacArrayConfig(name="env_m1", rows=1, cols=1)
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    here = build(cfg)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "removed-venv"))
+    elsewhere = build(cfg)
+    assert elsewhere != here and here.is_dir() and elsewhere.is_dir()
+    monkeypatch.undo()
+    monkeypatch.setenv("HWGEN_CACHE", str(tmp_path / "cache"))
+    assert build(cfg) == here
+    result = simulate(cfg, seed=SEED, vectors=4)
+    assert result.passed, result.message

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -68,6 +70,12 @@ def _runner():
     return get_runner("verilator")
 
 
+def _runtime() -> str:
+    """What a Verilator build depends on besides its sources: the Python environment whose
+    cocotb libraries the simulator links to (by path), and the cocotb and Verilator versions."""
+    return f"\n// {sys.prefix} cocotb {version('cocotb')} verilator {version('verilator')}"
+
+
 def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False) -> Path:
     """Verilate ``design`` (elaborated here if given a config) once and return the build folder;
     with ``axis`` the core and its AXI4-Stream wrapper, toplevel ``<name>_axis``.
@@ -75,13 +83,15 @@ def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False
     A design elaborated for an FPGA family (``design.family``) is simulated on the models of the
     primitives it instantiates (:func:`hwgen.hdl.dsp.cell_models`). The cache key is the hash of
     the emitted Verilog (and wrapper and cell models), not of the config, so a change to the RTL
-    generator never reuses a stale simulator.
+    generator never reuses a stale simulator, and of the Python environment (:func:`_runtime`):
+    the simulator loads cocotb's library from it, so one built by a removed environment fails.
     """
     design = as_design(design)
     cfg = design.cfg
     wrapper = render_axis_wrapper(design) if axis else ""
     models = cell_models(design.family)
-    text = design.verilog + wrapper + "".join(path.read_text() for path in models)
+    text = (design.verilog + wrapper + "".join(path.read_text() for path in models)
+            + _runtime())
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     build_dir = cache_root() / "sim" / (f"{cfg.name}-{digest}{'-axis' if axis else ''}"
                                         f"{'-waves' if waves else ''}")
