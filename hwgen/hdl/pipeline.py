@@ -132,23 +132,27 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
             piece = piece.as_signed()
         if n > 0 and len(piece) <= LUT_PIECE_BITS:
             x, y = (a, piece) if len(piece) <= len(a) else (piece, a)
-            sums = _add_levels(partial_products(x, y), 2)
+            regs = _registered(m, _add_levels(partial_products(x, y), 2), f"{name}_pp{n}")
         elif fits_dsp(a.shape()) and fits_dsp(piece.shape()):
             # In the DSP's own output register where the target has one (hwgen.hdl.dsp).
-            product = registered_product(m, a, piece, name=f"{name}_pp{n}")
-            partials.append(product << low if low else product)
-            continue
+            regs = [registered_product(m, a, piece, name=f"{name}_pp{n}")]
         else:
-            sums = [a * piece]
-        for k, value in enumerate(sums):
-            reg = Signal(value.shape(), name=f"{name}_pp{n}_{k}" if len(sums) > 1 else
-                         f"{name}_pp{n}")
-            m.d.sync += reg.eq(value)
-            partials.append(reg << low if low else reg)
+            regs = _registered(m, [a * piece], f"{name}_pp{n}")
+        partials += [reg << low if low else reg for reg in regs]
     total, = _add_levels(partials, len(partials))
     result = Signal(total.shape(), name=f"{name}_sum")
     m.d.sync += result.eq(total)
     return result
+
+
+def _registered(m, values: list[Value], name: str) -> list[Value]:
+    """One register per value (``name``, or ``name_k`` for several)."""
+    regs = []
+    for k, value in enumerate(values):
+        reg = Signal(value.shape(), name=f"{name}_{k}" if len(values) > 1 else name)
+        m.d.sync += reg.eq(value)
+        regs.append(reg)
+    return regs
 
 
 def _add_levels(terms: list[Value], levels: int) -> list[Value]:
