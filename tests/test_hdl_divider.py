@@ -93,8 +93,9 @@ def run(dut: SequentialDivider, operands, seed: int, gap: float = 0.0, ready_pro
     ``high`` and ``dividend`` here). Returns ``(accepted, results, rises)``: request transfer
     cycles, ``(cycle, quotient,
     remainder)`` of every result transfer and the first cycle each result was valid. Checked
-    every cycle: the result payload is held while ``valid & ~ready``, valid is not dropped, and
-    ``request.ready`` is high whenever no division is in flight. ``hold = (cycle, length)`` keeps
+    every cycle: the result payload is held while ``valid & ~ready`` and after the transfer
+    until the next request is taken, valid is not dropped, and ``request.ready`` is high
+    whenever no division is in flight. ``hold = (cycle, length)`` keeps
     ``result.ready`` low for ``length`` cycles from ``cycle`` on (overriding ``ready_prob``).
     """
     rng = random.Random(seed)
@@ -110,7 +111,7 @@ def run(dut: SequentialDivider, operands, seed: int, gap: float = 0.0, ready_pro
     req, res = dut.request, dut.result
 
     async def protocol(ctx):
-        cycle, in_flight, held = 0, 0, None
+        cycle, in_flight, held, after = 0, 0, None, None
         async for _, _, r_valid, r_ready, valid, ready, bits in ctx.tick().sample(
                 req.valid, req.ready, res.valid, res.ready, res.payload.as_value()):
             if in_flight == 0:
@@ -120,7 +121,13 @@ def run(dut: SequentialDivider, operands, seed: int, gap: float = 0.0, ready_pro
                 assert bits == held, f"cycle {cycle}: result payload changed while stalled"
             elif valid:
                 rises.append(cycle)
+            if after is not None:
+                assert bits == after, f"cycle {cycle}: result payload changed after the transfer"
             held = bits if valid and not ready else None
+            if valid and ready:
+                after = bits
+            if r_valid and r_ready:
+                after = None
             in_flight += bool(r_valid and r_ready) - bool(valid and ready)
             assert in_flight in (0, 1), f"cycle {cycle}: {in_flight} divisions in flight"
             cycle += 1

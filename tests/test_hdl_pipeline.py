@@ -72,13 +72,13 @@ def test_yosys_keeps_every_copy(tmp_path):
 
 
 class _Product(Elaboratable):
-    def __init__(self, a_shape, b_shape):
+    def __init__(self, a_shape, b_shape, stages):
         self.a, self.b = Signal(a_shape), Signal(b_shape)
-        self.a_shape, self.b_shape = a_shape, b_shape
+        self.stages = stages
 
     def elaborate(self, platform):
         m = Module()
-        self.p = pipelined_product(m, self.a, self.b, name="p")
+        self.p = pipelined_product(m, self.a, self.b, name="p", stages=self.stages)
         return m
 
 
@@ -90,9 +90,10 @@ class _Product(Elaboratable):
     (signed(9), signed(8)),           # one DSP piece only
     (signed(18), signed(45)),         # two DSP pieces and a signed 11-bit DSP piece
 ])
-def test_pipelined_product_is_exact_after_two_cycles(a_shape, b_shape):
+@pytest.mark.parametrize("stages", [PRODUCT_STAGES, PRODUCT_STAGES + 1])
+def test_pipelined_product_is_exact_after_its_stages(a_shape, b_shape, stages):
     rng = random.Random(SEED)
-    dut = _Product(a_shape, b_shape)
+    dut = _Product(a_shape, b_shape, stages)
     sim = Simulator(dut)
     errors, checked = [], []
 
@@ -108,13 +109,13 @@ def test_pipelined_product_is_exact_after_two_cycles(a_shape, b_shape):
 
     async def testbench(ctx):
         history = []
-        for x, y in pairs + [(0, 0)] * (PRODUCT_STAGES - 1):
+        for x, y in pairs + [(0, 0)] * (stages - 1):
             ctx.set(dut.a, x)
             ctx.set(dut.b, y)
             history.append(x * y)
             await ctx.tick()
-            if len(history) >= PRODUCT_STAGES:      # the product of PRODUCT_STAGES ticks ago
-                expected = history[-PRODUCT_STAGES]
+            if len(history) >= stages:      # the product of ``stages`` ticks ago
+                expected = history[-stages]
                 got = ctx.get(dut.p)
                 checked.append(got)
                 if got != expected:
@@ -124,3 +125,9 @@ def test_pipelined_product_is_exact_after_two_cycles(a_shape, b_shape):
     sim.add_testbench(testbench)
     sim.run()
     assert errors == [] and len(checked) == len(pairs)
+
+
+@pytest.mark.parametrize("stages", [1, 4, "3"])
+def test_pipelined_product_refuses_other_stage_counts(stages):
+    with pytest.raises(ValueError, match=rf"^stages must be 2 or 3, not {stages!r}$"):
+        pipelined_product(Module(), Signal(8), Signal(27), stages=stages)

@@ -121,7 +121,9 @@ class SequentialDivider(wiring.Component):
     ``S + 1`` cycles (:attr:`interval`) and each result leaves in the cycle the next request is
     taken. ``request.ready`` is low while a division is in progress and while a result waits
     for ``result.ready``: there is one division in flight at most. ``result.valid`` never depends
-    on ``result.ready`` and the result payload is held unchanged while ``valid & ~ready``.
+    on ``result.ready`` and the result payload is held unchanged while ``valid & ~ready``, and
+    after the transfer too, until the next request is taken: a caller may hold ``result.ready``
+    high and read the quotient later, as long as it holds off the next request until then.
     ``request.ready`` does depend on ``result.ready`` (combinationally, through one AND-OR).
     """
 

@@ -106,10 +106,13 @@ PRODUCT_PIECE_BITS = 17
 #: 27-bit operand is then one DSP and a 10-bit LUT product instead of two DSPs.
 LUT_PIECE_BITS = 10
 
+#: Register stages of :func:`pipelined_product` (by default; it also takes 3).
+PRODUCT_STAGES = 2
 
-def pipelined_product(m, a, b, name: str = "product") -> Value:
-    """``a * b`` in two register stages (:data:`PRODUCT_STAGES`), with at most two adder levels
-    before each register.
+
+def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAGES) -> Value:
+    """``a * b`` in ``stages`` register stages (:data:`PRODUCT_STAGES`, or 3), with at most two
+    adder levels before each register.
 
     The wider operand is split into :data:`PRODUCT_PIECE_BITS`-bit pieces (the top one keeps
     its sign). Stage 1 registers each piece's product with the narrower operand: one DSP each
@@ -118,10 +121,18 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
     factors) are summed two adder levels deep in LUTs and registered as up to four partial
     sums. A DSP product's register is :class:`~hwgen.hdl.dsp.RegisteredProduct`, the DSP's own
     output register on ECP5.
-    Stage 2 registers the shifted sum of everything stage 1 holds. So no carry chain
-    follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and an
-    adder by Yosys) does.
+    With ``stages=3`` a LUT piece's partial products get one adder level before the first
+    register and the rest of their sum before a second one, while the DSP products wait a
+    register: one adder level, not two, then follows the AND gates of the partial products,
+    whose operands fan out to every gate (the quantizer's 10-bit piece, two levels deep, was a
+    critical path of the attention engine).
+    The last stage registers the shifted sum of everything the stage before holds. So no carry
+    chain follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and
+    an adder by Yosys) does.
     """
+    if stages not in (PRODUCT_STAGES, PRODUCT_STAGES + 1):
+        raise ValueError(f"stages must be {PRODUCT_STAGES} or {PRODUCT_STAGES + 1}, "
+                         f"not {stages!r}")
     a, b = Value.cast(a), Value.cast(b)
     if len(a) > len(b):
         a, b = b, a
@@ -132,12 +143,18 @@ def pipelined_product(m, a, b, name: str = "product") -> Value:
             piece = piece.as_signed()
         if n > 0 and len(piece) <= LUT_PIECE_BITS:
             x, y = (a, piece) if len(piece) <= len(a) else (piece, a)
-            regs = _registered(m, _add_levels(partial_products(x, y), 2), f"{name}_pp{n}")
-        elif fits_dsp(a.shape()) and fits_dsp(piece.shape()):
-            # In the DSP's own output register where the target has one (hwgen.hdl.dsp).
-            regs = [registered_product(m, a, piece, name=f"{name}_pp{n}")]
+            levels = 2 if stages == PRODUCT_STAGES else 1
+            regs = _registered(m, _add_levels(partial_products(x, y), levels), f"{name}_pp{n}")
+            if stages > PRODUCT_STAGES:
+                regs = _registered(m, _add_levels(regs, len(regs)), f"{name}_pp{n}_sum")
         else:
-            regs = _registered(m, [a * piece], f"{name}_pp{n}")
+            if fits_dsp(a.shape()) and fits_dsp(piece.shape()):
+                # In the DSP's own output register where the target has one (hwgen.hdl.dsp).
+                regs = [registered_product(m, a, piece, name=f"{name}_pp{n}")]
+            else:
+                regs = _registered(m, [a * piece], f"{name}_pp{n}")
+            if stages > PRODUCT_STAGES:
+                regs = _registered(m, regs, f"{name}_pp{n}_wait")
         partials += [reg << low if low else reg for reg in regs]
     total, = _add_levels(partials, len(partials))
     result = Signal(total.shape(), name=f"{name}_sum")
@@ -163,6 +180,3 @@ def _add_levels(terms: list[Value], levels: int) -> list[Value]:
         terms = _tree_level(terms, lambda a, b: a + b)
     return terms
 
-
-#: Register stages of :func:`pipelined_product`.
-PRODUCT_STAGES = 2

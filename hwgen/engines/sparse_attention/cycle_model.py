@@ -12,8 +12,9 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
 * :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 7`` (row buffer
   and its register, V read and its two registers, ``p`` and its product with V), the result
   register follows in ``t + 8``;
-* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 8``
-  (read and its two registers, row and reciprocal, product, sum, rounding, clamp).
+* :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 9``
+  (read and its two registers, row and reciprocal, the product's three stages, rounding,
+  clamp).
 
 The token memories (Q, K, V) are block RAM with two registers after the read data
 (:data:`.rtl.BRAM_READ_REGISTERS`), the other memories one.
@@ -80,7 +81,7 @@ __all__ = [
 
 SOFTMAX_LATENCY = 7
 WSUM_LATENCY = 8
-QUANT_LATENCY = 8
+QUANT_LATENCY = 9
 
 
 def stage_names(cfg: SparseAttentionConfig) -> list[str]:

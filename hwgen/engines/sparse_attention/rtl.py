@@ -439,9 +439,10 @@ class SparseAttention(wiring.Component):
                     m.next = "IDLE"
 
         # Quantizer: issued in t, read data registered in t + 3, the row and its r registered
-        # in t + 4 (r per element, from that element's reciprocal copies), x * r (DSP pieces,
-        # then their sum) in t + 6, rounded in t + 7, clamped in t + 8 and written in t + 8
-        # (rounding and clamping in one cycle was a critical path).
+        # in t + 4 (r per element, from that element's reciprocal copies), x * r in t + 7 (a
+        # DSP piece and a 10-bit LUT piece, whose partial products take two stages, then
+        # their sum), rounded in t + 8, clamped in t + 9 and written in t + 9 (rounding and
+        # clamping in one cycle was a critical path).
         meta = data.StructLayout({"valid": 1, "q": 1, "final": 1, "qlane": _bits(R),
                                   "qgroup": self.gbits, "klane": _bits(lanes),
                                   "kblock": self.bbits})
@@ -457,7 +458,8 @@ class SparseAttention(wiring.Component):
             qrow = Mux(at_read.qlane == u, qreads[u].data, qrow)
         m.d.sync += x.eq(Mux(at_read.q, qrow, kread.data))
         m.d.sync += [r[c].eq(Mux(at_read.q, recip["q"][c], recip["k"][c])) for c in range(d)]
-        prod = [pipelined_product(m, x[c], r[c], name=f"quant{c}") for c in range(d)]
+        prod = [pipelined_product(m, x[c], r[c], name=f"quant{c}", stages=PRODUCT_STAGES + 1)
+                for c in range(d)]
         out = Signal(q4_row, name="quant_out")
         for c in range(d):
             rounded = Signal(signed(len(prod[c]) - S + 1), name=f"quant_rounded{c}")
@@ -856,6 +858,12 @@ class SparseAttention(wiring.Component):
         The quotient fits row_recip_bits (sum >= 2**exp_bits), so the divider takes 2**RS as
         high * 2**row_recip_bits + 0 with high = 2**(RS - row_recip_bits) < 2**exp_bits <= sum
         and needs row_recip_bits steps, not RS + 1.
+
+        ``result.ready`` is held high: the result transfers in the cycle it is valid (the
+        stage's done) and the divider holds the quotient until its next request, which comes
+        only after the next take of this stage, so the weighted sum reads it at its own take.
+        With ``ready = wsum take`` the take chain ran on through the divider's request
+        acceptance into its busy flag, a critical path (10.0 ns) of the threshold mask.
         """
         cfg, m = self.cfg, self.m
         st = self.stages["divide"]
@@ -873,7 +881,7 @@ class SparseAttention(wiring.Component):
                          div.request.payload.dividend.eq(0),
                          div.request.payload.high.eq(1 << (cfg.row_recip_shift - rr_bits)),
                          div.request.payload.divisor.eq(sums[u]),
-                         div.result.ready.eq(self.stages["wsum"].take)]
+                         div.result.ready.eq(1)]
             unit["div"], unit["dv_count"] = div, counts[u]
         m.d.comb += st.done.eq(st.busy & self.units[0]["div"].result.valid
                                & ~st.full)
