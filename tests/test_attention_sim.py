@@ -68,12 +68,14 @@ def test_a_wrong_expectation_is_caught():
 
 
 @pytest.mark.parametrize("key", ["threshold", "dense"], ids=lambda k: f"{k}-seed{SEED}")
-def test_the_ecp5_netlist_on_the_dsp_cell_model_matches_golden(key):
+def test_the_ecp5_netlist_on_the_cell_models_matches_golden(key):
     """Elaborated for ECP5, the engine's DSP products are MULT18X18D instances with their output
-    registers on (what synthesis for ECP5 uses, hwgen/hdl/dsp.py); on the cell model
-    (hwgen/data/ecp5_cells_sim.v) the outputs and cycles are those of the generic design."""
+    registers on and its token memories DP16KD blocks with theirs (what synthesis for ECP5 uses,
+    hwgen/hdl/dsp.py and bram.py); on the cell models (hwgen/data/ecp5_cells_sim.v) the outputs
+    and cycles are those of the generic design."""
     design = elaborate(CONFIGS[key], "ecp5")
     assert design.family == "ecp5" and design.verilog.count("MULT18X18D #(") > 0
+    assert design.verilog.count("DP16KD #(") > 0
     result = simulate(design, seed=SEED, vectors=2)
     assert result.passed, f"seed {SEED}: {result.message}"
     throughput = result.details["throughput"]

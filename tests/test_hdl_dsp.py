@@ -18,7 +18,8 @@ from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.flows import synth
 from hwgen.flows.synth import synthesize
-from hwgen.hdl.dsp import Primitives, RegisteredProduct, cell_models, fits_dsp
+from hwgen.hdl.dsp import RegisteredProduct, fits_dsp
+from hwgen.hdl.primitives import Primitives, cell_models
 
 SEED = 1130
 SMALL = SparseAttentionConfig(name="attn_dsp", max_len=8, head_dim=4, topk=2, lanes=2)

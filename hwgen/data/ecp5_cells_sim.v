@@ -72,3 +72,110 @@ module MULT18X18D (
 endmodule
 // verilator lint_on UNUSEDPARAM
 // verilator lint_on UNUSEDSIGNAL
+
+// Simulation model of the Lattice ECP5 DP16KD (hwgen/hdl/bram.py), written by hwgen from the ECP5
+// memory documentation (Lattice TN1264): Yosys ships this cell only as a black box.
+//
+// Modelled: both ports with the same data width (1, 2, 4, 9 or 18 bits; 16384, 8192, 4096, 2048
+// or 1024 words), word address AD[13:SHIFT] (SHIFT 0, 1, 2, 3, 4), the 18-bit width's byte
+// write enables on AD0 (bits 8..0) and AD1 (bits 17..9); a clock edge with CE writes DI (WE
+// high, the port's output holding, WRITEMODE "NORMAL") or reads the word into the port's output
+// latch; REGMODE "OUTREG" adds the output register (enabled by OCE), so data comes two edges
+// after the address; RST clears latch and register at a clock edge (RESETMODE "SYNC"). The
+// contents start as 0 (no INITVAL). A read of a word the other port writes in the same cycle
+// returns the old word here and is undefined on the device. Anything else (chip-select
+// decoding, other write modes, asynchronous reset, different widths per port) is refused when
+// the simulation starts.
+// verilator lint_off UNUSEDSIGNAL
+// verilator lint_off UNUSEDPARAM
+module DP16KD (
+    input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
+    input ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0,
+    input CEA, OCEA, CLKA, WEA, RSTA,
+    input CSA2, CSA1, CSA0,
+    output DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0,
+    input DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0,
+    input ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0,
+    input CEB, OCEB, CLKB, WEB, RSTB,
+    input CSB2, CSB1, CSB0,
+    output DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0
+);
+    parameter DATA_WIDTH_A = 18;
+    parameter DATA_WIDTH_B = 18;
+    parameter REGMODE_A = "NOREG";
+    parameter REGMODE_B = "NOREG";
+    parameter RESETMODE = "SYNC";
+    parameter ASYNC_RESET_RELEASE = "SYNC";
+    parameter CSDECODE_A = "0b000";
+    parameter CSDECODE_B = "0b000";
+    parameter WRITEMODE_A = "NORMAL";
+    parameter WRITEMODE_B = "NORMAL";
+    parameter GSR = "ENABLED";
+
+    localparam integer W = DATA_WIDTH_A;
+    localparam integer SHIFT = W == 18 ? 4 : W == 9 ? 3 : W == 4 ? 2 : W == 2 ? 1 : 0;
+    localparam integer WORDS = 16384 >> SHIFT;
+
+    initial begin
+        if (DATA_WIDTH_B != W || !(W == 1 || W == 2 || W == 4 || W == 9 || W == 18))
+            $fatal(1, "DP16KD model: both ports must have one data width of 1, 2, 4, 9 or 18");
+        if ((REGMODE_A != "NOREG" && REGMODE_A != "OUTREG")
+                || (REGMODE_B != "NOREG" && REGMODE_B != "OUTREG"))
+            $fatal(1, "DP16KD model: REGMODE must be NOREG or OUTREG");
+        if (RESETMODE != "SYNC" || WRITEMODE_A != "NORMAL" || WRITEMODE_B != "NORMAL"
+                || CSDECODE_A != "0b000" || CSDECODE_B != "0b000")
+            $fatal(1, "DP16KD model: only RESETMODE SYNC, WRITEMODE NORMAL, CSDECODE 0b000");
+    end
+
+    wire [17:0] dia = {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0};
+    wire [17:0] dib = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0};
+    wire [13:0] ada = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
+    wire [13:0] adb = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
+    wire [13:0] word_a = ada >> SHIFT;
+    wire [13:0] word_b = adb >> SHIFT;
+    // The bits a write changes: the 18-bit width's two byte enables, else the whole word.
+    wire [17:0] mask_a = W == 18 ? {{9{ADA1}}, {9{ADA0}}} : {18{1'b1}};
+    wire [17:0] mask_b = W == 18 ? {{9{ADB1}}, {9{ADB0}}} : {18{1'b1}};
+
+    reg [17:0] mem [0:WORDS-1];
+    integer i;
+    initial for (i = 0; i < WORDS; i = i + 1) mem[i] = 18'd0;
+
+    reg [17:0] latch_a = 18'd0, latch_b = 18'd0, out_a = 18'd0, out_b = 18'd0;
+    always @(posedge CLKA) begin
+        if (RSTA) begin
+            latch_a <= 18'd0;
+            out_a <= 18'd0;
+        end else begin
+            if (CEA) begin
+                if (WEA)
+                    mem[word_a] <= (mem[word_a] & ~mask_a) | (dia & mask_a);
+                else
+                    latch_a <= mem[word_a];
+            end
+            if (OCEA)
+                out_a <= latch_a;
+        end
+    end
+    always @(posedge CLKB) begin
+        if (RSTB) begin
+            latch_b <= 18'd0;
+            out_b <= 18'd0;
+        end else begin
+            if (CEB) begin
+                if (WEB)
+                    mem[word_b] <= (mem[word_b] & ~mask_b) | (dib & mask_b);
+                else
+                    latch_b <= mem[word_b];
+            end
+            if (OCEB)
+                out_b <= latch_b;
+        end
+    end
+    wire [17:0] doa = (REGMODE_A == "OUTREG" ? out_a : latch_a) & {{(18 - W){1'b0}}, {W{1'b1}}};
+    wire [17:0] dob = (REGMODE_B == "OUTREG" ? out_b : latch_b) & {{(18 - W){1'b0}}, {W{1'b1}}};
+    assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = doa;
+    assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6, DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = dob;
+endmodule
+// verilator lint_on UNUSEDPARAM
+// verilator lint_on UNUSEDSIGNAL

@@ -26,7 +26,7 @@ from amaranth.lib import data, stream, wiring
 
 from hwgen.config import EngineConfig
 from hwgen.engines.registry import ENGINES
-from hwgen.hdl.dsp import FAMILIES, Primitives
+from hwgen.hdl.primitives import FAMILIES, Primitives
 
 __all__ = ["Port", "AxisStream", "Design", "elaborate", "as_design", "for_family", "component",
            "signature_ports", "signature_streams", "verilog_ports"]
@@ -186,11 +186,12 @@ class Design:
     signature : the component's Amaranth signature
     ports : the core's ports in declaration order, from the signature
     streams : its valid/ready streams, from the signature
-    family : the FPGA family whose primitives the Verilog instantiates (DSP blocks with their
-        registers, :mod:`hwgen.hdl.dsp`), or None for the generic Verilog that simulates, lints
-        and synthesizes anywhere
-    dsp_products : registered products that are DSP blocks on a family with primitives (none:
-        the Verilog is the same for every family)
+    family : the FPGA family whose primitives the Verilog instantiates (DSP and block-RAM
+        blocks with their registers, :mod:`hwgen.hdl.dsp`, :mod:`hwgen.hdl.bram`), or None for
+        the generic Verilog that simulates, lints and synthesizes anywhere
+    dsp_products : registered products that are DSP blocks on a family with primitives
+    bram_reads : read ports of block memories that use the block's output register there (with
+        no products and no such ports the Verilog is the same for every family)
     """
 
     cfg: EngineConfig
@@ -200,6 +201,7 @@ class Design:
     streams: tuple[AxisStream, ...]
     family: str | None = None
     dsp_products: int = 0
+    bram_reads: int = 0
 
     @property
     def name(self) -> str:
@@ -208,20 +210,23 @@ class Design:
 
 def elaborate(cfg: EngineConfig, family: str | None = None) -> Design:
     """Elaborate the engine for ``cfg`` and convert it to Verilog (top module ``cfg.name``);
-    with a ``family`` of :data:`hwgen.hdl.dsp.FAMILIES`, Verilog that instantiates that
-    family's DSP primitives (what synthesis for it uses)."""
+    with a ``family`` of :data:`hwgen.hdl.primitives.FAMILIES`, Verilog that instantiates that
+    family's DSP and block-RAM primitives (what synthesis for it uses)."""
     top = ENGINES[cfg.kind].component(cfg)
     platform = Primitives(family)
     text = amaranth_verilog.convert(top, name=cfg.name, platform=platform, emit_src=False)
     return Design(cfg, text, top.signature, signature_ports(top.signature),
-                  signature_streams(top.signature), family, platform.dsp_products)
+                  signature_streams(top.signature), family, platform.dsp_products,
+                  platform.bram_reads)
 
 
 def for_family(design: Design, family: str) -> Design:
     """``design`` as synthesis for FPGA ``family`` takes it: elaborated again with the family's
-    DSP primitives if hwgen has them (:data:`hwgen.hdl.dsp.FAMILIES`) and the design has DSP
-    products, else the generic design (``design`` itself when it is that already)."""
-    wanted = family if family in FAMILIES and design.dsp_products else None
+    primitives if hwgen has them (:data:`hwgen.hdl.primitives.FAMILIES`) and the design has
+    DSP products or block-memory read ports, else the generic design (``design`` itself when it
+    is that already)."""
+    uses = design.dsp_products or design.bram_reads
+    wanted = family if family in FAMILIES and uses else None
     return design if design.family == wanted else elaborate(design.cfg, wanted)
 
 

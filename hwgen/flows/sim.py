@@ -31,7 +31,7 @@ from hwgen.engines.base import TestbenchResult
 from hwgen.engines.registry import ENGINES
 from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import activate_verilator
-from hwgen.hdl.dsp import cell_models
+from hwgen.hdl.primitives import cell_models
 
 __all__ = ["SimResult", "SimError", "simulate", "build", "run_testbench"]
 
@@ -81,7 +81,7 @@ def build(design: Design | EngineConfig, waves: bool = False, axis: bool = False
     with ``axis`` the core and its AXI4-Stream wrapper, toplevel ``<name>_axis``.
 
     A design elaborated for an FPGA family (``design.family``) is simulated on the models of the
-    primitives it instantiates (:func:`hwgen.hdl.dsp.cell_models`). The cache key is the hash of
+    primitives it instantiates (:func:`hwgen.hdl.primitives.cell_models`). The cache key is the hash of
     the emitted Verilog (and wrapper and cell models), not of the config, so a change to the RTL
     generator never reuses a stale simulator, and of the Python environment (:func:`_runtime`):
     the simulator loads cocotb's library from it, so one built by a removed environment fails.

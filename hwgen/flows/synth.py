@@ -478,8 +478,9 @@ def synthesize(design: Design | EngineConfig, target: str, out_dir: Path | str |
         if family_design is not design:
             verilog = f"{cfg.name}_{tgt.family}.v"
             (work / verilog).write_text(family_design.verilog)
-            say(f"{verilog}: {cfg.name} with {tgt.family} DSP blocks "
-                f"({design.dsp_products} registered products)")
+            say(f"{verilog}: {cfg.name} with {tgt.family} primitives "
+                f"({design.dsp_products} registered products, {design.bram_reads} block-RAM "
+                f"read ports with the output register)")
         say(f"yosys {tgt.synth_command} -top {cfg.name} (log: {work / YOSYS_LOG})")
         try:
             cells = _yosys(cfg.name, tgt, work, verilog, [p.name for p in written.ports])

@@ -14,57 +14,30 @@ elaborated for (Amaranth hands every ``elaborate`` the platform given to the con
 
 * no platform, or a family without primitives here (simulation, lint, iCE40, whose ``synth_ice40
   -dsp`` packs fabric registers into its ``SB_MAC16`` itself): ``p <= a * b`` in Amaranth;
-* :class:`Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with ``REG_OUTPUT_CLK =
+* :class:`~hwgen.hdl.primitives.Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with ``REG_OUTPUT_CLK =
   "CLK0"``, its output register reset by the domain's synchronous reset like the generic one.
 
 Both give the same value in the same cycle, reset included. Yosys ships no simulation model of
 ``MULT18X18D`` (only a black box), so the ECP5 netlist is simulated with
-``hwgen/data/ecp5_cells_sim.v``, a model of the cell as the ECP5 sysDSP documentation
-(Lattice TN1267) describes it, restricted to the modes used here; tests run the attention engine
-elaborated for ECP5 on that model against the golden model.
+``hwgen/data/ecp5_cells_sim.v`` (:func:`hwgen.hdl.primitives.cell_models`), a model of the cell
+as the ECP5 sysDSP documentation (Lattice TN1267) describes it, restricted to the modes used
+here; tests run the attention engine elaborated for ECP5 on that model against the golden
+model.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from amaranth import ClockSignal, Module, ResetSignal, Signal, signed
 from amaranth.hdl import Instance, Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FAMILIES", "DSP_BITS", "Primitives", "RegisteredProduct", "cell_models", "fits_dsp",
-           "registered_product"]
+from hwgen.hdl.primitives import Primitives
 
-#: FPGA families whose DSP primitive :class:`RegisteredProduct` instantiates.
-FAMILIES = ("ecp5",)
+__all__ = ["DSP_BITS", "RegisteredProduct", "fits_dsp", "registered_product"]
 
 #: Width of the signed operands of one ECP5 ``MULT18X18D``.
 DSP_BITS = 18
-
-
-class Primitives:
-    """The platform hwgen elaborates a design for: generic (``family`` None) or one that may
-    instantiate the primitives of FPGA ``family`` (one of :data:`FAMILIES`).
-
-    ``dsp_products`` counts the :class:`RegisteredProduct` blocks elaborated for it, so a generic
-    elaboration tells whether elaborating for a family would change anything.
-    """
-
-    def __init__(self, family: str | None = None):
-        if family is not None and family not in FAMILIES:
-            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
-        self.family = family
-        self.dsp_products = 0
-
-
-def cell_models(family: str | None) -> list[Path]:
-    """Verilog simulation models of the primitives a design elaborated for ``family``
-    instantiates (none for the generic design)."""
-    if family is None:
-        return []
-    Primitives(family)      # refuses an unknown family
-    return [Path(__file__).parent.parent / "data" / f"{family}_cells_sim.v"]
 
 
 def fits_dsp(shape: Shape) -> bool:

@@ -51,7 +51,8 @@ Dataflow
   between), so each stage reads and writes its own group.
 
 Memories are read synchronously with a register after the read data (two cycles from address to
-data), the token memories (Q, K, V: block RAM) with two (:data:`BRAM_READ_REGISTERS`, three
+data), the token memories (Q, K, V: block RAM, :class:`~hwgen.hdl.bram.BlockMemory`, whose
+first register is the block's own on ECP5) with two (:data:`BRAM_READ_REGISTERS`, three
 cycles), except the small row buffers and the exp ROM (one cycle).
 """
 
@@ -62,6 +63,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.arith import lut_product, overflow
+from hwgen.hdl.bram import BlockMemory
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
 from hwgen.hdl.pipeline import (
@@ -106,28 +108,22 @@ def _bits(n: int) -> int:
     return max((n - 1).bit_length(), 1)
 
 
-#: Registers after the read data of the token memories (Q, K, V: block RAM). Yosys maps them to
-#: DP16KD without the block's output register (about 5.8 ns from clock to data, plus a LUT it
-#: adds after the data), so one fabric register next to the block and one next to the consumer
-#: stand in for it: the path from the block to a register placed near the DSPs it feeds was the
-#: critical path of all three placements of the attention example at 99.8 MHz (median).
+#: Registers after the read data of the token memories (Q, K, V: :class:`BlockMemory`): the
+#: block's own output register, then one in the fabric near the consumer. The path from the
+#: block to a register placed near the DSPs it feeds was the critical path of all three
+#: placements of the attention example at 99.8 MHz (median) with one register.
 BRAM_READ_REGISTERS = 2
 
 
 class _Read:
-    """A synchronous read port followed by ``registers`` data registers: data ``1 + registers``
-    cycles after the address."""
+    """A synchronous read port of a small memory followed by a data register: data two cycles
+    after the address."""
 
-    def __init__(self, m, mem, name, registers: int = 1):
+    def __init__(self, m, mem, name):
         self.port = mem.read_port()
         self.addr, self.en = self.port.addr, self.port.en
-        data = self.port.data
-        for n in range(registers):
-            reg = Signal(self.port.data.shape(), name=f"{name}_q" + (f"{n}" if n + 1 < registers
-                                                                      else ""))
-            m.d.sync += reg.eq(data)
-            data = reg
-        self.data = data
+        self.data = Signal(self.port.data.shape(), name=f"{name}_q")
+        m.d.sync += self.data.eq(self.port.data)
 
 
 class _Stage:
@@ -179,12 +175,12 @@ class SparseAttention(wiring.Component):
         row_shape = _row(cfg, D)
 
         # Bank memories: address = Cat(position or lane address, bank).
-        self.qmem = [memory.Memory(shape=row_shape, depth=2 << self.gbits, init=[])
+        self.qmem = [BlockMemory(row_shape, 2 << self.gbits)
                      for _ in range(R)]
         for u, mem in enumerate(self.qmem):
             m.submodules[f"qmem{u}"] = mem
-        self.kmem = memory.Memory(shape=row_shape, depth=2 << self.jbits, init=[])
-        self.vmem = memory.Memory(shape=row_shape, depth=2 << self.jbits, init=[])
+        self.kmem = BlockMemory(row_shape, 2 << self.jbits)
+        self.vmem = BlockMemory(row_shape, 2 << self.jbits)
         m.submodules.kmem, m.submodules.vmem = self.kmem, self.vmem
 
         # Bank state. full: loaded and not yet released; loaded: waiting for prepare;
@@ -382,8 +378,8 @@ class SparseAttention(wiring.Component):
         # from the state, the issue signal that drives every row counter was a critical path.
         issue = Signal(name="prep_issue")
         final = Signal(name="prep_final")                 # the last row's Q is issued
-        kread = _Read(m, self.kmem, "prep_k", BRAM_READ_REGISTERS)
-        qreads = [_Read(m, mem, f"prep_q{u}", BRAM_READ_REGISTERS)
+        kread = self.kmem.read_port(BRAM_READ_REGISTERS, "prep_k")
+        qreads = [mem.read_port(BRAM_READ_REGISTERS, f"prep_q{u}")
                   for u, mem in enumerate(self.qmem)]
         m.d.comb += [kread.addr.eq(Cat(j[:self.jbits], pbank)), kread.en.eq(issue & ~phase),
                      final.eq(issue & phase & (j == length - 1))]
@@ -733,9 +729,9 @@ class SparseAttention(wiring.Component):
             else:
                 key = delay(m, key_of[u](index)[:self.jbits], 1, f"exact{u}_key")
             key_valid = delay(m, valid[u], 1, f"exact{u}_kvalid")
-            kread = _Read(m, self.kmem, f"exact{u}_k", BRAM_READ_REGISTERS)   # t + 4
+            kread = self.kmem.read_port(BRAM_READ_REGISTERS, f"exact{u}_k")   # t + 4
             m.d.comb += [kread.addr.eq(Cat(key, tok.bank)), kread.en.eq(key_valid)]
-            qread = _Read(m, self.qmem[u], f"exact{u}_q", BRAM_READ_REGISTERS)
+            qread = self.qmem[u].read_port(BRAM_READ_REGISTERS, f"exact{u}_q")
             m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
             prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 6
                                        name=f"exact{u}_p{c}") for c in range(d)]
@@ -906,7 +902,7 @@ class SparseAttention(wiring.Component):
             jr, er = _Read(m, unit["js"], f"wsum{u}_j"), _Read(m, unit["exp"], f"wsum{u}_e")
             m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),   # t + 2
                          er.addr.eq(Cat(index[:self.sbits], rb)), er.en.eq(1)]
-            vread = _Read(m, self.vmem, f"wsum{u}_v", BRAM_READ_REGISTERS)  # data in t + 5
+            vread = self.vmem.read_port(BRAM_READ_REGISTERS, f"wsum{u}_v")  # data in t + 5
             m.d.comb += [vread.addr.eq(Cat(jr.data.j, tok.bank)), vread.en.eq(1)]
             prob_full = pipelined_product(m, er.data, recips[u], name=f"wsum{u}_pr")  # t + 4
             prob = delay(m, (prob_full >> sh)[:cfg.prob_value_bits], BRAM_READ_REGISTERS - 1,
