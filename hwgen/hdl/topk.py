@@ -329,8 +329,13 @@ class TopK(wiring.Component):
             Signal(name="handoff")
         t_accept = Signal(name="pair_accept")
         ring_go = Signal(name="ring_go", init=1)
-        ready3, ready2, ready1 = Signal(name="sorted_ready"), Signal(name="ranked_ready"), \
-            Signal(name="in_ready")
+        # The input pipeline's enables (``ready3 = ~v3 | ring_go``, ``ready2 = ~v2 | ready3``,
+        # ``ready1 = ~v1 | ready2``) are registers too, loaded with their next values: decoded
+        # from ring_go, the enable of the sorted registers was merged into their data
+        # multiplexers and ran, with ring_go's fanout, at 10.8 ns (the attention engine's
+        # threshold mask).
+        ready3, ready2, ready1 = Signal(name="sorted_ready", init=1), \
+            Signal(name="ranked_ready", init=1), Signal(name="in_ready", init=1)
         m.d.comb += [
             none_left.eq(~remaining[0]),
             one_left.eq(remaining[0] & (~remaining[1] if K > 1 else 1)),
@@ -338,9 +343,6 @@ class TopK(wiring.Component):
             emitter_free.eq(none_left | (advance & one_left)),
             handoff.eq(t_valid & emitter_free),
             t_accept.eq(~t_valid | emitter_free),
-            ready3.eq(~v3 | ring_go),
-            ready2.eq(~v2 | ~v3 | ring_go),
-            ready1.eq(~v1 | ~v2 | ~v3 | ring_go),
             self.items.ready.eq(ready1),
         ]
 
@@ -598,13 +600,19 @@ class TopK(wiring.Component):
             nxt["picked"].eq(pick | e2_valid & skid_valid),
             nxt["skid"].eq(Mux(skid_valid, ~taken, e2_valid & out_valid & ~taken)),
         ]
+        # ring_go = ~r2_last | ~cap_valid | t_accept, one cycle ahead.
+        go = Signal(name="ring_go_next")
+        m.d.comb += go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
+                          | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
+                          & (~nxt["remaining"][1] if K > 1 else 1))
+        v1_next, v2_next, v3_next = (Mux(ready1, self.items.valid, v1), Mux(ready2, v1, v2),
+                                     Mux(ready3, v2, v3))
         m.d.sync += [
             r2_last.eq(nxt["ring2_last"]), cap_valid.eq(nxt["capture_valid"]),
             t_valid.eq(nxt["pair_valid"]), e2_valid.eq(nxt["picked"]),
-            skid_valid.eq(nxt["skid"]),
-            # ring_go = ~r2_last | ~cap_valid | t_accept, one cycle ahead.
-            ring_go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
-                       | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
-                       & (~nxt["remaining"][1] if K > 1 else 1)),
+            skid_valid.eq(nxt["skid"]), ring_go.eq(go),
+            ready3.eq(~v3_next | go),
+            ready2.eq(~v2_next | ~v3_next | go),
+            ready1.eq(~v1_next | ~v2_next | ~v3_next | go),
         ]
         return m
