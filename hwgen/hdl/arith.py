@@ -39,9 +39,12 @@ def lut_product(a: Value, b: Value) -> Value:
     Yosys maps every ``$mul`` cell wider than 1 bit to a DSP block on ECP5; a 4-bit x 4-bit
     product costs a whole 18x18 multiplier there but only a few LUTs as logic. Written as the
     sum of :func:`partial_products`, it contains no ``$mul`` and stays in LUTs.
+
+    The partial products are summed as a balanced tree (``log2(len(b))`` adder levels, not a
+    chain of ``len(b) - 1``).
     """
     terms = partial_products(a, b)
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
-    return total
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]

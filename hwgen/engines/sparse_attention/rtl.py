@@ -562,9 +562,16 @@ class SparseAttention(wiring.Component):
         k4 = [_Read(m, mem, f"k4_{n}") for n, mem in enumerate(self.k4mem)]
         for rd in k4:
             m.d.comb += [rd.addr.eq(Cat(block, tok.bank)), rd.en.eq(issuing)]
-        q4 = [_Read(m, mem, f"q4_{u}") for u, mem in enumerate(self.q4mem)]
-        for rd in q4:
+        # Each unit's q4 row, read once per group (data in take + 2), into one register copy
+        # per lane (valid from take + 3): one register feeding all ``lanes`` products of an
+        # element had 4 ns of routing to them (the example's critical path at 103.5 MHz).
+        load_q4 = delay(m, first, 1, "estimate_q4_load")
+        q4 = []
+        for u, mem in enumerate(self.q4mem):
+            rd = mem.read_port()
             m.d.comb += [rd.addr.eq(Cat(tok.group, tok.bank)), rd.en.eq(first)]
+            copies = replicated_register(m, rd.data, load_q4, lanes, name=f"q4_{u}_lane")
+            q4.append([data.View(rd.data.shape(), copy) for copy in copies])
 
         # Products (LUTs) registered in t + 3, then the adder tree; each tree's last register
         # is the top-k input.
@@ -581,7 +588,7 @@ class SparseAttention(wiring.Component):
                 prods = []
                 for c in range(d):
                     p = Signal(signed(2 * cfg.est_bits), name=f"est_u{u}_l{ln}_p{c}")
-                    m.d.sync += p.eq(lut_product(k4[ln].data[c], q4[u].data[c]))
+                    m.d.sync += p.eq(lut_product(k4[ln].data[c], q4[u][ln][c]))
                     prods.append(p)
                 value, stages = pipelined_tree(m, prods, name=f"est_u{u}_l{ln}")
                 assert 3 + stages == latency
