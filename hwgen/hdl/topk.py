@@ -329,13 +329,14 @@ class TopK(wiring.Component):
             Signal(name="handoff")
         t_accept = Signal(name="pair_accept")
         ring_go = Signal(name="ring_go", init=1)
-        # The input pipeline's enables (``ready3 = ~v3 | ring_go``, ``ready2 = ~v2 | ready3``,
-        # ``ready1 = ~v1 | ready2``) are registers too, loaded with their next values: decoded
-        # from ring_go, the enable of the sorted registers was merged into their data
-        # multiplexers and ran, with ring_go's fanout, at 10.8 ns (the attention engine's
-        # threshold mask).
-        ready3, ready2, ready1 = Signal(name="sorted_ready", init=1), \
-            Signal(name="ranked_ready", init=1), Signal(name="in_ready", init=1)
+        # The input pipeline's enables: ``ready3 = ~v3 | ring_go`` is a register too, loaded
+        # with its next value (decoded from ring_go, the enable of the sorted registers was
+        # merged into their data multiplexers and ran, with ring_go's fanout, at 10.8 ns on the
+        # attention engine's threshold mask); ``ready2 = ~v2 | ready3`` and ``ready1 = ~v1 |
+        # ready2`` are decoded from it (as registers, their next values made ready1 an 11.5 ns
+        # path through ring_go's).
+        ready3 = Signal(name="sorted_ready", init=1)
+        ready2, ready1 = Signal(name="ranked_ready"), Signal(name="in_ready")
         m.d.comb += [
             none_left.eq(~remaining[0]),
             one_left.eq(remaining[0] & (~remaining[1] if K > 1 else 1)),
@@ -343,6 +344,8 @@ class TopK(wiring.Component):
             emitter_free.eq(none_left | (advance & one_left)),
             handoff.eq(t_valid & emitter_free),
             t_accept.eq(~t_valid | emitter_free),
+            ready2.eq(~v2 | ready3),
+            ready1.eq(~v1 | ready2),
             self.items.ready.eq(ready1),
         ]
 
@@ -610,16 +613,13 @@ class TopK(wiring.Component):
         m.d.comb += go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
                           | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
                           & (~nxt["remaining"][1] if K > 1 else 1))
-        v1_next, v2_next, v3_next = (Mux(ready1, self.items.valid, v1), Mux(ready2, v1, v2),
-                                     Mux(ready3, v2, v3))
+        v3_next = Mux(ready3, v2, v3)
         first_cap_next = Mux(ready3, v2 & rk_last, cd_last)
         m.d.sync += [
             r2_last.eq(nxt["ring2_last"]), cap_valid.eq(nxt["capture_valid"]),
             t_valid.eq(nxt["pair_valid"]), e2_valid.eq(nxt["picked"]),
             skid_valid.eq(nxt["skid"]), ring_go.eq(go),
             ready3.eq(~v3_next | go),
-            ready2.eq(~v2_next | ~v3_next | go),
-            ready1.eq(~v1_next | ~v2_next | ~v3_next | go),
             cap_final.eq(go & nxt["ring2_last"]),
             cap_first.eq(go & ~nxt["ring2_last"] & first_cap_next),
         ]
