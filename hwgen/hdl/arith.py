@@ -3,7 +3,7 @@
 from amaranth import Mux
 from amaranth.hdl import Value
 
-__all__ = ["lut_product", "overflow", "partial_products"]
+__all__ = ["lut_product", "overflow", "partial_products", "tree_level"]
 
 
 def overflow(value: Value, bits: int, mode: str) -> Value:
@@ -33,6 +33,13 @@ def partial_products(a: Value, b: Value) -> list[Value]:
     return terms
 
 
+def tree_level(level: list[Value], op) -> list[Value]:
+    """One level of a balanced binary tree: ``op`` of each pair; the odd one out moves up a
+    level unchanged."""
+    pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    return pairs + ([level[-1]] if len(level) % 2 else [])
+
+
 def lut_product(a: Value, b: Value) -> Value:
     """``a * b`` for a narrow ``b``, as a sum of shifted partial products.
 
@@ -45,6 +52,5 @@ def lut_product(a: Value, b: Value) -> Value:
     """
     terms = partial_products(a, b)
     while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
+        terms = tree_level(terms, lambda x, y: x + y)
     return terms[0]

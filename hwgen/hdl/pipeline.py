@@ -14,7 +14,7 @@ from amaranth import Mux, Signal
 from amaranth.hdl import Value
 from amaranth.lib import data
 
-from hwgen.hdl.arith import partial_products
+from hwgen.hdl.arith import partial_products, tree_level
 from hwgen.hdl.dsp import fits_dsp, registered_product
 
 __all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum",
@@ -32,13 +32,6 @@ def maximum(a, b) -> Value:
     return Mux(a > b, a, b)
 
 
-def _tree_level(level: list[Value], op) -> list[Value]:
-    """One level of a balanced binary tree: ``op`` of each pair; the odd one out moves up a
-    level unchanged."""
-    pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-    return pairs + ([level[-1]] if len(level) % 2 else [])
-
-
 def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
                    name: str = "tree") -> tuple[Value, int]:
     """Reduce ``terms`` by a balanced binary tree of ``op`` with a register after every
@@ -54,7 +47,7 @@ def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
         raise ValueError("pipelined_tree needs at least one term")
     stage = depth = 0
     while len(level) > 1:
-        level = _tree_level(level, op)
+        level = tree_level(level, op)
         depth += 1
         if depth % levels_per_stage == 0 or len(level) == 1:
             regs = []
@@ -177,6 +170,6 @@ def _add_levels(terms: list[Value], levels: int) -> list[Value]:
     for _ in range(levels):
         if len(terms) == 1:
             break
-        terms = _tree_level(terms, lambda a, b: a + b)
+        terms = tree_level(terms, lambda a, b: a + b)
     return terms
 
