@@ -53,7 +53,8 @@ Dataflow
 Memories are read synchronously with a register after the read data (two cycles from address to
 data), the token memories (Q, K, V: block RAM, :class:`~hwgen.hdl.bram.BlockMemory`, whose
 first register is the block's own on ECP5) with two (:data:`BRAM_READ_REGISTERS`, three
-cycles), except the small row buffers and the exp ROM (one cycle).
+cycles), except the small row buffers and the exp ROM (one cycle). The q4 rows are block RAM
+too, read with one register (the block's own), at the estimate stage's take.
 """
 
 from __future__ import annotations
@@ -319,8 +320,7 @@ class SparseAttention(wiring.Component):
         # j // lanes), both two banks.
         q4_row = data.ArrayLayout(signed(cfg.est_bits), d)
         self.bbits = _bits(-(-Lmax // lanes))
-        self.q4mem = [memory.Memory(shape=q4_row, depth=2 << self.gbits, init=[])
-                      for _ in range(R)]
+        self.q4mem = [BlockMemory(q4_row, 2 << self.gbits) for _ in range(R)]
         self.k4mem = [memory.Memory(shape=q4_row, depth=2 << self.bbits, init=[])
                       for _ in range(lanes)]
         for n, mem in enumerate(self.q4mem):
@@ -562,14 +562,17 @@ class SparseAttention(wiring.Component):
         k4 = [_Read(m, mem, f"k4_{n}") for n, mem in enumerate(self.k4mem)]
         for rd in k4:
             m.d.comb += [rd.addr.eq(Cat(block, tok.bank)), rd.en.eq(issuing)]
-        # Each unit's q4 row, read once per group (data in take + 2), into one register copy
-        # per lane (valid from take + 3): one register feeding all ``lanes`` products of an
-        # element had 4 ns of routing to them (the example's critical path at 103.5 MHz).
+        # Each unit's q4 row, read once per group at the take (from the block's output register
+        # in take + 2), into one register copy per lane (valid from take + 3): one register
+        # feeding all ``lanes`` products of an element had 4 ns of routing to them (the
+        # example's critical path at 103.5 MHz), and a block RAM without its output register
+        # feeding the copies 9.7 ns.
         load_q4 = delay(m, first, 1, "estimate_q4_load")
+        incoming = self._incoming("estimate")
         q4 = []
         for u, mem in enumerate(self.q4mem):
-            rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(Cat(tok.group, tok.bank)), rd.en.eq(first)]
+            rd = mem.read_port(1, f"estimate_q4_{u}")
+            m.d.comb += [rd.addr.eq(Cat(incoming.group, incoming.bank)), rd.en.eq(st.take)]
             copies = replicated_register(m, rd.data, load_q4, lanes, name=f"q4_{u}_lane")
             q4.append([data.View(rd.data.shape(), copy) for copy in copies])
 
