@@ -1,6 +1,7 @@
-"""hwgen/hdl/pipeline.py: ``pipelined_product`` (DSP and LUT pieces) and ``replicated_register``
-in Amaranth's simulator, and the copies in Yosys, which must keep every one (a copy it merges away
-puts the high-fanout net back)."""
+"""hwgen/hdl/pipeline.py: ``pipelined_product`` (DSP and LUT pieces), ``pipelined_dot_product``
+and ``replicated_register`` in Amaranth's simulator; in Yosys the copies, which must keep every one
+(a copy it merges away puts the high-fanout net back), and the dot product, which must use no DSP
+and fewer LUTs than the products it replaces."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from hwgen.flows.toolchain import run_tool
-from hwgen.hdl.pipeline import PRODUCT_STAGES, pipelined_product, replicated_register
+from hwgen.hdl.arith import partial_products
+from hwgen.hdl.pipeline import (
+    PRODUCT_STAGES,
+    dot_product_stages,
+    pipelined_dot_product,
+    pipelined_product,
+    pipelined_tree,
+    replicated_register,
+)
 
 SEED = 1207
 
@@ -131,3 +140,115 @@ def test_pipelined_product_is_exact_after_its_stages(a_shape, b_shape, stages):
 def test_pipelined_product_refuses_other_stage_counts(stages):
     with pytest.raises(ValueError, match=rf"^stages must be 2 or 3, not {stages!r}$"):
         pipelined_product(Module(), Signal(8), Signal(27), stages=stages)
+
+
+def _extremes(shape):
+    lo = -(1 << (shape.width - 1)) if shape.signed else 0
+    hi = (1 << (shape.width - 1)) - 1 if shape.signed else (1 << shape.width) - 1
+    return lo, hi
+
+
+class _Dot(Elaboratable):
+    """``sum(a[c] * b[c])`` by :func:`pipelined_dot_product`, or (``planes=False``) as the
+    registered LUT products and their pipelined sum it replaced in the attention estimate."""
+
+    def __init__(self, n, a_shape, b_shape, planes=True):
+        self.a = [Signal(a_shape, name=f"a{c}") for c in range(n)]
+        self.b = [Signal(b_shape, name=f"b{c}") for c in range(n)]
+        self.out = Signal(32)
+        self.planes = planes
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.planes:
+            value, self.stages = pipelined_dot_product(m, self.a, self.b, name="dot")
+        else:
+            prods = []
+            for c, (x, y) in enumerate(zip(self.a, self.b)):
+                p = Signal(signed(len(x) + len(y)), name=f"p{c}")
+                terms = partial_products(x, y)
+                m.d.sync += p.eq(sum(terms[1:], terms[0]))
+                prods.append(p)
+            value, _ = pipelined_tree(m, prods, name="sum")
+        m.d.comb += self.out.eq(value)
+        return m
+
+
+@pytest.mark.parametrize("n, a_shape, b_shape", [
+    (16, signed(4), signed(4)),       # the attention estimate at head_dim 16
+    (32, signed(4), signed(4)),       # head_dim 32
+    (1, signed(4), signed(4)),        # one pair: only the planes' combination
+    (6, signed(3), unsigned(3)),      # an unsigned b: no plane subtracted
+    (5, signed(5), signed(1)),        # a lone sign plane: negated, one more stage
+    (3, unsigned(8), signed(2)),      # an unsigned a
+    (7, signed(4), signed(8)),        # est_bits 8: three combining levels
+])
+def test_pipelined_dot_product_is_exact_after_its_stages(n, a_shape, b_shape):
+    rng = random.Random(SEED)
+    dut = _Dot(n, a_shape, b_shape)
+    (alo, ahi), (blo, bhi) = _extremes(a_shape), _extremes(b_shape)
+    vectors = [([x] * n, [y] * n) for x in (alo, ahi) for y in (blo, bhi)]
+    vectors += [([rng.randint(alo, ahi) for _ in range(n)], [rng.randint(blo, bhi) for _ in range(n)])
+                for _ in range(300)]
+    sim = Simulator(dut)
+    errors, checked = [], []
+
+    async def testbench(ctx):
+        stages = dut.stages
+        history = []
+        for xs, ys in vectors + [([0] * n, [0] * n)] * (stages - 1):
+            for sig, v in zip(dut.a + dut.b, xs + ys):
+                ctx.set(sig, v)
+            history.append(sum(x * y for x, y in zip(xs, ys)))
+            await ctx.tick()
+            if len(history) >= stages:      # the dot product of ``stages`` ticks ago
+                got = ctx.get(dut.out)
+                got -= (1 << 32) if got >> 31 else 0
+                checked.append(got)
+                if got != history[-stages]:
+                    errors.append((history[-stages], got))
+
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert dut.stages == dot_product_stages(n, b_shape.width, b_shape.signed)
+    assert errors == [] and len(checked) == len(vectors)
+
+
+@pytest.mark.parametrize("n, width, signed_, stages", [
+    (16, 4, True, 3), (32, 4, True, 4), (1, 4, True, 1), (1, 1, False, 1), (1, 1, True, 2),
+    (5, 1, True, 3), (2, 8, True, 2),
+])
+def test_dot_product_stages(n, width, signed_, stages):
+    # Levels: ceil(log2 n) for the planes plus ceil(log2 width) to combine them, two per stage.
+    assert dot_product_stages(n, width, signed_) == stages
+
+
+def test_pipelined_dot_product_refuses_mismatched_operands():
+    with pytest.raises(ValueError, match=r"^a and b must hold the same number of operands "
+                                         r"\(at least one\), not 2 and 3$"):
+        pipelined_dot_product(Module(), [Signal(4)] * 2, [Signal(4)] * 3)
+    with pytest.raises(ValueError, match=r"^the operands of b must all have the same shape$"):
+        pipelined_dot_product(Module(), [Signal(4)] * 2, [Signal(4), Signal(signed(4))])
+
+
+def _ecp5_cells(dut, tmp_path, name):
+    ports = [*dut.a, *dut.b, dut.out]
+    (tmp_path / f"{name}.v").write_text(verilog.convert(dut, ports=ports, name=name))
+    script = f"read_verilog {name}.v; synth_ecp5 -top {name}; tee -q -o {name}.json stat -json"
+    proc = run_tool("yosys", ["-q", "-p", script], cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((tmp_path / f"{name}.json").read_text())["modules"][f"\\{name}"][
+        "num_cells_by_type"]
+
+
+def test_dot_product_is_lut_logic_smaller_than_summed_products(tmp_path):
+    # One lane of the attention estimate (16 pairs of 4 x 4 bits) on ECP5: LUT4 plus the two
+    # LUT4s of each carry cell (CCU2C), as the synthesis report counts them.
+    def luts(cells):
+        return cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+
+    planes = _ecp5_cells(_Dot(16, signed(4), signed(4)), tmp_path, "planes")
+    products = _ecp5_cells(_Dot(16, signed(4), signed(4), planes=False), tmp_path, "products")
+    assert "MULT18X18D" not in planes and "MULT18X18D" not in products
+    assert luts(planes) < 0.92 * luts(products), (planes, products)

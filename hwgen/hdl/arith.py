@@ -3,7 +3,7 @@
 from amaranth import Mux
 from amaranth.hdl import Value
 
-__all__ = ["lut_product", "overflow", "partial_products", "tree_level"]
+__all__ = ["overflow", "partial_products", "tree_level"]
 
 
 def overflow(value: Value, bits: int, mode: str) -> Value:
@@ -38,19 +38,3 @@ def tree_level(level: list[Value], op) -> list[Value]:
     level unchanged."""
     pairs = [op(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
     return pairs + ([level[-1]] if len(level) % 2 else [])
-
-
-def lut_product(a: Value, b: Value) -> Value:
-    """``a * b`` for a narrow ``b``, as a sum of shifted partial products.
-
-    Yosys maps every ``$mul`` cell wider than 1 bit to a DSP block on ECP5; a 4-bit x 4-bit
-    product costs a whole 18x18 multiplier there but only a few LUTs as logic. Written as the
-    sum of :func:`partial_products`, it contains no ``$mul`` and stays in LUTs.
-
-    The partial products are summed as a balanced tree (``log2(len(b))`` adder levels, not a
-    chain of ``len(b) - 1``).
-    """
-    terms = partial_products(a, b)
-    while len(terms) > 1:
-        terms = tree_level(terms, lambda x, y: x + y)
-    return terms[0]

@@ -17,8 +17,9 @@ from amaranth.lib import data
 from hwgen.hdl.arith import partial_products, tree_level
 from hwgen.hdl.dsp import fits_dsp, registered_product
 
-__all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "maximum",
-           "pipelined_product", "pipelined_tree", "replicated_register", "tree_stages"]
+__all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "dot_product_stages",
+           "maximum", "pipelined_dot_product", "pipelined_product", "pipelined_tree",
+           "replicated_register", "tree_stages"]
 
 
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
@@ -58,6 +59,90 @@ def pipelined_tree(m, terms, op=lambda a, b: a + b, levels_per_stage: int = 2,
             level, stage = regs, stage + 1
     assert stage == tree_stages(len(terms), levels_per_stage)
     return level[0], stage
+
+
+def dot_product_stages(terms: int, width: int, signed: bool) -> int:
+    """Register stages :func:`pipelined_dot_product` inserts for ``terms`` pairs whose ``b``
+    operands are ``width`` bits (``signed`` or not): a register after every two adder levels
+    (the bit-plane sums' and the planes' combination) and after the last one; a lone signed
+    plane (``width`` 1) is negated after that and registered once more."""
+    levels = _levels(terms) + _levels(width)
+    stages = levels // 2 + (levels % 2 or levels == 0)
+    return stages + (signed and width == 1)
+
+
+def _levels(terms: int) -> int:
+    """Adder levels of a balanced tree over ``terms`` operands."""
+    return max(terms - 1, 0).bit_length()
+
+
+def pipelined_dot_product(m, a, b, name: str = "dot") -> tuple[Value, int]:
+    """``sum(a[c] * b[c])`` of narrow operands in LUTs, summed bit plane by bit plane, with a
+    register after every two adder levels and after the last one.
+
+    Yosys maps every ``$mul`` wider than a bit to a DSP block on ECP5, so narrow products go in
+    LUTs. Written as a sum of products, each product is an adder tree of its own (partial
+    products, a negated sign term) before the sum. Summed by the bits of ``b`` instead, plane
+    ``i`` is ``sum(a[c] if b[c][i] else 0)``: one AND gate per bit of ``a``, into adders only
+    as wide as ``a`` plus the plane's level. The planes are then combined with their weights
+    ``2**i`` (negative for the sign bit of a signed ``b``) pairwise, by a subtraction where the
+    sign plane is in the pair. At the estimate stage's 16 pairs of 4 x 4 bits that is a third
+    fewer LUTs than registered products and their sum, in the same number of register stages.
+
+    Returns ``(result, stages)``: the output register (exactly as wide as its expression, so
+    nothing overflows) and :func:`dot_product_stages`.
+    """
+    a, b = [Value.cast(x) for x in a], [Value.cast(x) for x in b]
+    if not a or len(a) != len(b):
+        raise ValueError(f"a and b must hold the same number of operands (at least one), "
+                         f"not {len(a)} and {len(b)}")
+    width, signed = len(b[0]), b[0].shape().signed
+    if any(len(x) != width or x.shape().signed != signed for x in b):
+        raise ValueError("the operands of b must all have the same shape")
+    depth = stage = 0
+
+    def register(lists):
+        # One register stage over every list of terms.
+        nonlocal stage
+        out = []
+        for k, terms in enumerate(lists):
+            regs = []
+            for n, (value, sign) in enumerate(terms):
+                reg = Signal(value.shape(), name=f"{name}_s{stage}_{k}_{n}")
+                m.d.sync += reg.eq(value)
+                regs.append((reg, sign))
+            out.append(regs)
+        stage += 1
+        return out
+
+    def pair(x, y):
+        # A term is (value, sign): sign -1 means it is to be subtracted.
+        (u, su), (v, sv) = x, y
+        if su == sv:
+            return u + v, su
+        return (u - v, su) if su > 0 else (v - u, sv)
+
+    def reduce(lists):
+        # Each list one adder level down; a register after every second level.
+        nonlocal depth
+        while len(lists[0]) > 1:
+            lists = [tree_level(terms, pair) for terms in lists]
+            depth += 1
+            if depth % 2 == 0:
+                lists = register(lists)
+        return lists
+
+    planes = reduce([[(Mux(bc[i], ac, 0), 1) for ac, bc in zip(a, b)] for i in range(width)])
+    last = width - 1
+    (total,), = reduce([[(plane[0][0] << i, -1 if signed and i == last else 1)
+                         for i, (plane,) in enumerate(zip(planes))]])
+    if depth % 2 or depth == 0:
+        (total,), = register([[total]])
+    value, sign = total
+    if sign < 0:
+        ((value, sign),), = register([[(-value, 1)]])
+    assert stage == dot_product_stages(len(a), width, signed)
+    return value, stage
 
 
 def delay(m, value, cycles: int, name: str = "delay"):

@@ -4,7 +4,8 @@ in :mod:`.rtl`, with every input valid and the output always ready.
 Fixed latencies (the RTL checks its pipelines against these at elaboration):
 
 * :func:`estimate_latency`: a k4 read issued in cycle t reaches the top-k units in
-  ``t + 3 + tree`` (read, read register, LUT products, the adder tree's register stages);
+  ``t + 2 + dot`` (read, read register, the LUT dot product's register stages,
+  :func:`hwgen.hdl.pipeline.dot_product_stages`);
 * :func:`exact_latency`: a key issued in cycle t has its exact score written in
   ``t + 6 + tree`` (index buffer read, K read and its two registers, product, adder tree);
 * :data:`SOFTMAX_LATENCY`: a row-buffer read issued in t has its exp written in ``t + 7``
@@ -57,7 +58,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hwgen.hdl.pipeline import tree_stages
+from hwgen.hdl.pipeline import dot_product_stages, tree_stages
 from hwgen.hdl.topk import INPUT_STAGES as TOPK_INPUT_STAGES
 
 from .config import SparseAttentionConfig
@@ -91,7 +92,7 @@ def stage_names(cfg: SparseAttentionConfig) -> list[str]:
 
 
 def estimate_latency(cfg: SparseAttentionConfig) -> int:
-    return 3 + tree_stages(cfg.head_dim)
+    return 2 + dot_product_stages(cfg.head_dim, cfg.est_bits, signed=True)
 
 
 def exact_latency(cfg: SparseAttentionConfig) -> int:

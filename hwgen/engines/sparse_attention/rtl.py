@@ -63,7 +63,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hdl.arith import lut_product, overflow
+from hwgen.hdl.arith import overflow
 from hwgen.hdl.bram import BlockMemory
 from hwgen.hdl.divider import SequentialDivider
 from hwgen.hdl.perf import PerfCounters, PerfSignature
@@ -71,6 +71,7 @@ from hwgen.hdl.pipeline import (
     PRODUCT_STAGES,
     delay,
     maximum,
+    pipelined_dot_product,
     pipelined_product,
     pipelined_tree,
     replicated_register,
@@ -576,8 +577,9 @@ class SparseAttention(wiring.Component):
             copies = replicated_register(m, rd.data, load_q4, lanes, name=f"q4_{u}_lane")
             q4.append([data.View(rd.data.shape(), copy) for copy in copies])
 
-        # Products (LUTs) registered in t + 3, then the adder tree; each tree's last register
-        # is the top-k input.
+        # The dot products of q4 and k4 rows in LUTs, bit plane by bit plane: the AND gates and
+        # two adder levels registered in t + 3, then two levels per register; each dot
+        # product's last register is the top-k input.
         latency = cm.estimate_latency(cfg)
         at_tree = delay(m, beat, latency, "estimate_beat")
         active = tok.active
@@ -588,13 +590,10 @@ class SparseAttention(wiring.Component):
             m.submodules[f"topk{u}"] = topk
             self.units[u]["selected"] = topk.selected
             for ln in range(lanes):
-                prods = []
-                for c in range(d):
-                    p = Signal(signed(2 * cfg.est_bits), name=f"est_u{u}_l{ln}_p{c}")
-                    m.d.sync += p.eq(lut_product(k4[ln].data[c], q4[u][ln][c]))
-                    prods.append(p)
-                value, stages = pipelined_tree(m, prods, name=f"est_u{u}_l{ln}")
-                assert 3 + stages == latency
+                value, stages = pipelined_dot_product(
+                    m, [q4[u][ln][c] for c in range(d)], [k4[ln].data[c] for c in range(d)],
+                    name=f"est_u{u}_l{ln}")
+                assert 2 + stages == latency
                 m.d.comb += topk.items.payload.values[ln].eq(value)
             m.d.comb += [topk.items.valid.eq(at_tree.valid & (u < active)),
                          topk.items.payload.count.eq(at_tree.count),
