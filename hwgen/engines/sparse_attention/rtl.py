@@ -53,8 +53,9 @@ Dataflow
 Memories are read synchronously with a register after the read data (two cycles from address to
 data), the token memories (Q, K, V: block RAM, :class:`~hwgen.hdl.bram.BlockMemory`, whose
 first register is the block's own on ECP5) with two (:data:`BRAM_READ_REGISTERS`, three
-cycles), except the small row buffers and the exp ROM (one cycle). The q4 rows are block RAM
-too, read with one register (the block's own), at the estimate stage's take.
+cycles), except the small row buffers and the exp ROM (one cycle). The q4 and k4 rows are
+block RAM too, read with one register (the block's own); the q4 rows at the estimate stage's
+take.
 """
 
 from __future__ import annotations
@@ -322,8 +323,7 @@ class SparseAttention(wiring.Component):
         q4_row = data.ArrayLayout(signed(cfg.est_bits), d)
         self.bbits = _bits(-(-Lmax // lanes))
         self.q4mem = [BlockMemory(q4_row, 2 << self.gbits) for _ in range(R)]
-        self.k4mem = [memory.Memory(shape=q4_row, depth=2 << self.bbits, init=[])
-                      for _ in range(lanes)]
+        self.k4mem = [BlockMemory(q4_row, 2 << self.bbits) for _ in range(lanes)]
         for n, mem in enumerate(self.q4mem):
             m.submodules[f"q4mem{n}"] = mem
         for n, mem in enumerate(self.k4mem):
@@ -560,7 +560,9 @@ class SparseAttention(wiring.Component):
             m.d.sync += [pos.eq(pos + lanes), block.eq(block + 1)]
             with m.If(beat.last):
                 m.d.sync += issuing.eq(0)
-        k4 = [_Read(m, mem, f"k4_{n}") for n, mem in enumerate(self.k4mem)]
+        # The k4 rows from the blocks' output registers (data in t + 2): as LUT RAM, Yosys
+        # made the read address a register whose net to every lane's memory had 7 ns of routing.
+        k4 = [mem.read_port(1, f"estimate_k4_{n}") for n, mem in enumerate(self.k4mem)]
         for rd in k4:
             m.d.comb += [rd.addr.eq(Cat(block, tok.bank)), rd.en.eq(issuing)]
         # Each unit's q4 row, read once per group at the take (from the block's output register
