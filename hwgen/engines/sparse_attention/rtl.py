@@ -777,10 +777,17 @@ class SparseAttention(wiring.Component):
             w = js.write_port()
             m.d.comb += [w.addr.eq(Cat(windex[:self.sbits], rb)), w.data.j.eq(wkey),
                          w.data.s.eq(score), w.en.eq(wvalid)]
-            with m.If(st.take):
-                m.d.sync += row_max.eq(cfg.score_range[0])
-            with m.If(wvalid):
-                m.d.sync += row_max.eq(maximum(row_max, score))
+            # The row max a cycle behind the writes, from a copy of the score placed beside it
+            # (from the tree's register, the comparator into the max register's enable was a
+            # critical path: 11.1 ns, 8.9 of them routing). The group's first score starts it,
+            # so the last is in it from done + 2; the softmax stage loads it a cycle after its
+            # take, which comes after done, and the next group's first score comes long after.
+            late = delay(m, Cat(score, wvalid, windex == 0), 1, f"exact{u}_late")
+            late_score, late_valid, late_first = (late[:len(score)].as_signed(),
+                                                  late[len(score)], late[len(score) + 1])
+            with m.If(late_valid):
+                m.d.sync += row_max.eq(Mux(late_first, late_score,
+                                           maximum(row_max, late_score)))
             unit["count"], unit["row_max"] = counts[u], row_max
 
     def _pass(self, name, counts):
@@ -833,9 +840,18 @@ class SparseAttention(wiring.Component):
         ``exp_bits``, whose exp the shift step makes 0, as the golden model's does."""
         cfg, m = self.cfg, self.m
         st = self.stages["softmax"]
-        regs = self._hand_over("exact", "softmax", count=[u["count"] for u in self.units],
-                               row_max=[u["row_max"] for u in self.units])
-        counts, maxes = regs["count"], regs["row_max"]
+        regs = self._hand_over("exact", "softmax", count=[u["count"] for u in self.units])
+        counts = regs["count"]
+        # The row maxes are complete a cycle after the exact stage's done (see _exact), so they
+        # load a cycle after the take (from a register, not the take chain); z needs them from
+        # take + 3.
+        load_max = delay(m, st.take, 1, "softmax_max_load")
+        maxes = []
+        for u, unit in enumerate(self.units):
+            reg = Signal.like(unit["row_max"], name=f"softmax{u}_row_max")
+            with m.If(load_max):
+                m.d.sync += reg.eq(unit["row_max"])
+            maxes.append(reg)
         rb = self.rb_of["softmax"]
         index, valid, ending = self._pass("softmax", counts)
         latency = cm.SOFTMAX_LATENCY
