@@ -21,6 +21,7 @@ from hwgen.hdl.pipeline import (
     pipelined_dot_product,
     pipelined_product,
     pipelined_tree,
+    pulse_copies,
     replicated_register,
 )
 
@@ -66,18 +67,83 @@ def test_every_copy_holds_the_last_loaded_value():
     assert errors == []
 
 
-def test_yosys_keeps_every_copy(tmp_path):
-    dut = _Copies(12, 6)
-    ports = [dut.value, dut.load, *dut.outs]
-    (tmp_path / "copies.v").write_text(verilog.convert(dut, ports=ports, name="copies"))
-    # synth_ecp5 up to LUT mapping: every optimization that could merge registers has run.
-    script = ("read_verilog copies.v; synth_ecp5 -top copies -run :map_luts; "
-              "tee -q -o stat.json stat -json")
+def _flip_flops(dut, ports, name, tmp_path) -> int:
+    """ECP5 flip-flops of ``dut`` after ``synth_ecp5`` up to LUT mapping, when every
+    optimization that could merge registers has run."""
+    (tmp_path / f"{name}.v").write_text(verilog.convert(dut, ports=ports, name=name))
+    script = (f"read_verilog {name}.v; synth_ecp5 -top {name} -run :map_luts; "
+              f"tee -q -o stat.json stat -json")
     proc = run_tool("yosys", ["-q", "-p", script], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     stat = json.loads((tmp_path / "stat.json").read_text())
-    cells = stat["modules"]["\\copies"]["num_cells_by_type"]
-    assert cells.get("TRELLIS_FF") == 6 * 12, cells
+    return stat["modules"][f"\\{name}"]["num_cells_by_type"].get("TRELLIS_FF")
+
+
+def test_yosys_keeps_every_copy(tmp_path):
+    dut = _Copies(12, 6)
+    assert _flip_flops(dut, [dut.value, dut.load, *dut.outs], "copies", tmp_path) == 6 * 12
+
+
+class _Pulses(Elaboratable):
+    """``pulse_copies`` of ``pulse``, loading ``replicated_register`` copies of ``value``."""
+
+    def __init__(self, copies):
+        self.pulse, self.value = Signal(), Signal(8)
+        self.outs = [Signal(name=f"out{n}") for n in range(copies)]
+        self.held = [Signal(8, name=f"held{n}") for n in range(copies)]
+        self.copies = copies
+
+    def elaborate(self, platform):
+        m = Module()
+        pulses = pulse_copies(m, self.pulse, self.copies, name="p")
+        held = replicated_register(m, self.value, pulses, self.copies, name="h")
+        m.d.comb += [o.eq(p) for o, p in zip(self.outs, pulses)]
+        m.d.comb += [o.eq(h) for o, h in zip(self.held, held)]
+        return m
+
+
+def test_pulse_copies_are_the_pulse_a_cycle_later_and_load_the_copies():
+    rng = random.Random(SEED)
+    dut = _Pulses(4)
+    errors, pulses = [], 0
+
+    async def testbench(ctx):
+        nonlocal pulses
+        before, loaded = 0, None
+        for _ in range(400):
+            # Never high in two consecutive cycles (the rule pulse_copies states).
+            pulse = int(not before and rng.random() < 0.3)
+            value = rng.randrange(256)
+            ctx.set(dut.pulse, pulse)
+            ctx.set(dut.value, value)
+            await ctx.tick()
+            pulses += pulse
+            got = [ctx.get(o) for o in dut.outs]
+            if got != [pulse] * dut.copies:
+                errors.append(("pulse", pulse, got))
+            if before:              # the copies load the value of the cycle after the pulse
+                loaded = value
+            held = [ctx.get(h) for h in dut.held]
+            if loaded is not None and held != [loaded] * dut.copies:
+                errors.append(("held", loaded, held))
+            before = pulse
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert errors == [] and pulses > 50
+
+
+def test_yosys_keeps_every_pulse_copy(tmp_path):
+    dut = _Pulses(6)
+    # The held copies are not ports here, so only the pulse copies remain.
+    assert _flip_flops(dut, [dut.pulse, dut.value, *dut.outs], "pulses", tmp_path) == 6
+
+
+def test_replicated_register_refuses_a_wrong_number_of_loads():
+    with pytest.raises(ValueError, match=r"^load must be one signal or 3, not 2$"):
+        replicated_register(Module(), Signal(4), [Signal(), Signal()], 3)
 
 
 class _Product(Elaboratable):

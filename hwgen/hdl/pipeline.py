@@ -19,7 +19,7 @@ from hwgen.hdl.dsp import fits_dsp, registered_product
 
 __all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "dot_product_stages",
            "maximum", "pipelined_dot_product", "pipelined_product", "pipelined_tree",
-           "replicated_register", "tree_stages"]
+           "pulse_copies", "replicated_register", "tree_stages"]
 
 
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
@@ -162,7 +162,9 @@ def delay(m, value, cycles: int, name: str = "delay"):
 def replicated_register(m, value, load, copies: int, name: str = "copy") -> list[Value]:
     """``copies`` registers that all load ``value`` in a cycle with ``load`` and hold it, for a
     value that feeds many far-apart sinks (DSP inputs): each sink gets its own copy, placed
-    near it, instead of one net routed to all of them.
+    near it, instead of one net routed to all of them. ``load`` is one signal, or one per copy
+    (all high in the same cycles, e.g. :func:`pulse_copies`), so that no single net reaches the
+    enables of every copy either.
 
     Identical registers would be merged again by Yosys (``opt_merge`` shares cells with the
     same inputs), so the copies hold in a ring, copy ``n`` loading copy ``n + 1`` (the last one
@@ -170,9 +172,24 @@ def replicated_register(m, value, load, copies: int, name: str = "copy") -> list
     the cycle after a load on.
     """
     value = Value.cast(value)
+    loads = list(load) if isinstance(load, (list, tuple)) else [load] * copies
+    if len(loads) != copies:
+        raise ValueError(f"load must be one signal or {copies}, not {len(loads)}")
     regs = [Signal(value.shape(), name=f"{name}{n}") for n in range(copies)]
     for n, reg in enumerate(regs):
-        m.d.sync += reg.eq(Mux(load, value, regs[(n + 1) % copies]))
+        m.d.sync += reg.eq(Mux(loads[n], value, regs[(n + 1) % copies]))
+    return regs
+
+
+def pulse_copies(m, pulse, copies: int, name: str = "pulse") -> list[Signal]:
+    """``copies`` registers, each ``pulse`` delayed by a cycle, for a pulse that would drive too
+    many enables through one net. ``pulse`` must never be high in two consecutive cycles.
+
+    Each copy is ``pulse & ~itself``, which equals ``pulse`` under that rule: every copy has an
+    input of its own, so Yosys does not merge them back into one register (``opt_merge``)."""
+    regs = [Signal(name=f"{name}{n}") for n in range(copies)]
+    for reg in regs:
+        m.d.sync += reg.eq(pulse & ~reg)
     return regs
 
 

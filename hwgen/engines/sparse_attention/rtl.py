@@ -75,6 +75,7 @@ from hwgen.hdl.pipeline import (
     pipelined_dot_product,
     pipelined_product,
     pipelined_tree,
+    pulse_copies,
     replicated_register,
 )
 from hwgen.hdl.topk import TopK
@@ -354,13 +355,13 @@ class SparseAttention(wiring.Component):
                          div.request.payload.divisor.eq(maxabs[name]), div.result.ready.eq(1)]
         assert divs["q"].latency == cm.recip_latency(cfg)
         # The reciprocals: latched when the dividers finish, then one copy per quantizer element
-        # (each feeds one DSP), loaded the cycle after from a registered load pulse, so neither
+        # (each feeds one DSP), loaded the cycle after from registered load pulses, so neither
         # the divider's valid nor the state machine drives the copies' 2 * head_dim * recip_bits
-        # enables. The copies are valid from latch + 2, before the first row's r is taken in
-        # latch + 3.
+        # enables. One load pulse register for all of them had 9 ns of routing (the example's
+        # seed-2 critical path), so each element's pair of copies has its own. The copies are
+        # valid from latch + 2, before the first row's r is taken in latch + 3.
         latch = Signal(name="prep_latch")
-        latched = Signal(name="prep_latched")
-        m.d.sync += latched.eq(latch)
+        latched = pulse_copies(m, latch, d, name="prep_latched")
         recip = {}
         for name in divs:
             value = Signal(cfg.recip_bits, name=f"recip_{name}")
