@@ -492,13 +492,23 @@ class SparseAttention(wiring.Component):
         m.d.comb += length.eq(Mux(cbank, self.bank_len[1], self.bank_len[0]))
         offer = Signal(self.token_layout, name="group_offer")
         rest = Signal(self.pos, name="group_rest")
-        m.d.comb += [rest.eq(length - base),
+        # Whether the offered group is the bank's last: a register computed a cycle ahead, for
+        # the group after a take (the next one of the bank, or the other bank's first) or the
+        # same group, so the take's next-state logic does not wait for the bank length's
+        # multiplexer and subtraction (9.4 ns, the example's seed-1 critical path). A bank's
+        # length is visible a cycle before the bank can be prepared at the earliest, so a new
+        # length reaches this register before any take on that bank.
+        last = Signal(name="group_last")
+        other = Signal(self.pos, name="group_other_len")
+        m.d.comb += [rest.eq(length - base), other.eq(Mux(cbank, self.bank_len[0],
+                                                          self.bank_len[1])),
                      offer.bank.eq(cbank), offer.base.eq(base), offer.group.eq(group),
-                     offer.length.eq(length), offer.last.eq(rest <= R),
+                     offer.length.eq(length), offer.last.eq(last),
                      offer.active.eq(Mux(rest <= R, rest, R))]
         valid = self.prepared.bit_select(cbank, 1)
 
         first = stages[0]
+        m.d.sync += last.eq(Mux(first.take, Mux(last, other <= R, rest <= 2 * R), rest <= R))
         with m.If(first.take):
             m.d.sync += [base.eq(base + R), group.eq(group + 1)]
             with m.If(offer.last):
@@ -561,18 +571,25 @@ class SparseAttention(wiring.Component):
             m.d.sync += [pos.eq(pos + lanes), block.eq(block + 1)]
             with m.If(beat.last):
                 m.d.sync += issuing.eq(0)
-        # The k4 rows from the blocks' output registers (data in t + 2): as LUT RAM, Yosys
-        # made the read address a register whose net to every lane's memory had 7 ns of routing.
-        k4 = [mem.read_port(1, f"estimate_k4_{n}") for n, mem in enumerate(self.k4mem)]
+        # The k4 rows are block RAM read a cycle ahead of the issue, through the block's output
+        # register and one in the fabric near the estimate logic (data in t + 2 for the block
+        # issued in t). Read every cycle: block 0 of the offered group's bank while not issuing
+        # (so in the take's cycle), the next block while issuing, from registers only. As LUT
+        # RAM, Yosys made the read address a register whose net to every lane's memory had 7 ns
+        # of routing; from the block's own register alone, the data had 6.7 ns of routing to
+        # the row units.
+        incoming = self._incoming("estimate")
+        k4 = [mem.read_port(2, f"estimate_k4_{n}") for n, mem in enumerate(self.k4mem)]
         for rd in k4:
-            m.d.comb += [rd.addr.eq(Cat(block, tok.bank)), rd.en.eq(issuing)]
+            m.d.comb += [rd.addr.eq(Mux(issuing, Cat((block + 1)[:self.bbits], tok.bank),
+                                        Cat(Const(0, self.bbits), incoming.bank))),
+                         rd.en.eq(1)]
         # Each unit's q4 row, read once per group at the take (from the block's output register
         # in take + 2), into one register copy per lane (valid from take + 3): one register
         # feeding all ``lanes`` products of an element had 4 ns of routing to them (the
         # example's critical path at 103.5 MHz), and a block RAM without its output register
         # feeding the copies 9.7 ns.
         load_q4 = delay(m, first, 1, "estimate_q4_load")
-        incoming = self._incoming("estimate")
         q4 = []
         for u, mem in enumerate(self.q4mem):
             rd = mem.read_port(1, f"estimate_q4_{u}")
