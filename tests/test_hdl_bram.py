@@ -228,19 +228,21 @@ def test_refusals():
 
 
 def test_the_attention_engine_counts_its_block_ram_read_ports():
-    """Q (prepare and exact), K (prepare and exact) and V (weighted sum): 5 at rows 1."""
-    assert elaborate(SMALL).bram_reads == 5
+    """Q (prepare and exact), K (prepare and exact) and V (weighted sum): 5 at rows 1; q4 (the
+    estimate) 1 per row unit and k4 1 per lane: 8 at rows 1 and 2 lanes."""
+    assert elaborate(SMALL).bram_reads == 5 + 1 + SMALL.lanes
 
 
 @pytest.mark.synth
 def test_for_ecp5_every_read_port_uses_the_blocks_output_register(tmp_path):
-    """Synthesized for ECP5, the attention engine's token memories are DP16KD blocks with
-    REGMODE_B OUTREG, one per 18-bit slice per read port."""
+    """Synthesized for ECP5, the attention engine's token, q4 and k4 memories are DP16KD
+    blocks with REGMODE_B OUTREG, one per 18-bit slice per read port."""
     out = tmp_path / "out"
     report = synthesize(elaborate(SMALL), "ecp5-85k", out_dir=out)
     netlist = json.loads((out / synth.NETLIST).read_text())
     cells = netlist["modules"][SMALL.name]["cells"].values()
     blocks = [c for c in cells if c["type"] == "DP16KD"]
-    # Rows of d = 4 elements of 8 bits: 32 bits, two 18-bit slices per read port.
-    assert len(blocks) == report.brams == 5 * 2
+    # Q/K/V rows of d = 4 elements of 8 bits: 32 bits, two 18-bit slices for each of 5 read
+    # ports; q4 / k4 rows of 4 x 4 bits: one slice for each of 1 + 2 read ports.
+    assert len(blocks) == report.brams == 5 * 2 + 3
     assert {c["parameters"]["REGMODE_B"] for c in blocks} == {"OUTREG"}
