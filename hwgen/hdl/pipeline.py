@@ -22,10 +22,14 @@ __all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "d
            "pulse_copies", "replicated_register", "tree_stages"]
 
 
+def _levels(terms: int) -> int:
+    """Adder levels of a balanced tree over ``terms`` operands."""
+    return max(terms - 1, 0).bit_length()
+
+
 def tree_stages(terms: int, levels_per_stage: int = 2) -> int:
     """Register stages :func:`pipelined_tree` inserts for ``terms`` operands."""
-    levels = max(terms - 1, 0).bit_length()
-    return -(-levels // levels_per_stage)
+    return -(-_levels(terms) // levels_per_stage)
 
 
 def maximum(a, b) -> Value:
@@ -71,11 +75,6 @@ def dot_product_stages(terms: int, width: int, signed: bool) -> int:
     return stages + (signed and width == 1)
 
 
-def _levels(terms: int) -> int:
-    """Adder levels of a balanced tree over ``terms`` operands."""
-    return max(terms - 1, 0).bit_length()
-
-
 def pipelined_dot_product(m, a, b, name: str = "dot") -> tuple[Value, int]:
     """``sum(a[c] * b[c])`` of narrow operands in LUTs, summed bit plane by bit plane, with a
     register after every two adder levels and after the last one.
@@ -86,8 +85,9 @@ def pipelined_dot_product(m, a, b, name: str = "dot") -> tuple[Value, int]:
     ``i`` is ``sum(a[c] if b[c][i] else 0)``: one AND gate per bit of ``a``, into adders only
     as wide as ``a`` plus the plane's level. The planes are then combined with their weights
     ``2**i`` (negative for the sign bit of a signed ``b``) pairwise, by a subtraction where the
-    sign plane is in the pair. At the estimate stage's 16 pairs of 4 x 4 bits that is a third
-    fewer LUTs than registered products and their sum, in the same number of register stages.
+    sign plane is in the pair. At the estimate stage's 16 pairs of 4 x 4 bits that is 850 LUT4
+    and 141 flip-flops against 967 and 180 for registered products and their sum (an eighth
+    and a fifth fewer), in the same number of register stages.
 
     Returns ``(result, stages)``: the output register (exactly as wide as its expression, so
     nothing overflows) and :func:`dot_product_stages`.
@@ -134,8 +134,8 @@ def pipelined_dot_product(m, a, b, name: str = "dot") -> tuple[Value, int]:
 
     planes = reduce([[(Mux(bc[i], ac, 0), 1) for ac, bc in zip(a, b)] for i in range(width)])
     last = width - 1
-    (total,), = reduce([[(plane[0][0] << i, -1 if signed and i == last else 1)
-                         for i, (plane,) in enumerate(zip(planes))]])
+    (total,), = reduce([[(value << i, -1 if signed and i == last else 1)
+                         for i, ((value, _),) in enumerate(planes)]])
     if depth % 2 or depth == 0:
         (total,), = register([[total]])
     value, sign = total
