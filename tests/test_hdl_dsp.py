@@ -38,9 +38,12 @@ def _extremes(shape: Shape) -> tuple[int, int]:
     (signed(8), unsigned(1)),
     (signed(1), signed(1)),           # -1 * -1 = 1 needs the product's extra bit
 ])
-def test_the_product_of_the_previous_cycle_and_zero_after_reset(a_shape, b_shape):
+@pytest.mark.parametrize("input_registers", [False, True])
+def test_the_product_of_one_or_two_cycles_ago_and_zero_after_reset(a_shape, b_shape,
+                                                                  input_registers):
     rng = random.Random(SEED)
-    dut = RegisteredProduct(a_shape, b_shape)
+    dut = RegisteredProduct(a_shape, b_shape, input_registers=input_registers)
+    latency = 1 + input_registers
     top, sync = Module(), ClockDomain("sync")
     top.domains.sync = sync
     top.submodules.dut = dut
@@ -50,22 +53,28 @@ def test_the_product_of_the_previous_cycle_and_zero_after_reset(a_shape, b_shape
     errors, checked = [], []
 
     async def testbench(ctx):
-        for x, y in pairs:
+        for n, (x, y) in enumerate(pairs + [(0, 0)] * (latency - 1)):
             ctx.set(dut.a, x)
             ctx.set(dut.b, y)
             await ctx.tick()
-            got = ctx.get(dut.p)
-            checked.append(got)
-            if got != x * y:
-                errors.append((x, y, got))
-        # A reset clears the register, whatever the operands.
+            if n >= latency - 1:
+                x, y = pairs[n - (latency - 1)]
+                got = ctx.get(dut.p)
+                checked.append(got)
+                if got != x * y:
+                    errors.append((x, y, got))
+        # A reset clears the registers, whatever the operands: zero for `latency` cycles.
         ctx.set(dut.a, alo)
         ctx.set(dut.b, blo)
         ctx.set(sync.rst, 1)
         await ctx.tick()
         ctx.set(sync.rst, 0)
-        if ctx.get(dut.p) != 0:
-            errors.append(("reset", ctx.get(dut.p)))
+        for _ in range(latency):
+            if ctx.get(dut.p) != 0:
+                errors.append(("reset", ctx.get(dut.p)))
+            await ctx.tick()
+        if ctx.get(dut.p) != alo * blo:
+            errors.append(("after reset", ctx.get(dut.p)))
 
     sim = Simulator(top)
     sim.add_clock(1e-6)
@@ -119,7 +128,7 @@ def _dsp_cells(folder) -> list[dict]:
 @pytest.mark.synth
 def test_for_ecp5_every_product_register_is_the_dsps_own(tmp_path):
     """Synthesized for ECP5, the design's registered products are MULT18X18D blocks with their
-    output register on, one per product, from the Verilog elaborated for ECP5 (kept beside the
+    output register on (and their input registers, for a product in one block), one per product, from the Verilog elaborated for ECP5 (kept beside the
     generic one, which stays what the folder's design is). The generic Verilog gives blocks
     without registers: the product register would stay in the fabric."""
     generic, ecp5 = elaborate(SMALL), elaborate(SMALL, "ecp5")
@@ -131,6 +140,12 @@ def test_for_ecp5_every_product_register_is_the_dsps_own(tmp_path):
     blocks = _dsp_cells(out)
     assert len(blocks) == report.dsps == ecp5.verilog.count("MULT18X18D #(") == 14
     assert {c["parameters"]["REG_OUTPUT_CLK"] for c in blocks} == {"CLK0"}
+    # The products of two operands that fit one DSP (exact scores, exponent, weighted sum: 4 + 1
+    # + 4) also register their operands in the block; the quantizer's 27-bit and the
+    # probability's wide products are split into pieces, whose sum needs the fabric.
+    inputs = [(c["parameters"].get("REG_INPUTA_CLK", "NONE"),
+               c["parameters"].get("REG_INPUTB_CLK", "NONE")) for c in blocks]
+    assert inputs.count(("CLK0", "CLK0")) == 9 and inputs.count(("NONE", "NONE")) == 5
 
     (tmp_path / "generic").mkdir()
     written = write_design(generic, tmp_path / "generic")

@@ -1,10 +1,12 @@
 // Simulation model of the Lattice ECP5 MULT18X18D (hwgen/hdl/dsp.py), written by hwgen from the
 // ECP5 sysDSP documentation (Lattice TN1267): Yosys ships this cell only as a black box.
 //
-// Modelled: the 18x18 multiplier with SIGNEDA/SIGNEDB, and the output register, either off
-// ("NONE") or clocked by CLK0 with enable CE0 and synchronous reset RST0. Anything else (input
-// and pipeline registers, other clocks, asynchronous reset, shift-in sources, cascade outputs,
-// C) is refused when the simulation starts, so a netlist that uses it cannot pass for checked.
+// Modelled: the 18x18 multiplier with SIGNEDA/SIGNEDB, the A and B input registers and the
+// output register, each either off ("NONE") or clocked by CLK0 with enable CE0 and synchronous
+// reset RST0 (A and B registered both or neither). SIGNEDA/SIGNEDB act unregistered: hwgen ties
+// them to constants, where registering them changes nothing. Anything else (pipeline and C
+// registers, other clocks, asynchronous reset, shift-in sources, cascade outputs) is refused when
+// the simulation starts, so a netlist that uses it cannot pass for checked.
 // verilator lint_off UNUSEDSIGNAL
 // verilator lint_off UNUSEDPARAM
 module MULT18X18D (
@@ -42,9 +44,13 @@ module MULT18X18D (
     parameter RESETMODE = "SYNC";
 
     initial begin
-        if (REG_INPUTA_CLK != "NONE" || REG_INPUTB_CLK != "NONE" || REG_INPUTC_CLK != "NONE"
-                || REG_PIPELINE_CLK != "NONE")
-            $fatal(1, "MULT18X18D model: input and pipeline registers are not modelled");
+        if (REG_INPUTC_CLK != "NONE" || REG_PIPELINE_CLK != "NONE")
+            $fatal(1, "MULT18X18D model: C and pipeline registers are not modelled");
+        if (REG_INPUTA_CLK != REG_INPUTB_CLK
+                || (REG_INPUTA_CLK != "NONE" && REG_INPUTA_CLK != "CLK0")
+                || REG_INPUTA_CE != "CE0" || REG_INPUTA_RST != "RST0"
+                || REG_INPUTB_CE != "CE0" || REG_INPUTB_RST != "RST0")
+            $fatal(1, "MULT18X18D model: only A and B input registers both off or both on CLK0, CE0, sync RST0");
         if ((REG_OUTPUT_CLK != "NONE" && REG_OUTPUT_CLK != "CLK0") || REG_OUTPUT_CE != "CE0"
                 || REG_OUTPUT_RST != "RST0" || RESETMODE != "SYNC")
             $fatal(1, "MULT18X18D model: only an output register on CLK0, CE0, sync RST0");
@@ -52,8 +58,20 @@ module MULT18X18D (
             $fatal(1, "MULT18X18D model: multiplier bypass and cascade matching are not modelled");
     end
 
-    wire [17:0] a = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
-    wire [17:0] b = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+    wire [17:0] a_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
+    wire [17:0] b_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+
+    reg [17:0] a_reg = 18'd0, b_reg = 18'd0;
+    always @(posedge CLK0)
+        if (RST0) begin
+            a_reg <= 18'd0;
+            b_reg <= 18'd0;
+        end else if (CE0) begin
+            a_reg <= a_in;
+            b_reg <= b_in;
+        end
+    wire [17:0] a = REG_INPUTA_CLK == "CLK0" ? a_reg : a_in;
+    wire [17:0] b = REG_INPUTB_CLK == "CLK0" ? b_reg : b_in;
 
     // Each operand is signed when its SIGNED input is high, else unsigned.
     wire signed [18:0] a_ext = {SIGNEDA & a[17], a};

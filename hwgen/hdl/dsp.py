@@ -7,7 +7,12 @@ the block afterwards. The product register of a pipeline then sits in the fabric
 it runs through the whole multiplier and the routing out of the DSP column: about 3.9 ns of
 multiplier plus 2-3 ns of routing on an ECP5-85K, the critical path of the attention engine.
 With the block's output register on, the multiplier ends inside the block (nextpnr times it as a
-3.5 ns setup at the DSP's inputs) and its output leaves from a register.
+3.5 ns setup at the DSP's inputs) and its output leaves from a register. With its input registers
+on as well, the multiplier runs between two of the block's own registers (nextpnr's
+``MULT18X18D_REGS_ALL`` timing: a setup of a few tenths of a nanosecond at the inputs, 0.6 ns
+from clock to output), so the routing into the DSP column gets a whole cycle to itself: a
+product of two registered operands that spends its first register stage in the DSP's input
+registers instead of in fabric registers in front of them (``input_registers=True``).
 
 :class:`RegisteredProduct` is that product register. Its description depends on the platform it is
 elaborated for (Amaranth hands every ``elaborate`` the platform given to the converter):
@@ -15,7 +20,8 @@ elaborated for (Amaranth hands every ``elaborate`` the platform given to the con
 * no platform, or a family without primitives here (simulation, lint, iCE40, whose ``synth_ice40
   -dsp`` packs fabric registers into its ``SB_MAC16`` itself): ``p <= a * b`` in Amaranth;
 * :class:`~hwgen.hdl.primitives.Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with ``REG_OUTPUT_CLK =
-  "CLK0"``, its output register reset by the domain's synchronous reset like the generic one.
+  "CLK0"`` (and ``REG_INPUTA_CLK = REG_INPUTB_CLK = "CLK0"`` with input registers), its registers
+  reset by the domain's synchronous reset like the generic ones.
 
 Both give the same value in the same cycle, reset included. Yosys ships no simulation model of
 ``MULT18X18D`` (only a black box), so the ECP5 netlist is simulated with
@@ -47,12 +53,15 @@ def fits_dsp(shape: Shape) -> bool:
 
 
 class RegisteredProduct(wiring.Component):
-    """``p = a * b`` of the previous cycle (0 after reset), exact.
+    """``p = a * b`` of the previous cycle (0 after reset), exact; with ``input_registers``, of
+    the cycle before that (0 for the two cycles after reset).
 
     Parameters
     ----------
     a_shape, b_shape : Shape
         Shapes of the operands; each must fit an 18-bit signed DSP input (:func:`fits_dsp`).
+    input_registers : bool
+        Register the operands too (in the DSP's input registers on ECP5): two register stages.
 
     Attributes
     ----------
@@ -67,12 +76,13 @@ class RegisteredProduct(wiring.Component):
         An operand is too wide for the DSP.
     """
 
-    def __init__(self, a_shape, b_shape):
+    def __init__(self, a_shape, b_shape, *, input_registers: bool = False):
         for name, shape in (("a_shape", a_shape), ("b_shape", b_shape)):
             if not fits_dsp(shape):
                 self._MustUse__silence = True       # refused, so never elaborated
                 raise ValueError(f"{name} must fit an 18-bit signed DSP input (at most 18 bits "
                                  f"signed or 17 unsigned), not {Shape.cast(shape)!r}")
+        self.input_registers = bool(input_registers)
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
         super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
@@ -87,8 +97,11 @@ class RegisteredProduct(wiring.Component):
             a, b = Signal(signed(DSP_BITS)), Signal(signed(DSP_BITS))
             product = Signal(2 * DSP_BITS)
             m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(product[:len(self.p)])]
+            inputs = "CLK0" if self.input_registers else "NONE"
             m.submodules.mult18x18d = Instance(
                 "MULT18X18D",
+                p_REG_INPUTA_CLK=inputs, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+                p_REG_INPUTB_CLK=inputs, p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
                 p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
                 p_RESETMODE="SYNC", p_GSR="DISABLED",
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
@@ -98,14 +111,19 @@ class RegisteredProduct(wiring.Component):
                 **{f"i_C{n}": 0 for n in range(DSP_BITS)},
                 **{f"o_P{n}": product[n] for n in range(2 * DSP_BITS)})
         else:
-            m.d.sync += self.p.eq(self.a * self.b)
+            a, b = self.a, self.b
+            if self.input_registers:
+                a, b = Signal.like(self.a, name="a_reg"), Signal.like(self.b, name="b_reg")
+                m.d.sync += [a.eq(self.a), b.eq(self.b)]
+            m.d.sync += self.p.eq(a * b)
         return m
 
 
-def registered_product(m: Module, a, b, name: str) -> Value:
-    """``a * b`` one cycle later (:class:`RegisteredProduct`, added to ``m`` as ``name``)."""
+def registered_product(m: Module, a, b, name: str, *, input_registers: bool = False) -> Value:
+    """``a * b`` one cycle later, or two with ``input_registers`` (:class:`RegisteredProduct`,
+    added to ``m`` as ``name``)."""
     a, b = Value.cast(a), Value.cast(b)
-    product = RegisteredProduct(a.shape(), b.shape())
+    product = RegisteredProduct(a.shape(), b.shape(), input_registers=input_registers)
     m.submodules[name] = product
     m.d.comb += [product.a.eq(a), product.b.eq(b)]
     return product.p

@@ -224,6 +224,10 @@ def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAG
     The last stage registers the shifted sum of everything the stage before holds. So no carry
     chain follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and
     an adder by Yosys) does.
+    A product whose operands both fit one DSP has nothing to sum: its two stages are the DSP's input and
+    output registers (``RegisteredProduct(input_registers=True)``), so the routing from the
+    operands' registers into the DSP column and the multiplier each get a cycle (with
+    ``stages=3`` a fabric register follows).
     """
     if stages not in (PRODUCT_STAGES, PRODUCT_STAGES + 1):
         raise ValueError(f"stages must be {PRODUCT_STAGES} or {PRODUCT_STAGES + 1}, "
@@ -231,6 +235,11 @@ def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAG
     a, b = Value.cast(a), Value.cast(b)
     if len(a) > len(b):
         a, b = b, a
+    if fits_dsp(a.shape()) and fits_dsp(b.shape()):
+        product = registered_product(m, a, b, name=f"{name}_dsp", input_registers=True)
+        if stages > PRODUCT_STAGES:
+            product, = _registered(m, [product], f"{name}_wait")
+        return product
     partials = []
     for n, low in enumerate(range(0, len(b), PRODUCT_PIECE_BITS)):
         piece = b[low:low + PRODUCT_PIECE_BITS]
