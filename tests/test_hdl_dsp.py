@@ -128,9 +128,10 @@ def _dsp_cells(folder) -> list[dict]:
 @pytest.mark.synth
 def test_for_ecp5_every_product_register_is_the_dsps_own(tmp_path):
     """Synthesized for ECP5, the design's registered products are MULT18X18D blocks with their
-    output register on (and their input registers, for a product in one block), one per product, from the Verilog elaborated for ECP5 (kept beside the
-    generic one, which stays what the folder's design is). The generic Verilog gives blocks
-    without registers: the product register would stay in the fabric."""
+    output register on (and their input registers in three-stage products), one per product,
+    from the Verilog elaborated for ECP5 (kept beside the generic one, which stays what the
+    folder's design is). The generic Verilog gives blocks without registers: the product
+    register would stay in the fabric."""
     generic, ecp5 = elaborate(SMALL), elaborate(SMALL, "ecp5")
     out = tmp_path / "out"
     report = synthesize(generic, "ecp5-85k", out_dir=out)
@@ -140,12 +141,12 @@ def test_for_ecp5_every_product_register_is_the_dsps_own(tmp_path):
     blocks = _dsp_cells(out)
     assert len(blocks) == report.dsps == ecp5.verilog.count("MULT18X18D #(") == 14
     assert {c["parameters"]["REG_OUTPUT_CLK"] for c in blocks} == {"CLK0"}
-    # The products of two operands that fit one DSP (exact scores, exponent, weighted sum: 4 + 1
-    # + 4) also register their operands in the block; the quantizer's 27-bit and the
-    # probability's wide products are split into pieces, whose sum needs the fabric.
+    # The three-stage products also register their operands in the block (exact scores and
+    # weighted sum, whose operands come from block RAM output registers, and the quantizer's
+    # DSP pieces: 4 + 4 + 4); the two-stage ones (the exponent, the probability) do not.
     inputs = [(c["parameters"].get("REG_INPUTA_CLK", "NONE"),
                c["parameters"].get("REG_INPUTB_CLK", "NONE")) for c in blocks]
-    assert inputs.count(("CLK0", "CLK0")) == 9 and inputs.count(("NONE", "NONE")) == 5
+    assert inputs.count(("CLK0", "CLK0")) == 12 and inputs.count(("NONE", "NONE")) == 2
 
     (tmp_path / "generic").mkdir()
     written = write_design(generic, tmp_path / "generic")

@@ -19,9 +19,9 @@ elaborated for (Amaranth hands every ``elaborate`` the platform given to the con
 
 * no platform, or a family without primitives here (simulation, lint, iCE40, whose ``synth_ice40
   -dsp`` packs fabric registers into its ``SB_MAC16`` itself): ``p <= a * b`` in Amaranth;
-* :class:`~hwgen.hdl.primitives.Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with ``REG_OUTPUT_CLK =
-  "CLK0"`` (and ``REG_INPUTA_CLK = REG_INPUTB_CLK = "CLK0"`` with input registers), its registers
-  reset by the domain's synchronous reset like the generic ones.
+* :class:`~hwgen.hdl.primitives.Primitives` for ``"ecp5"``: an instance of ``MULT18X18D`` with
+  ``REG_OUTPUT_CLK = "CLK0"`` (and ``REG_INPUTA_CLK = REG_INPUTB_CLK = "CLK0"`` with input
+  registers), its registers reset by the domain's synchronous reset like the generic ones.
 
 Both give the same value in the same cycle, reset included. Yosys ships no simulation model of
 ``MULT18X18D`` (only a black box), so the ECP5 netlist is simulated with

@@ -217,17 +217,20 @@ def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAG
     sums. A DSP product's register is :class:`~hwgen.hdl.dsp.RegisteredProduct`, the DSP's own
     output register on ECP5.
     With ``stages=3`` a LUT piece's partial products get one adder level before the first
-    register and the rest of their sum before a second one, while the DSP products wait a
-    register: one adder level, not two, then follows the AND gates of the partial products,
+    register and the rest of their sum before a second one, while the DSP products register
+    their operands first (the DSP's input registers): one adder level, not two, then follows
+    the AND gates of the partial products,
     whose operands fan out to every gate (the quantizer's 10-bit piece, two levels deep, was a
     critical path of the attention engine).
     The last stage registers the shifted sum of everything the stage before holds. So no carry
     chain follows a multiplier in the same cycle, which a single wide ``*`` (split into DSPs and
     an adder by Yosys) does.
-    A product whose operands both fit one DSP has nothing to sum: its two stages are the DSP's input and
-    output registers (``RegisteredProduct(input_registers=True)``), so the routing from the
-    operands' registers into the DSP column and the multiplier each get a cycle (with
-    ``stages=3`` a fabric register follows).
+    A product whose operands both fit one DSP has nothing to sum: its stages are the DSP's output
+    register and a fabric register, which takes the routing out of the DSP column. With
+    ``stages=3`` the DSP products' input registers come first (``RegisteredProduct(
+    input_registers=True)``), so operands read from a block RAM's output register can go into
+    the DSP without a fabric register between them, the routing into the DSP column getting a
+    cycle of its own.
     """
     if stages not in (PRODUCT_STAGES, PRODUCT_STAGES + 1):
         raise ValueError(f"stages must be {PRODUCT_STAGES} or {PRODUCT_STAGES + 1}, "
@@ -236,10 +239,9 @@ def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAG
     if len(a) > len(b):
         a, b = b, a
     if fits_dsp(a.shape()) and fits_dsp(b.shape()):
-        product = registered_product(m, a, b, name=f"{name}_dsp", input_registers=True)
-        if stages > PRODUCT_STAGES:
-            product, = _registered(m, [product], f"{name}_wait")
-        return product
+        product = registered_product(m, a, b, name=f"{name}_pp0",
+                                     input_registers=stages > PRODUCT_STAGES)
+        return _registered(m, [product], f"{name}_sum")[0]
     partials = []
     for n, low in enumerate(range(0, len(b), PRODUCT_PIECE_BITS)):
         piece = b[low:low + PRODUCT_PIECE_BITS]
@@ -253,12 +255,14 @@ def pipelined_product(m, a, b, name: str = "product", stages: int = PRODUCT_STAG
                 regs = _registered(m, _add_levels(regs, len(regs)), f"{name}_pp{n}_sum")
         else:
             if fits_dsp(a.shape()) and fits_dsp(piece.shape()):
-                # In the DSP's own output register where the target has one (hwgen.hdl.dsp).
-                regs = [registered_product(m, a, piece, name=f"{name}_pp{n}")]
+                # In the DSP's own output register where the target has one (hwgen.hdl.dsp),
+                # after its input registers with three stages.
+                regs = [registered_product(m, a, piece, name=f"{name}_pp{n}",
+                                           input_registers=stages > PRODUCT_STAGES)]
             else:
                 regs = _registered(m, [a * piece], f"{name}_pp{n}")
-            if stages > PRODUCT_STAGES:
-                regs = _registered(m, regs, f"{name}_pp{n}_wait")
+                if stages > PRODUCT_STAGES:
+                    regs = _registered(m, regs, f"{name}_pp{n}_wait")
         partials += [reg << low if low else reg for reg in regs]
     total, = _add_levels(partials, len(partials))
     result = Signal(total.shape(), name=f"{name}_sum")

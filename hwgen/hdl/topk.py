@@ -72,9 +72,9 @@ Resources, with ``W`` the value width and ``I`` the index width: ``K * L`` key c
 ring, ``L * (L - 1) / 2`` in the ranking, ``K`` ``(W + I + 1)``-bit comparators in the pairing
 (``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
 comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
-2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2) + L * L`` in the input pipeline,
-``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K (K - 1) /
-2`` in the emitter and the picked register.
+2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2) + L * L`` in the input
+pipeline, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K
+(K - 1) / 2`` in the emitter and the picked register.
 
 Measured on ECP5-85K (``benchmarks/topk_fmax.py``: registered inputs and outputs, nextpnr-ecp5
 ``--freq 100`` with router1, median of seeds 1, 2, 3): k = 8, lanes = 4, signed 11-bit, 64 items:

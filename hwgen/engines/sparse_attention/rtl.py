@@ -771,12 +771,16 @@ class SparseAttention(wiring.Component):
             else:
                 key = delay(m, key_of[u](index)[:self.jbits], 1, f"exact{u}_key")
             key_valid = delay(m, valid[u], 1, f"exact{u}_kvalid")
-            kread = self.kmem.read_port(BRAM_READ_REGISTERS, f"exact{u}_k")   # t + 4
+            # The K and Q rows go from the block's output register straight into the DSPs'
+            # input registers (the products' first stage): a fabric register between them was
+            # as far from the DSP column as the DSP's output from the adder tree.
+            kread = self.kmem.read_port(BRAM_READ_REGISTERS - 1, f"exact{u}_k")  # t + 3
             m.d.comb += [kread.addr.eq(Cat(key, tok.bank)), kread.en.eq(key_valid)]
-            qread = self.qmem[u].read_port(BRAM_READ_REGISTERS, f"exact{u}_q")
+            qread = self.qmem[u].read_port(BRAM_READ_REGISTERS - 1, f"exact{u}_q")
             m.d.comb += [qread.addr.eq(Cat(tok.group, tok.bank)), qread.en.eq(first)]
             prods = [pipelined_product(m, kread.data[c], qread.data[c],          # t + 6
-                                       name=f"exact{u}_p{c}") for c in range(d)]
+                                       name=f"exact{u}_p{c}", stages=PRODUCT_STAGES + 1)
+                     for c in range(d)]
             score, stages = pipelined_tree(m, prods, name=f"exact{u}_tree")
             assert 2 + BRAM_READ_REGISTERS + PRODUCT_STAGES + stages == latency
             wvalid = delay(m, key_valid, latency - 1, f"exact{u}_valid")
@@ -960,13 +964,14 @@ class SparseAttention(wiring.Component):
             jr, er = _Read(m, unit["js"], f"wsum{u}_j"), _Read(m, unit["exp"], f"wsum{u}_e")
             m.d.comb += [jr.addr.eq(Cat(index[:self.sbits], rb)), jr.en.eq(1),   # t + 2
                          er.addr.eq(Cat(index[:self.sbits], rb)), er.en.eq(1)]
-            vread = self.vmem.read_port(BRAM_READ_REGISTERS, f"wsum{u}_v")  # data in t + 5
+            # V from the block's output register and p from its product's register go straight
+            # into the DSPs' input registers (the products' first stage), as in the exact stage.
+            vread = self.vmem.read_port(BRAM_READ_REGISTERS - 1, f"wsum{u}_v")  # data in t + 4
             m.d.comb += [vread.addr.eq(Cat(jr.data.j, tok.bank)), vread.en.eq(1)]
             prob_full = pipelined_product(m, er.data, recips[u], name=f"wsum{u}_pr")  # t + 4
-            prob = delay(m, (prob_full >> sh)[:cfg.prob_value_bits], BRAM_READ_REGISTERS - 1,
-                         f"wsum{u}_prob")                                      # t + 5
-            prods = [pipelined_product(m, prob, vread.data[c], name=f"wsum{u}_p{c}")  # t + 7
-                     for c in range(d)]
+            prob = (prob_full >> sh)[:cfg.prob_value_bits]
+            prods = [pipelined_product(m, prob, vread.data[c], name=f"wsum{u}_p{c}",  # t + 7
+                                       stages=PRODUCT_STAGES + 1) for c in range(d)]
             acc_valid = delay(m, valid[u], latency - 1, f"wsum{u}_valid")     # t + 7
             acc = [Signal(signed(cfg.acc_bits), name=f"wsum{u}_acc{c}") for c in range(d)]
             # The sums clear one cycle after the take, from a register of this unit's own: the
