@@ -17,10 +17,11 @@ inverted (signed shapes) below a valid bit, so a real item is ahead of every lan
 beat's count.
 
 Input pipeline (three registers: input, ranked, sorted)
-    The beat is registered as it is taken. Next, every lane gets its rank within the beat from
-    ``L * (L - 1) / 2`` key comparators and a popcount (lane ``a`` is ahead of lane ``b > a`` iff
-    ``key_a >= key_b``: equal values keep lane order), registered decoded (one bit per position),
-    and its item index ``base + lane``. Then the lanes are permuted into rank order (lane ``c``
+    The beat is registered as it is taken, with the results of ``L * (L - 1) / 2`` key
+    comparators on its incoming values (lane ``a`` is ahead of lane ``b > a`` iff ``key_a >=
+    key_b``: equal values keep lane order; the values should come from registers). Next, every
+    lane gets its rank within the beat from a popcount of those bits, registered decoded (one bit
+    per position), and its item index ``base + lane``. Then the lanes are permuted into rank order (lane ``c``
     goes to position ``rank_c``: per position an AND-OR over the lanes, from registers only), so
     the sorted register holds the beat best first, the lanes past the count last.
 
@@ -69,7 +70,7 @@ Buffering: a set can be in the ring, the capture register, the pair register and
 at once, so the next sets stream in while one is emitted.
 
 Resources, with ``W`` the value width and ``I`` the index width: ``K * L`` key comparators in the
-ring, ``L * (L - 1) / 2`` in the ranking, ``K`` ``(W + I + 1)``-bit comparators in the pairing
+ring, ``L * (L - 1) / 2`` at the input, ``K`` ``(W + I + 1)``-bit comparators in the pairing
 (``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
 comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
 2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2) + L * L`` in the input
@@ -355,22 +356,26 @@ class TopK(wiring.Component):
         in_real = [Signal(name=f"in{c}_real", reset_less=True) for c in range(L)]
         in_last = Signal(name="in_last", reset_less=True)
         in_base = Signal(IDX, name="in_base", reset_less=True)
+        # ahead[a][b]: lane a is ahead of lane b, compared as the beat is taken (from the
+        # incoming values, which should come from registers) and registered with it: in the
+        # ranking stage, the comparators, the popcount and the decode ran at 11.0 ns (8.9 ns of
+        # routing) at 8 lanes.
+        ahead = [[None] * L for _ in range(L)]
+        incoming = [Cat(key(beat.values[c]), beat.count > c) for c in range(L)]
         with m.If(ready1):
             m.d.sync += v1.eq(self.items.valid)
             m.d.sync += [in_key[c].eq(key(beat.values[c])) for c in range(L)]
             m.d.sync += [in_real[c].eq(beat.count > c) for c in range(L)]
             m.d.sync += [in_last.eq(beat.last), in_base.eq(base)]
+            for b in range(L):
+                for a in range(b):
+                    a_first = Signal(name=f"in{a}_ahead_of_in{b}", reset_less=True)
+                    m.d.sync += a_first.eq(incoming[a] >= incoming[b])
+                    ahead[a][b], ahead[b][a] = a_first, ~a_first
             with m.If(self.items.valid):
                 m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
 
         # --- ranking: each lane's position within the beat ---------------------------------
-        ahead = [[None] * L for _ in range(L)]   # ahead[a][b]: lane a is ahead of lane b
-        for b in range(L):
-            for a in range(b):
-                a_first = Signal(name=f"in{a}_ahead_of_in{b}")
-                m.d.comb += a_first.eq(Cat(in_key[a], in_real[a])
-                                       >= Cat(in_key[b], in_real[b]))
-                ahead[a][b], ahead[b][a] = a_first, ~a_first
         rk_key = [Signal(KEY, name=f"rk{c}_key", reset_less=True) for c in range(L)]
         rk_idx = [Signal(IDX, name=f"rk{c}_index", reset_less=True) for c in range(L)]
         rk_real = [Signal(name=f"rk{c}_real", reset_less=True) for c in range(L)]
