@@ -584,16 +584,17 @@ class SparseAttention(wiring.Component):
             m.d.comb += [rd.addr.eq(Mux(issuing, Cat((block + 1)[:self.bbits], tok.bank),
                                         Cat(Const(0, self.bbits), incoming.bank))),
                          rd.en.eq(1)]
-        # Each unit's q4 row, read once per group at the take (from the block's output register
-        # in take + 2), into one register copy per lane (valid from take + 3): one register
-        # feeding all ``lanes`` products of an element had 4 ns of routing to them (the
-        # example's critical path at 103.5 MHz), and a block RAM without its output register
-        # feeding the copies 9.7 ns.
+        # Each unit's q4 row, read at the take (from the block's output register in take + 2),
+        # into one register copy per lane (valid from take + 3): one register feeding all
+        # ``lanes`` products of an element had 4 ns of routing to them (the example's critical
+        # path at 103.5 MHz), and a block RAM without its output register feeding the copies
+        # 9.7 ns. The block reads every cycle and only the copies load: the take as its read
+        # enable had 4.8 ns of routing to the block (9.5 ns, the rows-2 head's seed 1).
         load_q4 = delay(m, first, 1, "estimate_q4_load")
         q4 = []
         for u, mem in enumerate(self.q4mem):
             rd = mem.read_port(1, f"estimate_q4_{u}")
-            m.d.comb += [rd.addr.eq(Cat(incoming.group, incoming.bank)), rd.en.eq(st.take)]
+            m.d.comb += [rd.addr.eq(Cat(incoming.group, incoming.bank)), rd.en.eq(1)]
             copies = replicated_register(m, rd.data, load_q4, lanes, name=f"q4_{u}_lane")
             q4.append([data.View(rd.data.shape(), copy) for copy in copies])
 
