@@ -9,8 +9,8 @@ multiplier plus 2-3 ns of routing on an ECP5-85K, the critical path of the atten
 With the block's output register on, the multiplier ends inside the block (nextpnr times it as a
 3.5 ns setup at the DSP's inputs) and its output leaves from a register. With its input registers
 on as well, the multiplier runs between two of the block's own registers (nextpnr's
-``MULT18X18D_REGS_ALL`` timing: a setup of a few tenths of a nanosecond at the inputs, 0.6 ns
-from clock to output), so the routing into the DSP column gets a whole cycle to itself: a
+``MULT18X18D_REGS_ALL`` timing: only a setup at the inputs, about 0.6 ns from clock to
+output), so the routing into the DSP column gets a whole cycle to itself: a
 product of two registered operands that spends its first register stage in the DSP's input
 registers instead of in fabric registers in front of them (``input_registers=True``).
 

@@ -9,8 +9,10 @@ stable sort by decreasing value), so the result is exactly
 estimated scores. With a ``margin``, a set's result keeps only those selected items whose value
 is at least the set's largest value minus ``margin``.
 
-Microarchitecture: a pipeline in which every stage starts and ends at registers and no path
-crosses more than one comparator (the longest are a comparator and a few multiplexer levels).
+Microarchitecture: a pipeline in which every stage after the input starts and ends at registers
+and no path crosses more than one comparator (the longest are a comparator and a few multiplexer
+levels); the input register takes the comparisons of the incoming beat's lanes, so that beat's
+values should come from registers.
 ``L = min(lanes, max_items)`` lanes can hold a real item (the others are ignored) and
 ``K = min(k, max_items)``. Values are compared as unsigned *keys*: the value with its sign bit
 inverted (signed shapes) below a valid bit, so a real item is ahead of every lane past the
@@ -21,9 +23,10 @@ Input pipeline (three registers: input, ranked, sorted)
     comparators on its incoming values (lane ``a`` is ahead of lane ``b > a`` iff ``key_a >=
     key_b``: equal values keep lane order; the values should come from registers). Next, every
     lane gets its rank within the beat from a popcount of those bits, registered decoded (one bit
-    per position), and its item index ``base + lane``. Then the lanes are permuted into rank order (lane ``c``
-    goes to position ``rank_c``: per position an AND-OR over the lanes, from registers only), so
-    the sorted register holds the beat best first, the lanes past the count last.
+    per position), and its item index ``base + lane``. Then the lanes are permuted into rank
+    order (lane ``c`` goes to position ``rank_c``: per position an AND-OR over the lanes, from
+    registers only), so the sorted register holds the beat best first, the lanes past the count
+    last.
 
 Ring (the slots, two banks, two stages)
     A *bank* is ``K`` slots, each a (value, index) register, and a ``K``-bit valid mask, kept

@@ -7,18 +7,20 @@ Fixed latencies (the RTL checks its pipelines against these at elaboration):
   ``t + 2 + dot`` (read, read register, the LUT dot product's register stages,
   :func:`hwgen.hdl.pipeline.dot_product_stages`);
 * :func:`exact_latency`: a key issued in cycle t has its exact score written in
-  ``t + 6 + tree`` (index buffer read, K read and its two registers, product, adder tree);
+  ``t + 6 + tree`` (index buffer read, K read and its register, the product's three stages:
+  the DSP's input and output registers and one in the fabric, adder tree);
 * :data:`SOFTMAX_LATENCY`: a row-buffer read issued in t has its exp written in ``t + 7``
   (read and its register, ``z``, ``z * C_mult``, table, shift);
 * :data:`WSUM_LATENCY`: a row-buffer read issued in t is accumulated in ``t + 7`` (row buffer
-  and its register, V read and its two registers, ``p`` and its product with V), the result
+  and its register, V read and its register, ``p``, and the product's three stages), the result
   register follows in ``t + 8``;
 * :data:`QUANT_LATENCY`: a row read by the prepare unit in t is written to q4 / k4 in ``t + 9``
   (read and its two registers, row and reciprocal, the product's three stages, rounding,
   clamp).
 
 The token memories (Q, K, V) are block RAM with two registers after the read data
-(:data:`.rtl.BRAM_READ_REGISTERS`), the other memories one.
+(:data:`.rtl.BRAM_READ_REGISTERS`) for the prepare unit and one for the exact and weighted-sum
+stages (their second register is the DSPs' input register), the other memories one.
 
 **A sequence** of length L arrives one token per cycle; its last token is taken in cycle ``c``
 and it is ``loaded`` from ``c + 2`` (``c + 3`` for ``topk`` / ``threshold``, whose running

@@ -53,7 +53,9 @@ Dataflow
 Memories are read synchronously with a register after the read data (two cycles from address to
 data), the token memories (Q, K, V: block RAM, :class:`~hwgen.hdl.bram.BlockMemory`, whose
 first register is the block's own on ECP5) with two (:data:`BRAM_READ_REGISTERS`, three
-cycles), except the small row buffers and the exp ROM (one cycle). The q4 and k4 rows are
+cycles) for the prepare unit and one for the exact and weighted-sum stages, whose products
+register the data in the DSPs' input registers, except the small row buffers and the exp ROM
+(one cycle). The q4 and k4 rows are
 block RAM too: q4 read at the estimate stage's take with one register (the block's own), k4 a
 cycle ahead of each block's issue with two.
 """
