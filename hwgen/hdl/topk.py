@@ -364,16 +364,18 @@ class TopK(wiring.Component):
         # ranking stage, the comparators, the popcount and the decode ran at 11.0 ns (8.9 ns of
         # routing) at 8 lanes.
         ahead = [[None] * L for _ in range(L)]
-        incoming = [Cat(key(beat.values[c]), beat.count > c) for c in range(L)]
+        beat_key = [key(beat.values[c]) for c in range(L)]
+        beat_real = [beat.count > c for c in range(L)]
         with m.If(ready1):
             m.d.sync += v1.eq(self.items.valid)
-            m.d.sync += [in_key[c].eq(key(beat.values[c])) for c in range(L)]
-            m.d.sync += [in_real[c].eq(beat.count > c) for c in range(L)]
+            m.d.sync += [in_key[c].eq(beat_key[c]) for c in range(L)]
+            m.d.sync += [in_real[c].eq(beat_real[c]) for c in range(L)]
             m.d.sync += [in_last.eq(beat.last), in_base.eq(base)]
             for b in range(L):
                 for a in range(b):
                     a_first = Signal(name=f"in{a}_ahead_of_in{b}", reset_less=True)
-                    m.d.sync += a_first.eq(incoming[a] >= incoming[b])
+                    m.d.sync += a_first.eq(Cat(beat_key[a], beat_real[a])
+                                           >= Cat(beat_key[b], beat_real[b]))
                     ahead[a][b], ahead[b][a] = a_first, ~a_first
             with m.If(self.items.valid):
                 m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
