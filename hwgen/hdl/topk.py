@@ -319,8 +319,6 @@ class TopK(wiring.Component):
         # output buffer, not further); ring_go, which enables most registers, is a register
         # itself, loaded with its next value (computed from the next values of the registers it
         # depends on, at the end).
-        v1, v2, v3 = Signal(name="in_valid"), Signal(name="ranked_valid"), \
-            Signal(name="sorted_valid")
         r2_last = Signal(name="ring2_last")          # the ring's second stage holds a last beat
         cap_valid, t_valid = Signal(name="capture_valid"), Signal(name="pair_valid")
         # The number of results not yet picked, as a thermometer code: remaining[j] iff more
@@ -333,14 +331,31 @@ class TopK(wiring.Component):
             Signal(name="handoff")
         t_accept = Signal(name="pair_accept")
         ring_go = Signal(name="ring_go", init=1)
-        # The input pipeline's enables: ``ready3 = ~v3 | ring_go`` is a register too, loaded
-        # with its next value (decoded from ring_go, the enable of the sorted registers was
-        # merged into their data multiplexers and ran, with ring_go's fanout, at 10.8 ns on the
-        # attention engine's threshold mask); ``ready2 = ~v2 | ready3`` and ``ready1 = ~v1 |
-        # ready2`` are decoded from it (as registers, their next values made ready1 an 11.5 ns
-        # path through ring_go's).
-        ready3 = Signal(name="sorted_ready", init=1)
-        ready2, ready1 = Signal(name="ranked_ready"), Signal(name="in_ready")
+        go = Signal(name="ring_go_next")
+        # The input pipeline's control: the valid bits v1, v2, v3 of its three registers and
+        # their enables. ``ready3 = ~v3 | ring_go`` is a register too, loaded with its next value
+        # (decoded from ring_go, the enable of the sorted registers was merged into their data
+        # multiplexers and ran, with ring_go's fanout, at 10.8 ns on the attention engine's
+        # threshold mask); ``ready2 = ~v2 | ready3`` and ``ready1 = ~v1 | ready2`` are decoded
+        # from it (as registers, their next values made ready1 an 11.5 ns path through
+        # ring_go's). The control is kept once per lane, each copy enabling that lane's
+        # registers (and the sorted register's position of that number): one enable for all
+        # of them, about 150 registers per stage at 8 lanes spread over the lanes' logic, had
+        # 10 ns of routing (the rows-1 head's seed 1). The copies follow the same recurrence
+        # from the same inputs, so they are always equal, but each reads its own registers, so
+        # Yosys does not merge them; copy 0 is the one the rest of the unit reads.
+        control = []
+        for c in range(L):
+            tag = "" if c == 0 else f"_copy{c}"
+            cv1, cv2, cv3 = (Signal(name=f"{n}_valid{tag}") for n in ("in", "ranked", "sorted"))
+            cr3 = Signal(name=f"sorted_ready{tag}", init=1)
+            cr2, cr1 = Signal(name=f"ranked_ready{tag}"), Signal(name=f"in_ready{tag}")
+            m.d.comb += [cr2.eq(~cv2 | cr3), cr1.eq(~cv1 | cr2)]
+            cv3_next = Mux(cr3, cv2, cv3)
+            m.d.sync += [cv1.eq(Mux(cr1, self.items.valid, cv1)), cv2.eq(Mux(cr2, cv1, cv2)),
+                         cv3.eq(cv3_next), cr3.eq(~cv3_next | go)]
+            control.append((cv1, cv2, cv3, cr1, cr2, cr3))
+        _, v2, _, ready1, ready2, ready3 = control[0]
         m.d.comb += [
             none_left.eq(~remaining[0]),
             one_left.eq(remaining[0] & (~remaining[1] if K > 1 else 1)),
@@ -348,8 +363,6 @@ class TopK(wiring.Component):
             emitter_free.eq(none_left | (advance & one_left)),
             handoff.eq(t_valid & emitter_free),
             t_accept.eq(~t_valid | emitter_free),
-            ready2.eq(~v2 | ready3),
-            ready1.eq(~v1 | ready2),
             self.items.ready.eq(ready1),
         ]
 
@@ -367,18 +380,17 @@ class TopK(wiring.Component):
         beat_key = [key(beat.values[c]) for c in range(L)]
         beat_real = [beat.count > c for c in range(L)]
         with m.If(ready1):
-            m.d.sync += v1.eq(self.items.valid)
-            m.d.sync += [in_key[c].eq(beat_key[c]) for c in range(L)]
-            m.d.sync += [in_real[c].eq(beat_real[c]) for c in range(L)]
             m.d.sync += [in_last.eq(beat.last), in_base.eq(base)]
-            for b in range(L):
+            with m.If(self.items.valid):
+                m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
+        for b in range(L):
+            with m.If(control[b][3]):
+                m.d.sync += [in_key[b].eq(beat_key[b]), in_real[b].eq(beat_real[b])]
                 for a in range(b):
                     a_first = Signal(name=f"in{a}_ahead_of_in{b}", reset_less=True)
                     m.d.sync += a_first.eq(Cat(beat_key[a], beat_real[a])
                                            >= Cat(beat_key[b], beat_real[b]))
                     ahead[a][b], ahead[b][a] = a_first, ~a_first
-            with m.If(self.items.valid):
-                m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
 
         # --- ranking: each lane's position within the beat ---------------------------------
         rk_key = [Signal(KEY, name=f"rk{c}_key", reset_less=True) for c in range(L)]
@@ -392,9 +404,9 @@ class TopK(wiring.Component):
                  for c in range(L)]
         rk_last = Signal(name="rk_last", reset_less=True)
         with m.If(ready2):
-            m.d.sync += v2.eq(v1)
             m.d.sync += rk_last.eq(in_last)
-            for c in range(L):
+        for c in range(L):
+            with m.If(control[c][4]):
                 others = Cat(ahead[a][c] for a in range(L) if a != c)
                 rank = popcount(others)
                 m.d.sync += [rk_key[c].eq(in_key[c]), rk_idx[c].eq(in_base + c),
@@ -408,14 +420,14 @@ class TopK(wiring.Component):
         cd_real = [Signal(name=f"cand{j}_real") for j in range(L)]
         cd_last = Signal(name="cand_last")
         with m.If(ready3):
-            m.d.sync += v3.eq(v2)
             m.d.sync += cd_last.eq(v2 & rk_last)
-            for j in range(L):
+        for j in range(L):
+            with m.If(control[j][5]):
                 at = [rk_at[c][j] for c in range(L)]
                 m.d.sync += [
                     cd_key[j].eq(_any_of(Mux(at[c], rk_key[c], 0) for c in range(L))),
                     cd_idx[j].eq(_any_of(Mux(at[c], rk_idx[c], 0) for c in range(L))),
-                    cd_real[j].eq(v2 & _any_of(at[c] & rk_real[c] for c in range(L))),
+                    cd_real[j].eq(control[j][1] & _any_of(at[c] & rk_real[c] for c in range(L))),
                 ]
 
         # --- the ring: two banks of slots, merged in two stages -----------------------------
@@ -625,17 +637,14 @@ class TopK(wiring.Component):
             nxt["skid"].eq(Mux(skid_valid, ~taken, e2_valid & out_valid & ~taken)),
         ]
         # ring_go = ~r2_last | ~cap_valid | t_accept, one cycle ahead.
-        go = Signal(name="ring_go_next")
         m.d.comb += go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
                           | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
                           & (~nxt["remaining"][1] if K > 1 else 1))
-        v3_next = Mux(ready3, v2, v3)
         first_cap_next = Mux(ready3, v2 & rk_last, cd_last)
         m.d.sync += [
             r2_last.eq(nxt["ring2_last"]), cap_valid.eq(nxt["capture_valid"]),
             t_valid.eq(nxt["pair_valid"]), e2_valid.eq(nxt["picked"]),
             skid_valid.eq(nxt["skid"]), ring_go.eq(go),
-            ready3.eq(~v3_next | go),
             cap_final.eq(go & nxt["ring2_last"]),
             cap_first.eq(go & ~nxt["ring2_last"] & first_cap_next),
         ]
