@@ -1,6 +1,8 @@
 """hwgen/hdl/bram.py: the block memory in Amaranth's simulator against the documented timing, its
-ECP5 netlist (DP16KD blocks with the output register, on hwgen's cell model) against the generic
-one under Verilator, and in Yosys, where every read port must become blocks with REGMODE_B OUTREG.
+ECP5 netlist (DP16KD blocks with the output register, a registered write port's TRELLIS_FF
+flip-flops, on hwgen's cell models) against the generic one under Verilator, and in Yosys, where
+every read port must become blocks with REGMODE_B OUTREG and every copy keep its own write
+registers.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ SMALL = SparseAttentionConfig(name="attn_bram", max_len=8, head_dim=4, topk=2, l
 class _Ports(Elaboratable):
     """A BlockMemory with its write port and read ports of 1 and 2 registers as top ports."""
 
-    def __init__(self, width, depth):
+    def __init__(self, width, depth, registered=False):
         self.mem = BlockMemory(width, depth)
-        self.w = self.mem.write_port()
+        self.w = self.mem.write_port(registered)
         self.reads = [self.mem.read_port(1, "r1"), self.mem.read_port(2, "r2")]
 
     def ports(self):
@@ -52,17 +54,20 @@ def _addresses(rng: random.Random, depth: int) -> int:
     return low if rng.random() < 0.5 else depth - 1 - low
 
 
+@pytest.mark.parametrize("registered", [False, True])
 @pytest.mark.parametrize("width, depth", [(20, 16), (1, 1), (7, 2048)])
-def test_reads_follow_the_documented_timing(width, depth):
+def test_reads_follow_the_documented_timing(width, depth, registered):
     """Data of a read in cycle t appears in t + 1 + registers and holds while en is low; a word
-    written in the cycle it is read gives its old value. The expected values come from a dict
-    of the words, not from the unit."""
+    written in the cycle it is read gives its old value; a registered write port's word is
+    written a cycle after its address, data and enable. The expected values come from a dict of
+    the words, not from the unit."""
     rng = random.Random(SEED)
-    dut = _Ports(width, depth)
+    dut = _Ports(width, depth, registered)
     errors, checked = [], [0]
 
     async def testbench(ctx):
         words = {}
+        pending = None                   # a registered port's write, landing this cycle
         latched = [0, 0]                 # what each port's last read fetched
         history = [[], []]               # per port: latched value after each cycle
         for _ in range(400):
@@ -77,7 +82,11 @@ def test_reads_follow_the_documented_timing(width, depth):
                 if en:
                     latched[p] = words.get(addr, 0)
                 history[p].append(latched[p])
-            if wen:
+            if registered:
+                if pending:
+                    words[pending[0]] = pending[1]
+                pending = (waddr, wdata) if wen else None
+            elif wen:
                 words[waddr] = wdata
             await ctx.tick()
             for p, port in enumerate(dut.reads):
@@ -181,20 +190,25 @@ int main(int argc, char **argv) {
 
 
 @pytest.mark.sim
-def test_ecp5_blocks_read_what_the_generic_memory_reads(tmp_path):
-    """The ECP5 elaboration (DP16KD blocks, REGMODE_B OUTREG, on the cell model) and the generic
-    one, driven alike for 3000 cycles, give the same data on every port in every cycle, for every
-    block arrangement. Seed recorded: SEED."""
+@pytest.mark.parametrize("registered", [False, True])
+def test_ecp5_blocks_read_what_the_generic_memory_reads(tmp_path, registered):
+    """The ECP5 elaboration (DP16KD blocks, REGMODE_B OUTREG, a registered write port's
+    TRELLIS_FF flip-flops per copy, on the cell models) and the generic one, driven alike for
+    3000 cycles from a reset, give the same data on every port in every cycle, for every block
+    arrangement. Seed recorded: SEED."""
     sources = []
     for n, (width, depth) in enumerate(ARRANGEMENTS):
         for kind, family in (("generic", None), ("ecp5", "ecp5")):
-            dut = _Ports(width, depth)
+            dut = _Ports(width, depth, registered)
             platform = Primitives(family)
             text = verilog.convert(dut, ports=dut.ports(), name=f"{kind}{n}", platform=platform,
                                    emit_src=False)
             assert platform.bram_reads == 2
             assert text.count("DP16KD #(") == (2 * -(-width // block_width(depth))
                                                if family else 0)
+            abits = max((depth - 1).bit_length(), 1)
+            assert text.count("TRELLIS_FF #(") == (2 * (abits + width + 1)
+                                                   if family and registered else 0)
             path = tmp_path / f"{kind}{n}.v"
             path.write_text(text)
             sources.append(path.name)
@@ -222,6 +236,8 @@ def test_refusals():
     mem._MustUse__silence = True        # only its port methods are tried
     with pytest.raises(ValueError, match="^registers must be an integer of at least 1, not 0$"):
         mem.read_port(0)
+    with pytest.raises(ValueError, match="^registered must be True or False, not 1$"):
+        mem.write_port(1)
     mem.write_port()
     with pytest.raises(ValueError, match="^a BlockMemory has one write port$"):
         mem.write_port()
@@ -246,3 +262,8 @@ def test_for_ecp5_every_read_port_uses_the_blocks_output_register(tmp_path):
     # ports; q4 / k4 rows of 4 x 4 bits: one slice for each of 1 + 2 read ports.
     assert len(blocks) == report.brams == 5 * 2 + 3
     assert {c["parameters"]["REGMODE_B"] for c in blocks} == {"OUTREG"}
+    # The token memories' writes are registered per copy: each of the 5 copies keeps its own
+    # write-enable flip-flop (Yosys merges identical registers, not these instances).
+    enables = [name for name, c in netlist["modules"][SMALL.name]["cells"].items()
+               if c["type"] == "TRELLIS_FF" and "write_en_ff" in name]
+    assert len(enables) == 5, enables

@@ -141,6 +141,14 @@ def test_yosys_keeps_every_pulse_copy(tmp_path):
     assert _flip_flops(dut, [dut.pulse, dut.value, *dut.outs], "pulses", tmp_path) == 6
 
 
+def test_yosys_keeps_every_copy_with_a_load_of_its_own(tmp_path):
+    """Copies loaded by pulse copies hold their own value (no ring between them) and still are
+    not merged: 6 pulse copies and 6 copies of 8 bits."""
+    dut = _Pulses(6)
+    ports = [dut.pulse, dut.value, *dut.outs, *dut.held]
+    assert _flip_flops(dut, ports, "held", tmp_path) == 6 + 6 * 8
+
+
 def test_replicated_register_refuses_a_wrong_number_of_loads():
     with pytest.raises(ValueError, match=r"^load must be one signal or 3, not 2$"):
         replicated_register(Module(), Signal(4), [Signal(), Signal()], 3)

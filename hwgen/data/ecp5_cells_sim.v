@@ -197,3 +197,31 @@ module DP16KD (
 endmodule
 // verilator lint_on UNUSEDPARAM
 // verilator lint_on UNUSEDSIGNAL
+
+// Simulation model of the Lattice ECP5 TRELLIS_FF (hwgen/hdl/bram.py: a registered write port's
+// flip-flops), as Yosys's techlibs/lattice/common_sim.vh describes it, for the one configuration
+// hwgen instantiates: clocked by CLK, always enabled (CEMUX "1"), LSR a synchronous reset to 0
+// (LSRMUX "LSR", SRMODE "LSR_OVER_CE", REGSET "RESET"), starting at 0. Anything else is refused
+// when the simulation starts.
+// verilator lint_off UNUSEDSIGNAL
+// verilator lint_off UNUSEDPARAM
+module TRELLIS_FF (input CLK, LSR, CE, DI, M, output reg Q);
+    parameter GSR = "ENABLED";
+    parameter CEMUX = "1";
+    parameter CLKMUX = "CLK";
+    parameter LSRMUX = "LSR";
+    parameter SRMODE = "LSR_OVER_CE";
+    parameter REGSET = "RESET";
+    parameter LSRMODE = "LSR";
+
+    initial begin
+        if (CEMUX != "1" || CLKMUX != "CLK" || LSRMUX != "LSR" || SRMODE != "LSR_OVER_CE"
+                || REGSET != "RESET" || LSRMODE != "LSR")
+            $fatal(1, "TRELLIS_FF model: only CEMUX 1, CLKMUX CLK, LSRMUX LSR, SRMODE LSR_OVER_CE, REGSET RESET, LSRMODE LSR");
+        Q = 1'b0;
+    end
+    always @(posedge CLK)
+        Q <= LSR ? 1'b0 : DI;
+endmodule
+// verilator lint_on UNUSEDPARAM
+// verilator lint_on UNUSEDSIGNAL

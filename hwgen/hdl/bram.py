@@ -23,11 +23,17 @@ its description depends on the platform it is elaborated for:
 
 Both give the same data in the same cycle. The data registers have no reset (the block's output
 register is not reset either), and the contents start as zeros.
+
+A write port may be *registered* (:meth:`BlockMemory.write_port`): its address, data and enable
+are registered at the memory and the word is written a cycle later. On ECP5 every copy of the
+memory gets its own flip-flops (``TRELLIS_FF`` instances, which Yosys does not merge as it would
+identical registers of the description), so each set is placed beside its copy's blocks instead
+of one register driving the blocks of every copy across the chip.
 """
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Module, Signal
+from amaranth import ClockSignal, Module, ResetSignal, Signal
 from amaranth.hdl import Instance, Shape, Value
 from amaranth.lib import memory, wiring
 
@@ -53,12 +59,13 @@ def block_width(depth: int) -> int:
 
 class _WritePort:
     """``addr``, ``data`` and ``en``: the word at ``addr`` becomes ``data`` at the clock edge
-    that ends a cycle with ``en``."""
+    that ends a cycle with ``en`` (``registered``: at the edge one cycle later)."""
 
-    def __init__(self, shape, abits, name):
+    def __init__(self, shape, abits, name, registered):
         self.addr = Signal(abits, name=f"{name}_addr")
         self.data = Signal(shape, name=f"{name}_data")
         self.en = Signal(name=f"{name}_en")
+        self.registered = registered
 
 
 class _ReadPort:
@@ -101,11 +108,17 @@ class BlockMemory(wiring.Component):
         self._reads: list[_ReadPort] = []
         super().__init__(wiring.Signature({}))
 
-    def write_port(self) -> _WritePort:
-        """The write port (there is one): ``addr``, ``data``, ``en``."""
+    def write_port(self, registered: bool = False) -> _WritePort:
+        """The write port (there is one): ``addr``, ``data``, ``en``.
+
+        ``registered``: the three are registered at the memory and the word is written a cycle
+        later, from one set of registers per copy of the memory on ECP5 (a register that drove
+        the blocks of all copies of the attention engine's K memory had 10.7 ns of routing)."""
         if self._write is not None:
             raise ValueError("a BlockMemory has one write port")
-        self._write = _WritePort(self.shape, self._abits, "write")
+        if not isinstance(registered, bool):
+            raise ValueError(f"registered must be True or False, not {registered!r}")
+        self._write = _WritePort(self.shape, self._abits, "write", registered)
         return self._write
 
     def read_port(self, registers: int = 1, name: str | None = None) -> _ReadPort:
@@ -129,7 +142,13 @@ class BlockMemory(wiring.Component):
             m.submodules.memory = mem
             if w is not None:
                 wp = mem.write_port()
-                m.d.comb += [wp.addr.eq(w.addr), wp.data.eq(w.data), wp.en.eq(w.en)]
+                written = [w.addr, w.data, w.en]
+                if w.registered:     # address and data without a reset, like the flip-flops
+                    written = [Signal(len(Value.cast(v)), name=f"write_{n}_q", reset_less=n != "en")
+                               for v, n in zip(written, ("addr", "data", "en"))]
+                    m.d.sync += [reg.eq(v) for reg, v in zip(written, [w.addr, w.data, w.en])]
+                m.d.comb += [wp.addr.eq(written[0]), wp.data.eq(written[1]),
+                             wp.en.eq(written[2])]
         for p, port in enumerate(self._reads):
             if ecp5:
                 data = self._blocks(m, port, f"{port.name}_block")
@@ -151,6 +170,12 @@ class BlockMemory(wiring.Component):
         """One copy of the memory in DP16KD blocks, read by ``port``: its data after the
         blocks' output registers."""
         w = self._write
+        if w is not None:
+            waddr, wdata, wen = w.addr, Value.cast(w.data), w.en
+            if w.registered:
+                waddr, wdata = (_flip_flops(m, v, f"{name}_write_{n}")
+                                for v, n in ((waddr, "addr"), (wdata, "data")))
+                wen = _flip_flops(m, wen, f"{name}_write_en", reset=True)
         bw = block_width(self.depth)
         shift = _ADDRESS_SHIFT[bw]
         data = Signal(self.width, name=f"{name}_data")
@@ -159,10 +184,10 @@ class BlockMemory(wiring.Component):
             din = Signal(18, name=f"{name}{k}_din")
             dout = Signal(18, name=f"{name}{k}_dout")
             wa, ra = Signal(14, name=f"{name}{k}_wa"), Signal(14, name=f"{name}{k}_ra")
-            m.d.comb += [wa.eq(w.addr << shift) if w is not None else wa.eq(0),
+            m.d.comb += [wa.eq(waddr << shift) if w is not None else wa.eq(0),
                          ra.eq(port.addr << shift), data[low:low + bits].eq(dout[:bits])]
             if w is not None:
-                m.d.comb += din.eq(Value.cast(w.data)[low:low + bits])
+                m.d.comb += din.eq(wdata[low:low + bits])
             if bw == 18:        # both byte write enables of the 18-bit width
                 m.d.comb += wa[:2].eq(0b11)
             m.submodules[f"{name}{k}"] = Instance(
@@ -171,7 +196,7 @@ class BlockMemory(wiring.Component):
                 p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC", p_CSDECODE_A="0b000",
                 p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
                 p_GSR="DISABLED",
-                i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=w.en if w is not None else 0,
+                i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=wen if w is not None else 0,
                 i_RSTA=0, i_CSA0=0, i_CSA1=0, i_CSA2=0,
                 i_CLKB=ClockSignal(), i_CEB=port.en, i_OCEB=1, i_WEB=0, i_RSTB=0,
                 i_CSB0=0, i_CSB1=0, i_CSB2=0,
@@ -182,3 +207,18 @@ class BlockMemory(wiring.Component):
                 **{f"o_DOA{n}": Signal(name=f"{name}{k}_doa{n}") for n in range(18)},
                 **{f"o_DOB{n}": dout[n] for n in range(18)})
         return data
+
+
+def _flip_flops(m, value, name, reset=False):
+    """``value`` registered in ECP5 ``TRELLIS_FF`` instances, one per bit, no enable, starting
+    at 0 and (``reset``) cleared by the domain's synchronous reset: a set of them per memory
+    copy stays one set per copy through Yosys."""
+    value = Value.cast(value)
+    q = Signal(len(value), name=f"{name}_q")
+    for n in range(len(value)):
+        m.submodules[f"{name}_ff{n}"] = Instance(
+            "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+            p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
+            i_CLK=ClockSignal(), i_LSR=ResetSignal() if reset else 0, i_CE=1, i_DI=value[n],
+            o_Q=q[n])
+    return q

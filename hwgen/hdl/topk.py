@@ -26,7 +26,9 @@ Input pipeline (three registers: input, ranked, sorted)
     per position), and its item index ``base + lane``. Then the lanes are permuted into rank
     order (lane ``c`` goes to position ``rank_c``: per position an AND-OR over the lanes, from
     registers only), so the sorted register holds the beat best first, the lanes past the count
-    last.
+    last. The pipeline's valid bits and enables are kept once per lane (identical copies), each
+    enabling its lane's registers and its position's sorted register, so no single enable net
+    spans all lanes.
 
 Ring (the slots, two banks, two stages)
     A *bank* is ``K`` slots, each a (value, index) register, and a ``K``-bit valid mask, kept
@@ -77,7 +79,7 @@ ring, ``L * (L - 1) / 2`` at the input, ``K`` ``(W + I + 1)``-bit comparators in
 (``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
 comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
 2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2) + L * L`` in the input
-pipeline, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K
+pipeline and ``4 L`` for its control, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K
 (K - 1) / 2`` in the emitter and the picked register.
 
 Measured on ECP5-85K (``benchmarks/topk_fmax.py``: registered inputs and outputs, nextpnr-ecp5

@@ -264,12 +264,15 @@ class SparseAttention(wiring.Component):
                     with m.If(wbank == b):
                         m.d.sync += [self.full[b].eq(1), self.bank_len[b].eq(wpos + 1)]
 
+        # The token memories register the write at each copy (one register for the blocks of
+        # every copy had 10.7 ns of routing to them, the rows-2 head's seed 2 at 9dc1e0d, 87.0
+        # MHz): a row is written two cycles after its take.
         for u, mem in enumerate(self.qmem):
-            w = mem.write_port()
+            w = mem.write_port(registered=True)
             m.d.comb += [w.addr.eq(Cat(group, bank)), w.data.eq(beat.q),
                          w.en.eq(valid & (lane == u))]
         for mem, rowdata in ((self.kmem, beat.k), (self.vmem, beat.v)):
-            w = mem.write_port()
+            w = mem.write_port(registered=True)
             m.d.comb += [w.addr.eq(Cat(pos, bank)), w.data.eq(rowdata), w.en.eq(valid)]
 
         # Running max|x| per element and bank: one comparator per element per beat, no tree.
