@@ -466,13 +466,25 @@ class SparseAttention(wiring.Component):
                      at_issue.qlane.eq(qlane), at_issue.qgroup.eq(qgroup),
                      at_issue.klane.eq(klane), at_issue.kblock.eq(kblock)]
         at_read = delay(m, at_issue, 1 + BRAM_READ_REGISTERS, "quant_meta")
+        # Whether the row read is a Q row, once per element: phase as it was when the row was
+        # issued, kept by a register per element that follows phase's own recurrence (restart
+        # clears it, an issue flips it) from the delayed restart and issue. One register
+        # selecting all elements' rows and reciprocals, 560 multiplexers beside 16 DSPs, had
+        # 9.5 ns of routing (the rows-2 head's seed 1 at 9dc1e0d with the fixes after it).
+        # Each copy reads itself, so Yosys does not merge them.
+        restart_at_read = delay(m, restart, 1 + BRAM_READ_REGISTERS, "quant_restart")
+        is_q = [Signal(name=f"quant_is_q{c}") for c in range(d)]
+        for sel in is_q:
+            m.d.sync += sel.eq(Mux(restart_at_read, 0, sel ^ at_read.valid))
         x = Signal(_row(cfg, D), name="quant_x")
         r = [Signal(cfg.recip_bits, name=f"quant_r{c}") for c in range(d)]
         qrow = qreads[0].data
         for u in range(1, R):
             qrow = Mux(at_read.qlane == u, qreads[u].data, qrow)
-        m.d.sync += x.eq(Mux(at_read.q, qrow, kread.data))
-        m.d.sync += [r[c].eq(Mux(at_read.q, recip["q"][c], recip["k"][c])) for c in range(d)]
+        qrow = data.View(_row(cfg, D), qrow)
+        for c in range(d):
+            m.d.sync += [x[c].eq(Mux(is_q[c], qrow[c], kread.data[c])),
+                         r[c].eq(Mux(is_q[c], recip["q"][c], recip["k"][c]))]
         prod = [pipelined_product(m, x[c], r[c], name=f"quant{c}", stages=PRODUCT_STAGES + 1)
                 for c in range(d)]
         out = Signal(q4_row, name="quant_out")
