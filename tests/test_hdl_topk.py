@@ -25,7 +25,14 @@ from hwgen.engines.sparse_attention.config import SparseAttentionConfig
 from hwgen.engines.sparse_attention.golden import select
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
-from hwgen.hdl.topk import TopK, count_shape, index_shape, items_layout, selected_layout
+from hwgen.hdl.topk import (
+    INPUT_STAGES,
+    TopK,
+    count_shape,
+    index_shape,
+    items_layout,
+    selected_layout,
+)
 
 # --- independent models -------------------------------------------------------------------------
 
@@ -40,8 +47,8 @@ def topk_model(values, k: int, margin=None) -> list[int]:
 
 def handshake_model(sizes, kept, lanes: int):
     """Cycle by cycle, items always offered and results always taken, following the documented
-    rules: beats pass three registers (a beat moves on when the next register is empty or is
-    emptied in the same cycle) to the ring, whose first stage takes one in every cycle in which
+    rules: beats pass INPUT_STAGES registers (a beat moves on when the next register is empty or
+    is emptied in the same cycle) to the ring, whose first stage takes one in every cycle in which
     the ring advances; it advances unless its second stage holds a set's last beat while the
     capture register stays full; the capture register moves on to the pair register when that
     is empty or handing off; the pair register hands off when the emitter is free (no result
@@ -54,7 +61,7 @@ def handshake_model(sizes, kept, lanes: int):
     nbeats = [-(-n // lanes) for n in sizes]
     queue = [(s, b == nb - 1) for s, nb in enumerate(nbeats) for b in range(nb)]
     accepted, results = [], []
-    pipe = [None, None, None]   # input, ranked, sorted registers: (set, last) or None
+    pipe = [None] * INPUT_STAGES  # input .. ring-input registers: (set, last) or None
     ring2 = None                # the beat in the ring's second stage
     capture = pair = None       # the set in the capture / pair register
     remaining = 0               # results in the emitter not yet moved to the output register
@@ -66,10 +73,9 @@ def handshake_model(sizes, kept, lanes: int):
         pair_accept = pair is None or free
         capture_free = capture is None or pair_accept
         ring_go = ring2 is None or not ring2[1] or capture_free
-        ready = [False] * 3
-        ready[2] = pipe[2] is None or ring_go
-        ready[1] = pipe[1] is None or ready[2]
-        ready[0] = pipe[0] is None or ready[1]
+        ready = [False] * INPUT_STAGES
+        for n in reversed(range(INPUT_STAGES)):
+            ready[n] = pipe[n] is None or (ready[n + 1] if n + 1 < INPUT_STAGES else ring_go)
         if out_valid:
             results.append(cycle)
         # next state
@@ -82,11 +88,10 @@ def handshake_model(sizes, kept, lanes: int):
         if ring_go:
             if ring2 is not None and ring2[1]:
                 capture = ring2[0]
-            ring2 = pipe[2]
-        if ready[2]:
-            pipe[2] = pipe[1]
-        if ready[1]:
-            pipe[1] = pipe[0]
+            ring2 = pipe[-1]
+        for n in reversed(range(1, INPUT_STAGES)):
+            if ready[n]:
+                pipe[n] = pipe[n - 1]
         if ready[0]:
             pipe[0] = queue.pop(0) if queue else None
             if pipe[0] is not None:
@@ -211,30 +216,31 @@ def test_topk_back_to_back_exact_cycles(k, shape, lanes, max_items, randoms):
 
 
 def test_topk_hand_computed_schedule():
-    """k = 4, lanes = 2: a set of 8 items (4 beats, 4 results), then seven of 2 items (one beat,
-    2 results each), so emission is the bottleneck. Beats b0..b10; t: the ring's first stage
+    """k = 4, lanes = 2: a set of 8 items (4 beats, 4 results), then eight of 2 items (one beat,
+    2 results each), so emission is the bottleneck. Beats b0..b11 (the ring's first stage takes
+    beat b in M_b, 4 cycles after it is taken when nothing waits); t: the ring's first stage
     takes the set's last beat, C: capture, X: pair register, H: hand-off; results in H + 3 ..
     H + m + 2.
 
-    Set 0: taken in 0..3, t = 6, C = 7, X = 8, H = 9, results 12..15. Each later set hands off
-    when the previous one's last result is picked (H = 13, 15, ..., 25), so
-    the pair register, the capture register and the ring fill up: set 3's beat (taken in 6, ring
-    in 9) waits in the ring's second stage in 10..12 until the capture register frees in 13,
-    with three beats held in the input pipeline items.ready is low in 10..12, and b10 is taken
-    in 13. Results leave back to back in 12..29.
+    Set 0: taken in 0..3, t = 7, C = 8, X = 9, H = 10, results 13..16. Each later set hands off
+    when the previous one's last result is picked (H = 14, 16, ..., 28), so the pair register,
+    the capture register and the ring fill up: set 3's beat (taken in 6, ring in 10) waits in
+    the ring's second stage in 11..13 until the capture register frees in 14, so set 4's beat
+    enters the ring in 14 and, with four beats (b7..b10) held in the input pipeline, items.ready
+    is low in 11..13 and b11 is taken in 14. Results leave back to back in 13..32.
     """
     dut = TopK(4, signed(4), 2, 8)
     sets = [[3, -1, 3, 7, 0, 7, -8, 2], [5, 5], [-8, -8], [1, 0], [0, 1], [-3, 6], [2, 2],
-            [-1, -2]]
+            [-1, -2], [4, -4]]
     accepted, beats = run_sets(dut, sets, seed=0)
-    assert accepted == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13]
-    assert [c for c, *_ in beats] == list(range(12, 30))
-    assert [i for _, i, _ in beats] == [0, 2, 3, 5] + [0, 1] * 7
+    assert accepted == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14]
+    assert [c for c, *_ in beats] == list(range(13, 33))
+    assert [i for _, i, _ in beats] == [0, 2, 3, 5] + [0, 1] * 8
     sizes = [len(s) for s in sets]
-    assert dut.schedule(sizes) == [(0, 3, 12, 15), (4, 4, 16, 17), (5, 5, 18, 19),
-                                   (6, 6, 20, 21), (7, 7, 22, 23), (8, 8, 24, 25),
-                                   (9, 9, 26, 27), (13, 13, 28, 29)]
-    assert dut.cycles(sizes) == 29
+    assert dut.schedule(sizes) == [(0, 3, 13, 16), (4, 4, 17, 18), (5, 5, 19, 20),
+                                   (6, 6, 21, 22), (7, 7, 23, 24), (8, 8, 25, 26),
+                                   (9, 9, 27, 28), (10, 10, 29, 30), (14, 14, 31, 32)]
+    assert dut.cycles(sizes) == 32
 
 
 @pytest.mark.parametrize("k, shape, lanes, max_items, randoms", COMBOS[:7])
@@ -263,13 +269,13 @@ def test_topk_short_sets_under_heavy_backpressure(margin):
 
 
 def test_topk_single_lane_singleton_sets():
-    """Sets of one item: one beat in, one result out, every cycle; the first result nine cycles
+    """Sets of one item: one beat in, one result out, every cycle; the first result ten cycles
     after its beat."""
     dut = TopK(3, unsigned(4), 1, 16)
     sets = [[v] for v in (5, 0, 15, 7, 7)]
     accepted, beats = run_sets(dut, sets, seed=0)
     assert accepted == [0, 1, 2, 3, 4]
-    assert beats == [(c, 0, 1) for c in (9, 10, 11, 12, 13)]
+    assert beats == [(c, 0, 1) for c in (10, 11, 12, 13, 14)]
 
 
 # --- margin ------------------------------------------------------------------------------------
@@ -383,14 +389,14 @@ def test_topk_margin_under_backpressure(k, shape, lanes, max_items, seed):
 
 def test_topk_schedule_with_kept_counts():
     """k = 4, lanes = 2, four sets of 2 items (one beat each, taken in 0..3, in the ring's first
-    stage in 3..6) keeping 1, 2, 1, 2: captured in C = 4..7, paired in X = 5, 6, 7, 9, handed
-    off in H = 6, 7, 9, 10 (H_s = max(X_s + 1, H_{s-1} + m_{s-1}); set 3 waits for set 2's two
-    results), results in H_s + 3 .. H_s + m_s + 2: back to back in 9..14."""
+    stage in 4..7) keeping 1, 2, 1, 2: captured in C = 5..8, paired in X = 6, 7, 8, 10, handed
+    off in H = 7, 8, 10, 11 (H_s = max(X_s + 1, H_{s-1} + m_{s-1}); set 2 waits for set 1's two
+    results), results in H_s + 3 .. H_s + m_s + 2: back to back in 10..15."""
     dut = TopK(4, signed(4), 2, 8, margin=0)
-    assert dut.schedule([2, 2, 2, 2], [1, 2, 1, 2]) == [(0, 0, 9, 9), (1, 1, 10, 11),
-                                                        (2, 2, 12, 12), (3, 3, 13, 14)]
+    assert dut.schedule([2, 2, 2, 2], [1, 2, 1, 2]) == [(0, 0, 10, 10), (1, 1, 11, 12),
+                                                        (2, 2, 13, 13), (3, 3, 14, 15)]
     _, beats = run_sets(dut, [[1, 0], [5, 5], [-3, -4], [2, 2]], seed=0)
-    assert [c for c, *_ in beats] == [9, 10, 11, 12, 13, 14]
+    assert [c for c, *_ in beats] == [10, 11, 12, 13, 14, 15]
     # Without counts, a margin's schedule assumes min(k, n) results.
     assert dut.schedule([2, 2]) == dut.schedule([2, 2], [2, 2])
     for kept, msg in [([1], "kept must have one count per set (2), not 1"),

@@ -18,7 +18,7 @@ values should come from registers.
 inverted (signed shapes) below a valid bit, so a real item is ahead of every lane past the
 beat's count.
 
-Input pipeline (three registers: input, ranked, sorted)
+Input pipeline (four registers: input, ranked, sorted, ring input)
     The beat is registered as it is taken, with the results of ``L * (L - 1) / 2`` key
     comparators on its incoming values (lane ``a`` is ahead of lane ``b > a`` iff ``key_a >=
     key_b``: equal values keep lane order; the values should come from registers). Next, every
@@ -26,9 +26,11 @@ Input pipeline (three registers: input, ranked, sorted)
     per position), and its item index ``base + lane``. Then the lanes are permuted into rank
     order (lane ``c`` goes to position ``rank_c``: per position an AND-OR over the lanes, from
     registers only), so the sorted register holds the beat best first, the lanes past the count
-    last. The pipeline's valid bits and enables are kept once per lane (identical copies), each
-    enabling its lane's registers and its position's sorted register, so no single enable net
-    spans all lanes.
+    last. The ring-input register holds the sorted beat once more, so that the sorting
+    multiplexers and the ring's comparators each have a register of their own to be placed
+    beside. The pipeline's valid bits and enables are kept once per lane (identical copies),
+    each enabling its lane's registers and its position's sorted and ring-input registers, so no
+    single enable net spans all lanes.
 
 Ring (the slots, two banks, two stages)
     A *bank* is ``K`` slots, each a (value, index) register, and a ``K``-bit valid mask, kept
@@ -78,12 +80,14 @@ Resources, with ``W`` the value width and ``I`` the index width: ``K * L`` key c
 ring, ``L * (L - 1) / 2`` at the input, ``K`` ``(W + I + 1)``-bit comparators in the pairing
 (``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
 comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
-2:1 multiplexers of (value, index); registers: about ``3 L (W + I + 2) + L * L`` in the input
-pipeline and ``4 L`` for its control, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair registers, ``K (2 I + 2) + K
-(K - 1) / 2`` in the emitter and the picked register.
+2:1 multiplexers of (value, index); registers: about ``4 L (W + I + 2) + L * L`` in the input
+pipeline and ``5 L`` for its control, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair
+registers, ``K (2 I + 2) + K (K - 1) / 2`` in the emitter and the picked register.
 
-Measured on ECP5-85K (``benchmarks/topk_fmax.py``: registered inputs and outputs, nextpnr-ecp5
-``--freq 100`` with router1, median of seeds 1, 2, 3): k = 8, lanes = 4, signed 11-bit, 64 items:
+Measured on ECP5-85K before the input pipeline took its comparisons, its one-hot positions and
+its ring-input register (``benchmarks/topk_fmax.py``: registered inputs and outputs,
+nextpnr-ecp5 ``--freq 100`` with router1, median of seeds 1, 2, 3; not measured since): k = 8,
+lanes = 4, signed 11-bit, 64 items:
 160 MHz, 2382 LUT4, 1325 FF; k = 16, lanes = 8, signed 13-bit, 256 items: 120 MHz, 9911 LUT4,
 3268 FF; k = 8, lanes = 8, signed 11-bit, 64 items: 142 MHz, 3889 LUT4, 1654 FF (without a
 margin).
@@ -104,7 +108,7 @@ from .popcount import popcount
 __all__ = ["index_shape", "count_shape", "items_layout", "selected_layout", "TopK"]
 
 #: Registers between ``items`` and the ring: input, ranked, sorted.
-INPUT_STAGES = 3
+INPUT_STAGES = 4
 
 
 def index_shape(max_items: int):
@@ -191,9 +195,10 @@ class TopK(wiring.Component):
         min(k, n_s)``.
 
     Timing (see the module docstring for the structure). A beat is taken in one cycle whatever
-    its count and enters a pipeline of :data:`INPUT_STAGES` = 3 registers (input, ranked,
-    sorted); a beat moves on from one whenever the next is empty or is emptied in the same
-    cycle. The ring's first stage takes the beat in the sorted register in every cycle in which
+    its count and enters a pipeline of :data:`INPUT_STAGES` = 4 registers (input, ranked,
+    sorted, ring input); a beat moves on from one whenever the next is empty or is emptied in
+    the same cycle. The ring's first stage takes the beat in the ring-input register in every
+    cycle in which
     the ring advances (``ring_go``); it advances unless its second stage holds a set's last beat
     while the capture register is full and not emptied in that cycle (then both stages hold).
     When it advances with a last beat in its second stage, that set moves into the capture
@@ -205,20 +210,20 @@ class TopK(wiring.Component):
     the hand-off; the picked register moves on to the output buffer in any cycle in which the
     buffer's second register is empty, and the result is offered from the next cycle (if the
     first register is still waiting for ``selected.ready``, it waits in the second). All of
-    these conditions come from registers: ``items.ready = ~(all three input registers full) |
+    these conditions come from registers: ``items.ready = ~(all four input registers full) |
     ring_go`` does not depend on ``selected.ready``.
 
     With items offered every cycle and ``selected.ready`` always high, number cycles from the
     first beat's transfer (cycle 0). Set ``s`` of ``n_s`` items has ``B_s = ceil(n_s / lanes)``
     beats and ``m_s`` results. Number all beats ``b = 0, 1, ...`` across sets; beat ``b`` is
     taken in cycle ``A_b`` and by the ring's first stage in cycle ``M_b``, with ``A_0 = 0``,
-    ``A_b = max(A_{b-1} + 1, M_{b-3})`` (the input pipeline holds three beats) and
-    ``M_b = max(A_b + 3, M_{b-1} + 1)``, and for the first beat of set ``s`` also at least
+    ``A_b = max(A_{b-1} + 1, M_{b-4})`` (the input pipeline holds four beats) and
+    ``M_b = max(A_b + 4, M_{b-1} + 1)``, and for the first beat of set ``s`` also at least
     ``C_{s-1}``. With ``t_s`` the ``M`` of set ``s``'s last beat, the set is captured in cycle
     ``C_s = max(t_s + 1, X_{s-1})``, paired in ``X_s = max(C_s + 1, H_{s-1})`` and handed off
     in ``H_s = max(X_s + 1, H_{s-1} + m_{s-1})`` (the terms of set ``-1`` are ``-inf``), and
     its results leave in cycles ``H_s + 3 .. H_s + m_s + 2``. So with nothing waiting a set's
-    first result comes 9 cycles after its last beat (ring 3 cycles after the transfer, capture,
+    first result comes 10 cycles after its last beat (ring 4 cycles after the transfer, capture,
     pairing and hand-off 1 each, pick, output register and transfer 3), and in steady state a
     set costs ``max(B, m)`` cycles: one beat and one result per cycle, the stages between the
     ring and the emitter absorbing differences between sets. :meth:`schedule` evaluates this.
@@ -334,30 +339,32 @@ class TopK(wiring.Component):
         t_accept = Signal(name="pair_accept")
         ring_go = Signal(name="ring_go", init=1)
         go = Signal(name="ring_go_next")
-        # The input pipeline's control: the valid bits v1, v2, v3 of its three registers and
-        # their enables. ``ready3 = ~v3 | ring_go`` is a register too, loaded with its next value
-        # (decoded from ring_go, the enable of the sorted registers was merged into their data
-        # multiplexers and ran, with ring_go's fanout, at 10.8 ns on the attention engine's
-        # threshold mask); ``ready2 = ~v2 | ready3`` and ``ready1 = ~v1 | ready2`` are decoded
-        # from it (as registers, their next values made ready1 an 11.5 ns path through
-        # ring_go's). The control is kept once per lane, each copy enabling that lane's
-        # registers (and the sorted register's position of that number): one enable for all
-        # of them, about 150 registers per stage at 8 lanes spread over the lanes' logic, had
-        # 10 ns of routing (the rows-1 head's seed 1). The copies follow the same recurrence
-        # from the same inputs, so they are always equal, but each reads its own registers, so
-        # Yosys does not merge them; copy 0 is the one the rest of the unit reads.
+        # The input pipeline's control: the valid bits v1 .. v4 of its four registers and
+        # their enables. ``ready4 = ~v4 | ring_go`` is a register too, loaded with its next value
+        # (decoded from ring_go, the enable of the registers before the ring was merged into
+        # their data multiplexers and ran, with ring_go's fanout, at 10.8 ns on the attention
+        # engine's threshold mask); ``ready3 = ~v3 | ready4``, ``ready2 = ~v2 | ready3`` and
+        # ``ready1 = ~v1 | ready2`` are decoded from it (as registers, their next values made
+        # ready1 an 11.5 ns path through ring_go's). The control is kept once per lane, each copy
+        # enabling that lane's registers (and the sorted and ring-input registers' position of
+        # that number): one enable for all of them, about 150 registers per stage at 8 lanes
+        # spread over the lanes' logic, had 10 ns of routing (the rows-1 head's seed 1). The
+        # copies follow the same recurrence from the same inputs, so they are always equal, but
+        # each reads its own registers, so Yosys does not merge them; copy 0 is the one the rest
+        # of the unit reads.
         control = []
         for c in range(L):
             tag = "" if c == 0 else f"_copy{c}"
-            cv1, cv2, cv3 = (Signal(name=f"{n}_valid{tag}") for n in ("in", "ranked", "sorted"))
-            cr3 = Signal(name=f"sorted_ready{tag}", init=1)
-            cr2, cr1 = Signal(name=f"ranked_ready{tag}"), Signal(name=f"in_ready{tag}")
-            m.d.comb += [cr2.eq(~cv2 | cr3), cr1.eq(~cv1 | cr2)]
-            cv3_next = Mux(cr3, cv2, cv3)
+            cv1, cv2, cv3, cv4 = (Signal(name=f"{n}_valid{tag}")
+                                  for n in ("in", "ranked", "sorted", "ring_in"))
+            cr4 = Signal(name=f"ring_in_ready{tag}", init=1)
+            cr3, cr2, cr1 = (Signal(name=f"{n}_ready{tag}") for n in ("sorted", "ranked", "in"))
+            m.d.comb += [cr3.eq(~cv3 | cr4), cr2.eq(~cv2 | cr3), cr1.eq(~cv1 | cr2)]
+            cv4_next = Mux(cr4, cv3, cv4)
             m.d.sync += [cv1.eq(Mux(cr1, self.items.valid, cv1)), cv2.eq(Mux(cr2, cv1, cv2)),
-                         cv3.eq(cv3_next), cr3.eq(~cv3_next | go)]
-            control.append((cv1, cv2, cv3, cr1, cr2, cr3))
-        _, v2, _, ready1, ready2, ready3 = control[0]
+                         cv3.eq(Mux(cr3, cv2, cv3)), cv4.eq(cv4_next), cr4.eq(~cv4_next | go)]
+            control.append((cv1, cv2, cv3, cv4, cr1, cr2, cr3, cr4))
+        _, v2, _, _, ready1, ready2, ready3, ready4 = control[0]
         m.d.comb += [
             none_left.eq(~remaining[0]),
             one_left.eq(remaining[0] & (~remaining[1] if K > 1 else 1)),
@@ -386,7 +393,7 @@ class TopK(wiring.Component):
             with m.If(self.items.valid):
                 m.d.sync += base.eq(Mux(beat.last, 0, base + self.lanes))
         for b in range(L):
-            with m.If(control[b][3]):
+            with m.If(control[b][4]):
                 m.d.sync += [in_key[b].eq(beat_key[b]), in_real[b].eq(beat_real[b])]
                 for a in range(b):
                     a_first = Signal(name=f"in{a}_ahead_of_in{b}", reset_less=True)
@@ -408,7 +415,7 @@ class TopK(wiring.Component):
         with m.If(ready2):
             m.d.sync += rk_last.eq(in_last)
         for c in range(L):
-            with m.If(control[c][4]):
+            with m.If(control[c][5]):
                 others = Cat(ahead[a][c] for a in range(L) if a != c)
                 rank = popcount(others)
                 m.d.sync += [rk_key[c].eq(in_key[c]), rk_idx[c].eq(in_base + c),
@@ -424,13 +431,28 @@ class TopK(wiring.Component):
         with m.If(ready3):
             m.d.sync += cd_last.eq(v2 & rk_last)
         for j in range(L):
-            with m.If(control[j][5]):
+            with m.If(control[j][6]):
                 at = [rk_at[c][j] for c in range(L)]
                 m.d.sync += [
                     cd_key[j].eq(_any_of(Mux(at[c], rk_key[c], 0) for c in range(L))),
                     cd_idx[j].eq(_any_of(Mux(at[c], rk_idx[c], 0) for c in range(L))),
                     cd_real[j].eq(control[j][1] & _any_of(at[c] & rk_real[c] for c in range(L))),
                 ]
+
+        # --- ring input: the sorted beat again, placed beside the ring ----------------------
+        # The ring's comparators start here: from the sorted register, which the sorting
+        # multiplexers pull towards the lanes, their results had 6-7 ns of routing to the merge
+        # (the rows-2 head's seeds 2 and 3 at f828e2e, 93.4 and 90.1 MHz).
+        ri_key = [Signal(KEY, name=f"ring_in{j}_key", reset_less=True) for j in range(L)]
+        ri_idx = [Signal(IDX, name=f"ring_in{j}_index", reset_less=True) for j in range(L)]
+        ri_real = [Signal(name=f"ring_in{j}_real") for j in range(L)]
+        ri_last = Signal(name="ring_in_last")
+        with m.If(ready4):
+            m.d.sync += ri_last.eq(cd_last)
+        for j in range(L):
+            with m.If(control[j][7]):
+                m.d.sync += [ri_key[j].eq(cd_key[j]), ri_idx[j].eq(cd_idx[j]),
+                             ri_real[j].eq(cd_real[j])]
 
         # --- the ring: two banks of slots, merged in two stages -----------------------------
         # Stage 1 compares the bank in r1 with the sorted beat (slot a ahead of candidate j:
@@ -443,12 +465,12 @@ class TopK(wiring.Component):
         r2_ahead = [[Signal(name=f"ring2_slot{a}_ahead_of_cand{j}", reset_less=True)
                      for j in range(L)] for a in range(K)]
         with m.If(ring_go):
-            m.d.sync += [r2_vld.eq(r1_vld), r2_creal.eq(Cat(cd_real))]
+            m.d.sync += [r2_vld.eq(r1_vld), r2_creal.eq(Cat(ri_real))]
             m.d.sync += [r2_key[a].eq(r1_key[a]) for a in range(K)]
             m.d.sync += [r2_idx[a].eq(r1_idx[a]) for a in range(K)]
-            m.d.sync += [r2_ckey[j].eq(cd_key[j]) for j in range(L)]
-            m.d.sync += [r2_cidx[j].eq(cd_idx[j]) for j in range(L)]
-            m.d.sync += [r2_ahead[a][j].eq(Cat(r1_key[a], r1_vld[a]) >= Cat(cd_key[j], cd_real[j]))
+            m.d.sync += [r2_ckey[j].eq(ri_key[j]) for j in range(L)]
+            m.d.sync += [r2_cidx[j].eq(ri_idx[j]) for j in range(L)]
+            m.d.sync += [r2_ahead[a][j].eq(Cat(r1_key[a], r1_vld[a]) >= Cat(ri_key[j], ri_real[j]))
                          for a in range(K) for j in range(L)]
 
         # Stage 2. Position i: with q the number of candidates among positions 0..i, those
@@ -500,7 +522,7 @@ class TopK(wiring.Component):
         # the last beat). A captured bank goes back to r1 empty. ring_go is low while a final
         # part cannot go to the capture register.
         first_cap = Signal(name="first_capture")
-        m.d.comb += first_cap.eq(cd_last)            # taken by stage 1 whenever ring_go
+        m.d.comb += first_cap.eq(ri_last)            # taken by stage 1 whenever ring_go
         f_key, f_idx, f_vld = bank("first_slot")
         f_thr = Signal(THR, name="first_threshold", reset_less=True)
         c_key, c_idx, c_vld = bank("final_slot")
@@ -631,7 +653,7 @@ class TopK(wiring.Component):
                ("ring2_last", "capture_valid", "pair_valid", "picked", "skid")}
         nxt["remaining"] = Signal(K, name="remaining_next")
         m.d.comb += [
-            nxt["ring2_last"].eq(Mux(ring_go, cd_last, r2_last)),
+            nxt["ring2_last"].eq(Mux(ring_go, ri_last, r2_last)),
             nxt["capture_valid"].eq(ring_go & r2_last | cap_valid & ~t_accept),
             nxt["pair_valid"].eq(cap_valid & t_accept | t_valid & ~handoff),
             nxt["remaining"].eq(Mux(handoff, count, Mux(pick, remaining[1:], remaining))),
@@ -642,7 +664,7 @@ class TopK(wiring.Component):
         m.d.comb += go.eq(~nxt["ring2_last"] | ~nxt["capture_valid"] | ~nxt["pair_valid"]
                           | ~nxt["remaining"][0] | (~nxt["picked"] | ~nxt["skid"])
                           & (~nxt["remaining"][1] if K > 1 else 1))
-        first_cap_next = Mux(ready3, v2 & rk_last, cd_last)
+        first_cap_next = Mux(ready4, cd_last, ri_last)
         m.d.sync += [
             r2_last.eq(nxt["ring2_last"]), cap_valid.eq(nxt["capture_valid"]),
             t_valid.eq(nxt["pair_valid"]), e2_valid.eq(nxt["picked"]),
