@@ -599,16 +599,27 @@ class SparseAttention(wiring.Component):
         # The k4 rows are block RAM read a cycle ahead of the issue, through the block's output
         # register and one in the fabric near the estimate logic (data in t + 2 for the block
         # issued in t). Read every cycle: block 0 of the offered group's bank while not issuing
-        # (so in the take's cycle), the next block while issuing, from registers only. As LUT
-        # RAM, Yosys made the read address a register whose net to every lane's memory had 7 ns
-        # of routing; from the block's own register alone, the data had 6.7 ns of routing to
-        # the row units.
+        # (so in the take's cycle), the next block while issuing. As LUT RAM, Yosys made the
+        # read address a register whose net to every lane's memory had 7 ns of routing; from
+        # the block's own register alone, the data had 6.7 ns of routing to the row units.
+        # Each lane's read address is a register of its own, loaded with the next cycle's
+        # address: one address computed from the block counter and routed to every lane's
+        # blocks had 8.5 ns of routing (the rows-2 head's seed 2 at 3dd524f, 96.6 MHz). The
+        # address after a take is block 1 of the taken group's bank, after an issue that is not
+        # the last the block after next; after the last issue it is block 0 of the offered
+        # bank, which only a take changes, so otherwise the address holds. Holding reads the
+        # register itself, so Yosys does not merge the copies.
         incoming = self._incoming("estimate")
         k4 = [mem.read_port(2, f"estimate_k4_{n}") for n, mem in enumerate(self.k4mem)]
-        for rd in k4:
-            m.d.comb += [rd.addr.eq(Mux(issuing, Cat((block + 1)[:self.bbits], tok.bank),
-                                        Cat(Const(0, self.bbits), incoming.bank))),
-                         rd.en.eq(1)]
+        for n, rd in enumerate(k4):
+            addr = Signal.like(rd.addr, name=f"estimate_k4_addr{n}")
+            with m.If(st.take):
+                m.d.sync += addr.eq(Cat(Const(1, self.bbits), incoming.bank))
+            with m.Elif(issuing & ~beat.last):
+                m.d.sync += addr.eq(Cat((block + 2)[:self.bbits], tok.bank))
+            with m.Elif(issuing):
+                m.d.sync += addr.eq(Cat(Const(0, self.bbits), incoming.bank))
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(1)]
         # Each unit's q4 row, read at the take (from the block's output register in take + 2),
         # into one register copy per lane (valid from take + 3): one register feeding all
         # ``lanes`` products of an element had 4 ns of routing to them (the example's critical
