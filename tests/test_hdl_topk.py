@@ -177,11 +177,13 @@ COMBOS = [
     (1, unsigned(3), 1, 12, 12),
     (4, signed(3), 1, 20, 16),
     (4, signed(4), 3, 23, 16),
+    (3, signed(4), 6, 29, 12),      # two parts of the sorted register (4 + 2 lanes)
     (8, unsigned(2), 4, 40, 16),
     (16, signed(5), 2, 50, 12),
     (8, unsigned(2), 3, 5, 12),     # k > max_items: every item is kept
     (2, signed(2), 4, 3, 12),       # lanes > max_items: one beat per set, lane 3 never real
     (16, signed(11), 4, 256, 3),    # the size of the Verilog test
+    (8, signed(11), 8, 64, 8),      # the benchmark heads' lanes: two full parts
 ]
 
 

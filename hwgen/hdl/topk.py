@@ -25,10 +25,11 @@ Input pipeline (four registers: input, ranked, sorted, ring input)
     lane gets its rank within the beat from a popcount of those bits, registered decoded (one bit
     per position), and its item index ``base + lane``. Then the lanes are permuted into rank
     order (lane ``c`` goes to position ``rank_c``: per position an AND-OR over the lanes, from
-    registers only), so the sorted register holds the beat best first, the lanes past the count
-    last. The ring-input register holds the sorted beat once more, so that the sorting
-    multiplexers and the ring's comparators each have a register of their own to be placed
-    beside. The pipeline's valid bits and enables are kept once per lane (identical copies),
+    registers only, in groups of :data:`SORT_GROUP` lanes whose parts the sorted register holds
+    apart), so the sorted register holds the beat best first, the lanes past the count last.
+    The ring-input register joins each position's parts (an OR, at most one part holds a lane),
+    so that the sorting multiplexers, which gather from every lane, end beside their lanes and
+    the ring's comparators start at a register of their own. The pipeline's valid bits and enables are kept once per lane (identical copies),
     each enabling its lane's registers and its position's sorted and ring-input registers, so no
     single enable net spans all lanes.
 
@@ -80,8 +81,8 @@ Resources, with ``W`` the value width and ``I`` the index width: ``K * L`` key c
 ring, ``L * (L - 1) / 2`` at the input, ``K`` ``(W + I + 1)``-bit comparators in the pairing
 (``4K`` threshold comparators more with a margin), ``K * (K - 1) / 2`` ``I``-bit index
 comparators at the hand-off; ``L`` popcounts over ``L - 1`` bits; per slot a tree of ``L + 1``
-2:1 multiplexers of (value, index); registers: about ``4 L (W + I + 2) + L * L`` in the input
-pipeline and ``5 L`` for its control, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair
+2:1 multiplexers of (value, index); registers: about ``(3 + G) L (W + I + 2) + L * L`` in the
+input pipeline (``G = ceil(L / SORT_GROUP)`` parts of the sorted register) and ``5 L`` for its control, ``K L + 6 K (W + I + 1)`` in the ring, capture and pair
 registers, ``K (2 I + 2) + K (K - 1) / 2`` in the emitter and the picked register.
 
 Measured on ECP5-85K before the input pipeline took its comparisons, its one-hot positions and
@@ -107,8 +108,13 @@ from .popcount import popcount
 
 __all__ = ["index_shape", "count_shape", "items_layout", "selected_layout", "TopK"]
 
-#: Registers between ``items`` and the ring: input, ranked, sorted.
+#: Registers between ``items`` and the ring: input, ranked, sorted, ring input.
 INPUT_STAGES = 4
+
+#: Lanes whose sorting multiplexers end in one part of the sorted register (see the module
+#: docstring): an AND-OR of up to this many lanes per position and bit, and the ring-input
+#: register ORs a position's parts.
+SORT_GROUP = 4
 
 
 def index_shape(max_items: int):
@@ -423,23 +429,34 @@ class TopK(wiring.Component):
                 m.d.sync += [rk_at[c][j].eq(rank == j) for j in range(L)]
 
         # --- sorting: lane c goes to position rank_c ----------------------------------------
-        # An empty sorted register has no real lane and no last flag.
-        cd_key = [Signal(KEY, name=f"cand{j}_key", reset_less=True) for j in range(L)]
-        cd_idx = [Signal(IDX, name=f"cand{j}_index", reset_less=True) for j in range(L)]
-        cd_real = [Signal(name=f"cand{j}_real") for j in range(L)]
+        # Per position an AND-OR over the lanes, in groups of SORT_GROUP lanes: the sorted
+        # register holds each group's part and the ring-input register ORs the parts. With one
+        # AND-OR over all 8 lanes, a position bit's net to its multiplexers, which gather from
+        # every lane, had 7.4-8.7 ns of routing (the rows-2 head's seeds 1 and 3 at 3dd524f,
+        # 84.4 and 94.5 MHz); a group's part can sit beside its lanes. An empty sorted register
+        # has no real lane and no last flag.
+        groups = [range(g, min(g + SORT_GROUP, L)) for g in range(0, L, SORT_GROUP)]
+        cd_key = [[Signal(KEY, name=f"cand{j}_part{g}_key", reset_less=True) for j in range(L)]
+                  for g in range(len(groups))]
+        cd_idx = [[Signal(IDX, name=f"cand{j}_part{g}_index", reset_less=True)
+                   for j in range(L)] for g in range(len(groups))]
+        cd_real = [[Signal(name=f"cand{j}_part{g}_real") for j in range(L)]
+                   for g in range(len(groups))]
         cd_last = Signal(name="cand_last")
         with m.If(ready3):
             m.d.sync += cd_last.eq(v2 & rk_last)
         for j in range(L):
             with m.If(control[j][6]):
-                at = [rk_at[c][j] for c in range(L)]
-                m.d.sync += [
-                    cd_key[j].eq(_any_of(Mux(at[c], rk_key[c], 0) for c in range(L))),
-                    cd_idx[j].eq(_any_of(Mux(at[c], rk_idx[c], 0) for c in range(L))),
-                    cd_real[j].eq(control[j][1] & _any_of(at[c] & rk_real[c] for c in range(L))),
-                ]
+                for g, lanes in enumerate(groups):
+                    at = {c: rk_at[c][j] for c in lanes}
+                    m.d.sync += [
+                        cd_key[g][j].eq(_any_of(Mux(at[c], rk_key[c], 0) for c in lanes)),
+                        cd_idx[g][j].eq(_any_of(Mux(at[c], rk_idx[c], 0) for c in lanes)),
+                        cd_real[g][j].eq(control[j][1]
+                                         & _any_of(at[c] & rk_real[c] for c in lanes)),
+                    ]
 
-        # --- ring input: the sorted beat again, placed beside the ring ----------------------
+        # --- ring input: the sorted beat, its parts joined, placed beside the ring ----------
         # The ring's comparators start here: from the sorted register, which the sorting
         # multiplexers pull towards the lanes, their results had 6-7 ns of routing to the merge
         # (the rows-2 head's seeds 2 and 3 at f828e2e, 93.4 and 90.1 MHz).
@@ -451,8 +468,9 @@ class TopK(wiring.Component):
             m.d.sync += ri_last.eq(cd_last)
         for j in range(L):
             with m.If(control[j][7]):
-                m.d.sync += [ri_key[j].eq(cd_key[j]), ri_idx[j].eq(cd_idx[j]),
-                             ri_real[j].eq(cd_real[j])]
+                m.d.sync += [ri_key[j].eq(_any_of(part[j] for part in cd_key)),
+                             ri_idx[j].eq(_any_of(part[j] for part in cd_idx)),
+                             ri_real[j].eq(_any_of(part[j] for part in cd_real))]
 
         # --- the ring: two banks of slots, merged in two stages -----------------------------
         # Stage 1 compares the bank in r1 with the sorted beat (slot a ahead of candidate j:
