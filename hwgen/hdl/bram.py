@@ -142,13 +142,10 @@ class BlockMemory(wiring.Component):
             m.submodules.memory = mem
             if w is not None:
                 wp = mem.write_port()
-                written = [w.addr, w.data, w.en]
-                if w.registered:     # address and data without a reset, like the flip-flops
-                    written = [Signal(len(Value.cast(v)), name=f"write_{n}_q", reset_less=n != "en")
-                               for v, n in zip(written, ("addr", "data", "en"))]
-                    m.d.sync += [reg.eq(v) for reg, v in zip(written, [w.addr, w.data, w.en])]
-                m.d.comb += [wp.addr.eq(written[0]), wp.data.eq(written[1]),
-                             wp.en.eq(written[2])]
+                if w.registered:     # written a cycle later, as by the ECP5 flip-flops
+                    m.d.sync += [wp.addr.eq(w.addr), wp.data.eq(w.data), wp.en.eq(w.en)]
+                else:
+                    m.d.comb += [wp.addr.eq(w.addr), wp.data.eq(w.data), wp.en.eq(w.en)]
         for p, port in enumerate(self._reads):
             if ecp5:
                 data = self._blocks(m, port, f"{port.name}_block")
