@@ -33,6 +33,9 @@ CONFIGS = {
     # The smallest shapes (single-bit counters, rows = max_len).
     "topk_tiny": SparseAttentionConfig(max_len=2, head_dim=1, topk=1, lanes=1, rows=2, window=0),
     "dense_one": SparseAttentionConfig(max_len=1, head_dim=1, topk=1, mask="dense", window=0),
+    # k close to max_len and far above the estimate's blocks (the exact stage bounds a group,
+    # and a top-k unit's sets follow each other closely), lanes above head_dim.
+    "topk_deep": SparseAttentionConfig(max_len=24, head_dim=2, topk=20, lanes=8),
     # Adaptive k: the margin keeps 1..topk keys, differently per row of a group.
     "threshold": SparseAttentionConfig(max_len=12, head_dim=4, mask="threshold", topk=5,
                                        margin=6, lanes=2, rows=2),
@@ -82,7 +85,7 @@ def test_rtl_matches_golden(key):
 
 
 @pytest.mark.parametrize("key", ["topk_lanes3", "window", "dense", "topk_rows3", "window_rows4",
-                                 "threshold"])
+                                 "topk_deep", "threshold"])
 def test_cycles_follow_the_model(key):
     """Alone (no gaps, output always ready): first token to last output row equals the cycle
     model exactly; back to back, the whole stream too (given each row's key count)."""

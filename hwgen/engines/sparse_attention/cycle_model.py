@@ -39,7 +39,9 @@ chain in the RTL is two stages long). The emit stage instead waits for its own p
 ``done[emit][g-1] + 1``. A stage works from ``take + 1``; with ``n`` the most keys any unit of
 the group selected:
 
-* estimate: ``B = ceil(L / lanes)`` block reads, done at ``take + B + estimate_latency``;
+* estimate: ``B = ceil(L / lanes)`` block reads, done at its last issue, ``take + B`` (the
+  dot products drain while the stage takes its next group: the last beat reaches the top-k
+  units at ``take + B + estimate_latency``, which is when the select stage's sets start);
 * exact: the keys leave the top-k units (or counters) one per cycle, done at
   ``take + n + exact_latency``;
 * softmax: ``take + n + SOFTMAX_LATENCY``; wsum: ``take + n + WSUM_LATENCY``;
@@ -48,7 +50,7 @@ the group selected:
 
 The first stage takes group 0 of a sequence once it is prepared (``prepared + 1``) and the
 following groups as soon as the chain lets it. So in steady state a group costs its slowest
-stage, typically ``max(B + estimate_latency, n + 6, divide_cycles)``, and a sequence about
+stage, typically ``max(B, n + exact_latency, divide_cycles) + 1``, and a sequence about
 ``ceil(L / rows)`` of those.
 
 Cycles depend on the data only through the keys each row selects: ``threshold`` rows keep a
@@ -89,7 +91,7 @@ QUANT_LATENCY = 9
 
 def stage_names(cfg: SparseAttentionConfig) -> list[str]:
     """The row-group stages, in order."""
-    return (["estimate", "select"] if cfg.estimated else []) + [
+    return (["estimate", "queue", "select"] if cfg.estimated else []) + [
         "exact", "softmax", "divide", "wsum", "emit"]
 
 
@@ -197,7 +199,8 @@ class _Pipeline:
         n = max(counts)
         blocks = -(-length // cfg.lanes)
         dur = {
-            "estimate": blocks + estimate_latency(cfg),
+            "estimate": blocks,
+            "queue": 1,
             "exact": n + exact_latency(cfg),
             "softmax": n + SOFTMAX_LATENCY,
             "divide": divide_cycles(cfg),
@@ -217,7 +220,8 @@ class _Pipeline:
             takes[name] = t
             took_empty[name] = following is None or t != self.take[following]
             if name == "select":
-                self.done[name] = self._select_done(t, self.done["estimate"], counts)
+                self.done[name] = self._select_done(
+                    t, self.done["estimate"] + estimate_latency(cfg), counts)
             else:
                 self.done[name] = t + dur[name]
             earliest = self.done[name] + 1

@@ -11,7 +11,8 @@ Dataflow
 
     tokens -> loader -> bank 0 / 1 (Q, K, V) -> prepare -> q4, k4 (bank 0 / 1)
                                                               |
-       row groups: estimate -> exact -> softmax -> divide -> weighted sum -> emit -> out
+       row groups: estimate -> queue -> select -> exact -> softmax -> divide -> weighted sum
+                   -> emit -> out
 
 * **Load.** One ``tokens`` beat carries the Q, K and V rows of one position; ``last`` ends the
   sequence, whose length L is whatever arrived. Beats are registered, then written to bank
@@ -25,30 +26,33 @@ Dataflow
   ``k4`` memories (row j in lane ``j % lanes``, so a read gives ``lanes`` keys) and the ``q4``
   lanes (like Q).
 * **Row groups.** Queries are computed ``rows`` at a time by ``rows`` identical row units. A group
-  passes through six stages; each stage works on one group at a time, and the stages work on
-  consecutive groups at once (of this sequence and the next one). A stage takes a group when the
-  previous stage has finished it and when the next stage takes the stage's previous group (in
-  the same cycle if that next stage is itself empty, else one cycle later: the take chain is
-  two stages long):
+  passes through eight stages (five for ``window`` / ``dense``); each stage works on one group at
+  a time, and the stages work on consecutive groups at once (of this sequence and the next one).
+  A stage takes a group when the previous stage has finished it and when the next stage takes
+  the stage's previous group (in the same cycle if that next stage is itself empty, else one
+  cycle later: the take chain is two stages long):
 
-  0. **estimate** (``topk`` / ``threshold``): the group's q4 rows are read once; the k4 rows
-     stream ``lanes`` keys per cycle, *broadcast* to every unit, which computes ``lanes``
-     estimated scores per cycle (4-bit products in LUTs, a pipelined adder tree) into its own
-     :class:`hwgen.hdl.topk.TopK`;
-  1. **exact**: each unit reads the K rows of its selected keys (its own read port), one per
-     cycle: ``d`` DSP products and a pipelined adder tree, written to the unit's row buffer
-     while the row max is kept. ``window`` / ``dense`` units generate their keys by counting;
-  2. **softmax**: per key ``z = max - s`` (saturated where exp is 0 anyway), ``z * C_mult``
-     (one DSP), the exp table (a synchronous ROM) and the shift, each a pipeline stage; the exps
-     go back to the row buffer and into the row sum;
-  3. **divide**: each unit's row reciprocal ``floor(2**RS / sum)`` on a sequential divider;
-  4. **weighted sum**: per key ``p = (exp * rr) >> (RS - prob_bits)`` and ``d``
-     multiply-accumulates with its V row (each unit its own V read port), then requantization
-     into a result register;
-  5. **emit**: the results move to the output registers and leave one row per beat, in order.
+  * **estimate** (``topk`` / ``threshold``): the group's q4 rows are read once; the k4 rows
+    stream ``lanes`` keys per cycle, *broadcast* to every unit, which computes ``lanes``
+    estimated scores per cycle (4-bit products in LUTs, a pipelined adder tree) into its own
+    :class:`hwgen.hdl.topk.TopK`. Done at its last issue: the dot products drain on their own;
+  * **queue** (``topk`` / ``threshold``): holds an estimated group until the select stage takes
+    it, so the estimate stage can stream the next group while a top-k unit finishes a set;
+  * **select** (``topk`` / ``threshold``): each unit's top-k results into its index buffer;
+  * **exact**: each unit reads the K rows of its selected keys (its own read port), one per
+    cycle: ``d`` DSP products and a pipelined adder tree, written to the unit's row buffer
+    while the row max is kept. ``window`` / ``dense`` units generate their keys by counting;
+  * **softmax**: per key ``z = max - s`` (saturated where exp is 0 anyway), ``z * C_mult``
+    (one DSP), the exp table (a synchronous ROM) and the shift, each a pipeline stage; the exps
+    go back to the row buffer and into the row sum;
+  * **divide**: each unit's row reciprocal ``floor(2**RS / sum)`` on a sequential divider;
+  * **weighted sum**: per key ``p = (exp * rr) >> (RS - prob_bits)`` and ``d``
+    multiply-accumulates with its V row (each unit its own V read port), then requantization
+    into a result register;
+  * **emit**: the results move to the output registers and leave one row per beat, in order.
 
-  The row buffers have four banks, one per stage that uses them (1, 2, 4 and the divide in
-  between), so each stage reads and writes its own group.
+  The row buffers have four banks, one per stage that uses them (exact, softmax, weighted sum
+  and the divide in between), so each stage reads and writes its own group.
 
 Memories are read synchronously with a register after the read data (two cycles from address to
 data), the token memories (Q, K, V: block RAM, :class:`~hwgen.hdl.bram.BlockMemory`, whose
@@ -119,6 +123,10 @@ def _bits(n: int) -> int:
 #: block to a register placed near the DSPs it feeds was the critical path of all three
 #: placements of the attention example at 99.8 MHz (median) with one register.
 BRAM_READ_REGISTERS = 2
+
+#: Banks of each unit's index buffer (the select stage's results; a power of two, so the bank
+#: counters wrap by themselves). See :meth:`SparseAttention._select`.
+INDEX_BANKS = 4
 
 
 class _Read:
@@ -212,6 +220,7 @@ class SparseAttention(wiring.Component):
         self.units = [dict() for _ in range(R)]
         if cfg.estimated:
             self._estimate()
+            self._queue()
             self._select()
         self._exact()
         self._softmax()
@@ -573,7 +582,8 @@ class SparseAttention(wiring.Component):
         return self.offer if n == 0 else self.stages[names[n - 1]].token
 
     def _estimate(self):
-        """Stage 0: ``lanes`` estimated scores per cycle per unit into each unit's top-k."""
+        """The estimate stage: ``lanes`` estimated scores per cycle per unit into each unit's
+        top-k."""
         cfg, m = self.cfg, self.m
         d, R, lanes = cfg.head_dim, cfg.rows, cfg.lanes
         st = self.stages["estimate"]
@@ -588,10 +598,12 @@ class SparseAttention(wiring.Component):
             m.d.sync += [issuing.eq(1), pos.eq(0), block.eq(0)]
         rest = Signal(self.pos, name="estimate_rest")
         m.d.comb += rest.eq(tok.length - pos)
-        beat = Signal(data.StructLayout({"valid": 1, "count": range(lanes + 1), "last": 1}),
-                      name="estimate_issue")
+        # The issued block's beat, with the group's active units: it travels with the data, so
+        # the stage can take its next group while the dot products drain.
+        beat = Signal(data.StructLayout({"valid": 1, "count": range(lanes + 1), "last": 1,
+                                         "active": range(R + 1)}), name="estimate_issue")
         m.d.comb += [beat.valid.eq(issuing), beat.last.eq(rest <= lanes),
-                     beat.count.eq(Mux(rest <= lanes, rest, lanes))]
+                     beat.count.eq(Mux(rest <= lanes, rest, lanes)), beat.active.eq(tok.active)]
         with m.If(issuing):
             m.d.sync += [pos.eq(pos + lanes), block.eq(block + 1)]
             with m.If(beat.last):
@@ -643,7 +655,6 @@ class SparseAttention(wiring.Component):
         # product's last register is the top-k input.
         latency = cm.estimate_latency(cfg)
         at_tree = delay(m, beat, latency, "estimate_beat")
-        active = tok.active
         margin = cfg.margin if cfg.mask == "threshold" else None
         for u in range(R):
             extra = {"margin": margin} if margin is not None else {}
@@ -656,22 +667,44 @@ class SparseAttention(wiring.Component):
                     name=f"est_u{u}_l{ln}")
                 assert 2 + stages == latency
                 m.d.comb += topk.items.payload.values[ln].eq(value)
-            m.d.comb += [topk.items.valid.eq(at_tree.valid & (u < active)),
+            m.d.comb += [topk.items.valid.eq(at_tree.valid & (u < at_tree.active)),
                          topk.items.payload.count.eq(at_tree.count),
                          topk.items.payload.last.eq(at_tree.last)]
-        # The stage ends with its last beat entering the top-k units.
-        m.d.comb += st.done.eq(at_tree.valid & at_tree.last)
+        # The stage ends with its last issue; the next group's first k4 and q4 reads come after
+        # it, and the q4 copies load in its take + 2, after the last block's products took
+        # them (in the last issue + 2). The top-k units never hold a beat back: a group enters
+        # the estimate stage only when the queue stage takes the one before, so once the select
+        # stage has taken the group two before, whose results are then complete; at most three
+        # sets are in a unit (one streaming in, two in its ring, capture, pair or emitter
+        # stages), and its ring stalls only with a fourth (:class:`hwgen.hdl.topk.TopK`).
+        m.d.comb += st.done.eq(beat.valid & beat.last)
+
+    def _queue(self):
+        """The queue stage (estimated masks): holds a group whose estimates are issued until the
+        select stage takes it, so that the estimate stage can issue the group after it
+        meanwhile: with the select stage waiting for a set's results (the dot products, the top-k
+        unit's pipeline and ``k`` results after its last block), the estimate stage would
+        otherwise wait too, and 4 lanes would cost 20.5 cycles per group at L = 64 instead of
+        the 17 of the exact stage. Done in the cycle after its take."""
+        st = self.stages["queue"]
+        self.m.d.comb += st.done.eq(st.busy)
 
     def _select(self):
-        """Stage 1 (estimated masks): each unit's top-k results into its index buffer.
+        """The select stage (estimated masks): each unit's top-k results into its index buffer.
 
         The top-k units hand a set off and emit it on their own schedule
         (:class:`hwgen.hdl.topk.TopK`, ``selected.ready`` always high), so the capture runs
         always: result ``i`` of a set goes to entry ``i`` of the unit's next index-buffer bank, and
-        the set's count is kept per bank. Three banks suffice: while a set is captured, the exact
-        stage may still read the group two back and the select stage hold the one before. The
-        stage itself finishes a group in the first cycle, from its take on, in which every active
-        unit has a complete set: it claims the sets (bank and count) for the exact stage.
+        the set's count is kept per bank. With :data:`INDEX_BANKS` (four) banks, a set is
+        captured into the bank of the group four back, which the exact stage has finished
+        reading: between them are at most the exact stage's group (three back), the select
+        stage's and the queue stage's. (Three banks would do as well, only because the exact
+        stage reads entry ``i`` in its take + 1 + ``i`` while the set of the group three after
+        it writes entry ``i`` at least the estimate and top-k latencies later; four cost no more
+        memory, as the depth is a power of two anyway, and make the bank counters wrap by
+        themselves.) The stage itself finishes a group in the first cycle, from its take on, in
+        which every active unit has a complete set: it claims the sets (bank and count) for the
+        exact stage.
         """
         cfg, m = self.cfg, self.m
         st = self.stages["select"]
@@ -682,12 +715,13 @@ class SparseAttention(wiring.Component):
         for u, unit in enumerate(self.units):
             sel = unit["selected"]
             m.d.comb += sel.ready.eq(1)
-            ibuf = memory.Memory(shape=self.jbits, depth=4 << sbits, init=[])
+            ibuf = memory.Memory(shape=self.jbits, depth=INDEX_BANKS << sbits, init=[])
             m.submodules[f"indexbuf{u}"] = ibuf
             unit["ibuf"] = ibuf
             wbank, wcount = Signal(2, name=f"select{u}_wbank"), Signal(range(sel_depth + 1),
                                                                        name=f"select{u}_wcount")
-            counts = [Signal(range(sel_depth + 1), name=f"select{u}_count{b}") for b in range(3)]
+            counts = [Signal(range(sel_depth + 1), name=f"select{u}_count{b}")
+                      for b in range(INDEX_BANKS)]
             complete = Signal(range(4), name=f"select{u}_complete")
             w = ibuf.write_port()
             moved = sel.valid & sel.ready
@@ -697,8 +731,8 @@ class SparseAttention(wiring.Component):
             with m.If(moved):
                 m.d.sync += wcount.eq(wcount + 1)
                 with m.If(sel.payload.last):
-                    m.d.sync += [wcount.eq(0), wbank.eq(Mux(wbank == 2, 0, wbank + 1))]
-                    for b in range(3):
+                    m.d.sync += [wcount.eq(0), wbank.eq(wbank + 1)]
+                    for b in range(INDEX_BANKS):
                         with m.If(wbank == b):
                             m.d.sync += counts[b].eq(wcount + 1)
             active = Signal(name=f"select{u}_active")
@@ -719,8 +753,8 @@ class SparseAttention(wiring.Component):
             with m.If(st.done):
                 m.d.sync += [bank.eq(rbank), count.eq(0)]
                 with m.If(claim):
-                    m.d.sync += rbank.eq(Mux(rbank == 2, 0, rbank + 1))
-                    for b in range(3):
+                    m.d.sync += rbank.eq(rbank + 1)
+                    for b in range(INDEX_BANKS):
                         with m.If(rbank == b):
                             m.d.sync += count.eq(unit["sel_counts"][b])
             unit["sel_bank"], unit["sel_n"] = bank, count
@@ -772,10 +806,10 @@ class SparseAttention(wiring.Component):
         return counts, key_of
 
     def _exact(self):
-        """Stage 2: per unit, the exact scores of its selected keys into its row buffer, one key
-        per cycle: the key in t + 1 (index buffer read port, or counter), K row and Q row
-        registered in t + 3, products in t + 5, then the adder tree. The index buffer's read data
-        only addresses the K memory, so it needs no register of its own."""
+        """The exact stage: per unit, the exact scores of its selected keys into its row buffer,
+        one key per cycle: the key in t + 1 (index buffer read port, or counter), K row and Q row
+        registered in t + 3, products in t + 5, then the adder tree. The index buffer's read
+        data only addresses the K memory, so it needs no register of its own."""
         cfg, m = self.cfg, self.m
         d = cfg.head_dim
         st = self.stages["exact"]
@@ -896,7 +930,8 @@ class SparseAttention(wiring.Component):
         return regs
 
     def _softmax(self):
-        """Stage 2: z, z * C_mult, the exp table and the shift, one key per cycle per unit.
+        """The softmax stage: z, z * C_mult, the exp table and the shift, one key per cycle per
+        unit.
 
         ``z`` goes into the product unsaturated: its top bits above a DSP's 17 are a LUT piece
         (:func:`hwgen.hdl.pipeline.pipelined_product`), and a large ``z`` gives an exponent past
@@ -951,8 +986,9 @@ class SparseAttention(wiring.Component):
             unit["sm_count"], unit["row_sum"] = counts[u], row_sum
 
     def _divide(self):
-        """Stage 3: each unit's row reciprocal floor(2**RS / sum) on a sequential divider, two
-        quotient bits per cycle (the stage would otherwise bound a group at about 22 cycles).
+        """The divide stage: each unit's row reciprocal floor(2**RS / sum) on a sequential
+        divider, two quotient bits per cycle (the stage would otherwise bound a group at about
+        22 cycles).
 
         The quotient fits row_recip_bits (sum >= 2**exp_bits), so the divider takes 2**RS as
         high * 2**row_recip_bits + 0 with high = 2**(RS - row_recip_bits) < 2**exp_bits <= sum
@@ -986,7 +1022,8 @@ class SparseAttention(wiring.Component):
                                & ~st.full)
 
     def _weighted_sum(self):
-        """Stage 4: p = (exp * rr) >> (RS - prob_bits) and d multiply-accumulates per key."""
+        """The weighted-sum stage: p = (exp * rr) >> (RS - prob_bits) and d multiply-accumulates
+        per key."""
         cfg, m = self.cfg, self.m
         d = cfg.head_dim
         st = self.stages["wsum"]
@@ -1029,7 +1066,7 @@ class SparseAttention(wiring.Component):
             unit["res"] = res
 
     def _emit(self):
-        """Stage 5: the group's results into the output registers, one row per beat."""
+        """The emit stage: the group's results into the output registers, one row per beat."""
         cfg, m = self.cfg, self.m
         st = self.stages["emit"]
         tok = st.token
