@@ -722,7 +722,7 @@ class SparseAttention(wiring.Component):
                                                                        name=f"select{u}_wcount")
             counts = [Signal(range(sel_depth + 1), name=f"select{u}_count{b}")
                       for b in range(INDEX_BANKS)]
-            complete = Signal(range(4), name=f"select{u}_complete")
+            complete = Signal(range(INDEX_BANKS), name=f"select{u}_complete")
             w = ibuf.write_port()
             moved = sel.valid & sel.ready
             m.d.comb += [w.addr.eq(Cat(wcount[:sbits], wbank)), w.data.eq(sel.payload.index),
