@@ -508,8 +508,14 @@ class SparseAttention(wiring.Component):
             w = mem.write_port()
             m.d.comb += [w.addr.eq(Cat(at_write.qgroup, pbank)), w.data.eq(out),
                          w.en.eq(at_write.valid & at_write.q & (at_write.qlane == u))]
+        # The k4 write is registered at each lane's blocks, one register set per lane copy: the
+        # quantizer's output register driving the blocks of every lane across the chip had
+        # 13.7 ns of routing (the rows-3 head's seed 1 at 02c8939, 69.3 MHz). The word lands a
+        # cycle later, which no read sees: a K row is written a cycle before its Q row, so the
+        # last K row lands in the cycle of the final Q write, before the bank is prepared. The
+        # q4 writes stay direct (the final one is read as soon as the next cycle).
         for n, mem in enumerate(self.k4mem):
-            w = mem.write_port()
+            w = mem.write_port(registered=True)
             m.d.comb += [w.addr.eq(Cat(at_write.kblock, pbank)), w.data.eq(out),
                          w.en.eq(at_write.valid & ~at_write.q & (at_write.klane == n))]
 
