@@ -1,0 +1,187 @@
+"""The set bits of a bitmask, one per cycle, lowest first: the matched positions of a sparse
+inner join and the positions of a fiber's kept words (docs/architecture.md §4.2).
+
+A ``width``-bit mask is seen as ``groups`` slices of ``slice_width`` bits (the groups of LoAS's
+laggy prefix sum). The walker keeps, besides the mask, one flag per slice that says whether the
+slice still holds a set bit, and walks only those slices: the lowest set bit of the current
+slice each cycle, and in the cycle the slice runs out the next non-empty slice comes in through
+a ``groups``-to-1 multiplexer. No adder or priority encoder spans the whole mask, so the walk's
+logic depth depends on ``slice_width`` and ``groups``, not on ``width``, and a mask with ``m``
+set bits costs ``max(1, m)`` cycles whatever the bits' spread.
+
+Microarchitecture
+-----------------
+::
+
+    masks ─> pending (mask, slice flags, tag) ─> walk (slices, current slice, flags left, tag)
+                                                     └─> positions (pos, first, last, empty, tag)
+
+* **pending**: a mask taken from ``masks``, with its slice flags (an OR over each slice of the
+  incoming mask) registered beside it; it moves to the walk stage in the cycle the walk stage
+  finishes the mask before it, so masks follow each other without a gap.
+* **walk**: the lowest set bit of the current slice is the position offered on ``positions``;
+  when it is taken, the slice loses that bit, and the last bit of a slice loads the lowest
+  slice still flagged. A mask without a set bit is offered once, as a beat with ``empty`` set.
+
+Timing: a mask taken from ``masks`` in cycle c (with the walker idle) offers its first position
+in cycle c + 2; with ``positions.ready`` high, a mask with ``m`` set bits offers them in
+``max(1, m)`` consecutive cycles and the next mask's first position follows in the next cycle,
+provided it was taken at least two cycles before.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal, unsigned
+from amaranth.hdl import Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["lowest_bit", "onehot_index", "onehot_select", "walker_slices", "SetBitWalker"]
+
+
+def lowest_bit(mask) -> Value:
+    """One-hot of the lowest set bit of ``mask`` (zero when ``mask`` is zero)."""
+    mask = Value.cast(mask)
+    return (mask & -mask)[:len(mask)]
+
+
+def onehot_index(onehot) -> Value:
+    """The index of the set bit of a one-hot ``onehot`` (an OR of the indices; zero if none)."""
+    onehot = Value.cast(onehot)
+    bits = max(ceil_log2(len(onehot)), 1)
+    out = Value.cast(0)
+    for i in range(len(onehot)):
+        if i:
+            out = out | (onehot[i].replicate(bits) & i)
+    return out[:bits]
+
+
+def onehot_select(onehot, values) -> Value:
+    """``values[i]`` for the set bit i of a one-hot ``onehot`` (an AND-OR multiplexer; zero if
+    no bit is set). ``values`` are values of one width."""
+    out = Value.cast(0)
+    for i, value in enumerate(values):
+        value = Value.cast(value)
+        out = out | (onehot[i].replicate(len(value)) & value)
+    return out
+
+
+def walker_slices(width: int, slice_width: int) -> tuple[int, int]:
+    """``(slice width, groups)`` of a walker over ``width`` bits: ``slice_width``, or the smallest
+    power of two that holds ``width`` if that is smaller, and ``ceil(width / slice width)``."""
+    bits = min(slice_width, 1 << ceil_log2(width))
+    return bits, -(-width // bits)
+
+
+class SetBitWalker(wiring.Component):
+    """Offers the set bits of each mask on ``masks``, lowest first, one per cycle.
+
+    Parameters
+    ----------
+    width : int
+        Mask width, 1 to 4096.
+    slice_width : int
+        Bits per slice, a power of two from 1 to 64; reduced to the smallest power of two that
+        holds ``width`` if that is smaller.
+    tag : ShapeCastable
+        A payload that travels with each mask to every beat of its walk (``unsigned(0)``: none).
+
+    Attributes
+    ----------
+    masks : stream, in
+        ``mask`` (``width`` bits) and ``tag``.
+    positions : stream, out
+        ``pos`` (the bit's index, ``range(width)``), ``first`` (the mask's first beat), ``last``
+        (its last beat), ``empty`` (the mask had no set bit: its one beat carries no position)
+        and the mask's ``tag``.
+    slice_width, groups : int
+        The slices' width and number (``groups * slice_width >= width``).
+
+    Raises
+    ------
+    ValueError
+        A parameter is out of range.
+    """
+
+    def __init__(self, width: int, slice_width: int = 16, tag=unsigned(0)):
+        for name, value, hi in (("width", width, 4096), ("slice_width", slice_width, 64)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
+                self._MustUse__silence = True       # refused, so never elaborated
+                raise ValueError(f"{name} must be an integer from 1 to {hi}, not {value!r}")
+        if slice_width & (slice_width - 1):
+            self._MustUse__silence = True
+            raise ValueError(f"slice_width must be a power of two, not {slice_width}")
+        self.width = width
+        self.slice_width, self.groups = walker_slices(width, slice_width)
+        self.tag_shape = tag
+        super().__init__({
+            "masks": In(stream.Signature(data.StructLayout({"mask": width, "tag": tag}))),
+            "positions": Out(stream.Signature(data.StructLayout({
+                "pos": range(max(width, 2)), "first": 1, "last": 1, "empty": 1, "tag": tag}))),
+        })
+
+    def elaborate(self, platform):
+        S, G = self.slice_width, self.groups
+        m = Module()
+        padded = G * S
+
+        # --- pending stage --------------------------------------------------------------------
+        p_valid = Signal()
+        p_mask = Signal(padded)
+        p_flags = Signal(G)
+        p_tag = Signal(self.tag_shape)
+        load = Signal()                               # the walk stage takes the pending mask
+        incoming = Value.cast(self.masks.payload.mask)
+        m.d.comb += self.masks.ready.eq(~p_valid | load)
+        with m.If(self.masks.valid & self.masks.ready):
+            m.d.sync += [p_valid.eq(1), p_mask.eq(incoming), p_tag.eq(self.masks.payload.tag),
+                         p_flags.eq(Cat(incoming[g * S:(g + 1) * S].any() for g in range(G)))]
+        with m.Elif(load):
+            m.d.sync += p_valid.eq(0)
+
+        # --- walk stage -----------------------------------------------------------------------
+        w_valid, w_first, w_empty = Signal(), Signal(), Signal()
+        w_slices = Signal(padded)
+        w_cur = Signal(S)                             # set bits left in the current slice
+        w_index = Signal(range(max(G, 2)))            # the current slice
+        w_left = Signal(G)                            # later slices that hold a set bit
+        w_tag = Signal(self.tag_shape)
+
+        def slices(mask):
+            return [mask[g * S:(g + 1) * S] for g in range(G)]
+
+        low = lowest_bit(w_cur)
+        rest = Signal(S)
+        m.d.comb += rest.eq(w_cur & ~low)
+        done = Signal()                               # the offered beat is the mask's last
+        m.d.comb += done.eq(w_empty | (~rest.any() & ~w_left.any()))
+        pos = Cat(onehot_index(low)[:ceil_log2(S)], w_index[:ceil_log2(G)])
+        m.d.comb += [
+            self.positions.valid.eq(w_valid),
+            self.positions.payload.pos.eq(pos),
+            self.positions.payload.first.eq(w_first),
+            self.positions.payload.last.eq(done),
+            self.positions.payload.empty.eq(w_empty),
+            self.positions.payload.tag.eq(w_tag),
+        ]
+        advance = Signal()
+        m.d.comb += [advance.eq(w_valid & self.positions.ready),
+                     load.eq(p_valid & (~w_valid | (advance & done)))]
+        with m.If(advance):
+            m.d.sync += w_first.eq(0)
+            with m.If(done):
+                m.d.sync += w_valid.eq(0)
+            with m.Elif(rest.any()):
+                m.d.sync += w_cur.eq(rest)
+            with m.Else():                            # the next slice that holds a set bit
+                nxt = lowest_bit(w_left)
+                m.d.sync += [w_cur.eq(onehot_select(nxt, slices(w_slices))),
+                             w_index.eq(onehot_index(nxt)), w_left.eq(w_left & ~nxt)]
+        with m.If(load):
+            first = lowest_bit(p_flags)
+            m.d.sync += [w_valid.eq(1), w_first.eq(1), w_empty.eq(~p_flags.any()),
+                         w_slices.eq(p_mask), w_tag.eq(p_tag),
+                         w_cur.eq(onehot_select(first, slices(p_mask))),
+                         w_index.eq(onehot_index(first)), w_left.eq(p_flags & ~first)]
+        return m
