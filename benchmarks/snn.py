@@ -1,23 +1,26 @@
-"""SNN layer: FTP against sequential dataflow, laggy against fast join, at the LoAS sparsities.
+"""SNN layer: FTP against sequential dataflow, laggy against fast join, at the LoAS sparsities,
+beside numpy on the same layer.
 
 For each of the three sparsity profiles of the LoAS evaluation (silent neurons after packing /
-weight sparsity) two layer shapes (T = 4, equal PE count) run in the Verilator model in three
-modes (ftp+fast, ftp+laggy, sequential+fast) with no stalls, back to back (throughput) and one
-sample at a time (latency):
+weight sparsity) two layer shapes (T = 4, K = 128, P = 4, chunk 128, spikes arriving as fibers)
+run in the Verilator model in three modes (ftp+fast, ftp+laggy, sequential+fast), with no stalls,
+back to back (throughput) and one sample at a time (latency):
 
-* ``input-bound``: K = 128, N = 16. Every sample enters as K dense spike words, one per cycle,
-  while the join has only N / P = 4 neuron groups of K / chunk = 4 chunks to do: the input port
-  sets the pace in every mode.
-* ``join-bound``: K = 128, N = 128. 32 neuron groups per sample: the join is the work.
+* ``input-bound``: N = 16. Each TPPE has 4 neurons of one chunk; the sample's fiber (its mask
+  and kept words, one beat per cycle) sets the pace.
+* ``join-bound``: N = 128: 32 neurons per TPPE, the join is the work.
 
-Cycles are the design's own ``perf.cycles`` deltas as recorded by the testbench (sim/test_snn.py),
-which also checks every output word against the golden model. With ``--synth`` each mode of the
-input-bound shape is synthesized for ecp5-85k (LUT/FF/BRAM/Fmax; LUTs per PE is the whole layer's
-LUTs divided by P).
+Cycles are the design's own: the testbench (sim/test_snn.py) measures them from its transfers,
+checks every output beat against the golden model and holds every sample to the cycle model
+exactly. The numpy baseline is the same layer on one core: the integer matmul of the T spike
+vectors with the weights (int32) and the LIF over the T steps, timed with ``timeit`` (best of 5)
+in the same run, per sample over a batch of the same samples. With ``--synth`` each mode of the
+input-bound shape is synthesized for ecp5-85k (3 placement seeds; Fmax is their median) and
+**samples per second = Fmax / cycles per sample** is printed beside numpy's.
 
 Usage::
 
-    python benchmarks/snn.py [--samples 6] [--seed 1] [--synth]
+    python benchmarks/snn.py [--samples 6] [--seed 1] [--synth] [--seeds 1,2,3]
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import timeit
 
-from hwgen.engines.snn import SnnConfig
-from hwgen.engines.snn.stimulus import LOAS_PROFILES
+import numpy as np
+
+from hwgen.engines.snn import SnnConfig, golden
+from hwgen.engines.snn.stimulus import LOAS_PROFILES, random_layer
 from hwgen.flows.sim import simulate
 from hwgen.report.table import format_table
 
-# chunk 32 rather than LoAS's 128 keeps the Verilator builds to about a minute each.
-BASE = SnnConfig(name="bench_snn", timesteps=4, in_neurons=128, out_neurons=16, pes=4, chunk=32,
-                 laggy_adders=8, threshold=16)
+BASE = SnnConfig(name="bench_snn", timesteps=4, in_neurons=128, out_neurons=16, pes=4, chunk=128,
+                 laggy_adders=16, threshold=16, in_format="fiber")
 SHAPES = {"input-bound": {}, "join-bound": {"out_neurons": 128}}
 MODES = {
     "ftp_fast": dict(dataflow="ftp", join="fast"),
@@ -48,7 +53,7 @@ def mode_config(mode: str, shape: str = "input-bound") -> SnnConfig:
 
 
 def measure(cfg: SnnConfig, profile: str, samples: int, seed: int) -> dict[str, float]:
-    """Cycles per sample alone (first spike word to last output word) and back to back."""
+    """Cycles per sample alone (first input beat to last output beat) and back to back."""
     result = simulate(cfg, seed=seed, vectors=samples,
                       options={"profile": profile, "phase2": False})
     if not result.passed:
@@ -59,52 +64,101 @@ def measure(cfg: SnnConfig, profile: str, samples: int, seed: int) -> dict[str, 
             "pipelined": tp["steady_state_cycles"] / (samples - 1)}
 
 
+def numpy_layer(a: np.ndarray, b: np.ndarray, cfg: SnnConfig) -> np.ndarray:
+    """The layer in numpy, for timing: O = the T spike vectors times the weights (int32), then
+    the LIF over t (hard reset, subtract-shift leak, no overflow: the float-free reference
+    a CPU would run)."""
+    m, k, t = a.shape
+    o = (a.transpose(0, 2, 1).reshape(m * t, k) @ b).reshape(m, t, -1)
+    u = np.zeros((m, b.shape[1]), dtype=np.int32)
+    out = np.empty((m, t, b.shape[1]), dtype=bool)
+    for step in range(t):
+        x = u + o[:, step]
+        fire = x >= cfg.threshold
+        u = np.where(fire, 0, x)
+        u = u - (u >> cfg.leak_shift)
+        out[:, step] = fire
+    return out
+
+
+def numpy_seconds_per_sample(cfg: SnnConfig, profile: str, samples: int, seed: int) -> float:
+    silent, sparsity = LOAS_PROFILES[profile]
+    a, b = random_layer(cfg, np.random.default_rng(seed), samples=samples,
+                        silent_fraction=silent, weight_density=1.0 - sparsity)
+    a32, b32 = a.astype(np.int32), b.astype(np.int32)
+    # The numpy LIF agrees with the golden model where nothing overflows (checked, not assumed).
+    trace = golden.layer(a, b, cfg)
+    assert (numpy_layer(a32, b32, cfg).transpose(0, 2, 1) == trace.spikes.astype(bool)).all()
+    one = a32[:1]
+    best = min(timeit.repeat(lambda: numpy_layer(one, b32, cfg), number=200, repeat=5)) / 200
+    return best
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--synth", action="store_true", help="also synthesize for ecp5-85k")
+    parser.add_argument("--seeds", default="1,2,3", help="nextpnr placement seeds (--synth)")
     args = parser.parse_args(argv)
 
     if args.samples < 2:
         parser.error("--samples must be at least 2 (back-to-back throughput needs two)")
     headers = ["shape", "profile", "silent", "w sparsity", "ftp fast", "ftp laggy", "seq fast",
-               "seq/ftp", "laggy/fast"]
+               "seq/ftp", "laggy/fast", "numpy us"]
     tables = {"pipelined": [], "alone": []}
+    cycles_at = {}
     for shape in SHAPES:
         for profile, (silent, weight_sparsity) in LOAS_PROFILES.items():
             cycles = {mode: measure(mode_config(mode, shape), profile, args.samples, args.seed)
                       for mode in MODES}
+            cpu = numpy_seconds_per_sample(mode_config("ftp_fast", shape), profile, args.samples,
+                                           args.seed)
+            cycles_at[shape, profile] = (cycles, cpu)
             for kind, rows in tables.items():
                 c = {mode: cycles[mode][kind] for mode in MODES}
                 rows.append([shape, profile, f"{100 * silent:.1f}%",
                              f"{100 * weight_sparsity:.2f}%",
                              round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
                              round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
-                             round(c["ftp_laggy"] / c["ftp_fast"], 3)])
+                             round(c["ftp_laggy"] / c["ftp_fast"], 3), round(cpu * 1e6, 2)])
     print(f"SNN layer K={BASE.in_neurons} T={BASE.timesteps} P={BASE.pes} chunk={BASE.chunk} "
-          f"laggy_adders={BASE.laggy_adders}; N: "
+          f"laggy_adders={BASE.laggy_adders} in_format={BASE.in_format}; N: "
           + ", ".join(f"{shape} {mode_config('ftp_fast', shape).out_neurons}" for shape in SHAPES)
           + f"; {args.samples} samples, seed {args.seed}")
-    print("\ncycles per sample, samples back to back (throughput)")
+    print("\ncycles per sample, samples back to back (throughput); numpy: one sample, one core")
     print(format_table(headers, tables["pipelined"]))
-    print("\ncycles per sample, one sample at a time (first spike word to last output word)")
+    print("\ncycles per sample, one sample at a time (first input beat to last output beat)")
     print(format_table(headers, tables["alone"]))
 
     if args.synth:
         from hwgen.flows.synth import SynthError, synthesize
-        rows = []
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rows, fmax = [], {}
         for mode in MODES:
             try:
-                r = synthesize(mode_config(mode), "ecp5-85k")
+                r = synthesize(mode_config(mode), "ecp5-85k", seeds=seeds)
             except SynthError as exc:     # reported per mode; the other modes still run
-                rows.append([mode, None, None, None, None, None, None, f"failed: {exc}"])
+                rows.append([mode, None, None, None, None, None, None, None, f"failed: {exc}"])
                 continue
+            fmax[mode] = r.fmax_mhz
+            per_seed = " / ".join(f"{f:.1f}" if f else "-" for f in r.seed_fmax_mhz or [])
             rows.append([mode, r.luts, round(r.luts / BASE.pes), r.ffs, r.brams, r.dsps,
-                         round(r.fmax_mhz, 1) if r.fmax_mhz else None, "ok"])
-        print("\necp5-85k (yowasp Yosys + nextpnr)")
+                         round(r.fmax_mhz, 1) if r.fmax_mhz else None, per_seed, "ok"])
+        print("\necp5-85k (yowasp Yosys + nextpnr), input-bound shape")
         print(format_table(["mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs", "Fmax MHz",
-                            "status"], rows))
+                            "per seed", "status"], rows))
+        rows = []
+        for (shape, profile), (cycles, cpu) in cycles_at.items():
+            for mode, mhz in fmax.items():
+                if not mhz:
+                    continue
+                rate = mhz * 1e6 / cycles[mode]["pipelined"]
+                rows.append([shape, profile, mode, round(rate), round(1 / cpu),
+                             round(rate * cpu, 2)])
+        print("\nsamples per second back to back at the median Fmax, beside numpy on one core")
+        print(format_table(["shape", "profile", "mode", "RTL samples/s", "numpy samples/s",
+                            "RTL / numpy"], rows))
     return 0
 
 

@@ -158,11 +158,11 @@ HLS_NAMES = _words("""
     EXP_BITS EXP_FRAC_BITS EXP_INT_LIMIT EXP_LUT EXP_MULT EXP_SHIFT EXP_VALUE_BITS expected
     expected_path EXPONENT_BITS expv fifo_ file fire fire_group fired first floor_shift front g
     GLOBAL_TOKENS GROUPS groups_loop half HEAD_DIM hi hls hwgen HWGEN_HLS_H HWGEN_NATIVE_CSIM i
-    idx in IN_NEURONS index j j0 job JOIN join_group JOIN_IMPL K k k4 k_mem keep l LAGGY_ADDERS
+    idx in IN_FORMAT IN_NEURONS index j j0 job JOIN join_group JOIN_IMPL K k k4 k_mem keep l LAGGY_ADDERS
     LANES last LAST_CHUNK_MASK latch LEAK_ROUND LEAK_SHIFT len lengths lif listed lo load_chunks
     load_groups load_indices load_mask load_pes load_values load_weights low lowest64 LUT_SIZE M m
     MARGIN mask mask_bits MASK_WORDS match MAX_LEN MAX_SELECTED MAXABS_BITS maxabs_k maxabs_q
-    membrane_ovf MIN_SPIKES move N n next num o out OUT_BITS OUT_NEURONS output_path outputs p
+    membrane_ovf MIN_SPIKES move N n next num o out OUT_BITS OUT_FORMAT OUT_NEURONS output_path outputs p
     pairs path PES pop_front popcount64 pos pos_ PRESET PROB_BITS PROB_SHIFT PROB_VALUE_BITS
     pseudo psum push_back q q4 Q_MAX q_mem QUANT_HALF QUANT_NUMERATOR quantize r rank rank_below
     raw read read_ints recip RECIP_BITS recip_k recip_q RECIP_SHIFT rem report results ROUND_ADD

@@ -1,28 +1,29 @@
-"""cocotb testbench: the SNN layer RTL (``SnnLayer``) against ``golden.layer``, word for word.
+"""cocotb testbench: the SNN layer RTL (``SnnLayer``) against ``golden.layer``, beat for beat.
 
-The design takes its weights once after reset (compressed chunks, n-major; there is no reload
-path), so every layer of stimulus is one *segment*: reset, load the layer's weights, stream its
-samples (K packed spike words each), collect N output words per sample. Every output word and its
-``last`` bit are compared in order with the golden model's output spikes (compressed with the same
-``chunk``/``min_spikes`` and decompressed, exactly what the ``out`` stream carries).
+Every layer of stimulus is one *segment*: its weight set on ``weights`` (weight fibers, see
+``hwgen/engines/snn/weights.py``), then its samples on ``spikes`` (dense words or fibers,
+``in_format``). Segments follow each other without a reset: each weight set is loaded between the
+previous segment's last output and the next samples. Every ``out`` beat (dense words or fibers,
+``out_format``) is compared in order with the golden model's output spikes after the compressor
+of golden rule 5 (``stimulus.out_beats``).
 
 Phases
 ------
 1. **Throughput** (segment ``random``) — the random layer (``vectors`` samples; LoAS sparsity with
-   option ``profile``), no valid gaps, ``out`` always ready:
+   option ``profile``), no valid gaps, ``out`` always ready, samples sent once the weight set's
+   last beat has been taken and ``WEIGHT_SETTLE`` cycles have passed:
 
-   a. *isolated*: each sample is sent only after the previous one's last output word; its
-      ``cycles_per_sample`` is the number of cycles from the transfer of its first spike word to
-      the transfer of its last output word, both included (= the ``perf__cycles`` delta + 1; the
-      counter check below proves the testbench clock and the counter agree).
-   b. *pipelined*: the same samples again, back to back (the next sample is compressed while the
-      previous one joins). ``intervals`` are the cycles between consecutive samples' last output
-      words; ``steady_state_utilization`` is measured here (see below).
+   a. *isolated*: each sample is sent only after the previous one's last output beat; its
+      ``cycles_per_sample`` is the number of cycles from the transfer of its first input beat to
+      the transfer of its last output beat, both included (the counter check below proves the
+      testbench clock and the ``perf__cycles`` counter agree).
+   b. *pipelined*: the same samples again, back to back. ``intervals`` are the cycles between
+      consecutive samples' last output beats; ``steady_state_utilization`` is measured here.
 
-   Exact timing checks (``timing_errors``), from the documented behaviour of the compressor and
-   decompressor: with ``valid`` always high the K spike words of a sample transfer in K
-   consecutive cycles, and with ``ready`` always high the N output words leave in N consecutive
-   cycles.
+   Both are held to the cycle model (``hwgen/engines/snn/cycle_model.py``) **exactly**: the
+   isolated cycles per sample, and in the pipelined run the cycle of every sample's first input
+   beat and last output beat counted from the first sample's first beat. A difference is a
+   ``timing_errors`` entry, so the simulation fails.
 2. **Stress** (skipped with option ``phase2 = false``) — every edge-case layer of
    ``stimulus.edge_layers`` built for this config, then a fresh random layer of ``vectors`` samples
    with other densities, with random valid gaps on ``weights`` and ``spikes`` and random ``ready``
@@ -42,8 +43,8 @@ fetch, LIF and output cycles, and PEs without a neuron in the last group, count 
 
 Performance counters
 --------------------
-``rst`` clears the counters, so each segment is checked on its own (``counters`` in the result are
-the sums over segments, ``segments[i].counters`` the per-segment deltas). A monitor reads
+Each segment is checked on its own, from counter deltas (``counters`` in the result are the sums
+over segments, ``segments[i].counters`` the per-segment deltas). A monitor reads
 ``perf__busy`` and ``perf__stall`` every cycle, so the checks are per cycle, not only totals:
 
 * ``cycles`` delta == cycles the testbench counted, exactly.
@@ -68,10 +69,16 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hwgen.engines.base import TestbenchResult
 from hwgen.engines.snn import golden
-from hwgen.engines.snn.compress import word_layout
-from hwgen.engines.snn.cycle_model import layer_cycles
-from hwgen.engines.snn.rtl import weight_layout
-from hwgen.engines.snn.stimulus import edge_layers, loas_profile, random_layer, weight_beats
+from hwgen.engines.snn.cycle_model import layer_timing
+from hwgen.engines.snn.rtl import out_layout, spikes_layout, weights_layout
+from hwgen.engines.snn.stimulus import (
+    edge_layers,
+    loas_profile,
+    out_beats,
+    random_layer,
+    spike_beats,
+    weight_beats,
+)
 from hwgen.hdl.payload import pack, unpack
 
 from .harness import finish, open_bench, read_counters, union_size
@@ -86,6 +93,9 @@ SKIP_REASONS = {"at_threshold": "theta + 1 is not a sum of K weights of weight_b
 #: Idle cycles after a segment's last output word before (and after) its counters are read;
 #: ``busy`` must not move in any of them.
 IDLE_TAIL = 6
+#: Cycles after a weight set's last beat before phase 1 sends samples: the set's last rows are
+#: written by then (the cycle model assumes loaded weights).
+WEIGHT_SETTLE = 8
 OPTIONS = ("profile", "phase2")
 
 
@@ -142,48 +152,46 @@ class CounterMonitor:
 
 
 class LayerDriver:
-    """Turns golden-model layers into weight beats and spike-word beats."""
+    """Turns golden-model layers into weight-set beats and sample beats (``in_format``)."""
 
     def __init__(self, cfg, weights: StreamDriver, spikes: StreamDriver):
         self.cfg, self.weights, self.spikes = cfg, weights, spikes
-        self.w_layout, self.s_layout = weight_layout(cfg), word_layout(cfg)
+        self.w_layout, self.s_layout = weights_layout(cfg), spikes_layout(cfg)
 
-    def load_weights(self, trace: golden.LayerTrace) -> None:
-        for beat in weight_beats(self.cfg, trace):
+    def load_weights(self, trace: golden.LayerTrace) -> int:
+        """Queue the layer's weight set; returns its beat count."""
+        beats = weight_beats(self.cfg, trace)
+        for beat in beats:
             self.weights.send(pack(self.w_layout, beat))
+        return len(beats)
 
-    def send_sample(self, trace: golden.LayerTrace, m: int) -> None:
-        k = self.cfg.in_neurons
-        for i, w in enumerate(trace.words[m]):
-            self.spikes.send(pack(self.s_layout, {"word": int(w), "last": int(i == k - 1)}))
+    def send_sample(self, trace: golden.LayerTrace, m: int) -> int:
+        """Queue sample m; returns its beat count."""
+        beats = spike_beats(self.cfg, trace, m)
+        for beat in beats:
+            self.spikes.send(pack(self.s_layout, beat))
+        return len(beats)
 
 
 class Scoreboard(InOrderScoreboard):
-    """Expected output words of every sample from the golden model."""
+    """Expected output beats of every sample from the golden model (``out_format``)."""
 
     def __init__(self, cfg, log):
-        super().__init__(word_layout(cfg), log)
+        super().__init__(out_layout(cfg), log)
         self.cfg = cfg
 
-    def expect(self, segment: str, trace: golden.LayerTrace, m: int) -> None:
-        n_out = self.cfg.out_neurons
-        words = golden.decompress(trace.out_fibers[m])
-        for n in range(n_out):
-            self.add({"word": int(words[n]), "last": int(n == n_out - 1)},
-                     f"{segment} sample {m} neuron {n} (O[t] = {trace.o[m, n].tolist()}, "
-                     f"LIF spikes {trace.spikes[m, n].tolist()})")
+    def expect(self, segment: str, trace: golden.LayerTrace, m: int) -> int:
+        """Expect sample m's output beats; returns their count."""
+        beats = out_beats(self.cfg, trace, m)
+        for i, beat in enumerate(beats):
+            self.add(beat, f"{segment} sample {m} output beat {i} (O = {trace.o[m].tolist()}, "
+                           f"LIF spikes {trace.spikes[m].tolist()})")
+        return len(beats)
 
 
-def sample_budget(cfg) -> int:
-    """A generous bound on the cycles of one sample without gaps (only matters on a hang)."""
-    groups = -(-cfg.out_neurons // cfg.pes)
-    join = cfg.chunk * (cfg.timesteps if cfg.dataflow == "sequential" else 1) + 2 * cfg.chunk
-    return 4 * (groups * cfg.chunks * (join + cfg.chunk + 10) + groups * cfg.pes * 4
-                + cfg.in_neurons + 3 * cfg.out_neurons + 20)
-
-
-def consecutive(cycles: list[int]) -> bool:
-    return all(b - a == 1 for a, b in zip(cycles, cycles[1:]))
+def sample_budget(model_cycles: int) -> int:
+    """A generous bound on one sample's cycles without gaps (only matters on a hang)."""
+    return 4 * model_cycles + 200
 
 
 @cocotb.test()
@@ -193,7 +201,7 @@ async def snn_layer_matches_golden(dut):
     cfg = params.cfg
     profile, phase2 = parse_options(params.options)
     data_rng = np.random.default_rng(params.seed)
-    K, N, P, V = cfg.in_neurons, cfg.out_neurons, cfg.pes, params.vectors
+    P, V = cfg.pes, params.vectors
     weights, spikes, sink = bench.source("weights"), bench.source("spikes"), bench.sink("out")
     monitor = CounterMonitor(dut, clock)
     monitor.start()
@@ -205,7 +213,6 @@ async def snn_layer_matches_golden(dut):
     counter_errors: list[str] = []
     segments: list[dict] = []
     skipped: list[dict] = []
-    per_sample = sample_budget(cfg)
 
     async def wait_outputs(what: str, budget: int) -> bool:
         for _ in range(budget):
@@ -219,88 +226,91 @@ async def snn_layer_matches_golden(dut):
                        len(scoreboard.expected))
         return False
 
-    async def segment(name: str, a, b, stress: bool, first: bool):
-        """Reset (unless first), load the weights, run the samples, check the counters.
-
-        Returns (trace, phase-1 measurements or None)."""
+    async def segment(name: str, a, b, stress: bool):
+        """Load the layer's weight set (no reset: sets follow each other), run its samples,
+        check the counters. Returns (trace, phase-1 measurements or None)."""
         trace = golden.layer(a, b, cfg)
         samples = trace.words.shape[0]
         gap = params.valid_prob if stress else 1.0
         weights.valid_prob = spikes.valid_prob = gap
         sink.ready_prob = params.ready_prob if stress else 1.0
-        if not first:
-            await RisingEdge(dut.clk)       # leave the read-only phase of read_counters
-            dut.rst.value = 1
-            for _ in range(3):
-                await RisingEdge(dut.clk)
-            dut.rst.value = 0
-        await RisingEdge(dut.clk)
+        await RisingEdge(dut.clk)           # leave the read-only phase of read_counters
         start = await read_counters(dut)
         start_cycle = clock.now
         marks = (len(weights.sent), len(spikes.sent), len(sink.received), len(sink.stall_cycles))
         slow = 1.0 / min(gap, sink.ready_prob)
-        driver.load_weights(trace)
+        w0 = len(weights.sent)
+        w_beats = driver.load_weights(trace)
+        alone = layer_timing(cfg, trace, alone=True)
+        budget = sample_budget(max(t.cycles for t in alone))
         measured = None
         ok = True
         if not stress:
-            # 1a: isolated samples.
+            # The cycle model assumes the set is loaded before the samples arrive: wait for its
+            # last beat, then for its last rows to be written.
+            while len(weights.sent) < w0 + w_beats:
+                await RisingEdge(dut.clk)
+            for _ in range(WEIGHT_SETTLE):
+                await RisingEdge(dut.clk)
+            # 1a: isolated samples, each against the cycle model.
             lat = []
             for m in range(samples):
                 s0, r0 = len(spikes.sent), len(sink.received)
                 driver.send_sample(trace, m)
-                scoreboard.expect(name, trace, m)
-                ok = await wait_outputs(f"{name} isolated sample {m}", per_sample + N * K)
+                n_out = scoreboard.expect(name, trace, m)
+                ok = await wait_outputs(f"{name} isolated sample {m}", budget)
                 if not ok:
                     break
-                s_t = [t.cycle for t in spikes.sent[s0:s0 + K]]
-                r_t = [t.cycle for t in sink.received[r0:r0 + N]]
-                lat.append(r_t[-1] - s_t[0] + 1)
-                if not consecutive(s_t):
-                    timing_errors.append(f"{name} isolated sample {m}: spike words not accepted "
-                                         f"one per cycle (cycles {s_t[0]}..{s_t[-1]})")
-                if not consecutive(r_t):
-                    timing_errors.append(f"{name} isolated sample {m}: output words not one per "
-                                         f"cycle (cycles {r_t[0]}..{r_t[-1]})")
-            # 1b: the same samples back to back.
+                lat.append(sink.received[r0 + n_out - 1].cycle - spikes.sent[s0].cycle + 1)
+            model = [t.cycles for t in alone]
+            if ok and lat != model:
+                timing_errors.append(f"{name} isolated samples: {lat} cycles, the cycle model "
+                                     f"says {model}")
+            # 1b: the same samples back to back, each sample's first input beat and last output
+            # beat against the model.
             pipe = None
             if ok:
                 s0, r0 = len(spikes.sent), len(sink.received)
+                firsts, lasts, n_in, n_out = [], [], 0, 0
                 for m in range(samples):
-                    driver.send_sample(trace, m)
-                    scoreboard.expect(name, trace, m)
-                ok = await wait_outputs(f"{name} pipelined", samples * per_sample)
+                    firsts.append(s0 + n_in)
+                    n_in += driver.send_sample(trace, m)
+                    n_out += scoreboard.expect(name, trace, m)
+                    lasts.append(r0 + n_out - 1)
+                ok = await wait_outputs(f"{name} pipelined", samples * budget)
             if ok:
-                s_t = [t.cycle for t in spikes.sent[s0:s0 + samples * K]]
-                r_t = [t.cycle for t in sink.received[r0:r0 + samples * N]]
-                last_out = [r_t[(m + 1) * N - 1] for m in range(samples)]
-                for m in range(samples):
-                    if not consecutive(s_t[m * K:(m + 1) * K]):
-                        timing_errors.append(f"{name} pipelined sample {m}: spike words not "
-                                             "accepted one per cycle")
-                    if not consecutive(r_t[m * N:(m + 1) * N]):
-                        timing_errors.append(f"{name} pipelined sample {m}: output words not "
-                                             "one per cycle")
+                t0 = spikes.sent[s0].cycle
+                got = [(spikes.sent[f].cycle - t0, sink.received[la].cycle - t0)
+                       for f, la in zip(firsts, lasts)]
+                stream = layer_timing(cfg, trace, alone=False)
+                want = [(t.first_in - stream[0].first_in, t.last_out - stream[0].first_in)
+                        for t in stream]
+                if got != want:
+                    timing_errors.append(f"{name} back to back: (first input beat, last output "
+                                         f"beat) of each sample {got}, the cycle model says "
+                                         f"{want}")
+                last_out = [la for _, la in got]
                 matches = [sample_matches(cfg, trace, m) for m in range(samples)]
                 if samples > 1:
                     window = last_out[-1] - last_out[0]
                     work = sum(matches[1:])
                 else:
-                    window = last_out[0] - s_t[0] + 1
+                    window = last_out[0] + 1
                     work = matches[0]
-                pipe = {"cycles": last_out[-1] - s_t[0] + 1,
+                pipe = {"cycles": last_out[-1] + 1,
                         "intervals": [b_ - a_ for a_, b_ in zip(last_out, last_out[1:])],
                         "steady_state_cycles": window, "steady_state_matches": work,
                         "utilization": work / (P * window) if window > 0 else 0.0}
             measured = {"cycles_per_sample": lat, "pipelined": pipe,
-                        "model_cycles_per_sample": [c.total for c in layer_cycles(cfg, trace)],
+                        "model_cycles_per_sample": [t.cycles for t in alone],
                         "matches_per_sample": [sample_matches(cfg, trace, m)
                                                for m in range(samples)]}
         else:
             for m in range(samples):
                 driver.send_sample(trace, m)
                 scoreboard.expect(name, trace, m)
-            budget = int((samples * per_sample + N * cfg.chunks * 4) * slow) + 1000
-            ok = await wait_outputs(f"{name} (stress)", budget)
+            ok = await wait_outputs(f"{name} (stress)", int(samples * budget * slow) + 1000
+                                    + int(4 * w_beats * slow))
 
         # Idle tail: nothing moves, so busy must not either.
         for _ in range(IDLE_TAIL):
@@ -366,7 +376,7 @@ async def snn_layer_matches_golden(dut):
         silent, sparsity = loas_profile(profile)
         a, b = random_layer(cfg, data_rng, samples=V, silent_fraction=silent,
                             weight_density=1.0 - sparsity)
-    _, phase1 = await segment("random", a, b, stress=False, first=True)
+    _, phase1 = await segment("random", a, b, stress=False)
 
     # Phase 2: edge layers and a second random layer under gaps and backpressure.
     if phase2:
@@ -382,17 +392,17 @@ async def snn_layer_matches_golden(dut):
             except ValueError as exc:
                 skipped.append({"name": name, "reason": f"golden model rejects it: {exc}"})
                 continue
-            await segment(name, ea, eb, stress=True, first=False)
+            await segment(name, ea, eb, stress=True)
         a2, b2 = random_layer(cfg, data_rng, samples=V, spike_density=0.5, silent_fraction=0.3,
                               weight_density=0.5)
-        await segment("random_stress", a2, b2, stress=True, first=False)
+        await segment("random_stress", a2, b2, stress=True)
 
     scoreboard.check(sink.received)         # words that came after the last wait, if any
     for entry in skipped:
         dut._log.warning("edge layer %s skipped: %s", entry["name"], entry["reason"])
     received = [unpack(scoreboard.layout, t.bits) for t in sink.received]
     digest = hashlib.sha256(json.dumps(
-        [[s["name"], s["samples"]] for s in segments] + [[r["word"], r["last"]] for r in received]
+        [[s["name"], s["samples"]] for s in segments] + [sorted(r.items()) for r in received]
     ).encode()).hexdigest()
     pipe = (phase1 or {}).get("pipelined") or {}
     totals = {key: sum(s["counters"][key] for s in segments) for key in ("cycles", "busy", "stall")}
@@ -418,7 +428,9 @@ async def snn_layer_matches_golden(dut):
         extra={
             # expected words with at least one output spike: a check of all-zero words proves
             # little
-            "nonzero_beats": sum(1 for want, _ in scoreboard.expected if want["word"]),
+            "nonzero_beats": sum(1 for want, _ in scoreboard.expected
+                                 if (want["word"] if "word" in want else not want["mask"]
+                                     and want["data"])),
             "segments": segments,
             "skipped": skipped,
             "options": {"profile": profile, "phase2": phase2},

@@ -3,7 +3,8 @@
 Every csim compiles the kernel and testbench (about 2 s) and runs them on ``hls_vectors``: the
 random layer, every edge layer of ``stimulus.edge_layers`` and the dense random layer, each one
 kernel call, compared word for word (and ``last``) with ``golden.layer``. Seeds are fixed per
-case so a failure reproduces with ``csim(cfg, folder, seed=..., vectors=...)``.
+case so a failure reproduces with ``csim(cfg, folder, seed=..., vectors=...)``. The spike formats
+(``in_format``, ``out_format``) are dense unless a case says otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from hwgen.emit.hls import csim, render_files, render_hls
 from hwgen.engines.registry import ENGINES, load_config
+from hwgen.engines.snn import golden
 from hwgen.engines.snn import hls as snn_hls
 from hwgen.engines.snn.config import SnnConfig
 
@@ -58,8 +60,24 @@ CASES = [
     # kernel's namespace (the top function must not clash with it).
     ("single", SnnConfig(name="word_t2", timesteps=1, in_neurons=1, out_neurons=1, chunk=4,
                          pes=1, threshold=1), 7, 3),
+    # Fiber in and out, FTP fast join: 96-neuron chunks (two mask words, bit 63 used), K = 150
+    # and N = 100 not multiples of the chunk (partial last chunks on both sides), min_spikes 2 so
+    # the output compressor drops fired words too.
+    ("fiber_fiber_fast", SnnConfig(
+        name="snn_fiber", in_neurons=150, out_neurons=100, chunk=96, min_spikes=2, pes=8,
+        threshold=40, in_format="fiber", out_format="fiber"), 8, 3),
+    # Fiber in, dense out, the laggy join with the paper's wrapping widths, 48-neuron chunks
+    # (one partial mask word; K = 160 leaves a partial fourth chunk), min_spikes 2.
+    ("fiber_dense_laggy", dataclasses.replace(
+        _paper_small(), name="snn_paper_fiber", chunk=48, min_spikes=2, in_format="fiber"), 9, 4),
+    # Dense in, fiber out, the sequential dataflow: 8-neuron chunks, N = 21 in three output
+    # chunks (the last one partial), min_spikes 2.
+    ("dense_fiber_sequential", SnnConfig(
+        name="snn_seq_fiber", in_neurons=60, out_neurons=21, chunk=8, min_spikes=2, pes=4,
+        join="laggy", dataflow="sequential", out_format="fiber"), 10, 4),
 ]
 CONFIGS = {case[0]: case[1] for case in CASES}
+RUNS = {case[0]: case[1:] for case in CASES}
 
 
 @pytest.mark.parametrize("cfg,seed,vectors", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -99,19 +117,50 @@ def test_sequential_and_fast_join_agree():
     assert snn_hls.hls_context(cfg)["join_impl"] == "sequential"
 
 
-def test_csim_fails_on_wrong_expected(tmp_path):
-    """The testbench compares: one changed expected value makes it FAIL (exit code 1)."""
-    cfg = CONFIGS["snn_small"]
+@pytest.mark.parametrize("case,seed", [("snn_small", 2), ("fiber_fiber_fast", 8)])
+def test_csim_fails_on_wrong_expected(tmp_path, case, seed):
+    """The testbench compares: one changed expected value makes it FAIL (exit code 1). Dense
+    out: the `last` flag of neuron 2; fiber out: the first sample's final `last` flag, cleared
+    (a fiber whose end the kernel marks in the wrong beat)."""
+    cfg = CONFIGS[case]
     artifacts = render_hls(cfg, tmp_path)
-    assert csim(cfg, artifacts.directory, seed=2, vectors=2).passed
+    assert csim(cfg, artifacts.directory, seed=seed, vectors=2).passed
     folder = artifacts.directory
     expected = (folder / "expected.txt").read_text().split()
-    expected[5] = str(int(expected[5]) + 1)
+    index = 5 if cfg.out_format == "dense" else 2 * expected[1::2].index("1") + 1
+    expected[index] = str(int(expected[index]) ^ 1)
     (folder / "wrong.txt").write_text("\n".join(expected) + "\n")
     run = subprocess.run([str(folder / f"{cfg.name}_csim"), "stimulus.txt", "wrong.txt",
                           "output.txt"], cwd=folder, capture_output=True, text=True)
     assert run.returncode == 1
-    assert "hwgen csim: FAIL 1 of" in run.stdout and "first at 5" in run.stdout
+    assert "hwgen csim: FAIL 1 of" in run.stdout and f"first at {index}:" in run.stdout
+
+
+def test_csim_fiber_input_applies_min_spikes(tmp_path, monkeypatch):
+    """A spike fiber may keep words below min_spikes (a producer with a smaller min_spikes): the
+    kernel drops them as it drops dense ones, so the golden outputs still hold; a kernel that
+    keeps every announced word no longer matches."""
+    cfg = CONFIGS["fiber_dense_laggy"]
+    filtered = snn_hls.hls_vectors(cfg, 9, 2)
+    real = golden.layer
+
+    def unfiltered(a, b, c):
+        trace = real(a, b, c)
+        fibers = tuple(golden.compress(words, words != 0, c.chunk) for words in trace.words)
+        return dataclasses.replace(trace, spike_fibers=fibers)
+
+    monkeypatch.setattr(golden, "layer", unfiltered)
+    vectors = snn_hls.hls_vectors(cfg, 9, 2)
+    assert vectors.expected == filtered.expected and vectors.stimulus != filtered.stimulus
+    artifacts = render_hls(cfg, tmp_path)
+    result = csim(cfg, artifacts.directory, seed=9, vectors=2)
+    assert result.passed, f"{result.message}; see {result.log_path}"
+    kernel = artifacts.kernel.read_text()
+    check = "if (popcount64(word) >= MIN_SPIKES) {"
+    assert kernel.count(check) == 1
+    artifacts.kernel.write_text(kernel.replace(check, "if (word != 0) {"))
+    result = csim(cfg, artifacts.directory, seed=9, vectors=2)
+    assert not result.passed and result.message.startswith("FAIL")
 
 
 def test_csim_fails_with_a_wrong_width(tmp_path, monkeypatch):
@@ -140,7 +189,8 @@ def test_render_is_deterministic(tmp_path):
             assert (a / name).read_bytes() == (b / name).read_bytes() == first[name].encode()
 
 
-@pytest.mark.parametrize("case", ["defaults", "laggy_paper", "sequential_saturate"])
+@pytest.mark.parametrize("case", ["defaults", "laggy_paper", "sequential_saturate",
+                                  "fiber_fiber_fast"])
 def test_kernel_has_hls_structure(case):
     cfg = CONFIGS[case]
     files = render_files(cfg)
@@ -151,8 +201,14 @@ def test_kernel_has_hls_structure(case):
     for port in ("weights", "spikes", "out"):
         assert f"#pragma HLS INTERFACE axis port={port}" in kernel
     assert kernel.count("#pragma HLS PIPELINE II=1") >= 5
-    for array in ("wmask", "wvals", "smask", "o"):
+    arrays = ["wmask", "wvals", "smask", "o"] + ["omask"] * (cfg.out_format == "fiber")
+    for array in arrays:
         assert f"#pragma HLS ARRAY_PARTITION variable={array} " in kernel
+    # Exactly the stream functions of the configured formats.
+    for function, used in (("compress_sample", cfg.in_format == "dense"),
+                           ("receive_fiber", cfg.in_format == "fiber"),
+                           ("send_fiber", cfg.out_format == "fiber")):
+        assert (f"{cfg.name}_hls::{function}(" in kernel) == used, function
     # PE lanes and timesteps in registers: the accumulators and the remaining-match masks.
     accumulators = "corr" if cfg.join == "laggy" and cfg.dataflow == "ftp" else "acc"
     assert f"#pragma HLS ARRAY_PARTITION variable={accumulators} complete dim=0" in kernel
@@ -167,6 +223,8 @@ def test_kernel_has_hls_structure(case):
         assert re.search(rf"constexpr \w+ {constant} = {value};", header), constant
     assert f'constexpr char JOIN[] = "{cfg.join}";' in header
     assert f'constexpr char DATAFLOW[] = "{cfg.dataflow}";' in header
+    assert f'constexpr char IN_FORMAT[] = "{cfg.in_format}";' in header
+    assert f'constexpr char OUT_FORMAT[] = "{cfg.out_format}";' in header
 
 
 def test_stimulus_layout():
@@ -188,3 +246,90 @@ def test_stimulus_layout():
                                       for _ in range(samples) for n in range(cfg.out_neurons)]
     assert vectors == snn_hls.hls_vectors(cfg, 5, 5)
     assert vectors != snn_hls.hls_vectors(cfg, 6, 5)
+
+
+def _decode_fiber(beats: list[int], cfg: SnnConfig, length: int) -> tuple[list[int], int]:
+    """The dense words of the fiber serialized at the start of ``beats`` (the documented layout,
+    read independently of hls.py) and the number of beats it takes."""
+    mask_words = -(-cfg.chunk // 64)
+    words, i = [0] * length, 0
+    for lo in range(0, length, cfg.chunk):
+        mask = sum((beats[i + j] % (1 << 64)) << (64 * j) for j in range(mask_words))
+        i += mask_words
+        assert mask >> min(cfg.chunk, length - lo) == 0, "mask bits beyond the chunk"
+        for b in range(cfg.chunk):
+            if (mask >> b) & 1:
+                words[lo + b] = beats[i]
+                i += 1
+    return words, i
+
+
+def _dense_samples(cfg: SnnConfig, seed: int, vectors: int) -> list[tuple[list[int], list[int]]]:
+    """(input words, output words) of every sample of ``hls_vectors``, walked in the documented
+    order and decoded to K and N dense words whatever the formats."""
+    data = snn_hls.hls_vectors(cfg, seed, vectors)
+    stimulus, expected = iter(data.stimulus), iter(data.expected)
+    samples = []
+    for _ in range(next(stimulus)):
+        m, w = next(stimulus), next(stimulus)
+        for _ in range(w):
+            next(stimulus)
+        for _ in range(m):
+            if cfg.in_format == "fiber":
+                beats = [next(stimulus) for _ in range(next(stimulus))]
+                words, used = _decode_fiber(beats, cfg, cfg.in_neurons)
+                assert used == len(beats)
+            else:
+                words = [next(stimulus) for _ in range(cfg.in_neurons)]
+            out = []
+            while not out or not out[-1][1]:      # `last` ends the sample's beats
+                out.append((next(expected), next(expected)))
+            if cfg.out_format == "fiber":
+                out_words, used = _decode_fiber([beat for beat, _ in out], cfg, cfg.out_neurons)
+                assert used == len(out)
+            else:
+                out_words = [beat for beat, _ in out]
+                assert len(out) == cfg.out_neurons
+            samples.append((words, out_words))
+    assert next(stimulus, None) is None and next(expected, None) is None
+    return samples
+
+
+@pytest.mark.parametrize("case", ["fiber_fiber_fast", "fiber_dense_laggy",
+                                  "dense_fiber_sequential"])
+def test_fiber_vectors_are_the_dense_ones(case):
+    """A fiber stimulus carries the dense words with those below min_spikes dropped, and a fiber
+    expectation decodes to the dense one: the formats change the serialization, never the
+    numbers (and `last` is only on each sample's final beat)."""
+    cfg, seed, vectors = RUNS[case]
+    dense = dataclasses.replace(cfg, in_format="dense", out_format="dense")
+    samples = _dense_samples(dense, seed, vectors)
+    if cfg.in_format == "fiber":
+        samples = [([w if w.bit_count() >= cfg.min_spikes else 0 for w in words], out)
+                   for words, out in samples]
+    assert _dense_samples(cfg, seed, vectors) == samples
+
+
+def _traces(case: str) -> tuple[SnnConfig, list[golden.LayerTrace]]:
+    cfg, seed, vectors = RUNS[case]
+    return cfg, [golden.layer(a, b, cfg) for _, a, b in snn_hls.segments(cfg, seed, vectors)]
+
+
+def test_fiber_cases_exercise_their_edges():
+    """The fiber csim cases hold the samples that separate a right serialization from a wrong
+    one: output fibers whose last chunk keeps nothing (`last` on a mask beat) or keeps words,
+    fired output words dropped by min_spikes, empty input chunks and, with two mask words, mask
+    words with bit 63 set."""
+    for case in ("fiber_fiber_fast", "fiber_dense_laggy", "dense_fiber_sequential"):
+        cfg, traces = _traces(case)
+        if cfg.in_format == "fiber":
+            assert 0 in [m for trace in traces for f in trace.spike_fibers for m in f.masks], case
+        if cfg.out_format == "fiber":
+            out = [f for trace in traces for f in trace.out_fibers]
+            assert {f.masks[-1] == 0 for f in out} == {True, False}, case
+            fired = [w for trace in traces for w in trace.out_words.reshape(-1).tolist() if w]
+            assert any(w.bit_count() < cfg.min_spikes for w in fired), case
+        if cfg.chunk > 64:
+            for fibers in ("spike_fibers", "out_fibers"):
+                assert any((m >> 63) & 1 for trace in traces for f in getattr(trace, fibers)
+                           for m in f.masks), (case, fibers)

@@ -20,8 +20,8 @@ from amaranth.lib import data
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.mac_array.rtl import act_layout, result_layout, weight_layout
 from hwgen.engines.snn import SnnConfig
-from hwgen.engines.snn.compress import word_layout
-from hwgen.engines.snn.rtl import weight_layout as snn_weight_layout
+from hwgen.engines.snn.rtl import out_layout as snn_out_layout
+from hwgen.engines.snn.rtl import weights_layout as snn_weights_layout
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.engines.sparse_attention.rtl import out_layout, token_layout
 from hwgen.hdl.payload import pack, unpack
@@ -33,8 +33,9 @@ LAYOUTS = {
     "mac codes": weight_layout(MacArrayConfig(weight_set="pow2")),
     "mac acts": act_layout(MacArrayConfig(act_signed=False)),
     "mac results": result_layout(MacArrayConfig()),
-    "snn weights": snn_weight_layout(SnnConfig()),
-    "snn words": word_layout(SnnConfig()),
+    "snn weights": snn_weights_layout(SnnConfig()),
+    "snn words": snn_out_layout(SnnConfig()),
+    "snn fibers": snn_out_layout(SnnConfig(out_format="fiber")),
     "attention tokens": token_layout(SparseAttentionConfig()),
     "attention out": out_layout(SparseAttentionConfig()),
 }

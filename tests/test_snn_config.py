@@ -47,9 +47,13 @@ FIELD_CASES = [
     ("weight_bits", "17", "weight_bits = 17: expected an integer from 2 to 16"),
     ("join", '"slow"', 'join = "slow": expected one of "fast", "laggy"'),
     ("join", "1", 'join = 1: expected one of "fast", "laggy"'),
-    ("laggy_adders", "0", "laggy_adders = 0: expected an integer from 1 to 128"),
-    ("laggy_adders", "129", "laggy_adders = 129: expected an integer from 1 to 128"),
+    ("laggy_adders", "0", "laggy_adders = 0: expected a power of two from 1 to 64"),
+    ("laggy_adders", "128", "laggy_adders = 128: expected a power of two from 1 to 64"),
+    ("laggy_adders", "3", "laggy_adders = 3: expected a power of two from 1 to 64"),
+    ("laggy_adders", "true", "laggy_adders = true: expected a power of two from 1 to 64"),
     ("dataflow", '"tp"', 'dataflow = "tp": expected one of "ftp", "sequential"'),
+    ("in_format", '"csr"', 'in_format = "csr": expected one of "dense", "fiber"'),
+    ("out_format", "1", 'out_format = 1: expected one of "dense", "fiber"'),
     ("threshold", "0", f"threshold = 0: expected an integer from 1 to {THETA_MAX}"),
     ("threshold", str(THETA_MAX + 1),
      f"threshold = {THETA_MAX + 1}: expected an integer from 1 to {THETA_MAX}"),
@@ -91,7 +95,6 @@ def test_bad_field(field, toml_value, expected):
 @pytest.mark.parametrize("kwargs, expected", [
     # Bounds that follow other fields.
     (dict(timesteps=2, min_spikes=3), "min_spikes = 3: expected an integer from 1 to 2"),
-    (dict(chunk=8, laggy_adders=9), "laggy_adders = 9: expected an integer from 1 to 8"),
     (dict(weight_bits=12, pseudo_bits=11), "pseudo_bits = 11: expected an integer from 12 to 40"),
     (dict(weight_bits=12, corr_bits=11), "corr_bits = 11: expected an integer from 12 to 40"),
     (dict(membrane_bits=8, threshold=128), "threshold = 128: expected an integer from 1 to 127"),
@@ -200,5 +203,7 @@ def test_preset_too_narrow_for_the_weights_names_the_preset():
 
 def test_laggy_adders_default_fits_small_chunks():
     assert SnnConfig(chunk=8).adders == 8
+    assert SnnConfig(chunk=12).adders == 16
     assert SnnConfig(chunk=128).adders == 16
-    assert SnnConfig(chunk=128, laggy_adders=3).adders == 3
+    assert SnnConfig(chunk=128, laggy_adders=4).adders == 4
+    assert SnnConfig(chunk=8, laggy_adders=64).adders == 8

@@ -61,15 +61,32 @@ CASES = {
     "pipelined_1_per_stage_t4": (
         dict(timesteps=4, pseudo_bits=8, fire="gt", leak="shift", leak_shift=1, threshold=25),
         1, 0),
+    # Registers inside each step (the layer's LIF): steps_per_stage 1 with step_stages 2 or 3.
+    "split_2_tag_t4": (
+        dict(timesteps=4, pseudo_bits=8, membrane_bits=7, membrane_overflow="wrap",
+             reset="subtract", leak="subtract_shift", rounding="half_up", leak_shift=2,
+             threshold=20), (1, 2), 2),
+    "split_3_t8": (
+        dict(timesteps=8, pseudo_bits=8, membrane_bits=8, fire="gt", reset="zero",
+             leak="subtract_shift", leak_shift=3, threshold=30), (1, 3), 0),
+    "split_3_t1": (dict(timesteps=1, pseudo_bits=8, threshold=20), (1, 3), 0),
 }
 SEEDS = {name: 1000 + i for i, name in enumerate(CASES)}
 
 
+def pipeline(name) -> tuple[int | None, int]:
+    """(steps_per_stage, step_stages) of a case."""
+    stages = CASES[name][1]
+    return stages if isinstance(stages, tuple) else (stages, 1)
+
+
 def make(name):
-    fields, steps_per_stage, tag_bits = CASES[name]
+    fields, _, tag_bits = CASES[name]
     cfg = SnnConfig(**fields)
     cfg.validate()
-    return cfg, UnrolledLif(cfg, steps_per_stage=steps_per_stage, tag_bits=tag_bits)
+    steps_per_stage, step_stages = pipeline(name)
+    return cfg, UnrolledLif(cfg, steps_per_stage=steps_per_stage, step_stages=step_stages,
+                            tag_bits=tag_bits)
 
 
 def stimulus(cfg: SnnConfig, seed: int, n_random: int = 60) -> list[list[int]]:
@@ -163,11 +180,13 @@ def test_lif_matches_golden_with_gaps_and_backpressure(name):
 
 
 @pytest.mark.parametrize("name", ["default_t4", "gt_subtract_shift_halfup_wrap_narrow_t8",
-                                  "pipelined_3_per_stage_tag_t8", "pipelined_1_per_stage_t4"])
+                                  "pipelined_3_per_stage_tag_t8", "pipelined_1_per_stage_t4",
+                                  "split_2_tag_t4", "split_3_t8", "split_3_t1"])
 def test_lif_latency_and_throughput(name):
     """Input always valid, output always ready: one beat per cycle, ``latency`` cycles late."""
     cfg, dut = make(name)
-    expected_latency = -(-cfg.timesteps // (CASES[name][1] or cfg.timesteps))
+    steps_per_stage, step_stages = pipeline(name)
+    expected_latency = -(-cfg.timesteps // (steps_per_stage or cfg.timesteps)) * step_stages
     assert dut.latency == expected_latency
     beats = stimulus(cfg, SEEDS[name], n_random=20)
     accepted, outputs = run_lif(dut, beats, SEEDS[name])
@@ -186,12 +205,20 @@ def test_lif_rejects_bad_steps_per_stage():
                 UnrolledLif(SnnConfig(timesteps=4), steps_per_stage=bad)
             except ValueError as exc:
                 messages.append(str(exc))
+        for bad in ((2, 2), (1, 4), (1, 0)):
+            try:
+                UnrolledLif(SnnConfig(timesteps=4), steps_per_stage=bad[0], step_stages=bad[1])
+            except ValueError as exc:
+                messages.append(str(exc))
         gc.collect()
-    assert messages == [f"steps_per_stage must be 1..4, not {bad}" for bad in (0, 5)]
+    assert messages == [f"steps_per_stage must be 1..4, not {bad}" for bad in (0, 5)] + [
+        f"step_stages must be 1, or 2 or 3 with steps_per_stage = 1, not {bad}"
+        for bad in (2, 4, 0)]
 
 
 @pytest.mark.parametrize("name", ["default_t4", "gt_subtract_shift_halfup_wrap_narrow_t8",
-                                  "pipelined_3_per_stage_tag_t8", "gt_zero_shift_floor_s0_t1"])
+                                  "pipelined_3_per_stage_tag_t8", "gt_zero_shift_floor_s0_t1",
+                                  "split_3_t8"])
 def test_lif_verilog_lints_clean(name, tmp_path):
     cfg, dut = make(name)
     text = verilog.convert(dut, name="lif", emit_src=False)

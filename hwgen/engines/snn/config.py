@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwgen.config import NAME_DOC, EngineConfig, check_choice, check_int, check_name, invalid
+from hwgen.hdl.walker import walker_slices
 
 __all__ = ["SnnConfig", "PRESETS"]
 
@@ -44,6 +45,14 @@ class SnnConfig(EngineConfig):
     min_spikes: int = field(default=1, metadata={
         "doc": "A neuron with fewer spikes than this over T steps is dropped by the compressor "
                "(1..timesteps; 1 drops only silent neurons)."})
+    in_format: str = field(default="dense", metadata={
+        "doc": "Spikes on the ``spikes`` port: \"dense\" (K packed words per sample) or \"fiber\" "
+               "(per chunk its bitmask beat, then the packed words of the kept neurons: a layer's "
+               "fiber output feeds the next layer directly)."})
+    out_format: str = field(default="dense", metadata={
+        "doc": "Spikes on the ``out`` port: \"dense\" (N packed words per sample, a word with "
+               "fewer than min_spikes spikes as 0) or \"fiber\" (the compressed format of "
+               "in_format = \"fiber\")."})
     pes: int = field(default=4, metadata={
         "doc": "P, temporal-parallel PEs; each owns one output neuron at a time (1..64)."})
     weight_bits: int = field(default=8, metadata={
@@ -53,8 +62,10 @@ class SnnConfig(EngineConfig):
                "or \"laggy\" (LoAS: slow prefix sum on the spike mask, pseudo-accumulator plus "
                "per-timestep correction accumulators)."})
     laggy_adders: int | None = field(default=None, metadata={
-        "doc": "Adders in the slow (laggy) prefix sum over the spike mask (1..chunk; absent = "
-               "min(16, chunk)).", "example": 16})
+        "doc": "Width of the groups of a chunk's positions that a TPPE's join walks (LoAS's "
+               "laggy prefix-sum groups): it visits only the groups that hold a matched "
+               "position, one match per cycle, in either join; a power of two from 1 to 64 "
+               "(absent = 16; a group is never wider than the chunk needs).", "example": 16})
     dataflow: str = field(default="ftp", metadata={
         "doc": "\"ftp\": all T timesteps of a neuron in one step (fully temporal-parallel); "
                "\"sequential\": one timestep after another with per-timestep spike masks, on the "
@@ -100,11 +111,15 @@ class SnnConfig(EngineConfig):
         if self.chunk % 4:
             raise invalid("chunk", self.chunk, "a multiple of 4 from 4 to 256")
         check_int("min_spikes", self.min_spikes, 1, self.timesteps)
+        check_choice("in_format", self.in_format, ("dense", "fiber"))
+        check_choice("out_format", self.out_format, ("dense", "fiber"))
         check_int("pes", self.pes, 1, 64)
         check_int("weight_bits", self.weight_bits, 2, 16)
         check_choice("join", self.join, ("fast", "laggy"))
         if self.laggy_adders is not None:
-            check_int("laggy_adders", self.laggy_adders, 1, self.chunk)
+            v = self.laggy_adders
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64 or v & (v - 1):
+                raise invalid("laggy_adders", v, "a power of two from 1 to 64")
         check_choice("dataflow", self.dataflow, ("ftp", "sequential"))
         check_choice("fire", self.fire, ("ge", "gt"))
         check_choice("reset", self.reset, ("zero", "subtract"))
@@ -137,8 +152,9 @@ class SnnConfig(EngineConfig):
 
     @property
     def adders(self) -> int:
-        """Adders of the slow prefix sum (``laggy_adders``, default min(16, chunk))."""
-        return self.laggy_adders if self.laggy_adders is not None else min(16, self.chunk)
+        """Width of the join's groups: ``laggy_adders`` (default 16), at most the smallest power
+        of two that holds a chunk."""
+        return walker_slices(self.chunk, 16 if self.laggy_adders is None else self.laggy_adders)[0]
 
     def _width(self, field_name: str) -> int:
         """An accumulator width: the field, else the preset's, else the worst case."""

@@ -16,14 +16,31 @@ bits, bit t = spike at step t, and the RTL's ``last`` payload bit).
     of the chunk's bitmask (bit b of word j = neuron ``c*chunk + 64*j + b`` has a nonzero weight;
     the 64 bits as a two's-complement int64), then ``popcount(mask)`` nonzero weights in
     increasing neuron order (``weight_bits`` wide: the kernel keeps their low ``weight_bits`` bits
-    as a signed number). This is the RTL's beat ``{wmask, wvals}`` serialized, without the zero
-    padding of ``wvals``. The kernel keeps the weights in static per-PE memories, reloaded by
-    every call (the RTL loads them once after reset).
+    as a signed number). This is the RTL's weight set (``hwgen/engines/snn/weights.py``) with
+    each mask beat split into 64-bit words and without the ``mask`` flag (the kernel counts).
+    The kernel keeps the weights in static per-PE memories, reloaded by every call (the RTL
+    takes a new weight set between samples too).
 ``spikes``
-    K words per sample (``last`` is carried for AXI-Stream users and ignored: the kernel counts).
+    ``in_format = "dense"``: K words per sample, neuron k = 0..K-1. ``in_format = "fiber"``: per
+    sample the spike fiber of the K input neurons, chunk c = 0..chunks-1: the ``mask_words`` words
+    of the chunk's bitmask (bit b of beat j = neuron ``c*chunk + 64*j + b`` is kept; bits beyond
+    the chunk's neurons are ignored and no word follows for them), then ``popcount(mask)`` beats
+    each carrying one kept neuron's word, in increasing neuron order: the weights stream's
+    serialization, one sample at a time (the RTL's fiber beats with each mask split into
+    64-bit words). The kernel decompresses the fiber (dropped neurons are
+    0) and then drops a word with fewer than ``min_spikes`` spikes as it does for dense input, so
+    a fiber and the dense words it came from give the same result. ``last`` (on neuron K-1 when
+    dense, on the sample's final beat when a fiber) is carried for AXI-Stream users and ignored:
+    the kernel counts.
 ``out``
-    N words per sample: the LIF output spikes after the output compressor (a word with fewer than
-    ``min_spikes`` spikes becomes 0), ``last`` on neuron N-1 — exactly the RTL's ``out`` stream.
+    The LIF output spikes after the output compressor, ``last`` on the sample's final beat.
+    ``out_format = "dense"``: N words per sample (a word with fewer than ``min_spikes`` spikes
+    becomes 0), ``last`` on neuron N-1 — exactly the RTL's ``out`` stream. ``out_format =
+    "fiber"``: the sample's N output words compressed as ``golden.compress_spikes`` compresses
+    them (same ``chunk`` and ``min_spikes``, ``ceil(N/chunk)`` chunks, the last one partial) and
+    serialized as a ``spikes`` fiber; ``last`` is on the last kept word of the last chunk, or on
+    that chunk's final mask beat when it keeps nothing. A layer's fiber output is the next
+    layer's fiber input.
 
 Stimulus file (``hls_vectors(...).stimulus``, read in this order by the testbench)
 -----------------------------------------------------------------------------------
@@ -34,17 +51,23 @@ Stimulus file (``hls_vectors(...).stimulus``, read in this order by the testbenc
       M                                samples
       W                                values of the weights stream
       W values                         the weights stream, as above
-      M*K words                        the spike words, sample-major (neuron k = 0..K-1)
+      in_format "dense":
+        M*K words                      the spike words, sample-major (neuron k = 0..K-1)
+      in_format "fiber", per sample:
+        B                              beats of the sample's spike fiber
+        B values                       the fiber's beats, as above (``trace.spike_fibers[m]``)
 
-The segments are those of ``sim/test_snn.py`` (a fresh ``numpy.random.default_rng(seed)``): the
-random layer of ``vectors`` samples (``stimulus.random_layer``), every layer of
-``stimulus.edge_layers`` the golden model accepts, and a denser random layer of ``vectors``
-samples.
+Mask beats are the 64 bits as a two's-complement int64, as in the weights stream. The segments
+are those of ``sim/test_snn.py`` (a fresh ``numpy.random.default_rng(seed)``): the random layer
+of ``vectors`` samples (``stimulus.random_layer``), every layer of ``stimulus.edge_layers`` the
+golden model accepts, and a denser random layer of ``vectors`` samples.
 
 Expected file (``hls_vectors(...).expected``, written in this order by the testbench)
 ---------------------------------------------------------------------------------------
-Per segment, per sample, per output neuron n = 0..N-1: ``word`` then ``last`` (0 or 1) — the
-words of ``golden.decompress(trace.out_fibers[m])``, what the RTL testbench compares.
+Per segment, per sample, per beat of ``out``: ``word`` then ``last`` (0 or 1). ``out_format =
+"dense"``: N beats, the words of ``golden.decompress(trace.out_fibers[m])``, what the RTL
+testbench compares. ``out_format = "fiber"``: the beats of ``trace.out_fibers[m]`` (mask beats as
+int64, as in the stimulus).
 """
 
 from __future__ import annotations
@@ -58,7 +81,8 @@ from . import golden
 from .config import SnnConfig
 from .stimulus import edge_layers, random_layer
 
-__all__ = ["WORD_BITS", "hls_context", "hls_vectors", "weight_stream", "segments"]
+__all__ = ["WORD_BITS", "hls_context", "hls_vectors", "fiber_stream", "weight_stream",
+           "segments"]
 
 #: Bits per word of a chunk bitmask in the kernel (and in the weights stream).
 WORD_BITS = 64
@@ -92,6 +116,7 @@ def hls_context(cfg: SnnConfig) -> dict:
         raise TypeError(f"hls_context takes an SnnConfig, got {type(cfg).__name__}")
     mask_words = -(-cfg.chunk // WORD_BITS)
     groups = -(-cfg.out_neurons // cfg.pes)
+    out_chunks = -(-cfg.out_neurons // cfg.chunk)
     last_chunk = cfg.in_neurons - (cfg.chunks - 1) * cfg.chunk
     # The golden model (rule 3): the sequential dataflow makes the additions of the fast join
     # whatever `join` says, so `join` only matters for the FTP dataflow.
@@ -105,6 +130,8 @@ def hls_context(cfg: SnnConfig) -> dict:
         "chunks per sample": cfg.chunks,
         "PE groups per sample": groups,
     }
+    if cfg.out_format == "fiber":
+        derived["chunks of the output fiber"] = out_chunks
     return {
         "ns": f"{cfg.name}_hls",
         "guard": f"HWGEN_{cfg.name.upper()}_HLS_H",
@@ -125,7 +152,10 @@ def hls_context(cfg: SnnConfig) -> dict:
         "mask_words": mask_words,
         "chunk_mask": _mask_words(cfg.chunk, mask_words),
         "last_chunk_mask": _mask_words(last_chunk, mask_words),
+        "out_chunks": out_chunks,
         "min_spikes": cfg.min_spikes,
+        "in_format": cfg.in_format,
+        "out_format": cfg.out_format,
         "weight_bits": cfg.weight_bits,
         "weight_t": _ctype(cfg.weight_bits, signed=True),
         "spike_t": _ctype(cfg.timesteps, signed=False),
@@ -160,17 +190,22 @@ def _int64(word: int) -> int:
     return word - (1 << WORD_BITS) if word >> (WORD_BITS - 1) else word
 
 
-def weight_stream(cfg: SnnConfig, trace: golden.LayerTrace) -> list[int]:
-    """The kernel's ``weights`` stream for a layer (see the module docstring)."""
+def fiber_stream(cfg: SnnConfig, fiber: golden.Fiber) -> list[int]:
+    """The beats of one fiber as the kernel's streams carry it: per chunk the ``mask_words``
+    words of its bitmask (as int64), then its kept values (see the module docstring)."""
     mask_words = -(-cfg.chunk // WORD_BITS)
     out: list[int] = []
-    for fiber in trace.weight_fibers:
-        for c in range(fiber.chunks):
-            mask = fiber.masks[c]
-            out += [_int64((mask >> (WORD_BITS * j)) & ((1 << WORD_BITS) - 1))
-                    for j in range(mask_words)]
-            out += [int(v) for v in fiber.values[c]]
+    for c in range(fiber.chunks):
+        mask = fiber.masks[c]
+        out += [_int64((mask >> (WORD_BITS * j)) & ((1 << WORD_BITS) - 1))
+                for j in range(mask_words)]
+        out += [int(v) for v in fiber.values[c]]
     return out
+
+
+def weight_stream(cfg: SnnConfig, trace: golden.LayerTrace) -> list[int]:
+    """The kernel's ``weights`` stream for a layer: its weight fibers, neuron after neuron."""
+    return [beat for fiber in trace.weight_fibers for beat in fiber_stream(cfg, fiber)]
 
 
 def segments(cfg: SnnConfig, seed: int, vectors: int) -> list[tuple[str, np.ndarray,
@@ -196,15 +231,21 @@ def hls_vectors(cfg: SnnConfig, seed: int, vectors: int) -> HlsVectors:
     layers = segments(cfg, seed, vectors)
     stimulus: list[int] = [len(layers)]
     expected: list[int] = []
-    last = cfg.out_neurons - 1
     for _, a, b in layers:
         trace = golden.layer(a, b, cfg)
         weights = weight_stream(cfg, trace)
         stimulus += [a.shape[0], len(weights), *weights]
-        stimulus += [int(w) for w in trace.words.reshape(-1)]
         for m in range(a.shape[0]):
-            words = golden.decompress(trace.out_fibers[m])
-            for n in range(cfg.out_neurons):
-                expected += [int(words[n]), int(n == last)]
+            if cfg.in_format == "fiber":
+                beats = fiber_stream(cfg, trace.spike_fibers[m])
+                stimulus += [len(beats), *beats]
+            else:
+                stimulus += [int(w) for w in trace.words[m]]
+            if cfg.out_format == "fiber":
+                beats = fiber_stream(cfg, trace.out_fibers[m])
+            else:
+                beats = [int(w) for w in golden.decompress(trace.out_fibers[m])]
+            for i, beat in enumerate(beats):
+                expected += [beat, int(i == len(beats) - 1)]
     return HlsVectors(stimulus=stimulus, expected=expected)
 

@@ -52,7 +52,7 @@ from hwgen.hdl.arith import overflow
 
 from .config import SnnConfig
 
-__all__ = ["sums_layout", "spikes_layout", "UnrolledLif", "lif_step"]
+__all__ = ["sums_layout", "spikes_layout", "UnrolledLif", "lif_sum", "lif_fire", "lif_leak"]
 
 
 def sums_layout(cfg: SnnConfig, tag_bits: int = 0) -> data.StructLayout:
@@ -82,30 +82,30 @@ def _shr(x, s: int, rounding: str):
     raise ValueError(f"rounding {rounding!r} is not 'floor' or 'half_up'")
 
 
-def lif_step(m: Module, cfg: SnnConfig, u, o_t, name: str):
-    """Add one LIF step to ``m``: from membrane ``u`` and input ``o_t`` to ``(spike, u_next)``.
+def lif_sum(m: Module, cfg: SnnConfig, u, o_t, name: str):
+    """A step's first piece: ``X = ovf(U + O[t])`` (``u`` signed ``u_bits`` or a constant 0)."""
+    x = Signal(signed(cfg.u_bits), name=f"{name}_x")
+    m.d.comb += x.eq(overflow(u + o_t, cfg.u_bits, cfg.membrane_overflow))
+    return x
 
-    ``u`` is signed ``cfg.u_bits`` (or a constant 0), ``o_t`` signed ``cfg.acc_bits``. The
-    intermediate values are named ``<name>_x``, ``<name>_fire``, ``<name>_reset``, ``<name>_u``.
-    """
-    U = cfg.u_bits
-    mode = cfg.membrane_overflow
-    theta = Const(cfg.threshold)
 
-    x = Signal(signed(U), name=f"{name}_x")
-    m.d.comb += x.eq(overflow(u + o_t, U, mode))
-
+def lif_fire(m: Module, cfg: SnnConfig, x, name: str):
+    """A step's second piece: the spike ``C[t]`` and U after the reset."""
+    U, theta = cfg.u_bits, Const(cfg.threshold)
     fire = Signal(name=f"{name}_fire")
     m.d.comb += fire.eq(x >= theta if cfg.fire == "ge" else x > theta)
-
     after = Signal(signed(U), name=f"{name}_reset")
     if cfg.reset == "zero":
         m.d.comb += after.eq(Mux(fire, 0, x))
     else:
-        m.d.comb += after.eq(Mux(fire, overflow(x - theta, U, mode), x))
+        m.d.comb += after.eq(Mux(fire, overflow(x - theta, U, cfg.membrane_overflow), x))
+    return fire, after
 
+
+def lif_leak(m: Module, cfg: SnnConfig, after, name: str):
+    """A step's third piece: U after the leak, carried into the next step."""
+    U, s = cfg.u_bits, cfg.leak_shift
     u_next = Signal(signed(U), name=f"{name}_u")
-    s = cfg.leak_shift
     if cfg.leak == "subtract_shift":
         leaked = after - _shr(after, s, cfg.rounding)
     elif cfg.leak == "shift":
@@ -114,7 +114,7 @@ def lif_step(m: Module, cfg: SnnConfig, u, o_t, name: str):
         leaked = after
     # In range by construction (module docstring), so taking the low u_bits loses nothing.
     m.d.comb += u_next.eq(leaked[:U].as_signed())
-    return fire, u_next
+    return u_next
 
 
 class UnrolledLif(wiring.Component):
@@ -125,6 +125,11 @@ class UnrolledLif(wiring.Component):
     cfg : SnnConfig
     steps_per_stage : int, optional
         LIF steps per pipeline stage, 1..T (default T: one stage, latency 1).
+    step_stages : int, optional
+        Pipeline stages per step, 1..3 (default 1); more than 1 needs ``steps_per_stage = 1``.
+        2 registers X after the sum; 3 also registers the spike and U after the reset, so a
+        stage holds one carry chain (the sum and its saturation, the threshold comparison, or
+        the leak).
     tag_bits : int
         Width of an optional ``tag`` passed through unchanged (0: no tag field).
 
@@ -134,24 +139,31 @@ class UnrolledLif(wiring.Component):
         :func:`sums_layout`: ``o`` = O[0..T-1] of one pair.
     spikes : stream, out
         :func:`spikes_layout`: ``spikes`` = S[0..T-1], one beat per input beat, in order.
+    busy : out
+        A beat is in the pipeline.
     latency : int
         Cycles from an input transfer to its output beat being valid (without stalls).
     """
 
-    def __init__(self, cfg: SnnConfig, *, steps_per_stage: int | None = None, tag_bits: int = 0):
+    def __init__(self, cfg: SnnConfig, *, steps_per_stage: int | None = None,
+                 step_stages: int = 1, tag_bits: int = 0):
         T = cfg.timesteps
         k = T if steps_per_stage is None else steps_per_stage
         if not 1 <= k <= T:
             raise ValueError(f"steps_per_stage must be 1..{T}, not {steps_per_stage}")
+        if step_stages not in (1, 2, 3) or (step_stages > 1 and k != 1):
+            raise ValueError(f"step_stages must be 1, or 2 or 3 with steps_per_stage = 1, not "
+                             f"{step_stages}")
         if tag_bits < 0:
             raise ValueError(f"tag_bits must be >= 0, not {tag_bits}")
         self.cfg = cfg
-        self.steps_per_stage = k
-        self.stages = math.ceil(T / k)
+        self.steps_per_stage, self.step_stages = k, step_stages
+        self.stages = math.ceil(T / k) * step_stages
         self.tag_bits = tag_bits
         super().__init__({
             "sums": In(stream.Signature(sums_layout(cfg, tag_bits))),
             "spikes": Out(stream.Signature(spikes_layout(cfg, tag_bits))),
+            "busy": Out(1),
         })
 
     @property
@@ -160,7 +172,7 @@ class UnrolledLif(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        T, U, k = cfg.timesteps, cfg.u_bits, self.steps_per_stage
+        T, U, k, split = cfg.timesteps, cfg.u_bits, self.steps_per_stage, self.step_stages
         m = Module()
 
         en = Signal()
@@ -170,41 +182,57 @@ class UnrolledLif(wiring.Component):
         with m.If(en):
             m.d.sync += valid.eq(Cat(self.sums.valid, valid[:-1]))   # shift in at stage 0
 
-        # Stage inputs: the input payload for stage 0, the previous stage's registers after that.
-        # Datapath registers are reset_less: they only matter under a set valid bit.
-        u = Const(0, signed(U))
+        # The steps as a chain of pieces (sum, fire, leak per step) over a state: the value
+        # between pieces (U, X or U after the reset), the spikes so far, the O[t] still ahead
+        # and the tag. A stage register follows the pieces where the pipeline is cut. Datapath
+        # registers are reset_less: they only matter under a set valid bit.
+        value = Const(0, signed(U))
         o = list(self.sums.payload.o)
         spikes = []
         tag = self.sums.payload.tag if self.tag_bits else None
-        for stage in range(self.stages):
-            steps = range(stage * k, min((stage + 1) * k, T))
-            for t in steps:
-                fire, u = lif_step(m, cfg, u, o[t - stage * k], f"t{t}")
-                spikes.append(fire)
-            o = o[len(steps):]
-            # The stage's register: all spikes so far, the tag and, unless this is the last
-            # stage, U and the O[t] still ahead.
+        stage = 0
+
+        def cut(keep_value: bool):
+            nonlocal value, o, spikes, tag, stage
             p = f"s{stage}"
-            spk_reg = Signal(len(spikes), name=f"{p}_spikes", reset_less=True)
-            o_regs = [Signal(signed(cfg.acc_bits), name=f"{p}_o{steps.stop + i}", reset_less=True)
-                      for i in range(len(o))]
+            o_regs = [Signal(signed(cfg.acc_bits), name=f"{p}_o{T - len(o) + i}",
+                             reset_less=True) for i in range(len(o))]
             with m.If(en):
-                m.d.sync += spk_reg.eq(Cat(*spikes))
                 m.d.sync += [r.eq(v) for r, v in zip(o_regs, o)]
-            if stage < self.stages - 1:
-                u_reg = Signal(signed(U), name=f"{p}_u", reset_less=True)
+            if spikes:                  # none yet before the first step's spike
+                spk_reg = Signal(len(spikes), name=f"{p}_spikes", reset_less=True)
                 with m.If(en):
-                    m.d.sync += u_reg.eq(u)
-                u = u_reg
+                    m.d.sync += spk_reg.eq(Cat(*spikes))
+                spikes = [spk_reg[i] for i in range(len(spikes))]
+            if keep_value:
+                v_reg = Signal(signed(U), name=f"{p}_v", reset_less=True)
+                with m.If(en):
+                    m.d.sync += v_reg.eq(value)
+                value = v_reg
             if tag is not None:
                 tag_reg = Signal(self.tag_bits, name=f"{p}_tag", reset_less=True)
                 with m.If(en):
                     m.d.sync += tag_reg.eq(tag)
                 tag = tag_reg
-            o, spikes = o_regs, [spk_reg[i] for i in range(len(spikes))]
+            o = o_regs
+            stage += 1
 
-        m.d.comb += [self.spikes.valid.eq(valid[-1]), self.spikes.payload.spikes.eq(Cat(*spikes))]
+        for t in range(T):
+            value = lif_sum(m, cfg, value, o[0], f"t{t}")
+            o = o[1:]
+            if split >= 2:
+                cut(True)
+            fire, value = lif_fire(m, cfg, value, f"t{t}")
+            spikes.append(fire)
+            if split == 3:
+                cut(True)
+            value = lif_leak(m, cfg, value, f"t{t}")
+            if (t + 1) % k == 0 or t == T - 1:
+                cut(t < T - 1)          # U is not needed after the last step
+        assert stage == self.stages
+
+        m.d.comb += [self.spikes.valid.eq(valid[-1]), self.spikes.payload.spikes.eq(Cat(*spikes)),
+                     self.busy.eq(valid.any())]
         if tag is not None:
             m.d.comb += self.spikes.payload.tag.eq(tag)
         return m
-

@@ -14,7 +14,8 @@ from hwgen.fixedpoint import signed_range
 from . import golden
 from .config import SnnConfig
 
-__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "edge_layers", "weight_beats"]
+__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "edge_layers", "fiber_beats",
+           "weight_beats", "spike_beats", "out_beats"]
 
 #: LoAS evaluation workloads (MICRO 2024): (fraction of silent input neurons after packing,
 #: weight sparsity). The names are descriptive labels of the three profiles.
@@ -210,13 +211,40 @@ def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.
     return cases
 
 
-def weight_beats(cfg: SnnConfig, trace: golden.LayerTrace) -> list[dict]:
-    """The ``weights`` stream of the layer: compressed chunks n-major, each a dict with ``wmask``
-    and ``wvals`` (the nonzero weights packed from element 0, zero padded to ``chunk``)."""
+def fiber_beats(fiber: golden.Fiber, value_bits: int, last: bool = True) -> list[dict]:
+    """``fiber`` in the fiber format of :mod:`hwgen.engines.snn.fiber`: per chunk its mask beat,
+    then its kept values (two's complement in ``value_bits``); ``last`` on the final beat unless
+    ``last`` is false."""
     beats = []
-    for fiber in trace.weight_fibers:
-        for c in range(fiber.chunks):
-            values = [int(v) for v in fiber.values[c]]
-            beats.append({"wmask": int(fiber.masks[c]),
-                          "wvals": values + [0] * (cfg.chunk - len(values))})
+    for mask, values in zip(fiber.masks, fiber.values):
+        beats.append({"data": int(mask), "mask": 1, "last": 0})
+        beats += [{"data": int(v) & ((1 << value_bits) - 1), "mask": 0, "last": 0}
+                  for v in values]
+    beats[-1]["last"] = int(last)
     return beats
+
+
+def weight_beats(cfg: SnnConfig, trace: golden.LayerTrace) -> list[dict]:
+    """The layer's weight set on the ``weights`` port: the weight fibers of n = 0..N-1 in order,
+    ``last`` on the set's final beat."""
+    fibers = trace.weight_fibers
+    return [beat for n, fiber in enumerate(fibers)
+            for beat in fiber_beats(fiber, cfg.weight_bits, last=n == len(fibers) - 1)]
+
+
+def spike_beats(cfg: SnnConfig, trace: golden.LayerTrace, m: int) -> list[dict]:
+    """Sample m on the ``spikes`` port (``in_format``): K dense words, or its spike fiber."""
+    if cfg.in_format == "fiber":
+        return fiber_beats(trace.spike_fibers[m], cfg.timesteps)
+    k = cfg.in_neurons
+    return [{"word": int(w), "last": int(i == k - 1)} for i, w in enumerate(trace.words[m])]
+
+
+def out_beats(cfg: SnnConfig, trace: golden.LayerTrace, m: int) -> list[dict]:
+    """What the ``out`` port carries for sample m (``out_format``): the output spike words
+    after the compressor of golden rule 5, dense (dropped words as 0) or as its fiber."""
+    if cfg.out_format == "fiber":
+        return fiber_beats(trace.out_fibers[m], cfg.timesteps)
+    n = cfg.out_neurons
+    return [{"word": int(w), "last": int(i == n - 1)}
+            for i, w in enumerate(golden.decompress(trace.out_fibers[m]))]

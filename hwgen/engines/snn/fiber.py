@@ -1,0 +1,295 @@
+"""The snn engine's stream formats and the blocks that read and write them (docs/architecture.md
+§4.2).
+
+Formats
+-------
+*dense* (:func:`word_layout`): one beat per neuron, its packed spike word (bit t = spike at step
+t), ``last`` on the vector's final neuron.
+
+*fiber* (:func:`fiber_layout`): the compressed format of golden rule 2 on the wire. Per chunk of
+``chunk`` neurons (the last chunk may be partial) one *mask beat* (``mask`` = 1, ``data`` = the
+chunk's bitmask, bit i = neuron ``c*chunk + i`` kept), then one beat per kept neuron in
+increasing order (``mask`` = 0, ``data`` = its value in the low bits: a spike word, or a weight
+as a two's-complement ``weight_bits`` number). ``last`` marks the vector's final beat (the last
+kept value of the last chunk, or the last chunk's mask beat if that chunk keeps nothing)::
+
+    chunk 0:  [mask=1 data=0b0101_0010]  [mask=0 data=w1]  [mask=0 data=w4]  [mask=0 data=w6]
+    chunk 1:  [mask=1 data=0b0000_0000]                       (no kept neuron: the mask alone)
+    chunk 2:  [mask=1 data=0b1000_0001]  [mask=0 data=w16]  [mask=0 data=w23, last=1]
+
+The ``mask`` flag is redundant with the masks' popcounts, but it lets a receiver take every beat
+as it comes, without counting ahead (a 256-bit popcount would sit right behind the input port).
+
+Blocks
+------
+Both receivers turn their format into the same *write events* (:func:`event_layout`), at most
+one per cycle, so what follows them does not know the format:
+
+:class:`DenseReceiver`
+    A word per beat; its position comes from counters.
+:class:`FiberReceiver`
+    Mask beats go to a :class:`~hwgen.hdl.walker.SetBitWalker`, whose positions pair up with the
+    value beats. A chunk with kept neurons costs its mask beat, one cycle while the walker loads
+    the mask, and one cycle per kept value; a chunk that keeps nothing costs its mask beat.
+:class:`FiberEmitter`
+    The other way: dense words in, fiber beats out, through two chunk buffers.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from hwgen.hdl.popcount import popcount
+from hwgen.hdl.walker import SetBitWalker
+
+__all__ = ["word_layout", "fiber_layout", "event_layout", "keep_word", "DenseReceiver",
+           "FiberReceiver", "FiberEmitter"]
+
+#: Bits per slice of the walker that pairs mask bits with value beats.
+RECEIVER_SLICE = 16
+
+
+def word_layout(timesteps: int) -> data.StructLayout:
+    """A dense beat: one neuron's packed word (bit t = spike at step t); ``last`` on the final
+    one."""
+    return data.StructLayout({"word": unsigned(timesteps), "last": 1})
+
+
+def fiber_layout(chunk: int, value_bits: int) -> data.StructLayout:
+    """A fiber beat: ``data`` (a chunk's mask, or a value in the low ``value_bits`` bits),
+    ``mask`` (1 on a mask beat) and ``last`` (the vector's final beat)."""
+    return data.StructLayout({"data": max(chunk, value_bits), "mask": 1, "last": 1})
+
+
+def event_layout(chunk: int, chunks: int, value_bits: int) -> data.StructLayout:
+    """A write event: the value (``has_value``) of neuron ``c*chunk + pos``; ``chunk_end`` closes
+    chunk ``c`` (with or without a value), ``vector_end`` the vector."""
+    return data.StructLayout({"c": range(max(chunks, 2)), "pos": range(max(chunk, 2)),
+                              "value": value_bits, "has_value": 1, "chunk_end": 1,
+                              "vector_end": 1})
+
+
+def keep_word(word, min_spikes: int, timesteps: int):
+    """1 when a packed spike ``word`` has at least ``min_spikes`` spikes (golden rule 2)."""
+    if min_spikes == 1:
+        return word.any()           # the common case needs no adders: an OR over T bits
+    if min_spikes == timesteps:
+        return word.all()
+    return popcount(word) >= min_spikes
+
+
+class DenseReceiver(wiring.Component):
+    """Dense beats of vectors of ``length`` neurons in, write events out (one per beat).
+
+    Vectors are delimited by counting; a beat whose ``last`` disagrees with the count sets the
+    sticky ``error`` (the beat is used as counted, so later vectors stay aligned to the count).
+    """
+
+    def __init__(self, chunk: int, length: int, value_bits: int):
+        self.chunk, self.length, self.value_bits = chunk, length, value_bits
+        self.chunks = -(-length // chunk)
+        super().__init__({
+            "beats": In(stream.Signature(word_layout(value_bits))),
+            "events": Out(stream.Signature(event_layout(chunk, self.chunks, value_bits))),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = Signal(range(max(self.chunks, 2)))
+        pos = Signal(range(max(self.chunk, 2)))
+        last_chunk = self.length - (self.chunks - 1) * self.chunk
+        ev = self.events.payload
+        vector_end = (c == self.chunks - 1) & (pos == last_chunk - 1)
+        m.d.comb += [
+            self.events.valid.eq(self.beats.valid), self.beats.ready.eq(self.events.ready),
+            ev.c.eq(c), ev.pos.eq(pos), ev.value.eq(self.beats.payload.word),
+            ev.has_value.eq(1), ev.vector_end.eq(vector_end),
+            ev.chunk_end.eq((pos == self.chunk - 1) | vector_end),
+        ]
+        error = Signal()
+        m.d.comb += self.error.eq(error)
+        with m.If(self.beats.valid & self.beats.ready):
+            with m.If(self.beats.payload.last != vector_end):
+                m.d.sync += error.eq(1)
+            with m.If(vector_end):
+                m.d.sync += [c.eq(0), pos.eq(0)]
+            with m.Elif(ev.chunk_end):
+                m.d.sync += [c.eq(c + 1), pos.eq(0)]
+            with m.Else():
+                m.d.sync += pos.eq(pos + 1)
+        return m
+
+
+class FiberReceiver(wiring.Component):
+    """Fiber beats of vectors of ``length`` neurons in, write events out.
+
+    A mask beat is taken when the walker can take a mask; a value beat is taken with the walker's
+    next position, as one event; a chunk that keeps nothing gives one event without a value. So
+    ``events`` carries one event per value plus one per empty chunk.
+
+    ``error`` (sticky) reports a stream that breaks the format: a mask beat while the chunk before
+    still expects values, or ``last`` on a beat that is not the vector's final one (or missing
+    there). Such a stream is not recovered from.
+    """
+
+    def __init__(self, chunk: int, length: int, value_bits: int):
+        self.chunk, self.length, self.value_bits = chunk, length, value_bits
+        self.chunks = -(-length // chunk)
+        super().__init__({
+            "beats": In(stream.Signature(fiber_layout(chunk, value_bits))),
+            "events": Out(stream.Signature(event_layout(chunk, self.chunks, value_bits))),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        beat = self.beats.payload
+        m.submodules.walker = walker = SetBitWalker(self.chunk, RECEIVER_SLICE,
+                                                    tag=range(max(self.chunks, 2)))
+        pos = walker.positions
+        c_in = Signal(range(max(self.chunks, 2)))          # chunk of the next mask beat
+        is_mask = self.beats.valid & beat.mask
+        is_value = self.beats.valid & ~beat.mask
+        m.d.comb += [walker.masks.valid.eq(is_mask), walker.masks.payload.mask.eq(beat.data),
+                     walker.masks.payload.tag.eq(c_in)]
+
+        ev = self.events.payload
+        final = pos.payload.last & (pos.payload.tag == self.chunks - 1)
+        m.d.comb += [
+            self.events.valid.eq(pos.valid & (pos.payload.empty | is_value)),
+            ev.c.eq(pos.payload.tag), ev.pos.eq(pos.payload.pos), ev.value.eq(beat.data),
+            ev.has_value.eq(~pos.payload.empty), ev.chunk_end.eq(pos.payload.last),
+            ev.vector_end.eq(final),
+            pos.ready.eq(self.events.valid & self.events.ready),
+            self.beats.ready.eq(Mux(beat.mask, walker.masks.ready,
+                                    pos.valid & ~pos.payload.empty & self.events.ready)),
+        ]
+        with m.If(walker.masks.valid & walker.masks.ready):
+            m.d.sync += c_in.eq(Mux(c_in == self.chunks - 1, 0, c_in + 1))
+
+        error = Signal()
+        m.d.comb += self.error.eq(error)
+        took = self.beats.valid & self.beats.ready
+        mask_final = (c_in == self.chunks - 1) & ~beat.data[:self.chunk].any()
+        with m.If(took & (beat.last != Mux(beat.mask, mask_final, final))):
+            m.d.sync += error.eq(1)
+        with m.If(is_mask & pos.valid & ~pos.payload.empty):
+            m.d.sync += error.eq(1)
+        return m
+
+
+class FiberEmitter(wiring.Component):
+    """Dense words of vectors of ``length`` neurons in, fiber beats out.
+
+    Microarchitecture
+    -----------------
+    Two chunk buffers take turns. The *fill* side writes each kept word (``keep_word``) of the
+    chunk into the current buffer at its rank and sets its mask bit; at the chunk's end the buffer
+    is handed to the *emit* side and filling goes on in the other one (if it is free). The emit
+    side issues the mask beat, then one buffer read per kept word, into a one-cycle stage that
+    writes an output FIFO; issues stop while the FIFO could overflow, so ``out`` backpressure
+    never reaches the buffer reads.
+
+    ``busy``: a buffer is full or a beat is on its way out.
+
+    Timing, with ``out.ready`` high: a chunk's mask beat leaves 3 cycles after its last word was
+    taken, then one beat per cycle.
+    """
+
+    #: Entries of the output FIFO (an issue needs a free entry counting those in flight).
+    QUEUE = 3
+
+    def __init__(self, chunk: int, length: int, timesteps: int, min_spikes: int):
+        self.chunk, self.length = chunk, length
+        self.timesteps, self.min_spikes = timesteps, min_spikes
+        self.chunks = -(-length // chunk)
+        super().__init__({
+            "words": In(stream.Signature(word_layout(timesteps))),
+            "out": Out(stream.Signature(fiber_layout(chunk, timesteps))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, T = self.chunk, self.timesteps
+        last_chunk = self.length - (self.chunks - 1) * W
+        ibits = max(W - 1, 1).bit_length()                # a word's index in a buffer
+        buf = memory.Memory(shape=T, depth=2 << ibits, init=[])
+        m.submodules.buf = buf
+        wr, rd = buf.write_port(), buf.read_port()
+
+        # Per buffer: its mask, kept words and whether it ends the vector, valid while ``full``.
+        full = Signal(2)
+        masks = [Signal(W, name=f"mask{b}") for b in range(2)]
+        counts = [Signal(range(W + 1), name=f"count{b}") for b in range(2)]
+        ends = [Signal(name=f"end{b}") for b in range(2)]
+
+        # --- fill ------------------------------------------------------------------------------
+        fb = Signal()                                     # buffer being filled
+        c = Signal(range(max(self.chunks, 2)))
+        pos = Signal(range(max(W, 2)))
+        vector_end = (c == self.chunks - 1) & (pos == last_chunk - 1)
+        chunk_end = (pos == W - 1) | vector_end
+        word = self.words.payload.word
+        keep = keep_word(word, self.min_spikes, T)
+        mask = Signal(W)
+        count = Signal(range(W + 1))
+        m.d.comb += [self.words.ready.eq(~full.bit_select(fb, 1)),
+                     wr.addr.eq(Cat(count[:ibits], fb)), wr.data.eq(word)]
+        mask_next = mask | Mux(keep, Const(1, W) << pos, 0)
+        count_next = count + keep
+        with m.If(self.words.valid & self.words.ready):
+            m.d.comb += wr.en.eq(keep)
+            m.d.sync += [mask.eq(mask_next), count.eq(count_next), pos.eq(pos + 1)]
+            with m.If(chunk_end):
+                m.d.sync += [mask.eq(0), count.eq(0), pos.eq(0), fb.eq(~fb),
+                             c.eq(Mux(vector_end, 0, c + 1))]
+                for b in range(2):
+                    with m.If(fb == b):
+                        m.d.sync += [full[b].eq(1), masks[b].eq(mask_next),
+                                     counts[b].eq(count_next), ends[b].eq(vector_end)]
+
+        # --- emit ------------------------------------------------------------------------------
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(self.out.payload.as_value()),
+                                                      depth=self.QUEUE)
+        eb = Signal()                                     # buffer being emitted
+        sent = Signal(range(W + 1))                       # words issued, after the mask beat
+        started = Signal()                                # the mask beat is issued
+        inflight = Signal()                               # an issue is in the one-cycle stage
+        held = Signal(queue.level.shape())                # queue entries, counting in flight
+        m.d.comb += held.eq(queue.level + inflight)
+        e_mask = Mux(eb, masks[1], masks[0])
+        e_count = Mux(eb, counts[1], counts[0])
+        e_end = Mux(eb, ends[1], ends[0])
+        issue = Signal()
+        m.d.comb += issue.eq(full.bit_select(eb, 1) & (held < self.QUEUE))
+        m.d.comb += [rd.addr.eq(Cat(sent[:ibits], eb)), rd.en.eq(issue)]
+        # The one-cycle stage: a mask beat travels in registers, a word comes from the buffer.
+        s_mask, s_last = Signal(), Signal()
+        s_data = Signal(W)
+        m.d.sync += inflight.eq(issue)
+        with m.If(issue):
+            m.d.sync += [s_mask.eq(~started), s_data.eq(e_mask)]
+            final = Mux(started, sent == e_count - 1, e_count == 0)
+            m.d.sync += s_last.eq(e_end & final)
+            with m.If(final):
+                m.d.sync += [started.eq(0), sent.eq(0), eb.eq(~eb)]
+                for b in range(2):
+                    with m.If(eb == b):
+                        m.d.sync += full[b].eq(0)
+            with m.Elif(started):
+                m.d.sync += sent.eq(sent + 1)
+            with m.Else():
+                m.d.sync += started.eq(1)
+        stage = Signal(self.out.payload.shape())
+        m.d.comb += [stage.data.eq(Mux(s_mask, s_data, rd.data)), stage.mask.eq(s_mask),
+                     stage.last.eq(s_last),
+                     queue.w_data.eq(stage.as_value()), queue.w_en.eq(inflight),
+                     self.out.valid.eq(queue.r_rdy), self.out.payload.eq(queue.r_data),
+                     queue.r_en.eq(self.out.ready),
+                     self.busy.eq(full.any() | inflight | queue.r_rdy)]
+        return m

@@ -1,0 +1,124 @@
+"""The spike store of the snn layer: two banks of one sample's spikes, read by every TPPE
+(docs/architecture.md §4.2).
+
+A sample's write events (:mod:`.fiber`, from dense or fiber input) fill one bank while the TPPEs
+join the sample in the other. A bank holds
+
+* the *words*: the packed spike word of neuron ``k`` at row ``k`` (block RAM; a word is written
+  only where the neuron is kept, and only read where the mask says it is kept), and
+* the *masks*: per chunk c the chunk's keep mask (``ftp``) or the T per-timestep masks
+  ``keep & bit t`` (``sequential``), one row per chunk (LUT RAM).
+
+So a TPPE finds the spike word of a matched position by its position, with no prefix sum over
+the spike mask: the ranks LoAS computes per TPPE are, in effect, computed once where the chunk
+is stored. Every TPPE has its own read port on each memory (on ECP5 its own copy of the block
+RAM, ``hdl/bram.BlockMemory``), since the TPPEs walk different positions.
+
+Timing: an event taken in cycle e is registered, then written in e + 1 (the masks) and e + 2
+(the words: the write is registered at each copy); the bank is ``full`` from e + 2 on, when the
+vector's last event was taken in e, and a TPPE reads its first word several cycles after its
+first mask, so no read sees an old row.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from hwgen.hdl.bram import BlockMemory
+
+from .config import SnnConfig
+from .fiber import event_layout, keep_word
+
+__all__ = ["mask_row_layout", "SpikeStore"]
+
+
+def mask_row_layout(cfg: SnnConfig):
+    """A mask row of a chunk: its keep mask (``ftp``), or T per-timestep masks (``sequential``)."""
+    if cfg.dataflow == "ftp":
+        return data.ArrayLayout(cfg.chunk, 1)
+    return data.ArrayLayout(cfg.chunk, cfg.timesteps)
+
+
+class SpikeStore(wiring.Component):
+    """Two banks of spike words and masks with one read port per TPPE.
+
+    Attributes
+    ----------
+    events : stream, in
+        Write events of the input receiver (:func:`.fiber.event_layout`); taken while the bank
+        being written is free.
+    full : out, 2 bits
+        Bank b holds a complete sample.
+    free : in, 2 bits
+        A pulse on bit b empties bank b (every TPPE is done with it).
+    word_reads, mask_reads : list of read ports, one per TPPE
+        ``addr`` = ``Cat(k, bank)`` (``kbits`` + 1 bits) with data 2 cycles later; ``addr`` =
+        ``Cat(c, bank)`` (``cbits`` + 1 bits) with data the next cycle.
+    """
+
+    def __init__(self, cfg: SnnConfig, readers: int):
+        self.cfg = cfg
+        self.kbits = max(ceil_log2(cfg.in_neurons), 1)
+        self.cbits = max(ceil_log2(cfg.chunks), 1)
+        self.words = BlockMemory(cfg.timesteps, 2 << self.kbits)
+        self.word_reads = [self.words.read_port(1, f"spike_word{p}") for p in range(readers)]
+        self.masks = memory.Memory(shape=mask_row_layout(cfg), depth=2 << self.cbits, init=[])
+        self.mask_reads = [self.masks.read_port() for _ in range(readers)]
+        super().__init__({
+            "events": In(stream.Signature(event_layout(cfg.chunk, cfg.chunks, cfg.timesteps))),
+            "full": Out(2),
+            "free": In(2),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        W, T = cfg.chunk, cfg.timesteps
+        m = Module()
+        m.submodules.words = self.words
+        m.submodules.masks = self.masks
+        word_w = self.words.write_port(registered=True)
+        mask_w = self.masks.write_port()
+
+        # --- accept: the bank being written, and the first neuron of the event's chunk --------
+        bank = Signal()
+        kbase = Signal(range(max(cfg.chunks * W, 2)))
+        ev = self.events.payload
+        m.d.comb += self.events.ready.eq(~self.full.bit_select(bank, 1))
+        took = self.events.valid & self.events.ready
+        with m.If(took & ev.chunk_end):
+            m.d.sync += kbase.eq(Mux(ev.vector_end, 0, kbase + W))
+            with m.If(ev.vector_end):
+                m.d.sync += bank.eq(~bank)
+
+        # --- registered event, then the writes ------------------------------------------------
+        s_valid, s_bank = Signal(), Signal()
+        s_k = Signal(self.kbits)
+        s = Signal.like(ev)
+        m.d.sync += s_valid.eq(took)
+        with m.If(took):
+            m.d.sync += [s.eq(ev), s_bank.eq(bank), s_k.eq(kbase + ev.pos)]
+        keep = s.has_value & keep_word(s.value, cfg.min_spikes, T)
+        bit = Mux(keep, Const(1, W) << s.pos, 0)
+        row = Signal(mask_row_layout(cfg))                # the chunk's masks so far
+        row_next = Signal.like(row)
+        if cfg.dataflow == "ftp":
+            m.d.comb += row_next[0].eq(row[0] | bit)
+        else:
+            m.d.comb += [row_next[t].eq(row[t] | Mux(s.value[t], bit, 0)) for t in range(T)]
+        m.d.comb += [word_w.addr.eq(Cat(s_k, s_bank)), word_w.data.eq(s.value),
+                     word_w.en.eq(s_valid & keep),
+                     mask_w.addr.eq(Cat(s.c[:self.cbits], s_bank)), mask_w.data.eq(row_next),
+                     mask_w.en.eq(s_valid & s.chunk_end)]
+        with m.If(s_valid):
+            m.d.sync += row.eq(Mux(s.chunk_end, 0, row_next))
+
+        # --- bank flags -----------------------------------------------------------------------
+        for b in range(2):
+            with m.If(self.free[b]):
+                m.d.sync += self.full[b].eq(0)
+            with m.If(s_valid & s.vector_end & (s_bank == b)):
+                m.d.sync += self.full[b].eq(1)
+        return m

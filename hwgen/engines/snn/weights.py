@@ -1,0 +1,125 @@
+"""The weight loader of the snn layer: weight fibers in, rows of the TPPEs' weight memories out
+(docs/architecture.md §4.2).
+
+A *weight set* is the weight fibers of the output neurons n = 0..N-1 in order (each one fiber of
+K input neurons in the format of :mod:`.fiber`, ``last`` on the set's final beat). Neuron n
+belongs to TPPE ``p = n % P`` as its neuron ``g = n // P``: its nonzero weight of input neuron k
+goes to row ``g*K + k`` of that TPPE's weight memory, and the nonzero mask of its chunk c to row
+``g*C + c`` of its mask memory. A weight beat equal to 0 writes nothing, so it is dropped as
+``golden.compress_weights`` drops it.
+
+A set may start whenever the layer's spike store holds no sample (``allowed``); from its first
+beat until its last row is written ``loading`` is high and no TPPE starts a sample, so a sample
+whose spikes were complete before the set started is joined with the weights before it, and one
+completed later with the new set. Sets can follow each other at any time, with no reset.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import SnnConfig
+from .fiber import FiberReceiver, fiber_layout
+from .tppe import neurons_of
+
+__all__ = ["WeightLoader"]
+
+
+class WeightLoader(wiring.Component):
+    """Loads weight sets into the weight and mask memories of ``min(P, N)`` TPPEs.
+
+    Attributes
+    ----------
+    beats : stream, in
+        The weight fibers (:func:`.fiber.fiber_layout` with ``weight_bits`` values).
+    allowed : in
+        A new set may start (the spike store is empty).
+    loading : out
+        A set is being loaded.
+    pe, row, value, write : out
+        Weight write: TPPE, row ``g*K + k``, weight, enable.
+    mask_row, mask, mask_write : out
+        Mask write: row ``g*C + c``, the chunk's nonzero mask, enable (same TPPE ``pe``).
+    error : out
+        The receiver's sticky format error.
+    """
+
+    def __init__(self, cfg: SnnConfig):
+        self.cfg = cfg
+        self.pes = min(cfg.pes, cfg.out_neurons)
+        groups = neurons_of(cfg, 0)
+        K, C = cfg.in_neurons, cfg.chunks
+        super().__init__({
+            "beats": In(stream.Signature(fiber_layout(cfg.chunk, cfg.weight_bits))),
+            "allowed": In(1),
+            "loading": Out(1),
+            "pe": Out(range(max(self.pes, 2))),
+            "row": Out(range(max(groups * K, 2))),
+            "value": Out(signed(cfg.weight_bits)),
+            "write": Out(1),
+            "mask_row": Out(range(max(groups * C, 2))),
+            "mask": Out(cfg.chunk),
+            "mask_write": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        K, C, W, N, P = cfg.in_neurons, cfg.chunks, cfg.chunk, cfg.out_neurons, self.pes
+        m = Module()
+        m.submodules.receiver = rx = FiberReceiver(W, K, cfg.weight_bits)
+        # After a set's final beat (``last``) no beat is taken until its last row is written, so
+        # ``loading`` ends with the set it began with.
+        closing = Signal()
+        open_ = (self.allowed | self.loading) & ~closing
+        m.d.comb += [rx.beats.payload.eq(self.beats.payload),
+                     rx.beats.valid.eq(self.beats.valid & open_),
+                     self.beats.ready.eq(rx.beats.ready & open_), self.error.eq(rx.error)]
+        with m.If(self.beats.valid & self.beats.ready):
+            m.d.sync += self.loading.eq(1)
+            with m.If(self.beats.payload.last):
+                m.d.sync += closing.eq(1)
+
+        # --- the event's neuron: its TPPE, and its rows ------------------------------------------
+        n = Signal(range(max(N, 2)))
+        p = Signal.like(self.pe)
+        group_row = Signal(range(max(neurons_of(cfg, 0) * K + K, 2)))     # g*K
+        group_mask = Signal(range(max(neurons_of(cfg, 0) * C + C, 2)))    # g*C
+        row0 = Signal.like(group_row)                                     # g*K + c*chunk
+        mask_row = Signal.like(group_mask)                                # g*C + c
+        ev = rx.events.payload
+        m.d.comb += rx.events.ready.eq(1)
+        took = rx.events.valid
+        set_end = ev.vector_end & (n == N - 1)
+        with m.If(took & ev.vector_end):
+            wrap = p == P - 1
+            next_row = Mux(wrap, group_row + K, group_row)
+            next_mask = Mux(wrap, group_mask + C, group_mask)
+            m.d.sync += [n.eq(n + 1), p.eq(Mux(wrap, 0, p + 1)), group_row.eq(next_row),
+                         group_mask.eq(next_mask), row0.eq(next_row), mask_row.eq(next_mask)]
+            with m.If(set_end):
+                m.d.sync += [n.eq(0), p.eq(0), group_row.eq(0), group_mask.eq(0), row0.eq(0),
+                             mask_row.eq(0)]
+        with m.Elif(took & ev.chunk_end):
+            m.d.sync += [row0.eq(row0 + W), mask_row.eq(mask_row + 1)]
+
+        # --- registered event, then the writes ------------------------------------------------
+        s_valid, s_end = Signal(), Signal()
+        s = Signal.like(ev)
+        m.d.sync += [s_valid.eq(took), s_end.eq(took & set_end)]
+        with m.If(took):
+            m.d.sync += [s.eq(ev), self.pe.eq(p), self.row.eq(row0 + ev.pos),
+                         self.mask_row.eq(mask_row)]
+        value = s.value.as_signed()
+        nonzero = s.has_value & value.any()
+        acc = Signal(W)                                   # the chunk's nonzero mask so far
+        m.d.comb += [self.value.eq(value), self.write.eq(s_valid & nonzero),
+                     self.mask.eq(acc | Mux(nonzero, Const(1, W) << s.pos, 0)),
+                     self.mask_write.eq(s_valid & s.chunk_end)]
+        with m.If(s_valid):
+            m.d.sync += acc.eq(Mux(s.chunk_end, 0, self.mask))
+        with m.If(s_end):
+            m.d.sync += [self.loading.eq(0), closing.eq(0)]
+        return m
