@@ -12,13 +12,15 @@ from __future__ import annotations
 import random
 
 import pytest
+from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import data
+from amaranth.sim import Simulator
 from hwgen.testbench.amaranth_streams import run_through
 
 from hwgen.flows.lint import lint
 from hwgen.hdl.payload import pack, unpack
-from hwgen.hdl.walker import SetBitWalker, walker_slices
+from hwgen.hdl.walker import SetBitWalker, several_bits, walker_slices
 
 TAG_BITS = 5
 
@@ -106,3 +108,22 @@ def test_walker_verilog_lints_clean(tmp_path):
     path.write_text(text)
     result = lint(path, "walker")
     assert result.clean, result.messages
+
+
+def test_several_bits():
+    for width in (1, 2, 5, 16):
+        m = Module()
+        value, out = Signal(width), Signal()
+        m.d.comb += out.eq(several_bits(value))
+        sim = Simulator(m)
+        results = {}
+
+        async def testbench(ctx, width=width, value=value, out=out, results=results):
+            for v in range(1 << width) if width <= 5 else random.Random(width).sample(
+                    range(1 << width), 300):
+                ctx.set(value, v)
+                results[v] = ctx.get(out)
+
+        sim.add_testbench(testbench)
+        sim.run()
+        assert all(got == (bin(v).count("1") >= 2) for v, got in results.items()), width

@@ -37,7 +37,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["lowest_bit", "onehot_index", "onehot_select", "walker_slices", "SetBitWalker"]
+__all__ = ["lowest_bit", "several_bits", "onehot_index", "onehot_select", "walker_slices",
+           "SetBitWalker"]
 
 
 def lowest_bit(mask) -> Value:
@@ -55,6 +56,19 @@ def onehot_index(onehot) -> Value:
         if i:
             out = out | (onehot[i].replicate(bits) & i)
     return out[:bits]
+
+
+def several_bits(value) -> Value:
+    """1 when ``value`` has two or more set bits: a tree over halves (either half has several,
+    or both have one), so LUT logic with no carry chain (``value & (value - 1)`` is one)."""
+    def tree(bits):
+        if len(bits) == 1:
+            return bits[0], Value.cast(0)
+        half = len(bits) // 2
+        (a_any, a_several), (b_any, b_several) = tree(bits[:half]), tree(bits[half:])
+        return a_any | b_any, a_several | b_several | (a_any & b_any)
+    value = Value.cast(value)
+    return tree([value[i] for i in range(len(value))])[1]
 
 
 def onehot_select(onehot, values) -> Value:
@@ -151,11 +165,16 @@ class SetBitWalker(wiring.Component):
         def slices(mask):
             return [mask[g * S:(g + 1) * S] for g in range(G)]
 
-        low = lowest_bit(w_cur)
-        rest = Signal(S)
-        m.d.comb += rest.eq(w_cur & ~low)
-        done = Signal()                               # the offered beat is the mask's last
-        m.d.comb += done.eq(w_empty | (~rest.any() & ~w_left.any()))
+        # The one-hot values are signals, not expressions: each bit taken from an expression
+        # would repeat the whole expression in the netlist.
+        low, rest = Signal(S), Signal(S)
+        m.d.comb += [low.eq(lowest_bit(w_cur)), rest.eq(w_cur & ~low)]
+        # Whether the offered beat is the mask's last decides the load of the next mask, whose
+        # multiplexers feed ``w_cur`` back: ``rest`` is not waited for (its carry chain through
+        # ``lowest_bit`` had 10.4 ns with the load, snn_small at 96 MHz), the slice's bit count
+        # is seen by a LUT tree.
+        done = Signal()
+        m.d.comb += done.eq(w_empty | (~several_bits(w_cur) & ~w_left.any()))
         pos = Cat(onehot_index(low)[:ceil_log2(S)], w_index[:ceil_log2(G)])
         m.d.comb += [
             self.positions.valid.eq(w_valid),
@@ -165,6 +184,8 @@ class SetBitWalker(wiring.Component):
             self.positions.payload.empty.eq(w_empty),
             self.positions.payload.tag.eq(w_tag),
         ]
+        nxt, first = Signal(G), Signal(G)                 # the next flagged slice, here and pending
+        m.d.comb += [nxt.eq(lowest_bit(w_left)), first.eq(lowest_bit(p_flags))]
         advance = Signal()
         m.d.comb += [advance.eq(w_valid & self.positions.ready),
                      load.eq(p_valid & (~w_valid | (advance & done)))]
@@ -172,14 +193,12 @@ class SetBitWalker(wiring.Component):
             m.d.sync += w_first.eq(0)
             with m.If(done):
                 m.d.sync += w_valid.eq(0)
-            with m.Elif(rest.any()):
+            with m.Elif(several_bits(w_cur)):
                 m.d.sync += w_cur.eq(rest)
             with m.Else():                            # the next slice that holds a set bit
-                nxt = lowest_bit(w_left)
                 m.d.sync += [w_cur.eq(onehot_select(nxt, slices(w_slices))),
                              w_index.eq(onehot_index(nxt)), w_left.eq(w_left & ~nxt)]
         with m.If(load):
-            first = lowest_bit(p_flags)
             m.d.sync += [w_valid.eq(1), w_first.eq(1), w_empty.eq(~p_flags.any()),
                          w_slices.eq(p_mask), w_tag.eq(p_tag),
                          w_cur.eq(onehot_select(first, slices(p_mask))),

@@ -101,7 +101,8 @@ class SpikeStore(wiring.Component):
         with m.If(took):
             m.d.sync += [s.eq(ev), s_bank.eq(bank), s_k.eq(kbase + ev.pos)]
         keep = s.has_value & keep_word(s.value, cfg.min_spikes, T)
-        bit = Mux(keep, Const(1, W) << s.pos, 0)
+        bit = Signal(W)                                   # a signal: used once per timestep
+        m.d.comb += bit.eq(Mux(keep, Const(1, W) << s.pos, 0))
         row = Signal(mask_row_layout(cfg))                # the chunk's masks so far
         row_next = Signal.like(row)
         if cfg.dataflow == "ftp":
