@@ -58,7 +58,9 @@ __all__ = ["JOB_FIFO", "RESULT_FIFO", "READ_LATENCY", "neurons_of", "Tppe"]
 #: Jobs the job FIFO holds (issued jobs not yet taken by the walker, including one in flight).
 JOB_FIFO = 4
 #: Results the result FIFO holds: a TPPE starts a neuron only while it can place its result.
-RESULT_FIFO = 2
+#: (A ``SyncFIFOBuffered`` of depth 2 has a zero-width address in its Verilog, which lint
+#: refuses.)
+RESULT_FIFO = 3
 #: Cycles from a walker beat to its spike word and weight (beat register, address registers,
 #: block read, block output register).
 READ_LATENCY = 4
