@@ -59,14 +59,15 @@ SIM_CONFIGS = {
 #: mac_array_4x4: weights 4 x 8 bits; acts 4 x 8 + last = 33 -> 32; results 4 x 22 + last -> 88.
 #: axis_mac (2x2, 2:4): weights 2 cols x 2 x (8 + 2-bit index) = 40; acts 2 rows x 4 x 8 = 64;
 #:     results 2 x 18 = 36 -> 40 (padded to bytes).
-#: axis_snn (T = 2, chunk 8): weights mask 8 + 8 x 8 = 72; spikes word 2 -> 8; out 2 -> 8.
+#: axis_snn (T = 2, chunk 8, 8-bit weights): weights fiber beats, data max(8, 8) + mask 1 = 9 -> 16
+#:     with last; spikes word 2 -> 8; out 2 -> 8.
 #: axis_attn (head_dim 2, 8-bit data, 6-bit out): tokens 3 x 2 x 8 = 48; out 2 x 6 = 12 -> 16.
 BY_HAND = {
     "mac_array_4x4": [("s_axis_weights", 32, False), ("s_axis_acts", 32, True),
                       ("m_axis_results", 88, True)],
     "axis_mac": [("s_axis_weights", 40, False), ("s_axis_acts", 64, True),
                  ("m_axis_results", 40, True)],
-    "axis_snn": [("s_axis_weights", 72, False), ("s_axis_spikes", 8, True),
+    "axis_snn": [("s_axis_weights", 16, True), ("s_axis_spikes", 8, True),
                  ("m_axis_out", 8, True)],
     "axis_attn": [("s_axis_tokens", 48, True), ("m_axis_out", 16, True)],
 }
