@@ -262,8 +262,9 @@ def test_for_ecp5_every_read_port_uses_the_blocks_output_register(tmp_path):
     # ports; q4 / k4 rows of 4 x 4 bits: one slice for each of 1 + 2 read ports.
     assert len(blocks) == report.brams == 5 * 2 + 3
     assert {c["parameters"]["REGMODE_B"] for c in blocks} == {"OUTREG"}
-    # The token memories' writes are registered per copy: each of the 5 copies keeps its own
-    # write-enable flip-flop (Yosys merges identical registers, not these instances).
+    # The token and k4 memories' writes are registered per copy: each of the 5 token copies and
+    # of the k4 lanes keeps its own write-enable flip-flop (Yosys merges identical registers, not
+    # these instances).
     enables = [name for name, c in netlist["modules"][SMALL.name]["cells"].items()
                if c["type"] == "TRELLIS_FF" and "write_en_ff" in name]
-    assert len(enables) == 5, enables
+    assert len(enables) == 5 + SMALL.lanes, enables
