@@ -49,8 +49,9 @@ over segments, ``segments[i].counters`` the per-segment deltas). A monitor reads
 
 * ``cycles`` delta == cycles the testbench counted, exactly.
 * ``stall`` increments in exactly the cycles in which the testbench saw ``out.valid & ~out.ready``.
-* ``busy`` is the RTL's "a weight, spike or output beat moves, or the join/fire pipeline works";
-  the scheduler and LIF state are internal, so what is exactly checkable from the ports is:
+* ``busy`` is the RTL's "a beat is offered on an input or ``out``, or the store, loader, TPPEs,
+  collector or LIF hold work"; that state is internal, so what is exactly checkable from the
+  ports is:
   ``busy`` increments in every cycle with a transfer on ``weights``, ``spikes`` or ``out``;
   ``busy <= cycles``; and ``busy`` and ``stall`` do not move while the design is idle (in every
   cycle of a ``2 * IDLE_TAIL`` idle tail after a segment's last transfer).
