@@ -18,13 +18,17 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .config import SnnConfig
 from .fiber import FiberReceiver, fiber_layout
 from .tppe import neurons_of
 
-__all__ = ["WeightLoader"]
+__all__ = ["INPUT_FIFO", "WeightLoader"]
+
+#: Beats the loader's input FIFO holds.
+INPUT_FIFO = 3
 
 
 class WeightLoader(wiring.Component):
@@ -74,9 +78,16 @@ class WeightLoader(wiring.Component):
         # ``loading`` ends with the set it began with.
         closing = Signal()
         open_ = (self.allowed | self.loading) & ~closing
-        m.d.comb += [rx.beats.payload.eq(self.beats.payload),
-                     rx.beats.valid.eq(self.beats.valid & open_),
-                     self.beats.ready.eq(rx.beats.ready & open_), self.error.eq(rx.error)]
+        # The beats pass a FIFO before the receiver, so the gating above and the port do not sit
+        # in front of the receiver's walker (``full`` -> ``allowed`` -> a value beat's valid ->
+        # the walker's advance -> its next slice was 10.0 ns: the default config at 99.8 MHz).
+        m.submodules.buffer = buf = SyncFIFOBuffered(width=len(self.beats.payload.as_value()),
+                                                     depth=INPUT_FIFO)
+        m.d.comb += [buf.w_data.eq(self.beats.payload.as_value()),
+                     buf.w_en.eq(self.beats.valid & open_),
+                     self.beats.ready.eq(buf.w_rdy & open_),
+                     rx.beats.valid.eq(buf.r_rdy), rx.beats.payload.eq(buf.r_data),
+                     buf.r_en.eq(rx.beats.ready), self.error.eq(rx.error)]
         with m.If(self.beats.valid & self.beats.ready):
             m.d.sync += self.loading.eq(1)
             with m.If(self.beats.payload.last):
