@@ -7,7 +7,7 @@ join the sample in the other. A bank holds
 * the *words*: the packed spike word of neuron ``k`` at row ``k`` (block RAM; a word is written
   only where the neuron is kept, and only read where the mask says it is kept), and
 * the *masks*: per chunk c the chunk's keep mask (``ftp``) or the T per-timestep masks
-  ``keep & bit t`` (``sequential``), one row per chunk (LUT RAM).
+  ``keep & bit t`` (``sequential``), one row per chunk (LUT RAM, a copy per TPPE).
 
 So a TPPE finds the spike word of a matched position by its position, with no prefix sum over
 the spike mask: the ranks LoAS computes per TPPE are, in effect, computed once where the chunk
@@ -65,8 +65,11 @@ class SpikeStore(wiring.Component):
         self.cbits = max(ceil_log2(cfg.chunks), 1)
         self.words = BlockMemory(cfg.timesteps, 2 << self.kbits)
         self.word_reads = [self.words.read_port(1, f"spike_word{p}") for p in range(readers)]
-        self.masks = memory.Memory(shape=mask_row_layout(cfg), depth=2 << self.cbits, init=[])
-        self.mask_reads = [self.masks.read_port() for _ in range(readers)]
+        # One mask memory per TPPE, each with one read port: Yosys's memory mapping stopped on
+        # one memory with 16 read ports (snn_paper), and a copy per TPPE sits beside it.
+        self.masks = [memory.Memory(shape=mask_row_layout(cfg), depth=2 << self.cbits, init=[])
+                      for _ in range(readers)]
+        self.mask_reads = [mem.read_port() for mem in self.masks]
         super().__init__({
             "events": In(stream.Signature(event_layout(cfg.chunk, cfg.chunks, cfg.timesteps))),
             "full": Out(2),
@@ -78,9 +81,10 @@ class SpikeStore(wiring.Component):
         W, T = cfg.chunk, cfg.timesteps
         m = Module()
         m.submodules.words = self.words
-        m.submodules.masks = self.masks
+        for p, mem in enumerate(self.masks):
+            m.submodules[f"masks{p}"] = mem
         word_w = self.words.write_port(registered=True)
-        mask_w = self.masks.write_port()
+        mask_ws = [mem.write_port() for mem in self.masks]
 
         # --- accept: the bank being written, and the first neuron of the event's chunk --------
         bank = Signal()
@@ -110,9 +114,10 @@ class SpikeStore(wiring.Component):
         else:
             m.d.comb += [row_next[t].eq(row[t] | Mux(s.value[t], bit, 0)) for t in range(T)]
         m.d.comb += [word_w.addr.eq(Cat(s_k, s_bank)), word_w.data.eq(s.value),
-                     word_w.en.eq(s_valid & keep),
-                     mask_w.addr.eq(Cat(s.c[:self.cbits], s_bank)), mask_w.data.eq(row_next),
-                     mask_w.en.eq(s_valid & s.chunk_end)]
+                     word_w.en.eq(s_valid & keep)]
+        for mask_w in mask_ws:
+            m.d.comb += [mask_w.addr.eq(Cat(s.c[:self.cbits], s_bank)), mask_w.data.eq(row_next),
+                         mask_w.en.eq(s_valid & s.chunk_end)]
         with m.If(s_valid):
             m.d.sync += row.eq(Mux(s.chunk_end, 0, row_next))
 
