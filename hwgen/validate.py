@@ -36,8 +36,16 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
+def _toml_key(key: Any) -> str:
+    """A table key: bare when TOML allows it, else a basic string."""
+    if not isinstance(key, str):
+        raise TypeError(f"cannot write {type(key).__name__} {key!r} as a TOML key")
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
 def toml_literal(value: Any) -> str:
-    """``value`` as a TOML literal, exactly (the scalar types and lists config fields use).
+    """``value`` as a TOML literal, exactly (the scalar types, lists and tables config fields
+    use).
 
     ``repr`` of a float is TOML (``nan``, ``inf``, ``4.0``); a JSON string is a TOML basic string
     (same quotes and escapes).
@@ -57,6 +65,9 @@ def toml_literal(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    if isinstance(value, dict):             # an inline table (a network's layers)
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_literal(v)}"
+                               for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")
 
 

@@ -41,7 +41,7 @@ from .fiber import FiberEmitter
 from .rtl import LIF_STEP_STAGES
 from .tppe import JOB_FIFO, READ_LATENCY, RESULT_FIFO, neurons_of
 
-__all__ = ["SampleTiming", "layer_timing", "layer_cycles"]
+__all__ = ["SampleTiming", "LayerSim", "input_beats", "cycle_limit", "layer_timing", "layer_cycles"]
 
 
 @dataclass(frozen=True)
@@ -189,17 +189,20 @@ class _Emitter:
     def ready(self) -> bool:
         return not self.full[self.fb]
 
-    def step(self, word: bool) -> int | None:
-        """One cycle (``word``: the LIF's word is taken); returns the sample whose last beat
-        leaves in it, if one does."""
-        out = self.queue.head if self.queue.ready else None
+    def offer(self):
+        """The beat at the head of the output FIFO, or None."""
+        return self.queue.head if self.queue.ready else None
+
+    def step(self, word: bool, out_ready: bool) -> None:
+        """One cycle (``word``: the LIF's word is taken; ``out_ready``: the head may leave)."""
         issue = self.full[self.eb] and self.queue.level + (self.inflight is not None) \
             < FiberEmitter.QUEUE
         beat = None
         if issue:
             count, end = self.count[self.eb], self.end[self.eb]
             final = (self.sent == count - 1) if self.started else count == 0
-            beat = end if final else None
+            beat = ("value", None) if self.started else ("mask", count)
+            beat += (end if final else None,)
             if final:
                 self.full[self.eb], self.started, self.sent, self.eb = False, False, 0, 1 - self.eb
             elif self.started:
@@ -216,25 +219,50 @@ class _Emitter:
             self.n += 1
             if self.n == self.N:
                 self.n, self.sample = 0, self.sample + 1
-        self.queue.step(self.inflight, True)
-        self.inflight = ("beat", beat) if issue else None
-        return out[1] if out is not None else None
+        self.queue.step(self.inflight, out_ready)
+        self.inflight = beat
 
 
 def _kept(mask: int) -> int:
     return bin(mask).count("1")
 
 
-def layer_timing(cfg: SnnConfig, trace: golden.LayerTrace, alone: bool) -> list[SampleTiming]:
-    """Timing of every sample of a :func:`golden.layer` trace, sent back to back (the next
-    sample's first beat offered right after the previous one's last) or ``alone`` (each sample
-    offered after the previous one's last output beat)."""
-    K, N, T, W, C = cfg.in_neurons, cfg.out_neurons, cfg.timesteps, cfg.chunk, cfg.chunks
-    samples = len(trace.spike_fibers)
-    P = min(cfg.pes, N)
+class LayerSim:
+    """The blocks of one layer, one cycle at a time, without data (the rules above).
 
-    # Matched positions of (sample, g, c, t) for TPPE p's neuron g*P + p.
-    def matcher(p):
+    A cycle is :meth:`offer` (the ``out`` beat on offer, from the registers), :meth:`decide`
+    (whether the input beat offered in this cycle is taken, from the registers and that beat),
+    then :meth:`commit` (the register updates, given whether ``out`` was ready). A beat is
+    ``(kind, count, sample)``: kind ``"word"`` (dense), ``"mask"`` (a fiber chunk's mask beat,
+    ``count`` its kept neurons) or ``"value"``; ``sample`` is the trace's sample the beat ends,
+    if it is that sample's last beat, else None. So a chain of layers (:mod:`hwgen.engines.
+    snn_network.cycle_model`) runs one layer's ``out`` into the next one's input.
+    """
+
+    def __init__(self, cfg: SnnConfig, trace: golden.LayerTrace):
+        self.cfg, self.trace = cfg, trace
+        N, T = cfg.out_neurons, cfg.timesteps
+        self.P = P = min(cfg.pes, N)
+        self.pes = [_Tppe(cfg, p, self._matcher(p)) for p in range(P)]
+        self.full, self.bank_in, self.filled = [False, False], 0, {}   # filled: cycle -> bank
+        self.bank_sample = [None, None]
+        self.released = [[False] * P for _ in range(2)]
+        self.col_valid, self.col_p, self.col_n = False, 0, 0
+        self.lif = [False] * (T * LIF_STEP_STAGES)
+        self.out_n, self.out_sample = 0, 0
+        self.emitter = _Emitter(cfg, [[_kept(mk) for mk in f.masks] for f in trace.out_fibers]) \
+            if cfg.out_format == "fiber" else None
+        self.rx = _Walker()
+        self.rx_chunk = 0                                  # chunk of the next mask beat
+        self.in_pos = 0                                    # dense: neuron of the next word
+        self.store_sample = 0                              # sample whose events the store takes
+        self.now = 0
+        self._moves = None
+
+    def _matcher(self, p):
+        """Matched positions of (sample, g, c, t) for TPPE p's neuron g*P + p."""
+        cfg, trace, W, P = self.cfg, self.trace, self.cfg.chunk, self.P
+
         def matches(s, g, c, t):
             sf, wf = trace.spike_fibers[s], trace.weight_fibers[g * P + p]
             mask = sf.masks[c]
@@ -246,117 +274,135 @@ def layer_timing(cfg: SnnConfig, trace: golden.LayerTrace, alone: bool) -> list[
             return _kept(mask & wf.masks[c])
         return matches
 
-    # The input beats of every sample: dense words, or per chunk its mask and kept values.
-    def beats(s):
-        if cfg.in_format == "dense":
-            return [("word", None)] * K
-        out = []
-        for c, mask in enumerate(trace.spike_fibers[s].masks):
-            out.append(("mask", _kept(mask)))
-            out += [("value", None)] * _kept(mask)
-        return out
+    def offer(self):
+        """The beat on ``out`` in this cycle, or None."""
+        if self.emitter is not None:
+            return self.emitter.offer()
+        if not self.lif[-1]:
+            return None
+        return ("word", None, self.out_sample if self.out_n == self.cfg.out_neurons - 1 else None)
 
-    pes = [_Tppe(cfg, p, matcher(p)) for p in range(P)]
-    full, bank_in, filled = [False, False], 0, {}      # filled: cycle -> bank becoming full
-    bank_sample = [None, None]
-    released = [[False] * P for _ in range(2)]
-    col_valid, col_p, col_n = False, 0, 0
-    lif = [False] * (T * LIF_STEP_STAGES)
-    out_n, out_sample = 0, 0
-    emitter = _Emitter(cfg, [[_kept(mk) for mk in f.masks] for f in trace.out_fibers]) \
-        if cfg.out_format == "fiber" else None
-    rx = _Walker()
-    rx_chunk = 0                                       # chunk of the next mask beat
-    in_sample, in_beats, in_pos = 0, beats(0), 0
-    offer_from = 0                                     # cycle the current sample is offered
-    first_in, last_out = [None] * samples, [None] * samples
-    store_sample = 0                                   # sample whose events the store takes
-    now = 0
-    while last_out[-1] is None:
-        if now > 100_000 + 100 * samples * (K + N) * T:
-            raise RuntimeError("the cycle model did not finish (a model bug)")
-        # --- decisions from the registers ---------------------------------------------------
-        store_ready = not full[bank_in]
-        offered = None
-        if in_sample < samples and now >= offer_from:
-            offered = in_beats[in_pos]
+    def decide(self, offered) -> bool:
+        """Whether the input beat ``offered`` (or None) is taken in this cycle."""
+        cfg, rx = self.cfg, self.rx
+        store_ready = not self.full[self.bank_in]
         accept = event = vector_end = False
+        rx_in, rx_adv = None, False
         if cfg.in_format == "dense":
             accept = event = offered is not None and store_ready
-            vector_end = accept and in_pos == K - 1
-            rx_in = None
-            rx_adv = False
+            vector_end = accept and self.in_pos == cfg.in_neurons - 1
         else:
             pos_valid = rx.cur is not None
             empty = pos_valid and rx.cur[0] == 0
             value = offered is not None and offered[0] == "value"
             event = pos_valid and (empty or value) and store_ready
             rx_adv = event
-            vector_end = event and rx.left == 1 and rx.cur[1] == C - 1
-            rx_in = None
+            vector_end = event and rx.left == 1 and rx.cur[1] == cfg.chunks - 1
             if offered is not None and offered[0] == "mask" and rx.takes(rx_adv):
-                accept, rx_in = True, (offered[1], rx_chunk)
+                accept, rx_in = True, (offered[1], self.rx_chunk)
             elif value and event and not empty:
                 accept = True
-        if accept and first_in[in_sample] is None:
-            first_in[in_sample] = now
-        # collector, LIF and output
-        if emitter is not None:
-            lif_ready = emitter.ready
-        else:
-            lif_ready = True
-        lif_en = not lif[-1] or lif_ready
-        col_adv = not col_valid or lif_en
-        offered_result = pes[col_p].results.ready
+        self._moves = (accept, event, vector_end, rx_in, rx_adv)
+        return accept
+
+    def commit(self, out_ready: bool) -> None:
+        """The end of the cycle: every register update (after :meth:`decide`)."""
+        cfg, now = self.cfg, self.now
+        accept, event, vector_end, rx_in, rx_adv = self._moves
+        N, P = cfg.out_neurons, self.P
+        # Decisions of the collector, the LIF and the output, from the registers.
+        lif_ready = self.emitter.ready if self.emitter is not None else out_ready
+        lif_en = not self.lif[-1] or lif_ready
+        col_adv = not self.col_valid or lif_en
+        offered_result = self.pes[self.col_p].results.ready
         pop = col_adv and offered_result
-        # --- register updates ----------------------------------------------------------------
-        for p, unit in enumerate(pes):
-            for b in unit.step(now, full, bank_sample, pop and p == col_p):
-                released[b][p] = True
+        # Register updates.
+        for p, unit in enumerate(self.pes):
+            for b in unit.step(now, self.full, self.bank_sample, pop and p == self.col_p):
+                self.released[b][p] = True
         for b in range(2):
-            if all(released[b]):
-                full[b], released[b] = False, [False] * P
-        if now in filled:
-            b = filled.pop(now)
-            full[b] = True
+            if all(self.released[b]):
+                self.full[b], self.released[b] = False, [False] * P
+        if now in self.filled:
+            self.full[self.filled.pop(now)] = True
         if event and vector_end:
-            filled[now + 1] = bank_in
-            bank_sample[bank_in] = store_sample
-            bank_in, store_sample = 1 - bank_in, store_sample + 1
+            self.filled[now + 1] = self.bank_in
+            self.bank_sample[self.bank_in] = self.store_sample
+            self.bank_in, self.store_sample = 1 - self.bank_in, self.store_sample + 1
         if cfg.in_format == "fiber":
-            rx.step(rx_in, rx_adv)
+            self.rx.step(rx_in, rx_adv)
             if rx_in is not None:
-                rx_chunk = (rx_chunk + 1) % C
-        if accept:
-            in_pos += 1
-            if in_pos == len(in_beats):
-                in_sample, in_pos = in_sample + 1, 0
-                if in_sample < samples:
-                    in_beats = beats(in_sample)
-                    offer_from = now + 1 if not alone else float("inf")
-        # output
-        word_taken = lif[-1] and lif_ready
-        if emitter is not None:
-            done = emitter.step(word_taken)
-            if done is not None:
-                last_out[done] = now
+                self.rx_chunk = (self.rx_chunk + 1) % cfg.chunks
+        elif accept:
+            self.in_pos = (self.in_pos + 1) % cfg.in_neurons
+        word_taken = self.lif[-1] and lif_ready
+        if self.emitter is not None:
+            self.emitter.step(word_taken, out_ready)
         elif word_taken:
-            if out_n == N - 1:
-                last_out[out_sample] = now
-                out_sample += 1
-            out_n = (out_n + 1) % N
+            if self.out_n == N - 1:
+                self.out_sample += 1
+            self.out_n = (self.out_n + 1) % N
         if lif_en:
-            lif = [col_valid] + lif[:-1]
+            self.lif = [self.col_valid] + self.lif[:-1]
         if col_adv:
-            col_valid = offered_result
+            self.col_valid = offered_result
             if pop:
-                last = col_n == N - 1
-                col_n = 0 if last else col_n + 1
-                col_p = 0 if last or col_p == P - 1 else col_p + 1
-        if alone and in_sample < samples and offer_from == float("inf") \
-                and last_out[in_sample - 1] is not None:
+                last = self.col_n == N - 1
+                self.col_n = 0 if last else self.col_n + 1
+                self.col_p = 0 if last or self.col_p == P - 1 else self.col_p + 1
+        self.now += 1
+
+
+def input_beats(cfg: SnnConfig, fiber: golden.Fiber, sample: int) -> list[tuple]:
+    """The beats of one sample on a layer's input (:class:`LayerSim`'s beats): K dense words,
+    or per chunk its mask beat and kept values; the last one marks ``sample``."""
+    if cfg.in_format == "dense":
+        out = [("word", None, None)] * cfg.in_neurons
+    else:
+        out = []
+        for mask in fiber.masks:
+            out.append(("mask", _kept(mask), None))
+            out += [("value", None, None)] * _kept(mask)
+    out[-1] = out[-1][:2] + (sample,)
+    return out
+
+
+def cycle_limit(samples: int, cfgs) -> int:
+    """A bound no run of ``samples`` samples through these layers reaches (a model bug)."""
+    return 100_000 + 100 * samples * sum((c.in_neurons + c.out_neurons) * c.timesteps
+                                         for c in cfgs)
+
+
+def layer_timing(cfg: SnnConfig, trace: golden.LayerTrace, alone: bool) -> list[SampleTiming]:
+    """Timing of every sample of a :func:`golden.layer` trace, sent back to back (the next
+    sample's first beat offered right after the previous one's last) or ``alone`` (each sample
+    offered after the previous one's last output beat)."""
+    samples = len(trace.spike_fibers)
+    sim = LayerSim(cfg, trace)
+    beats = [b for s in range(samples) for b in input_beats(cfg, trace.spike_fibers[s], s)]
+    pos, offer_from = 0, 0                 # next beat; cycle from which it may be offered
+    first_in, last_out = [None] * samples, [None] * samples
+    in_sample = 0                          # sample of beats[pos]
+    limit = cycle_limit(samples, [cfg])
+    while last_out[-1] is None:
+        now = sim.now
+        if now > limit:
+            raise RuntimeError("the cycle model did not finish (a model bug)")
+        offered = beats[pos] if pos < len(beats) and now >= offer_from else None
+        out = sim.offer()
+        if sim.decide(offered):
+            if first_in[in_sample] is None:
+                first_in[in_sample] = now
+            pos += 1
+            if offered[2] is not None:
+                in_sample += 1
+                offer_from = now + 1 if not alone else float("inf")
+        if out is not None and out[2] is not None:
+            last_out[out[2]] = now
+        sim.commit(True)
+        if alone and in_sample < samples and last_out[in_sample - 1] is not None \
+                and offer_from == float("inf"):
             offer_from = now + 1
-        now += 1
     return [SampleTiming(f, o) for f, o in zip(first_in, last_out)]
 
 

@@ -133,7 +133,8 @@ class FiberReceiver(wiring.Component):
 
     ``error`` (sticky) reports a stream that breaks the format: a mask beat while the chunk before
     still expects values, or ``last`` on a beat that is not the vector's final one (or missing
-    there). Such a stream is not recovered from.
+    there). Such a stream is not recovered from. ``busy``: the walker holds a chunk's mask (taken,
+    its last event not yet taken).
     """
 
     def __init__(self, chunk: int, length: int, value_bits: int):
@@ -143,6 +144,7 @@ class FiberReceiver(wiring.Component):
             "beats": In(stream.Signature(fiber_layout(chunk, value_bits))),
             "events": Out(stream.Signature(event_layout(chunk, self.chunks, value_bits))),
             "error": Out(1),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -168,8 +170,12 @@ class FiberReceiver(wiring.Component):
             self.beats.ready.eq(Mux(beat.mask, walker.masks.ready,
                                     pos.valid & ~pos.payload.empty & self.events.ready)),
         ]
-        with m.If(walker.masks.valid & walker.masks.ready):
+        took_mask = walker.masks.valid & walker.masks.ready
+        with m.If(took_mask):
             m.d.sync += c_in.eq(Mux(c_in == self.chunks - 1, 0, c_in + 1))
+        held = Signal(range(3))                  # masks in the walker: pending and walked
+        m.d.sync += held.eq(held + took_mask - (pos.valid & pos.ready & pos.payload.last))
+        m.d.comb += self.busy.eq(held != 0)
 
         error = Signal()
         m.d.comb += self.error.eq(error)

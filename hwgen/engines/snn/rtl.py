@@ -79,13 +79,17 @@ class SnnLayer(wiring.Component):
     out : stream, out
         Per sample N dense words, or N neurons as fibers (:func:`out_layout`).
     perf : :data:`hwgen.hdl.perf.PerfSignature`, out
-        ``busy``: a beat is offered on an input or ``out``, a sample is stored or joined, a
-        weight set loads, or a result is in the collector, the LIF or the output; ``stall``:
-        ``out`` waits for ``ready`` (a subset of busy).
+        ``busy``: a beat is offered on an input or ``out``, or the layer is ``working``;
+        ``stall``: ``out`` waits for ``ready`` (a subset of busy).
+    working : Signal (not a port)
+        A sample is being received, stored or joined, a weight set loads, or a result is in the
+        collector, the LIF or the output: low only when nothing is inside the layer (a network
+        drains its layers on it before a weight load).
     """
 
     def __init__(self, cfg: SnnConfig):
         self.cfg = cfg
+        self.working = Signal()
         super().__init__({
             "weights": In(stream.Signature(weights_layout(cfg))),
             "spikes": In(stream.Signature(spikes_layout(cfg))),
@@ -110,7 +114,9 @@ class SnnLayer(wiring.Component):
         # --- weights and TPPEs ------------------------------------------------------------------
         m.submodules.loader = loader = WeightLoader(cfg)
         wiring.connect(m, wiring.flipped(self.weights), loader.beats)
-        m.d.comb += loader.allowed.eq(~store.full.any())
+        # Not while a sample's last event is being written either: the sample is complete, so it
+        # is joined with the weights it arrived under.
+        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy)
         pes = []
         for p in range(P):
             pe = Tppe(cfg, p, store.word_reads[p], store.mask_reads[p])
@@ -177,9 +183,11 @@ class SnnLayer(wiring.Component):
         # critical path (10.9 ns, the default config at 92 MHz). While an offered beat waits,
         # the layer is busy anyway (a bank is full, a set is loading, a mask is being loaded).
         moving = Signal()
-        m.d.comb += moving.eq(self.weights.valid | self.spikes.valid)
-        m.d.comb += [perf.busy.eq(moving | store.full.any() | loader.loading
-                                  | Cat(pe.busy for pe in pes).any() | col_valid | lif.busy
-                                  | self.out.valid | emitting),
+        receiving = receiver.busy if cfg.in_format == "fiber" else 0
+        m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
+                     self.working.eq(receiving | store.busy | store.full.any() | loader.loading
+                                     | Cat(pe.busy for pe in pes).any() | col_valid | lif.busy
+                                     | self.out.valid | emitting)]
+        m.d.comb += [perf.busy.eq(moving | self.working),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
         return m

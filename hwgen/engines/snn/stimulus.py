@@ -14,8 +14,8 @@ from hwgen.fixedpoint import signed_range
 from . import golden
 from .config import SnnConfig
 
-__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "edge_layers", "fiber_beats",
-           "weight_beats", "spike_beats", "out_beats"]
+__all__ = ["LOAS_PROFILES", "loas_profile", "random_layer", "random_weights", "edge_layers",
+           "fiber_beats", "weight_beats", "spike_beats", "out_beats"]
 
 #: LoAS evaluation workloads (MICRO 2024): (fraction of silent input neurons after packing,
 #: weight sparsity). The names are descriptive labels of the three profiles.
@@ -53,7 +53,7 @@ def _nonzero_weights(cfg: SnnConfig, rng: np.random.Generator, shape) -> np.ndar
     return np.where(values == 0, hi, values).astype(np.int64)
 
 
-def _weights(cfg: SnnConfig, rng: np.random.Generator, density: float) -> np.ndarray:
+def random_weights(cfg: SnnConfig, rng: np.random.Generator, density: float) -> np.ndarray:
     """(K, N) weights with exactly round(density * K * N) nonzeros at uniform positions."""
     k, n = cfg.in_neurons, cfg.out_neurons
     b = np.zeros(k * n, dtype=np.int64)
@@ -90,7 +90,7 @@ def random_layer(cfg: SnnConfig, rng: np.random.Generator, samples: int = 4,
     silent = int(round(silent_fraction * k))
     for m in range(samples):
         a[m, rng.choice(k, size=silent, replace=False), :] = 0
-    return a, _weights(cfg, rng, weight_density)
+    return a, random_weights(cfg, rng, weight_density)
 
 
 def _chunk_ids(cfg: SnnConfig) -> np.ndarray:
@@ -160,7 +160,7 @@ def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.
     a[0] = 0
     a[1, even] = 0
     a[2, ~even] = 0
-    b = _weights(cfg, rng, 0.5)
+    b = random_weights(cfg, rng, 0.5)
     b[:, 0] = 0
     if n > 1:
         b[even, 1] = 0
@@ -182,7 +182,7 @@ def edge_layers(cfg: SnnConfig, rng: np.random.Generator) -> list[tuple[str, np.
         a = np.zeros((2, k, t_steps), dtype=np.int64)
         a[0, :used] = 1
         a[1] = _active_spikes(cfg, rng, (k,), 0.5)
-        b = _weights(cfg, rng, 0.5)
+        b = random_weights(cfg, rng, 0.5)
         for col, values in enumerate(columns):
             b[:, col] = 0
             b[:len(values), col] = values

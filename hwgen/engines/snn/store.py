@@ -54,6 +54,8 @@ class SpikeStore(wiring.Component):
         Bank b holds a complete sample.
     free : in, 2 bits
         A pulse on bit b empties bank b (every TPPE is done with it).
+    busy : out
+        An event taken in the cycle before is being written.
     word_reads, mask_reads : list of read ports, one per TPPE
         ``addr`` = ``Cat(k, bank)`` (``kbits`` + 1 bits) with data 2 cycles later; ``addr`` =
         ``Cat(c, bank)`` (``cbits`` + 1 bits) with data the next cycle.
@@ -74,6 +76,7 @@ class SpikeStore(wiring.Component):
             "events": In(stream.Signature(event_layout(cfg.chunk, cfg.chunks, cfg.timesteps))),
             "full": Out(2),
             "free": In(2),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
@@ -102,6 +105,7 @@ class SpikeStore(wiring.Component):
         s_k = Signal(self.kbits)
         s = Signal.like(ev)
         m.d.sync += s_valid.eq(took)
+        m.d.comb += self.busy.eq(s_valid)
         with m.If(took):
             m.d.sync += [s.eq(ev), s_bank.eq(bank), s_k.eq(kbase + ev.pos)]
         keep = s.has_value & keep_word(s.value, cfg.min_spikes, T)
