@@ -19,6 +19,11 @@ of ``NUMPY_BATCH`` samples (numpy's best throughput). With ``--synth`` each mode
 input-bound shape is synthesized for ecp5-85k (3 placement seeds; Fmax is their median) and
 **samples per second = Fmax / cycles per sample** is printed beside numpy's.
 
+A 3-layer network (``snn_network``: K = 128 -> 64 -> 32 -> 10, T = 4, P = 4 per layer, chunk
+128, fibers between the layers) runs end to end at each profile (the first layer's weights and
+input at the profile's sparsities, the later layers' weights too), beside numpy running the same
+three layers one after another; with ``--synth`` it is synthesized as well.
+
 Usage::
 
     python benchmarks/snn.py [--samples 6] [--seed 1] [--synth] [--seeds 1,2,3]
@@ -35,6 +40,9 @@ import numpy as np
 
 from hwgen.engines.snn import SnnConfig, golden
 from hwgen.engines.snn.stimulus import LOAS_PROFILES, random_layer
+from hwgen.engines.snn_network import SnnNetworkConfig
+from hwgen.engines.snn_network import golden as network_golden
+from hwgen.engines.snn_network.stimulus import random_network
 from hwgen.flows.sim import simulate
 from hwgen.report.table import format_table
 
@@ -48,12 +56,19 @@ MODES = {
 }
 
 
+NETWORK = SnnNetworkConfig(name="bench_snn_net", timesteps=4, in_neurons=128, chunk=128,
+                           in_format="fiber", out_format="fiber",
+                           layers=[{"out_neurons": 64, "pes": 4, "threshold": 16},
+                                   {"out_neurons": 32, "pes": 4, "threshold": 8},
+                                   {"out_neurons": 10, "pes": 4, "threshold": 8}])
+
+
 def mode_config(mode: str, shape: str = "input-bound") -> SnnConfig:
     tag = "" if shape == "input-bound" else "_" + shape.split("-")[0]
     return dataclasses.replace(BASE, name=f"bench_snn_{mode}{tag}", **MODES[mode], **SHAPES[shape])
 
 
-def measure(cfg: SnnConfig, profile: str, samples: int, seed: int) -> dict[str, float]:
+def measure(cfg, profile: str, samples: int, seed: int) -> dict[str, float]:
     """Cycles per sample alone (first input beat to last output beat) and back to back."""
     result = simulate(cfg, seed=seed, vectors=samples,
                       options={"profile": profile, "phase2": False})
@@ -101,6 +116,32 @@ def numpy_seconds_per_sample(cfg: SnnConfig, profile: str, seed: int) -> tuple[f
     return single, batch / NUMPY_BATCH
 
 
+def network_run(profile: str, samples: int, seed: int) -> tuple[dict, float, float, int]:
+    """The network at a profile: cycles per sample (alone, back to back; the testbench draws its
+    own samples at the profile), numpy's seconds per sample (one sample, batches of
+    ``NUMPY_BATCH``) and the kept words leaving layer 0 per sample (numpy's network)."""
+    silent, sparsity = LOAS_PROFILES[profile]
+    a, weights = random_network(NETWORK, np.random.default_rng(seed), samples=NUMPY_BATCH,
+                                silent_fraction=silent, weight_density=1.0 - sparsity)
+    trace = network_golden.network(a, weights, NETWORK)
+    cfgs = NETWORK.layer_configs
+
+    def numpy_network(x):
+        for lc, b in zip(cfgs, weights32):
+            x = numpy_layer(x, b, lc).transpose(0, 2, 1).astype(np.int32)
+        return x
+
+    weights32 = [b.astype(np.int32) for b in weights]
+    a32 = a.astype(np.int32)
+    assert (numpy_network(a32) == trace.layers[-1].spikes).all()
+    one = a32[:1]
+    single = min(timeit.repeat(lambda: numpy_network(one), number=100, repeat=5)) / 100
+    batch = min(timeit.repeat(lambda: numpy_network(a32), number=10, repeat=5)) / 10
+    cycles = measure(NETWORK, profile, samples, seed)
+    spikes = int(sum(trace.layers[0].out_words.astype(bool).sum(axis=1))) // NUMPY_BATCH
+    return cycles, single, batch / NUMPY_BATCH, spikes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=6)
@@ -139,31 +180,49 @@ def main(argv=None) -> int:
     print("\ncycles per sample, one sample at a time (first input beat to last output beat)")
     print(format_table(headers, tables["alone"]))
 
+    network = {profile: network_run(profile, args.samples, args.seed) for profile in LOAS_PROFILES}
+    print(f"\n3-layer network K={NETWORK.in_neurons} -> "
+          + " -> ".join(str(c.out_neurons) for c in NETWORK.layer_configs)
+          + f", T={NETWORK.timesteps}, P=4 per layer, chunk {NETWORK.chunk}, fibers in, "
+          "between and out; numpy: the three layers one after another, one core")
+    print(format_table(
+        ["profile", "cycles alone", "cycles back to back", "layer-0 kept words", "numpy us",
+         f"numpy us (x{NUMPY_BATCH})"],
+        [[profile, round(c["alone"], 1), round(c["pipelined"], 1), spikes, round(cpu * 1e6, 2),
+          round(batch * 1e6, 2)] for profile, (c, cpu, batch, spikes) in network.items()]))
+
     if args.synth:
         from hwgen.flows.synth import SynthError, synthesize
         seeds = [int(s) for s in args.seeds.split(",")]
         rows, fmax = [], {}
-        for mode in MODES:
+        designs = {mode: mode_config(mode) for mode in MODES} | {"network": NETWORK}
+        for mode, design in designs.items():
+            pes = sum(c.pes for c in NETWORK.layer_configs) if mode == "network" else BASE.pes
             try:
-                r = synthesize(mode_config(mode), "ecp5-85k", seeds=seeds)
+                r = synthesize(design, "ecp5-85k", seeds=seeds)
             except SynthError as exc:     # reported per mode; the other modes still run
                 rows.append([mode, None, None, None, None, None, None, None, f"failed: {exc}"])
                 continue
             fmax[mode] = r.fmax_mhz
             per_seed = " / ".join(f"{f:.1f}" if f else "-" for f in r.seed_fmax_mhz or [])
-            rows.append([mode, r.luts, round(r.luts / BASE.pes), r.ffs, r.brams, r.dsps,
+            rows.append([mode, r.luts, round(r.luts / pes), r.ffs, r.brams, r.dsps,
                          round(r.fmax_mhz, 1) if r.fmax_mhz else None, per_seed, "ok"])
-        print("\necp5-85k (yowasp Yosys + nextpnr), input-bound shape")
+        print("\necp5-85k (yowasp Yosys + nextpnr), input-bound shape and the network")
         print(format_table(["mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs", "Fmax MHz",
                             "per seed", "status"], rows))
         rows = []
         for (shape, profile), (cycles, cpu, cpu_batch) in cycles_at.items():
             for mode, mhz in fmax.items():
-                if not mhz:
+                if not mhz or mode == "network":
                     continue
                 rate = mhz * 1e6 / cycles[mode]["pipelined"]
                 rows.append([shape, profile, mode, round(rate), round(1 / cpu_batch),
                              round(rate * cpu_batch, 2)])
+        if fmax.get("network"):
+            for profile, (c, _, batch, _) in network.items():
+                rate = fmax["network"] * 1e6 / c["pipelined"]
+                rows.append(["network", profile, "3 layers", round(rate), round(1 / batch),
+                             round(rate * batch, 2)])
         print("\nsamples per second back to back at the median Fmax (the input-bound shape's "
               f"synthesis), beside numpy on one core in batches of {NUMPY_BATCH}")
         print(format_table(["shape", "profile", "mode", "RTL samples/s", "numpy samples/s",

@@ -18,7 +18,7 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["AxisPayload", "CycleClock", "StreamDriver", "StreamSink", "Transfer"]
+__all__ = ["AxisPayload", "CycleClock", "StreamDriver", "StreamSink", "TapMonitor", "Transfer"]
 
 
 class CycleClock:
@@ -169,3 +169,25 @@ class StreamSink(_StreamPorts):
                     self.received.append(Transfer(int(self.payload.value), self.clock.now))
                 else:
                     self.stall_cycles.append(self.clock.now)
+
+
+class TapMonitor:
+    """Records the transfers of a debug tap ``<prefix>__payload/valid/taken`` (a link between
+    two blocks, seen from outside: ``taken`` is valid and the receiver's ready)."""
+
+    def __init__(self, dut, prefix: str, clock: CycleClock):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.taken = getattr(dut, f"{prefix}__taken")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clock = clock
+        self.received: list[Transfer] = []
+
+    def start(self):
+        return cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clock.clk)
+            await ReadOnly()
+            if int(self.taken.value):
+                self.received.append(Transfer(int(self.payload.value), self.clock.now))

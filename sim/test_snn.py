@@ -66,7 +66,7 @@ import json
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from hwgen.engines.base import TestbenchResult
 from hwgen.engines.snn import golden
@@ -82,18 +82,16 @@ from hwgen.engines.snn.stimulus import (
 )
 from hwgen.hdl.payload import pack, unpack
 
-from .harness import finish, open_bench, read_counters, union_size
+from .counters import CounterMonitor, SegmentCounters
+from .harness import finish, open_bench
 from .scoreboard import InOrderScoreboard
-from .streams import CycleClock, StreamDriver
+from .streams import StreamDriver
 
 #: Every edge layer stimulus.edge_layers can build; one it leaves out for a config is "skipped".
 EDGE_LAYERS = ("silent_chunks", "firing_chunks", "at_threshold", "weight_extremes",
                "min_spikes_boundary", "paper_overflow")
 SKIP_REASONS = {"at_threshold": "theta + 1 is not a sum of K weights of weight_bits, or does not "
                                 "fit acc_bits (stimulus.edge_layers leaves it out)"}
-#: Idle cycles after a segment's last output word before (and after) its counters are read;
-#: ``busy`` must not move in any of them.
-IDLE_TAIL = 6
 #: Cycles after a weight set's last beat before phase 1 sends samples: the set's last rows are
 #: written by then (the cycle model assumes loaded weights).
 WEIGHT_SETTLE = 8
@@ -119,37 +117,6 @@ def sample_matches(cfg, trace: golden.LayerTrace, m: int) -> int:
     if cfg.dataflow == "sequential":
         return sum(int(j.step_matches.sum()) for j in trace.joins[m])
     return sum(j.matches for j in trace.joins[m])
-
-
-class CounterMonitor:
-    """Reads ``perf__busy`` and ``perf__stall`` every cycle: the cycles in which each counted.
-
-    A counter read in the read-only phase of cycle c holds the conditions of cycles < c, so an
-    increment between the reads of cycles c and c + 1 means the condition held in cycle c (the
-    cycle a transfer seen in cycle c's read-only phase happens in). Reset clears the counters;
-    a decrease is not an increment.
-    """
-
-    def __init__(self, dut, clock: CycleClock):
-        self.dut, self.clock = dut, clock
-        self.busy_cycles: set[int] = set()
-        self.stall_cycles: set[int] = set()
-
-    def start(self):
-        return cocotb.start_soon(self._run())
-
-    async def _run(self):
-        prev = None
-        while True:
-            await RisingEdge(self.clock.clk)
-            await ReadOnly()
-            now = (int(self.dut.perf__busy.value), int(self.dut.perf__stall.value))
-            if prev is not None:
-                if now[0] == prev[0] + 1:
-                    self.busy_cycles.add(self.clock.now - 1)
-                if now[1] == prev[1] + 1:
-                    self.stall_cycles.add(self.clock.now - 1)
-            prev = now
 
 
 class LayerDriver:
@@ -235,10 +202,8 @@ async def snn_layer_matches_golden(dut):
         gap = params.valid_prob if stress else 1.0
         weights.valid_prob = spikes.valid_prob = gap
         sink.ready_prob = params.ready_prob if stress else 1.0
-        await RisingEdge(dut.clk)           # leave the read-only phase of read_counters
-        start = await read_counters(dut)
-        start_cycle = clock.now
-        marks = (len(weights.sent), len(spikes.sent), len(sink.received), len(sink.stall_cycles))
+        counters = SegmentCounters(dut, clock, monitor, [weights, spikes], sink)
+        await counters.begin()
         slow = 1.0 / min(gap, sink.ready_prob)
         w0 = len(weights.sent)
         w_beats = driver.load_weights(trace)
@@ -313,61 +278,12 @@ async def snn_layer_matches_golden(dut):
             ok = await wait_outputs(f"{name} (stress)", int(samples * budget * slow) + 1000
                                     + int(4 * w_beats * slow))
 
-        # Idle tail: nothing moves, so busy must not either.
-        for _ in range(IDLE_TAIL):
-            await RisingEdge(dut.clk)
-        end = await read_counters(dut)
-        end_cycle = clock.now
-        for _ in range(IDLE_TAIL):
-            await RisingEdge(dut.clk)
-        after = await read_counters(dut)
-        after_cycle = clock.now
-
-        w_m, s_m, r_m, st_m = marks
-        moves = [t.cycle for t in weights.sent[w_m:]] + [t.cycle for t in spikes.sent[s_m:]] \
-            + [t.cycle for t in sink.received[r_m:]]
-        stalls = sink.stall_cycles[st_m:]
-        moving = union_size([(c, c) for c in moves])
-        window = range(start_cycle, end_cycle)
-        busy_at = {c for c in monitor.busy_cycles if c in window}
-        stall_at = {c for c in monitor.stall_cycles if c in window}
-        idle_moves = sorted(set(moves) - busy_at)
-        stall_not_busy = sorted(set(stalls) - busy_at)
-        delta = {key: end[key] - start[key] for key in ("cycles", "busy", "stall")}
-        observed = {"cycles": end_cycle - start_cycle, "stall": len(stalls),
-                    "transfer_cycles": moving}
-        errs = []
-        if delta["cycles"] != observed["cycles"]:
-            errs.append(f"cycles: counter {delta['cycles']}, observed {observed['cycles']}")
-        if delta["stall"] != observed["stall"]:
-            errs.append(f"stall: counter {delta['stall']}, observed {observed['stall']}")
-        if not moving <= delta["busy"] <= delta["cycles"]:
-            errs.append(f"busy: counter {delta['busy']}, expected between {moving} (cycles with "
-                        f"a transfer) and {delta['cycles']} (all cycles)")
-        if stall_at != set(stalls):
-            errs.append(f"stall counted in cycles {sorted(stall_at ^ set(stalls))[:8]} where the "
-                        f"testbench saw the opposite")
-        if stall_not_busy:
-            errs.append(f"stall cycles not counted as busy: {stall_not_busy[:8]}")
-        if idle_moves:
-            errs.append(f"busy not counted in {len(idle_moves)} cycles with a transfer (first: "
-                        f"{idle_moves[:8]})")
-        last_move = max(moves, default=start_cycle)
-        idle_busy = sorted(c for c in monitor.busy_cycles if last_move < c < after_cycle)
-        if idle_busy or after["stall"] != end["stall"]:
-            errs.append(f"busy/stall moved while idle after the last transfer (cycle {last_move}):"
-                        f" busy in cycles {idle_busy[:8]}, stall {end['stall']} -> "
-                        f"{after['stall']}")
+        errs, entry = await counters.end()
         for msg in errs:
             dut._log.error("performance counter mismatch in %s: %s", name, msg)
         counter_errors.extend(f"{name}: {msg}" for msg in errs)
-        segments.append({
-            "name": name, "phase": 2 if stress else 1, "samples": samples,
-            "counters": delta, "observed": observed,
-            # hwgen.hdl.perf documents stall as "busy cycles in which the engine could not
-            # advance"; these stall cycles were not counted as busy.
-            "stall_not_busy": len(stall_not_busy),
-        })
+        segments.append({"name": name, "phase": 2 if stress else 1, "samples": samples,
+                         **entry})
         return trace, measured
 
     # Phase 1: throughput on the random layer.

@@ -181,7 +181,7 @@ BAD_CONFIGS = [
     ('engine = "mac_array"\nsparsity = "4:2"\n', "bad.toml: sparsity = \"4:2\": expected \"N:M\" "
      "with 1 <= N < M <= 16 (omit the field for a dense array)"),
     ('engine = "systolic"\n', 'bad.toml: engine = "systolic": expected one of "mac_array", '
-     '"snn", "sparse_attention"'),
+     '"snn", "snn_network", "sparse_attention"'),
 ]
 
 

@@ -23,6 +23,7 @@ from hwgen.config import (
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import config_from_dict, load_config
 from hwgen.engines.snn import SnnConfig
+from hwgen.engines.snn_network import SnnNetworkConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -186,12 +187,12 @@ def test_unknown_field_without_close_match(tmp_path):
 
 def test_engine_missing(tmp_path):
     assert load_error(tmp_path, "rows = 4\n") == \
-        'mac.toml: engine is missing: expected one of "mac_array", "snn", "sparse_attention"'
+        'mac.toml: engine is missing: expected one of "mac_array", "snn", "snn_network", "sparse_attention"'
 
 
 def test_engine_unknown(tmp_path):
     assert load_error(tmp_path, 'engine = "mac_arry"\n') == \
-        'mac.toml: engine = "mac_arry": expected one of "mac_array", "snn", "sparse_attention"'
+        'mac.toml: engine = "mac_arry": expected one of "mac_array", "snn", "snn_network", "sparse_attention"'
 
 
 def test_bad_toml_syntax(tmp_path):
@@ -382,6 +383,14 @@ def test_examples_load():
         "snn_small.toml": SnnConfig(name="snn_small", in_neurons=64, out_neurons=16, chunk=32),
         "snn_tiny.toml": SnnConfig(name="snn_tiny", in_neurons=16, out_neurons=4, chunk=16,
                                    pes=2, threshold=16),
+        "snn_network.toml": SnnNetworkConfig(
+            name="snn_network", timesteps=4, in_neurons=64, chunk=32, in_format="fiber",
+            out_format="dense",
+            layers=[{"out_neurons": 32, "pes": 4, "threshold": 64},
+                    {"out_neurons": 16, "pes": 4, "threshold": 48, "join": "laggy",
+                     "laggy_adders": 8},
+                    {"out_neurons": 10, "pes": 2, "threshold": 32, "weight_bits": 6,
+                     "leak": "shift", "leak_shift": 1}]),
     }
     assert loaded["snn_paper.toml"].acc_bits == 12
     assert loaded["snn_paper.toml"].correction_bits == 10

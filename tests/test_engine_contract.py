@@ -35,12 +35,12 @@ def _fields(**changes):
 
 
 def test_only_built_in_engines_are_registered_unless_a_test_asks():
-    assert list(ENGINES) == ["mac_array", "snn", "sparse_attention"]
+    assert list(ENGINES) == ["mac_array", "snn", "snn_network", "sparse_attention"]
 
 
 def test_built_in_engines_are_registered_by_their_package():
     assert [ENGINES[kind].config_class.__module__.rsplit(".", 1)[0] for kind in
-            ("mac_array", "snn", "sparse_attention")] == list(BUILT_IN)
+            ("mac_array", "snn", "snn_network", "sparse_attention")] == list(BUILT_IN)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from hwgen.emit.design import elaborate, verilog_ports
 from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import load_config
+from hwgen.engines.snn_network import SnnNetworkConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.flows.lint import lint
 
@@ -162,6 +163,9 @@ SMALLEST = {
     "mac_array_2of4_codes": lambda: MacArrayConfig(name="m_nm", rows=1, cols=2, sparsity="2:4",
                                                    weight_set="pow2"),
     "snn": lambda: load_config(EXAMPLES / "snn_tiny.toml"),
+    "snn_network": lambda: SnnNetworkConfig(name="net_tiny", timesteps=2, in_neurons=6, chunk=4,
+                                            layers=[{"out_neurons": 3, "pes": 2},
+                                                    {"out_neurons": 2, "pes": 1}]),
     "sparse_attention": lambda: SparseAttentionConfig(name="attn_tiny", max_len=4, head_dim=2,
                                                       topk=2, lanes=2),
 }

@@ -111,7 +111,7 @@ ENGINE_VALUES = [
 @pytest.mark.parametrize("engine, shown", ENGINE_VALUES, ids=[s for _, s in ENGINE_VALUES])
 def test_engine_of_the_wrong_type(engine, shown):
     assert one_line_error(lambda: config_from_dict({"engine": engine})) == (
-        f'<config>: engine = {shown}: expected one of "mac_array", "snn", "sparse_attention"')
+        f'<config>: engine = {shown}: expected one of "mac_array", "snn", "snn_network", "sparse_attention"')
 
 
 def test_unknown_field_with_a_huge_or_odd_key():
@@ -180,11 +180,11 @@ BAD_FILES = [
     ("inf.toml", 'engine = "sparse_attention"\nhead_dim = -inf\n',
      "bad.toml: head_dim = -inf: expected an integer from 1 to 256"),
     ("engine_list.toml", 'engine = ["snn"]\n',
-     'bad.toml: engine = ["snn"]: expected one of "mac_array", "snn", "sparse_attention"'),
+     'bad.toml: engine = ["snn"]: expected one of "mac_array", "snn", "snn_network", "sparse_attention"'),
     ("engine_table.toml", "[engine]\nkind = 1\n",
-     'bad.toml: engine = {kind = 1}: expected one of "mac_array", "snn", "sparse_attention"'),
+     'bad.toml: engine = {kind = 1}: expected one of "mac_array", "snn", "snn_network", "sparse_attention"'),
     ("engine_table.json", '{"engine": {"a": [1, 2]}}',
-     'bad.json: engine = {a = [1, 2]}: expected one of "mac_array", "snn", "sparse_attention"'),
+     'bad.json: engine = {a = [1, 2]}: expected one of "mac_array", "snn", "snn_network", "sparse_attention"'),
     ("table_for_int.toml", 'engine = "mac_array"\n[rows]\nx = 1\n',
      "bad.toml: rows = {x = 1}: expected an integer from 1 to 64"),
     ("long_name.json", json.dumps({"engine": "snn", "name": "n" * 100_000}),

@@ -19,6 +19,7 @@ from hwgen.testbench.amaranth_streams import Transfers, accept, send, simulate
 from hwgen.testbench.test_snn import WEIGHT_SETTLE
 
 from hwgen.config import ConfigError
+from hwgen.emit.hls import csim, render_hls
 from hwgen.engines.snn_network import golden
 from hwgen.engines.snn_network.config import SnnNetworkConfig
 from hwgen.engines.snn_network.cycle_model import network_timing
@@ -256,3 +257,23 @@ def test_reload_waits_for_samples_in_flight():
     # The two loads give different outputs, so a sample joined with the wrong set is caught.
     outs = [golden.network(a, w, cfg).layers[-1].out_words for w in (first, second)]
     assert outs[0].any() and not outs[1].any()
+
+
+@pytest.mark.parametrize("in_format, out_format", [("fiber", "dense"), ("dense", "fiber")])
+def test_hls_csim_matches_golden(tmp_path, in_format, out_format):
+    """The network's HLS kernel (every layer's snn kernel, chained) compiled with g++ and run on
+    the golden model's segments: every output beat equal."""
+    cfg = small(in_format=in_format, out_format=out_format)
+    artifacts = render_hls(cfg, tmp_path)
+    result = csim(cfg, artifacts.directory, seed=7, vectors=3)
+    assert result.passed, result.message
+    assert result.outputs > 0
+
+
+def test_hls_csim_fails_on_a_wrong_layer(tmp_path):
+    """A kernel whose layer 1 has another threshold than the golden model's must fail."""
+    cfg = small()
+    wrong = small(layers=[dict(t, threshold=t["threshold"] + 15) if i == 1 else t
+                          for i, t in enumerate(cfg.layers)])
+    artifacts = render_hls(wrong, tmp_path)
+    assert not csim(cfg, artifacts.directory, seed=7, vectors=3).passed

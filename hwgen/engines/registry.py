@@ -24,6 +24,7 @@ __all__ = ["BUILT_IN", "ENGINES", "register", "unregister", "config_from_dict", 
 BUILT_IN = (
     "hwgen.engines.mac_array",
     "hwgen.engines.snn",
+    "hwgen.engines.snn_network",
     "hwgen.engines.sparse_attention",
 )
 

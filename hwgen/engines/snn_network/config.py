@@ -1,5 +1,5 @@
 """Configuration of an SNN network: layers of the snn engine chained through compressed-fiber
-streams in one core (docs/architecture.md §4.3).
+streams in one core (docs/architecture.md §4.2.1).
 
 The network fixes what every link must agree on — timesteps, chunk and ``min_spikes`` (a
 layer's output fiber is the next layer's input fiber, so both must drop the same words) — and

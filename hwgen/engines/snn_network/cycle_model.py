@@ -1,4 +1,4 @@
-"""Cycle model of an SNN network (docs/architecture.md §3 and §4.3): the layers' cycle models
+"""Cycle model of an SNN network (docs/architecture.md §3 and §4.2.1): the layers' cycle models
 (:class:`hwgen.engines.snn.cycle_model.LayerSim`) chained as the RTL chains the layers, exact.
 
 Every cycle, each layer's ``out`` beat on offer comes from its registers; layer i+1 decides

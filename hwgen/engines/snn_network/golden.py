@@ -1,5 +1,5 @@
 """Golden model of an SNN network: the snn layer's golden model (:mod:`hwgen.engines.snn.golden`,
-rules 1-5) applied layer after layer (docs/architecture.md §4.3).
+rules 1-5) applied layer after layer (docs/architecture.md §4.2.1).
 
 Rule 6 (a network): layer i's input spikes are layer i-1's output spikes *after its output
 compressor* — a word with fewer than ``min_spikes`` spikes is dropped, i.e. 0 — which is exactly

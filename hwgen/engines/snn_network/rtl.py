@@ -1,5 +1,5 @@
 """An SNN network in one core: snn layers chained through compressed-fiber streams
-(docs/architecture.md §4.3).
+(docs/architecture.md §4.2.1).
 
 Dataflow
 --------
