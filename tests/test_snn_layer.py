@@ -25,8 +25,10 @@ from hwgen.engines.snn.stimulus import out_beats, random_layer, spike_beats, wei
 from hwgen.hdl.payload import pack
 
 
-def run(cfg: SnnConfig, segments, seed: int, gap: float, ready_prob: float):
-    """Stream ``segments`` [(a, b)]; returns (received out beats, expected out beats)."""
+def run(cfg: SnnConfig, segments, seed: int, gap: float, ready_prob: float, wait: bool = True):
+    """Stream ``segments`` [(a, b)]; returns (received out beats, expected out beats). A weight
+    set is sent once the samples before it have all come out, or (not ``wait``) right after
+    their last input beat."""
     traces = [golden.layer(a, b, cfg) for a, b in segments]
     expected = [beat for tr in traces for s in range(tr.words.shape[0])
                 for beat in out_beats(cfg, tr, s)]
@@ -36,11 +38,11 @@ def run(cfg: SnnConfig, segments, seed: int, gap: float, ready_prob: float):
     layout = dut.out.payload.shape()
 
     async def segments_in_order(ctx):
-        # A weight set is sent once the samples before it have all come out (the layer takes a
-        # set only while no sample is stored, and applies it to the samples after it).
+        # The layer takes a set only while no sample is stored or on its way into the store,
+        # and applies it to the samples after it.
         done = 0
         for tr in traces:
-            while len(outputs.beats) < done:
+            while wait and len(outputs.beats) < done:
                 await ctx.tick()
             await send(dut.weights, weight_beats(cfg, tr), rng, gap)(ctx)
             for s in range(tr.words.shape[0]):
@@ -75,6 +77,21 @@ def test_layer_matches_golden(dataflow, join, in_format, out_format):
     assert got == expected, f"seed {seed}"
     words = [b["word"] if "word" in b else b["data"] * (1 - b["mask"]) for b in expected]
     assert any(words), "no output neuron fired: the check would be weak"
+
+
+@pytest.mark.parametrize("in_format", ["dense", "fiber"])
+def test_weight_set_right_behind_the_last_sample(in_format):
+    """A set sent right after a sample's last input beat applies to the samples after it only:
+    the sample's last chunk is silent, so its fiber ends in a mask beat whose (empty) event
+    reaches the store cycles later, and a high threshold set gives other outputs."""
+    cfg = SnnConfig(timesteps=4, in_neurons=16, out_neurons=3, pes=2, chunk=8, threshold=20,
+                    in_format=in_format, out_format="fiber")
+    a = np.zeros((1, 16, 4), dtype=np.int64)
+    a[0, :8] = 1
+    b = np.full((16, 3), 10, dtype=np.int64)
+    got, expected = run(cfg, [(a, b), (a, -b)], 71, gap=0.0, ready_prob=1.0, wait=False)
+    assert got == expected
+    assert golden.layer(a, b, cfg).out_words.any() and not golden.layer(a, -b, cfg).out_words.any()
 
 
 @pytest.mark.parametrize("pes, out_neurons, seed", [(1, 3, 32), (3, 7, 33), (4, 2, 34)])

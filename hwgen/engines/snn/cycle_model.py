@@ -28,7 +28,9 @@ registers. The rules are those the blocks' docstrings state:
   one per cycle while the output FIFO (``QUEUE`` entries, a ``SyncFIFOBuffered``) has room.
 
 The model assumes the weights are loaded before the samples arrive (the testbench waits for
-that) and ``out`` always ready.
+that). :class:`LayerSim` steps one layer with ``out.ready`` given per cycle (a network chains
+them, :mod:`hwgen.engines.snn_network.cycle_model`); :func:`layer_timing` runs it with ``out``
+always ready.
 """
 
 from __future__ import annotations

@@ -114,9 +114,11 @@ class SnnLayer(wiring.Component):
         # --- weights and TPPEs ------------------------------------------------------------------
         m.submodules.loader = loader = WeightLoader(cfg)
         wiring.connect(m, wiring.flipped(self.weights), loader.beats)
-        # Not while a sample's last event is being written either: the sample is complete, so it
-        # is joined with the weights it arrived under.
-        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy)
+        # Nor while a taken beat's events are still on their way into the store (a fiber's mask
+        # beat gives its events cycles later, and a sample whose last beat was taken is
+        # complete): such a sample is joined with the weights it arrived under.
+        receiving = receiver.busy if cfg.in_format == "fiber" else 0
+        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy & ~receiving)
         pes = []
         for p in range(P):
             pe = Tppe(cfg, p, store.word_reads[p], store.mask_reads[p])
@@ -183,7 +185,6 @@ class SnnLayer(wiring.Component):
         # critical path (10.9 ns, the default config at 92 MHz). While an offered beat waits,
         # the layer is busy anyway (a bank is full, a set is loading, a mask is being loaded).
         moving = Signal()
-        receiving = receiver.busy if cfg.in_format == "fiber" else 0
         m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
                      self.working.eq(receiving | store.busy | store.full.any() | loader.loading
                                      | Cat(pe.busy for pe in pes).any() | col_valid | lif.busy
