@@ -23,6 +23,14 @@ Microarchitecture
   when it is taken, the slice loses that bit, and the last bit of a slice loads the lowest
   slice still flagged. A mask without a set bit is offered once, as a beat with ``empty`` set.
 
+Whether the beat on offer is the mask's last decides, in the same cycle, ``masks.ready`` and the
+load of the pending mask, the enable of the pending registers and of the walk stage's mask. So
+it is a register, written one cycle ahead from the next state: each slice's "several bits" flag
+is registered beside its "any bit" flag (pending, then walk), and the walk stage keeps "the
+current slice has one bit left" and "... and no later slice is flagged" (the last beat). The
+enables are then one LUT after registers; bit counts up to three (:func:`at_least_bits`) are LUT
+trees with no carry chain.
+
 Timing: a mask taken from ``masks`` in cycle c (with the walker idle) offers its first position
 in cycle c + 2; with ``positions.ready`` high, a mask with ``m`` set bits offers them in
 ``max(1, m)`` consecutive cycles and the next mask's first position follows in the next cycle,
@@ -37,7 +45,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["lowest_bit", "several_bits", "onehot_index", "onehot_select", "walker_slices",
+__all__ = ["lowest_bit", "at_least_bits", "onehot_index", "onehot_select", "walker_slices",
            "SetBitWalker"]
 
 
@@ -58,17 +66,32 @@ def onehot_index(onehot) -> Value:
     return out[:bits]
 
 
-def several_bits(value) -> Value:
-    """1 when ``value`` has two or more set bits: a tree over halves (either half has several,
-    or both have one), so LUT logic with no carry chain (``value & (value - 1)`` is one)."""
+def at_least_bits(value, n: int) -> Value:
+    """1 when ``value`` has ``n`` or more set bits (``n >= 1``): a tree over halves that counts
+    each part's set bits up to ``n`` (a part has ``k`` or more when its halves have ``i`` and
+    ``k - i`` or more for some ``i``), so LUT logic with no carry chain (``value & (value - 1)``,
+    for ``n = 2``, is one)."""
     def tree(bits):
+        # counts[k - 1]: the bits hold k or more set bits, for k up to min(n, len(bits))
         if len(bits) == 1:
-            return bits[0], Value.cast(0)
+            return [bits[0]]
         half = len(bits) // 2
-        (a_any, a_several), (b_any, b_several) = tree(bits[:half]), tree(bits[half:])
-        return a_any | b_any, a_several | b_several | (a_any & b_any)
+        a, b = tree(bits[:half]), tree(bits[half:])
+        counts = []
+        for k in range(1, min(n, len(a) + len(b)) + 1):
+            term = Value.cast(0)
+            for i in range(max(0, k - len(b)), min(k, len(a)) + 1):
+                if not i:
+                    term = term | b[k - 1]
+                elif i == k:
+                    term = term | a[k - 1]
+                else:
+                    term = term | (a[i - 1] & b[k - i - 1])
+            counts.append(term)
+        return counts
     value = Value.cast(value)
-    return tree([value[i] for i in range(len(value))])[1]
+    counts = tree([value[i] for i in range(len(value))])
+    return counts[n - 1] if n <= len(counts) else Value.cast(0)
 
 
 def onehot_select(onehot, values) -> Value:
@@ -140,67 +163,79 @@ class SetBitWalker(wiring.Component):
         m = Module()
         padded = G * S
 
+        def slices(mask):
+            return [mask[g * S:(g + 1) * S] for g in range(G)]
+
         # --- pending stage --------------------------------------------------------------------
         p_valid = Signal()
         p_mask = Signal(padded)
-        p_flags = Signal(G)
+        p_flags = Signal(G)                           # the slices that hold a set bit
+        p_several = Signal(G)                         # the slices that hold two or more
         p_tag = Signal(self.tag_shape)
         load = Signal()                               # the walk stage takes the pending mask
         incoming = Value.cast(self.masks.payload.mask)
         m.d.comb += self.masks.ready.eq(~p_valid | load)
         with m.If(self.masks.valid & self.masks.ready):
             m.d.sync += [p_valid.eq(1), p_mask.eq(incoming), p_tag.eq(self.masks.payload.tag),
-                         p_flags.eq(Cat(incoming[g * S:(g + 1) * S].any() for g in range(G)))]
+                         p_flags.eq(Cat(part.any() for part in slices(incoming))),
+                         p_several.eq(Cat(at_least_bits(part, 2) for part in slices(incoming)))]
         with m.Elif(load):
             m.d.sync += p_valid.eq(0)
 
         # --- walk stage -----------------------------------------------------------------------
         w_valid, w_first, w_empty = Signal(), Signal(), Signal()
         w_slices = Signal(padded)
+        w_several = Signal(G)                         # p_several of the mask
         w_cur = Signal(S)                             # set bits left in the current slice
         w_index = Signal(range(max(G, 2)))            # the current slice
         w_left = Signal(G)                            # later slices that hold a set bit
+        w_one = Signal()                              # w_cur has one set bit (or none)
+        w_last = Signal()                             # ... and w_left is empty: the last beat
         w_tag = Signal(self.tag_shape)
-
-        def slices(mask):
-            return [mask[g * S:(g + 1) * S] for g in range(G)]
 
         # The one-hot values are signals, not expressions: each bit taken from an expression
         # would repeat the whole expression in the netlist.
         low, rest = Signal(S), Signal(S)
         m.d.comb += [low.eq(lowest_bit(w_cur)), rest.eq(w_cur & ~low)]
-        # Whether the offered beat is the mask's last decides the load of the next mask, whose
-        # multiplexers feed ``w_cur`` back: ``rest`` is not waited for (its carry chain through
-        # ``lowest_bit`` had 10.4 ns with the load, snn_small at 96 MHz), the slice's bit count
-        # is seen by a LUT tree.
-        done = Signal()
-        m.d.comb += done.eq(w_empty | (~several_bits(w_cur) & ~w_left.any()))
         pos = Cat(onehot_index(low)[:ceil_log2(S)], w_index[:ceil_log2(G)])
         m.d.comb += [
             self.positions.valid.eq(w_valid),
             self.positions.payload.pos.eq(pos),
             self.positions.payload.first.eq(w_first),
-            self.positions.payload.last.eq(done),
+            self.positions.payload.last.eq(w_last),
             self.positions.payload.empty.eq(w_empty),
             self.positions.payload.tag.eq(w_tag),
         ]
         nxt, first = Signal(G), Signal(G)                 # the next flagged slice, here and pending
         m.d.comb += [nxt.eq(lowest_bit(w_left)), first.eq(lowest_bit(p_flags))]
+        # ``w_last`` is the load decision's term that depends on the data: as a LUT tree over
+        # ``w_cur`` in the same cycle, it drove the enable of the 128-bit pending and walk
+        # registers (snn_paper at 54.6 MHz, 16.1 ns of its 18.3 ns routing). Each next state
+        # below writes ``w_one`` and ``w_last`` with it, from registers: the slice a load or a
+        # slice change brings in has one bit left unless its ``several`` flag is set; taking a
+        # bit of a slice with several leaves one unless the slice had three or more.
+        def enter(one, later):
+            """The flags of a next state whose slice has one bit left if ``one`` and later
+            flagged slices if ``later``."""
+            return [w_one.eq(one), w_last.eq(one & ~later)]
+
         advance = Signal()
         m.d.comb += [advance.eq(w_valid & self.positions.ready),
-                     load.eq(p_valid & (~w_valid | (advance & done)))]
+                     load.eq(p_valid & (~w_valid | (advance & w_last)))]
         with m.If(advance):
             m.d.sync += w_first.eq(0)
-            with m.If(done):
+            with m.If(w_last):
                 m.d.sync += w_valid.eq(0)
-            with m.Elif(several_bits(w_cur)):
-                m.d.sync += w_cur.eq(rest)
+            with m.Elif(~w_one):
+                m.d.sync += [w_cur.eq(rest), *enter(~at_least_bits(w_cur, 3), w_left.any())]
             with m.Else():                            # the next slice that holds a set bit
                 m.d.sync += [w_cur.eq(onehot_select(nxt, slices(w_slices))),
-                             w_index.eq(onehot_index(nxt)), w_left.eq(w_left & ~nxt)]
+                             w_index.eq(onehot_index(nxt)), w_left.eq(w_left & ~nxt),
+                             *enter(~(nxt & w_several).any(), at_least_bits(w_left, 2))]
         with m.If(load):
             m.d.sync += [w_valid.eq(1), w_first.eq(1), w_empty.eq(~p_flags.any()),
-                         w_slices.eq(p_mask), w_tag.eq(p_tag),
+                         w_slices.eq(p_mask), w_several.eq(p_several), w_tag.eq(p_tag),
                          w_cur.eq(onehot_select(first, slices(p_mask))),
-                         w_index.eq(onehot_index(first)), w_left.eq(p_flags & ~first)]
+                         w_index.eq(onehot_index(first)), w_left.eq(p_flags & ~first),
+                         *enter(~(first & p_several).any(), at_least_bits(p_flags, 2))]
         return m
