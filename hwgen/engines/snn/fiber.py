@@ -134,7 +134,8 @@ class FiberReceiver(wiring.Component):
     ``error`` (sticky) reports a stream that breaks the format: a mask beat while the chunk before
     still expects values, or ``last`` on a beat that is not the vector's final one (or missing
     there). Such a stream is not recovered from. ``busy``: the walker holds a chunk's mask (taken,
-    its last event not yet taken).
+    its last event not yet taken); ``closing``: a vector's final beat was taken and its last
+    event not yet (a final chunk that keeps nothing gives its event cycles after its mask beat).
     """
 
     def __init__(self, chunk: int, length: int, value_bits: int):
@@ -145,6 +146,7 @@ class FiberReceiver(wiring.Component):
             "events": Out(stream.Signature(event_layout(chunk, self.chunks, value_bits))),
             "error": Out(1),
             "busy": Out(1),
+            "closing": Out(1),
         })
 
     def elaborate(self, platform):
@@ -185,6 +187,14 @@ class FiberReceiver(wiring.Component):
             m.d.sync += error.eq(1)
         with m.If(is_mask & pos.valid & ~pos.payload.empty):
             m.d.sync += error.eq(1)
+
+        # Vectors between their final beat and their last event (at most two: one walked, one
+        # pending). A final value beat is its last event, so it never counts.
+        ending = Signal(range(3))
+        final_beat = took & Mux(beat.mask, mask_final, final)
+        final_event = self.events.valid & self.events.ready & final
+        m.d.sync += ending.eq(ending + final_beat - final_event)
+        m.d.comb += self.closing.eq(ending != 0)
         return m
 
 

@@ -114,11 +114,12 @@ class SnnLayer(wiring.Component):
         # --- weights and TPPEs ------------------------------------------------------------------
         m.submodules.loader = loader = WeightLoader(cfg)
         wiring.connect(m, wiring.flipped(self.weights), loader.beats)
-        # Nor while a taken beat's events are still on their way into the store (a fiber's mask
-        # beat gives its events cycles later, and a sample whose last beat was taken is
-        # complete): such a sample is joined with the weights it arrived under.
-        receiving = receiver.busy if cfg.in_format == "fiber" else 0
-        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy & ~receiving)
+        # Nor while a sample whose last beat was taken is still on its way into the store (its
+        # last event being written, or a fiber's final empty chunk not yet walked): that sample
+        # is complete, so it is joined with the weights it arrived under. (A sample still
+        # arriving when the set starts is joined with the new set.)
+        closing = receiver.closing if cfg.in_format == "fiber" else 0
+        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy & ~closing)
         pes = []
         for p in range(P):
             pe = Tppe(cfg, p, store.word_reads[p], store.mask_reads[p])
@@ -185,6 +186,7 @@ class SnnLayer(wiring.Component):
         # critical path (10.9 ns, the default config at 92 MHz). While an offered beat waits,
         # the layer is busy anyway (a bank is full, a set is loading, a mask is being loaded).
         moving = Signal()
+        receiving = receiver.busy if cfg.in_format == "fiber" else 0
         m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
                      self.working.eq(receiving | store.busy | store.full.any() | loader.loading
                                      | Cat(pe.busy for pe in pes).any() | col_valid | lif.busy

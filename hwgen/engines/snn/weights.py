@@ -8,8 +8,8 @@ goes to row ``g*K + k`` of that TPPE's weight memory, and the nonzero mask of it
 ``g*C + c`` of its mask memory. A weight beat equal to 0 writes nothing, so it is dropped as
 ``golden.compress_weights`` drops it.
 
-A set may start whenever the layer's spike store holds no sample and no taken spike beat is
-still on its way into it (``allowed``); from its first beat until its last row is written
+A set may start whenever the layer's spike store holds no complete sample and no sample whose
+last beat was taken is still on its way into it (``allowed``); from its first beat until its last row is written
 ``loading`` is high and no TPPE starts a sample, so a sample whose last beat was taken before the
 set's first beat is joined with the weights before it, and one completed later with the new set.
 Sets can follow each other at any time, with no reset.

@@ -45,20 +45,29 @@ def hls_context(cfg: SnnNetworkConfig) -> dict:
     if not isinstance(cfg, SnnNetworkConfig):
         raise TypeError(f"hls_context takes an SnnNetworkConfig, got {type(cfg).__name__}")
     snn = default_hls_templates("snn")
-    layers = []
+    headers, kernels, body = [], [], []
     for i in range(len(cfg.layers)):
         ctx = _layer_context(cfg, i)
-        layers.append({"top": ctx["top"], "ns": ctx["ns"],
-                       "header_text": render_file(snn / "kernel.h.j2", **ctx),
-                       "kernel_text": render_file(snn / "kernel.cpp.j2", **ctx)})
+        headers.append((i, ctx["top"], render_file(snn / "kernel.h.j2", **ctx)))
+        kernels.append((i, ctx["top"], render_file(snn / "kernel.cpp.j2", **ctx)))
+        # Layer i reads the previous layer's output, copied into its own stream type.
+        source = "spikes" if i == 0 else f"in{i}"
+        if i:
+            body += [f"hls::stream<{ctx['ns']}::word_t> in{i};", f"pass_on(out{i - 1}, in{i});"]
+        body += [f"hls::stream<{ctx['ns']}::word_t> out{i};",
+                 f"::{ctx['top']}(weights, {source}, out{i}, samples);"]
+    body.append(f"pass_on(out{len(cfg.layers) - 1}, out);")
     # The testbench is the snn kernel's, for a layer with the network's two outer ports.
     first, last = cfg.layer_configs[0], cfg.layer_configs[-1]
     outer = dict(_layer_context(cfg, 0), name=cfg.name, top=cfg.name, engine=cfg.kind,
                  out_format=last.out_format)
     return {
         "guard": f"HWGEN_{cfg.name.upper()}_HLS_H",
-        "layers": layers,
-        "first_ns": layers[0]["ns"],
+        "layer_count": len(cfg.layers),
+        "layer_headers": headers,
+        "layer_kernels": kernels,
+        "top_body": body,
+        "first_ns": _layer_context(cfg, 0)["ns"],
         "in_format": first.in_format,
         "out_format": last.out_format,
         "testbench_text": render_file(snn / "testbench.cpp.j2", **outer),
