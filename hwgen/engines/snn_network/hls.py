@@ -67,7 +67,7 @@ def hls_context(cfg: SnnNetworkConfig) -> dict:
         "layer_headers": headers,
         "layer_kernels": kernels,
         "top_body": body,
-        "first_ns": _layer_context(cfg, 0)["ns"],
+        "first_ns": outer["ns"],
         "in_format": first.in_format,
         "out_format": last.out_format,
         "testbench_text": render_file(snn / "testbench.cpp.j2", **outer),
