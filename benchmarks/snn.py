@@ -2,9 +2,9 @@
 beside numpy on the same layer.
 
 For each of the three sparsity profiles of the LoAS evaluation (silent neurons after packing /
-weight sparsity) two layer shapes (T = 4, K = 128, P = 4, chunk 128, spikes arriving as fibers)
-run in the Verilator model in three modes (ftp+fast, ftp+laggy, sequential+fast), with no stalls,
-back to back (throughput) and one sample at a time (latency):
+weight sparsity) two layer shapes (T = 4, K = 128, P = 4, chunk 128, spikes in and out as fibers,
+so 4 LIF lanes) run in the Verilator model in three modes (ftp+fast, ftp+laggy,
+sequential+fast), with no stalls, back to back (throughput) and one sample at a time (latency):
 
 * ``input-bound``: N = 16. Each TPPE has 4 neurons of one chunk; the sample's fiber (its mask
   and kept words, one beat per cycle) sets the pace.
@@ -15,8 +15,8 @@ checks every output beat against the golden model and holds every sample to the 
 exactly. The numpy baseline is the same layer on one core: the integer matmul of the T spike
 vectors with the weights (int32) and the LIF over the T steps, timed with ``timeit`` (best of 5)
 in the same run, per sample: one sample per call (what a streaming core replaces) and in batches
-of ``NUMPY_BATCH`` samples (numpy's best throughput). With ``--synth`` each mode of the
-input-bound shape is synthesized for ecp5-85k (3 placement seeds; Fmax is their median) and
+of ``NUMPY_BATCH`` samples (numpy's best throughput). With ``--synth`` each mode of each shape
+(``--synth-shapes``) is synthesized for ecp5-85k (3 placement seeds; Fmax is their median) and
 **samples per second = Fmax / cycles per sample** is printed beside numpy's.
 
 A 3-layer network (``snn_network``: K = 128 -> 64 -> 32 -> 10, T = 4, P = 4 per layer, chunk
@@ -27,6 +27,7 @@ three layers one after another; with ``--synth`` it is synthesized as well.
 Usage::
 
     python benchmarks/snn.py [--samples 6] [--seed 1] [--synth] [--seeds 1,2,3]
+        [--synth-shapes input-bound,join-bound,network]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from hwgen.flows.sim import simulate
 from hwgen.report.table import format_table
 
 BASE = SnnConfig(name="bench_snn", timesteps=4, in_neurons=128, out_neurons=16, pes=4, chunk=128,
-                 laggy_adders=16, threshold=16, in_format="fiber")
+                 laggy_adders=16, threshold=16, in_format="fiber", out_format="fiber")
 SHAPES = {"input-bound": {}, "join-bound": {"out_neurons": 128}}
 MODES = {
     "ftp_fast": dict(dataflow="ftp", join="fast"),
@@ -148,7 +149,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--synth", action="store_true", help="also synthesize for ecp5-85k")
     parser.add_argument("--seeds", default="1,2,3", help="nextpnr placement seeds (--synth)")
+    parser.add_argument("--synth-shapes", default=",".join([*SHAPES, "network"]),
+                        help="what --synth synthesizes: shapes and/or 'network' (default: all)")
     args = parser.parse_args(argv)
+    synth_shapes = args.synth_shapes.split(",")
+    for name in synth_shapes:
+        if name not in [*SHAPES, "network"]:
+            parser.error(f"--synth-shapes: {name!r} is not one of "
+                         + ", ".join([*SHAPES, "network"]))
 
     if args.samples < 2:
         parser.error("--samples must be at least 2 (back-to-back throughput needs two)")
@@ -195,36 +203,41 @@ def main(argv=None) -> int:
         from hwgen.flows.synth import SynthError, synthesize
         seeds = [int(s) for s in args.seeds.split(",")]
         rows, fmax = [], {}
-        designs = {mode: mode_config(mode) for mode in MODES} | {"network": NETWORK}
-        for mode, design in designs.items():
-            pes = sum(c.pes for c in NETWORK.layer_configs) if mode == "network" else BASE.pes
+        designs = {(shape, mode): mode_config(mode, shape)
+                   for shape in SHAPES if shape in synth_shapes for mode in MODES}
+        if "network" in synth_shapes:
+            designs["network", "3 layers"] = NETWORK
+        for (shape, mode), design in designs.items():
+            pes = sum(c.pes for c in NETWORK.layer_configs) if shape == "network" else BASE.pes
             try:
                 r = synthesize(design, "ecp5-85k", seeds=seeds)
-            except SynthError as exc:     # reported per mode; the other modes still run
-                rows.append([mode, None, None, None, None, None, None, None, f"failed: {exc}"])
+            except SynthError as exc:     # reported per design; the others still run
+                rows.append([shape, mode, None, None, None, None, None, None, None,
+                             f"failed: {exc}"])
                 continue
-            fmax[mode] = r.fmax_mhz
+            fmax[shape, mode] = r.fmax_mhz
             per_seed = " / ".join(f"{f:.1f}" if f else "-" for f in r.seed_fmax_mhz or [])
-            rows.append([mode, r.luts, round(r.luts / pes), r.ffs, r.brams, r.dsps,
+            rows.append([shape, mode, r.luts, round(r.luts / pes), r.ffs, r.brams, r.dsps,
                          round(r.fmax_mhz, 1) if r.fmax_mhz else None, per_seed, "ok"])
-        print("\necp5-85k (yowasp Yosys + nextpnr), input-bound shape and the network")
-        print(format_table(["mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs", "Fmax MHz",
-                            "per seed", "status"], rows))
+        print("\necp5-85k (yowasp Yosys + nextpnr)")
+        print(format_table(["shape", "mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs",
+                            "Fmax MHz", "per seed", "status"], rows))
         rows = []
         for (shape, profile), (cycles, cpu, cpu_batch) in cycles_at.items():
-            for mode, mhz in fmax.items():
-                if not mhz or mode == "network":
+            for mode in MODES:
+                mhz = fmax.get((shape, mode))
+                if not mhz:
                     continue
                 rate = mhz * 1e6 / cycles[mode]["pipelined"]
                 rows.append([shape, profile, mode, round(rate), round(1 / cpu_batch),
                              round(rate * cpu_batch, 2)])
-        if fmax.get("network"):
+        if fmax.get(("network", "3 layers")):
             for profile, (c, _, batch, _) in network.items():
-                rate = fmax["network"] * 1e6 / c["pipelined"]
+                rate = fmax["network", "3 layers"] * 1e6 / c["pipelined"]
                 rows.append(["network", profile, "3 layers", round(rate), round(1 / batch),
                              round(rate * batch, 2)])
-        print("\nsamples per second back to back at the median Fmax (the input-bound shape's "
-              f"synthesis), beside numpy on one core in batches of {NUMPY_BATCH}")
+        print("\nsamples per second back to back at the median Fmax of each design's "
+              f"synthesis, beside numpy on one core in batches of {NUMPY_BATCH}")
         print(format_table(["shape", "profile", "mode", "RTL samples/s", "numpy samples/s",
                             "RTL / numpy"], rows))
     return 0

@@ -43,6 +43,10 @@ FIELD_CASES = [
     ("min_spikes", "5", "min_spikes = 5: expected an integer from 1 to 4"),
     ("pes", "0", "pes = 0: expected an integer from 1 to 64"),
     ("pes", "65", "pes = 65: expected an integer from 1 to 64"),
+    ("lif_lanes", "0", "lif_lanes = 0: expected a power of two dividing min(pes, out_neurons) = 4 and chunk = 128 (1 to 4)"),
+    ("lif_lanes", "3", "lif_lanes = 3: expected a power of two dividing min(pes, out_neurons) = 4 and chunk = 128 (1 to 4)"),
+    ("lif_lanes", "8", "lif_lanes = 8: expected a power of two dividing min(pes, out_neurons) = 4 and chunk = 128 (1 to 4)"),
+    ("lif_lanes", "true", "lif_lanes = true: expected a power of two dividing min(pes, out_neurons) = 4 and chunk = 128 (1 to 4)"),
     ("weight_bits", "1", "weight_bits = 1: expected an integer from 2 to 16"),
     ("weight_bits", "17", "weight_bits = 17: expected an integer from 2 to 16"),
     ("join", '"slow"', 'join = "slow": expected one of "fast", "laggy"'),
@@ -101,6 +105,11 @@ def test_bad_field(field, toml_value, expected):
     # The threshold bound follows the derived membrane width (12 + 3 + 1 bits with the preset).
     (dict(preset="paper", threshold=1 << 15),
      "threshold = 32768: expected an integer from 1 to 32767"),
+    # LIF lanes follow the TPPEs, the neurons and the chunk.
+    (dict(pes=6, chunk=12, lif_lanes=4), "lif_lanes = 4: expected a power of two dividing "
+     "min(pes, out_neurons) = 6 and chunk = 12 (1 to 2)"),
+    (dict(pes=8, out_neurons=3, lif_lanes=2), "lif_lanes = 2: expected a power of two dividing "
+     "min(pes, out_neurons) = 3 and chunk = 128 (1 to 1)"),
     # The first bad field in declaration order wins.
     (dict(timesteps=0, chunk=3), "timesteps = 0: expected an integer from 1 to 16"),
 ])
@@ -199,6 +208,18 @@ def test_preset_too_narrow_for_the_weights_names_the_preset():
         SnnConfig(preset="paper", weight_bits=11)
     assert str(info.value) == ('preset = "paper": expected a preset whose corr_bits (10) holds '
                                'weight_bits = 11; set corr_bits explicitly')
+
+
+@pytest.mark.parametrize("kwargs, lanes", [
+    (dict(), 1),                                          # dense out: one word per cycle
+    (dict(out_format="fiber"), 4),                        # the most: P = 4
+    (dict(out_format="fiber", pes=16, out_neurons=64), 16),
+    (dict(out_format="fiber", pes=6, chunk=12), 2),       # a power of two dividing 6 and 12
+    (dict(out_format="fiber", pes=8, out_neurons=3), 1),  # P = min(pes, N) = 3
+    (dict(lif_lanes=2), 2),                               # explicit wins, dense too
+])
+def test_lif_lanes(kwargs, lanes):
+    assert SnnConfig(**kwargs).lanes == lanes
 
 
 def test_laggy_adders_default_fits_small_chunks():

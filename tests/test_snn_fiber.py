@@ -19,6 +19,7 @@ from hwgen.engines.snn.fiber import (
     FiberEmitter,
     FiberReceiver,
     fiber_layout,
+    row_layout,
     word_layout,
 )
 from hwgen.engines.snn.stimulus import fiber_beats
@@ -133,16 +134,29 @@ def test_dense_receiver_flags_a_misplaced_last():
     assert run_error(DenseReceiver(4, 3, 2), bad, layout, 2) == 1
 
 
+@pytest.mark.parametrize("lanes", [1, 2, 4])
 @pytest.mark.parametrize("kw, length, seed", CASES)
-def test_emitter_matches_the_golden_compressor(kw, length, seed):
+def test_emitter_matches_the_golden_compressor(kw, length, seed, lanes):
+    """Rows of ``lanes`` words in (the vector's last row partial where ``lanes`` does not divide
+    the length: its other lanes carry spikes that must be ignored)."""
     cfg = SnnConfig(**kw)
-    em = FiberEmitter(cfg.chunk, length, cfg.timesteps, cfg.min_spikes)
+    em = FiberEmitter(cfg.chunk, length, cfg.timesteps, cfg.min_spikes, lanes)
+    rng = np.random.default_rng(seed + 20)
     beats, want = [], []
     for words in vectors(cfg, length, 6, seed + 10):
-        beats += [pack(word_layout(cfg.timesteps), {"word": int(w), "last": int(k == length - 1)})
-                  for k, w in enumerate(words)]
+        padded = list(words) + [int(x) for x in rng.integers(1, 1 << cfg.timesteps,
+                                                              size=-length % lanes)]
+        beats += [pack(row_layout(cfg.timesteps, lanes), {"words": padded[r:r + lanes]})
+                  for r in range(0, length, lanes)]
         want += fiber_beats(golden.compress_spikes(words, cfg), cfg.timesteps)
-    _, received = run_through(em, em.words, em.out, beats, len(want), seed, 0.7, 0.4,
+    _, received = run_through(em, em.rows, em.out, beats, len(want), seed, 0.7, 0.4,
                               max_cycles=100_000)
     layout = em.out.payload.shape()
     assert [unpack(layout, bits) for _, bits in received] == want
+
+
+@pytest.mark.parametrize("lanes", [0, 3, 8])
+def test_emitter_rejects_lanes_that_do_not_divide_the_chunk(lanes):
+    with pytest.raises(ValueError, match=f"lanes must be a power of two dividing chunk = 4, "
+                                         f"not {lanes}"):
+        FiberEmitter(4, 7, 2, 1, lanes)

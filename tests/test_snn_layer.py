@@ -94,11 +94,15 @@ def test_weight_set_right_behind_the_last_sample(in_format):
     assert golden.layer(a, b, cfg).out_words.any() and not golden.layer(a, -b, cfg).out_words.any()
 
 
-@pytest.mark.parametrize("pes, out_neurons, seed", [(1, 3, 32), (3, 7, 33), (4, 2, 34)])
-def test_layer_pe_counts(pes, out_neurons, seed):
-    """One TPPE, P not dividing N, and more TPPEs than neurons."""
+@pytest.mark.parametrize("pes, out_neurons, lanes, out_format, seed", [
+    (1, 3, None, "fiber", 32), (3, 7, None, "fiber", 33), (4, 2, None, "fiber", 34),
+    (8, 19, None, "fiber", 35), (8, 19, 4, "dense", 36), (8, 6, 2, "fiber", 37)])
+def test_layer_pe_counts(pes, out_neurons, lanes, out_format, seed):
+    """One TPPE, P not dividing N, more TPPEs than neurons; LIF lanes (``cfg.lanes``: 8 with
+    19 neurons: a partial last row; 4 of 8 TPPEs per row into dense words; 2 of 6)."""
     cfg = SnnConfig(timesteps=3, in_neurons=21, out_neurons=out_neurons, pes=pes, chunk=8,
-                    laggy_adders=2, threshold=12, in_format="fiber", out_format="fiber")
+                    laggy_adders=2, threshold=12, in_format="fiber", out_format=out_format,
+                    lif_lanes=lanes)
     a, b = random_layer(cfg, np.random.default_rng(seed), samples=3)
     got, expected = run(cfg, [(a, b)], seed, gap=0.3, ready_prob=0.5)
     assert got == expected, f"seed {seed}"
@@ -161,6 +165,10 @@ def measure_timing(cfg: SnnConfig, trace, alone: bool) -> list[tuple[int, int]]:
     (dict(pes=4, out_neurons=16, chunk=8, laggy_adders=2, in_format="fiber"), 45),
     (dict(in_neurons=136, chunk=128, laggy_adders=16, pes=2, out_neurons=4, timesteps=1,
           in_format="fiber", out_format="fiber"), 46),
+    # LIF lanes: 4 (the most) with a partial last row; 2 of 4 TPPEs per row; dense out with 2.
+    (dict(out_neurons=11, in_format="fiber", out_format="fiber"), 47),
+    (dict(pes=4, out_neurons=10, lif_lanes=2, out_format="fiber"), 48),
+    (dict(pes=8, out_neurons=13, lif_lanes=2, in_format="fiber"), 49),
 ])
 def test_cycle_model_is_exact(kw, seed, alone):
     """Every sample's first input beat and last output beat fall in the cycles the model says."""

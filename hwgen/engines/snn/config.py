@@ -55,6 +55,11 @@ class SnnConfig(EngineConfig):
                "in_format = \"fiber\")."})
     pes: int = field(default=4, metadata={
         "doc": "P, temporal-parallel PEs; each owns one output neuron at a time (1..64)."})
+    lif_lanes: int | None = field(default=None, metadata={
+        "doc": "Output neurons the collector, the LIF and the output stage take per cycle (one "
+               "LIF pipeline each): a power of two dividing min(pes, out_neurons) and chunk "
+               "(absent: the largest such with out_format = \"fiber\"; 1 with \"dense\", whose "
+               "port takes one word per cycle anyway).", "example": 4})
     weight_bits: int = field(default=8, metadata={
         "doc": "Weight width in bits (2..16), two's complement."})
     join: str = field(default="fast", metadata={
@@ -114,6 +119,12 @@ class SnnConfig(EngineConfig):
         check_choice("in_format", self.in_format, ("dense", "fiber"))
         check_choice("out_format", self.out_format, ("dense", "fiber"))
         check_int("pes", self.pes, 1, 64)
+        if self.lif_lanes is not None:
+            v, most = self.lif_lanes, self._most_lanes
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1 or most % v or v & (v - 1):
+                raise invalid("lif_lanes", v, f"a power of two dividing min(pes, out_neurons) = "
+                              f"{min(self.pes, self.out_neurons)} and chunk = {self.chunk} "
+                              f"(1 to {most})")
         check_int("weight_bits", self.weight_bits, 2, 16)
         check_choice("join", self.join, ("fast", "laggy"))
         if self.laggy_adders is not None:
@@ -179,6 +190,19 @@ class SnnConfig(EngineConfig):
         if self.membrane_bits is not None:
             return self.membrane_bits
         return self.acc_bits + math.ceil(math.log2(self.timesteps + 1)) + 1
+
+    @property
+    def _most_lanes(self) -> int:
+        """The largest power of two dividing both min(pes, out_neurons) and chunk."""
+        g = math.gcd(min(self.pes, self.out_neurons), self.chunk)
+        return g & -g
+
+    @property
+    def lanes(self) -> int:
+        """L, output neurons per cycle through the collector, LIF and output (``lif_lanes``)."""
+        if self.lif_lanes is not None:
+            return self.lif_lanes
+        return self._most_lanes if self.out_format == "fiber" else 1
 
     @property
     def chunks(self) -> int:

@@ -21,11 +21,13 @@ registers. The rules are those the blocks' docstrings state:
   write); the walker spends ``max(1, m)`` cycles on it; a neuron's result is written into the
   result FIFO ``READ_LATENCY + 1`` cycles after its last walker beat, and the bank's last result
   releases the bank; a bank is freed in the cycle the last TPPE releases it.
-* **collector and LIF** — a result per cycle in neuron order into a register, then
-  ``T * LIF_STEP_STAGES`` stages.
-* **output** — dense: each word as the LIF offers it. Fiber: :class:`.fiber.FiberEmitter`: a
-  chunk's buffer is handed over with its last word; the mask beat and the kept words are issued
-  one per cycle while the output FIFO (``QUEUE`` entries, a ``SyncFIFOBuffered``) has room.
+* **collector and LIF** — a row of L = ``cfg.lanes`` results (neurons ``r*L .. r*L + L-1``,
+  fewer in the last row) per cycle, in row order, into a register, once every TPPE of the row
+  offers its result; then ``T * LIF_STEP_STAGES`` stages (L LIFs in lockstep).
+* **output** — dense: the row's words one per cycle, the LIF advancing with its last one. Fiber:
+  :class:`.fiber.FiberEmitter` takes a row per cycle; a chunk's buffer is handed over with its
+  last row; the mask beat and the kept words are issued one per cycle while the output FIFO
+  (``QUEUE`` entries, a ``SyncFIFOBuffered``) has room.
 
 The model assumes the weights are loaded before the samples arrive (the testbench waits for
 that). :class:`LayerSim` steps one layer with ``out.ready`` given per cycle (a network chains
@@ -173,16 +175,16 @@ class _Tppe:
 
 
 class _Emitter:
-    """:class:`.fiber.FiberEmitter` fed by the LIF; ``kept`` lists each sample's kept output
-    neurons per chunk."""
+    """:class:`.fiber.FiberEmitter` fed by the LIF, a row of L neurons per cycle; ``kept`` lists
+    each sample's kept output neurons per chunk."""
 
     def __init__(self, cfg: SnnConfig, kept):
-        self.W, self.N, self.kept = cfg.chunk, cfg.out_neurons, kept
+        self.W, self.N, self.L, self.kept = cfg.chunk, cfg.out_neurons, cfg.lanes, kept
         self.full = [False, False]
         self.count = [0, 0]
         self.end = [None, None]                  # the sample a buffer's chunk ends, if it does
         self.fb = self.eb = 0
-        self.n = 0                               # output neuron of the next word
+        self.n = 0                               # output neuron of the next row's first lane
         self.sample = 0
         self.sent, self.started, self.inflight = 0, False, None
         self.queue = _Fifo()
@@ -195,8 +197,8 @@ class _Emitter:
         """The beat at the head of the output FIFO, or None."""
         return self.queue.head if self.queue.ready else None
 
-    def step(self, word: bool, out_ready: bool) -> None:
-        """One cycle (``word``: the LIF's word is taken; ``out_ready``: the head may leave)."""
+    def step(self, row: bool, out_ready: bool) -> None:
+        """One cycle (``row``: the LIF's row is taken; ``out_ready``: the head may leave)."""
         issue = self.full[self.eb] and self.queue.level + (self.inflight is not None) \
             < FiberEmitter.QUEUE
         beat = None
@@ -211,14 +213,15 @@ class _Emitter:
                 self.sent += 1
             else:
                 self.started = True
-        if word:
-            c, pos = divmod(self.n, self.W)
-            if pos == self.W - 1 or self.n == self.N - 1:
+        if row:
+            last_n = min(self.n + self.L, self.N) - 1          # the row's last neuron
+            c, pos = divmod(last_n, self.W)
+            if pos == self.W - 1 or last_n == self.N - 1:
                 self.full[self.fb] = True
                 self.count[self.fb] = self.kept[self.sample][c]
-                self.end[self.fb] = self.sample if self.n == self.N - 1 else None
+                self.end[self.fb] = self.sample if last_n == self.N - 1 else None
                 self.fb = 1 - self.fb
-            self.n += 1
+            self.n = last_n + 1
             if self.n == self.N:
                 self.n, self.sample = 0, self.sample + 1
         self.queue.step(self.inflight, out_ready)
@@ -249,9 +252,10 @@ class LayerSim:
         self.full, self.bank_in, self.filled = [False, False], 0, {}   # filled: cycle -> bank
         self.bank_sample = [None, None]
         self.released = [[False] * P for _ in range(2)]
-        self.col_valid, self.col_p, self.col_n = False, 0, 0
+        self.L = cfg.lanes
+        self.col_valid, self.col_q, self.col_r = False, 0, 0
         self.lif = [False] * (T * LIF_STEP_STAGES)
-        self.out_n, self.out_sample = 0, 0
+        self.out_n, self.out_lane, self.out_sample = 0, 0, 0
         self.emitter = _Emitter(cfg, [[_kept(mk) for mk in f.masks] for f in trace.out_fibers]) \
             if cfg.out_format == "fiber" else None
         self.rx = _Walker()
@@ -311,16 +315,21 @@ class LayerSim:
         """The end of the cycle: every register update (after :meth:`decide`)."""
         cfg, now = self.cfg, self.now
         accept, event, vector_end, rx_in, rx_adv = self._moves
-        N, P = cfg.out_neurons, self.P
+        N, P, L = cfg.out_neurons, self.P, self.L
         # Decisions of the collector, the LIF and the output, from the registers.
-        lif_ready = self.emitter.ready if self.emitter is not None else out_ready
+        row_done = self.out_lane == L - 1 or self.out_n == N - 1     # dense: the row's last word
+        if self.emitter is not None:
+            lif_ready = self.emitter.ready
+        else:
+            lif_ready = out_ready and row_done
         lif_en = not self.lif[-1] or lif_ready
         col_adv = not self.col_valid or lif_en
-        offered_result = self.pes[self.col_p].results.ready
-        pop = col_adv and offered_result
+        lanes = [self.col_q * L + i for i in range(min(L, N - self.col_r * L))]
+        offered_row = all(self.pes[p].results.ready for p in lanes)
+        pop = col_adv and offered_row
         # Register updates.
         for p, unit in enumerate(self.pes):
-            for b in unit.step(now, self.full, self.bank_sample, pop and p == self.col_p):
+            for b in unit.step(now, self.full, self.bank_sample, pop and p in lanes):
                 self.released[b][p] = True
         for b in range(2):
             if all(self.released[b]):
@@ -337,21 +346,21 @@ class LayerSim:
                 self.rx_chunk = (self.rx_chunk + 1) % cfg.chunks
         elif accept:
             self.in_pos = (self.in_pos + 1) % cfg.in_neurons
-        word_taken = self.lif[-1] and lif_ready
         if self.emitter is not None:
-            self.emitter.step(word_taken, out_ready)
-        elif word_taken:
+            self.emitter.step(self.lif[-1] and lif_ready, out_ready)
+        elif self.lif[-1] and out_ready:
             if self.out_n == N - 1:
                 self.out_sample += 1
             self.out_n = (self.out_n + 1) % N
+            self.out_lane = 0 if row_done else self.out_lane + 1
         if lif_en:
             self.lif = [self.col_valid] + self.lif[:-1]
         if col_adv:
-            self.col_valid = offered_result
+            self.col_valid = offered_row
             if pop:
-                last = self.col_n == N - 1
-                self.col_n = 0 if last else self.col_n + 1
-                self.col_p = 0 if last or self.col_p == P - 1 else self.col_p + 1
+                last = self.col_r == -(-N // L) - 1
+                self.col_r = 0 if last else self.col_r + 1
+                self.col_q = 0 if last else (self.col_q + 1) % (P // L)
         self.now += 1
 
 

@@ -37,7 +37,7 @@ one per cycle, so what follows them does not know the format:
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hdl.popcount import popcount
 from hwgen.hdl.walker import SetBitWalker
 
-__all__ = ["word_layout", "fiber_layout", "event_layout", "keep_word", "DenseReceiver",
+__all__ = ["word_layout", "row_layout", "fiber_layout", "event_layout", "keep_word", "DenseReceiver",
            "FiberReceiver", "FiberEmitter"]
 
 #: Bits per slice of the walker that pairs mask bits with value beats.
@@ -56,6 +56,12 @@ def word_layout(timesteps: int) -> data.StructLayout:
     """A dense beat: one neuron's packed word (bit t = spike at step t); ``last`` on the final
     one."""
     return data.StructLayout({"word": unsigned(timesteps), "last": 1})
+
+
+def row_layout(timesteps: int, lanes: int) -> data.StructLayout:
+    """A row of ``lanes`` dense words (the :class:`FiberEmitter`'s input): neurons ``r*lanes``
+    on."""
+    return data.StructLayout({"words": data.ArrayLayout(unsigned(timesteps), lanes)})
 
 
 def fiber_layout(chunk: int, value_bits: int) -> data.StructLayout:
@@ -199,44 +205,61 @@ class FiberReceiver(wiring.Component):
 
 
 class FiberEmitter(wiring.Component):
-    """Dense words of vectors of ``length`` neurons in, fiber beats out.
+    """Rows of ``lanes`` dense words of vectors of ``length`` neurons in, fiber beats out.
+
+    A row holds neurons ``r*lanes .. r*lanes + lanes-1`` of a vector (the vector's last row may
+    hold fewer: its other lanes are ignored); ``lanes`` is a power of two dividing ``chunk``, so
+    a row never crosses a chunk.
 
     Microarchitecture
     -----------------
-    Two chunk buffers take turns. The *fill* side writes each kept word (``keep_word``) of the
-    chunk into the current buffer at its rank and sets its mask bit; at the chunk's end the buffer
-    is handed to the *emit* side and filling goes on in the other one (if it is free). The emit
-    side issues the mask beat, then one buffer read per kept word, into a one-cycle stage that
-    writes an output FIFO; issues stop while the FIFO could overflow, so ``out`` backpressure
-    never reaches the buffer reads.
+    Two chunk buffers take turns. The *fill* side takes a row per cycle: it writes each kept word
+    (``keep_word``) of the row into the current buffer at its rank (its place among the chunk's
+    kept words) and sets the row's mask bits; at the chunk's end the buffer is handed to the
+    *emit* side and filling goes on in the other one (if it is free). A buffer is ``lanes``
+    banks, rank ``q`` in bank ``q mod lanes``: a row's kept words have consecutive ranks, so each
+    goes to its own bank in the same cycle. The emit side issues the mask beat, then one read per
+    kept word (every bank at the word's row, the bank chosen after the read), into a one-cycle
+    stage that writes an output FIFO; issues stop while the FIFO could overflow, so ``out``
+    backpressure never reaches the buffer reads.
 
     ``busy``: a buffer is full or a beat is on its way out.
 
-    Timing, with ``out.ready`` high: a chunk's mask beat leaves 3 cycles after its last word was
+    Timing, with ``out.ready`` high: a chunk's mask beat leaves 3 cycles after its last row was
     taken, then one beat per cycle.
     """
 
     #: Entries of the output FIFO (an issue needs a free entry counting those in flight).
     QUEUE = 3
 
-    def __init__(self, chunk: int, length: int, timesteps: int, min_spikes: int):
-        self.chunk, self.length = chunk, length
+    def __init__(self, chunk: int, length: int, timesteps: int, min_spikes: int,
+                 lanes: int = 1):
+        if lanes < 1 or lanes & (lanes - 1) or chunk % lanes:
+            raise ValueError(f"lanes must be a power of two dividing chunk = {chunk}, "
+                             f"not {lanes}")
+        self.chunk, self.length, self.lanes = chunk, length, lanes
         self.timesteps, self.min_spikes = timesteps, min_spikes
         self.chunks = -(-length // chunk)
         super().__init__({
-            "words": In(stream.Signature(word_layout(timesteps))),
+            "rows": In(stream.Signature(row_layout(timesteps, lanes))),
             "out": Out(stream.Signature(fiber_layout(chunk, timesteps))),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        W, T = self.chunk, self.timesteps
+        W, T, L = self.chunk, self.timesteps, self.lanes
+        lg = L.bit_length() - 1                           # rank q: bank q[:lg], row q[lg:]
+        R = W // L                                        # rows per chunk
         last_chunk = self.length - (self.chunks - 1) * W
-        ibits = max(W - 1, 1).bit_length()                # a word's index in a buffer
-        buf = memory.Memory(shape=T, depth=2 << ibits, init=[])
-        m.submodules.buf = buf
-        wr, rd = buf.write_port(), buf.read_port()
+        last_row = -(-last_chunk // L) - 1                # the vector's last row in its chunk
+        last_lanes = (self.length - 1) % L + 1            # neurons in the vector's last row
+        ibits = max(R - 1, 1).bit_length()                # a row of a bank in one buffer
+        banks = [memory.Memory(shape=T, depth=2 << ibits, init=[]) for _ in range(L)]
+        for i, bank in enumerate(banks):
+            m.submodules[f"bank{i}"] = bank
+        wrs = [bank.write_port() for bank in banks]
+        rds = [bank.read_port() for bank in banks]
 
         # Per buffer: its mask, kept words and whether it ends the vector, valid while ``full``.
         full = Signal(2)
@@ -247,22 +270,38 @@ class FiberEmitter(wiring.Component):
         # --- fill ------------------------------------------------------------------------------
         fb = Signal()                                     # buffer being filled
         c = Signal(range(max(self.chunks, 2)))
-        pos = Signal(range(max(W, 2)))
-        vector_end = (c == self.chunks - 1) & (pos == last_chunk - 1)
-        chunk_end = (pos == W - 1) | vector_end
-        word = self.words.payload.word
-        keep = keep_word(word, self.min_spikes, T)
-        mask = Signal(W)
-        count = Signal(range(W + 1))
-        m.d.comb += [self.words.ready.eq(~full.bit_select(fb, 1)),
-                     wr.addr.eq(Cat(count[:ibits], fb)), wr.data.eq(word)]
-        mask_next = mask | Mux(keep, Const(1, W) << pos, 0)
-        count_next = count + keep
-        with m.If(self.words.valid & self.words.ready):
-            m.d.comb += wr.en.eq(keep)
-            m.d.sync += [mask.eq(mask_next), count.eq(count_next), pos.eq(pos + 1)]
+        r = Signal(range(max(R, 2)))                      # row within the chunk
+        vector_end = (c == self.chunks - 1) & (r == last_row)
+        chunk_end = (r == R - 1) | vector_end
+        words = self.rows.payload.words
+        keep = Signal(L)
+        for i in range(L):
+            present = ~vector_end if i >= last_lanes else 1
+            m.d.comb += keep[i].eq(keep_word(words[i], self.min_spikes, T) & present)
+        mask = Signal(W)                                  # the chunk's mask bits so far
+        count = Signal(range(W + 1))                      # its kept words so far
+        # Kept lane i has rank count + (kept lanes before it); bank j takes the kept lane
+        # whose rank is j mod L, at the row count >> lg, or the next one for the banks below
+        # count's own.
+        took = self.rows.valid & self.rows.ready
+        rank = count
+        for i in range(L):
+            for j, wr in enumerate(wrs):
+                with m.If(keep[i] & (rank[:lg] == j) if lg else keep[i]):
+                    m.d.comb += [wr.data.eq(words[i]), wr.en.eq(took)]
+            rank = rank + keep[i]
+        for j, wr in enumerate(wrs):
+            row = count[lg:] + (count[:lg] > j) if lg else count
+            m.d.comb += wr.addr.eq(Cat(row[:ibits], fb))
+        mask_next = Signal(W)
+        m.d.comb += mask_next.eq(mask)
+        m.d.comb += mask_next.word_select(r, L).eq(keep)
+        count_next = count + popcount(keep) if L > 1 else count + keep
+        m.d.comb += self.rows.ready.eq(~full.bit_select(fb, 1))
+        with m.If(took):
+            m.d.sync += [mask.eq(mask_next), count.eq(count_next), r.eq(r + 1)]
             with m.If(chunk_end):
-                m.d.sync += [mask.eq(0), count.eq(0), pos.eq(0), fb.eq(~fb),
+                m.d.sync += [mask.eq(0), count.eq(0), r.eq(0), fb.eq(~fb),
                              c.eq(Mux(vector_end, 0, c + 1))]
                 for b in range(2):
                     with m.If(fb == b):
@@ -283,13 +322,15 @@ class FiberEmitter(wiring.Component):
         e_end = Mux(eb, ends[1], ends[0])
         issue = Signal()
         m.d.comb += issue.eq(full.bit_select(eb, 1) & (held < self.QUEUE))
-        m.d.comb += [rd.addr.eq(Cat(sent[:ibits], eb)), rd.en.eq(issue)]
-        # The one-cycle stage: a mask beat travels in registers, a word comes from the buffer.
+        m.d.comb += [rd.addr.eq(Cat(sent[lg:lg + ibits], eb)) for rd in rds]
+        m.d.comb += [rd.en.eq(issue) for rd in rds]
+        # The one-cycle stage: a mask beat travels in registers, a word comes from its bank.
         s_mask, s_last = Signal(), Signal()
         s_data = Signal(W)
+        s_bank = Signal(range(L))
         m.d.sync += inflight.eq(issue)
         with m.If(issue):
-            m.d.sync += [s_mask.eq(~started), s_data.eq(e_mask)]
+            m.d.sync += [s_mask.eq(~started), s_data.eq(e_mask), s_bank.eq(sent[:lg])]
             final = Mux(started, sent == e_count - 1, e_count == 0)
             m.d.sync += s_last.eq(e_end & final)
             with m.If(final):
@@ -302,7 +343,8 @@ class FiberEmitter(wiring.Component):
             with m.Else():
                 m.d.sync += started.eq(1)
         stage = Signal(self.out.payload.shape())
-        m.d.comb += [stage.data.eq(Mux(s_mask, s_data, rd.data)), stage.mask.eq(s_mask),
+        word = Array(rd.data for rd in rds)[s_bank] if L > 1 else rds[0].data
+        m.d.comb += [stage.data.eq(Mux(s_mask, s_data, word)), stage.mask.eq(s_mask),
                      stage.last.eq(s_last),
                      queue.w_data.eq(stage.as_value()), queue.w_en.eq(inflight),
                      self.out.valid.eq(queue.r_rdy), self.out.payload.eq(queue.r_data),

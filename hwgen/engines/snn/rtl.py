@@ -8,7 +8,7 @@ Dataflow
     spikes ─> receiver (dense | fiber) ─ events ─> SpikeStore (2 banks) ─┬─> TPPE 0 ─┐
     weights ─> WeightLoader ─ rows ─> each TPPE's weight memories         ├─> ...     ├─> collector
                                                                           └─> TPPE P-1┘      │
-    out <─ dense words | FiberEmitter <─ UnrolledLif (one timestep per stage) <──────────────┘
+    out <─ dense words | FiberEmitter <─ L x UnrolledLif (one timestep per stage) <──────────┘
 
 * **Weights** (:mod:`.weights`) arrive as weight sets of fibers, whenever the store is empty;
   no reset is needed between sets.
@@ -18,17 +18,20 @@ Dataflow
 * **Join** (:mod:`.tppe`): TPPE p joins its neurons ``n = g*P + p`` one after another, each
   chunk's matched positions one per cycle, independently of the other TPPEs; a bank is emptied
   once every TPPE has released it.
-* **Fire**: the collector takes the TPPEs' results in neuron order into a register, and the LIF
-  (:class:`.lif.UnrolledLif`, ``LIF_STEP_STAGES`` pipeline stages per timestep) turns each into
-  an output word.
-* **Out** (``out_format``): dense words (a word with fewer than ``min_spikes`` spikes as 0, as
-  the compressor of golden rule 5 drops it) or fibers (:class:`.fiber.FiberEmitter`), so one
-  layer's fiber output is the next one's input.
+* **Fire**: the collector takes the TPPEs' results a row of L = ``cfg.lanes`` neurons at a time
+  (in neuron order) into a register, and L LIFs in lockstep (:class:`.lif.UnrolledLif`,
+  ``LIF_STEP_STAGES`` pipeline stages per timestep) turn the row into output words. One lane
+  fired one neuron per cycle, which bound a join-bound layer: with N = 128 and P = 4 the TPPEs
+  join a neuron in about 1.2 cycles, so P lanes keep up with them.
+* **Out** (``out_format``): dense words, one per cycle (a word with fewer than ``min_spikes``
+  spikes as 0, as the compressor of golden rule 5 drops it), or fibers
+  (:class:`.fiber.FiberEmitter`, a row per cycle), so one layer's fiber output is the next
+  one's input.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -140,41 +143,73 @@ class SnnLayer(wiring.Component):
                          store.free[b].eq(done)]
             m.d.sync += released.eq(Mux(done, 0, released | Cat(pe.release[b] for pe in pes)))
 
-        # --- collector: results in neuron order into a register -----------------------------------
-        m.submodules.lif = lif = UnrolledLif(cfg, steps_per_stage=1, step_stages=LIF_STEP_STAGES)
+        # --- collector: rows of L results in neuron order into a register -----------------------
+        # Row r is neurons r*L .. r*L + L-1 (fewer in the last row): lane i's neuron belongs to
+        # TPPE (r*L + i) mod P. L divides P, so the row's TPPEs are q*L .. q*L + L-1 with
+        # q = r mod (P / L): lane i chooses among P / L TPPEs. The row is taken once each of
+        # its TPPEs offers a result.
+        L = cfg.lanes
+        R = -(-N // L)
+        lifs = [UnrolledLif(cfg, steps_per_stage=1, step_stages=LIF_STEP_STAGES)
+                for _ in range(L)]
+        for i, lif in enumerate(lifs):
+            m.submodules[f"lif{i}"] = lif
         col_valid = Signal()
-        col = Signal.like(lif.sums.payload)
-        col_p = Signal(range(max(P, 2)))
-        col_n = Signal(range(max(N, 2)))
-        advance = ~col_valid | lif.sums.ready
-        for p, pe in enumerate(pes):
-            with m.If(col_p == p):
-                m.d.comb += pe.results.ready.eq(advance)
-                with m.If(advance):
-                    m.d.sync += [col_valid.eq(pe.results.valid), col.eq(pe.results.payload)]
-                with m.If(advance & pe.results.valid):
-                    last = col_n == N - 1
-                    m.d.sync += [col_n.eq(Mux(last, 0, col_n + 1)),
-                                 col_p.eq(Mux(last | (col_p == P - 1), 0, col_p + 1))]
-        m.d.comb += [lif.sums.valid.eq(col_valid), lif.sums.payload.eq(col)]
+        col = [Signal.like(lifs[0].sums.payload, name=f"col{i}") for i in range(L)]
+        col_q = Signal(range(max(P // L, 2)))
+        col_r = Signal(range(max(R, 2)))
+        col_last = col_r == R - 1
+        # The L LIFs share valid and ready, so they advance in lockstep.
+        advance = ~col_valid | lifs[0].sums.ready
+        offered = Signal()
+        lane_valid = []
+        for i in range(L):
+            valid = Signal(name=f"lane{i}_valid")
+            for q in range(P // L):
+                with m.If(col_q == q):
+                    m.d.comb += valid.eq(pes[q * L + i].results.valid)
+            # Lanes past the last neuron (in the last row only) are not waited for.
+            lane_valid.append(valid | col_last if i >= N - (R - 1) * L else valid)
+        m.d.comb += offered.eq(Cat(lane_valid).all())
+        pop = advance & offered
+        for q in range(P // L):
+            for i in range(L):
+                pe = pes[q * L + i]
+                present = ~col_last if i >= N - (R - 1) * L else 1
+                m.d.comb += pe.results.ready.eq(pop & (col_q == q) & present)
+                with m.If(advance & (col_q == q)):
+                    m.d.sync += col[i].eq(pe.results.payload)
+        with m.If(advance):
+            m.d.sync += col_valid.eq(offered)
+        with m.If(pop):
+            m.d.sync += [col_r.eq(Mux(col_last, 0, col_r + 1)),
+                         col_q.eq(Mux(col_last | (col_q == P // L - 1), 0, col_q + 1))]
+        row_valid, row_ready = lifs[0].spikes.valid, lifs[0].spikes.ready
+        for i, lif in enumerate(lifs):
+            m.d.comb += [lif.sums.valid.eq(col_valid), lif.sums.payload.eq(col[i])]
+            if i:
+                m.d.comb += lif.spikes.ready.eq(row_ready)
+        row = [lif.spikes.payload.spikes for lif in lifs]
 
         # --- output ------------------------------------------------------------------------------
-        out_n = Signal(range(max(N, 2)))
-        words = lif.spikes
-        with m.If(words.valid & words.ready):
-            m.d.sync += out_n.eq(Mux(out_n == N - 1, 0, out_n + 1))
-        spikes = words.payload.spikes
         if cfg.out_format == "dense":
-            m.d.comb += [self.out.valid.eq(words.valid), words.ready.eq(self.out.ready),
-                         self.out.payload.word.eq(Mux(keep_word(spikes, cfg.min_spikes, T),
-                                                      spikes, 0)),
+            # The row's words one per beat; the LIFs advance with the row's last one.
+            out_n = Signal(range(max(N, 2)))
+            lane = Signal(range(max(L, 2)))
+            row_done = (lane == L - 1) | (out_n == N - 1)
+            word = Array(row)[lane] if L > 1 else row[0]
+            m.d.comb += [self.out.valid.eq(row_valid), row_ready.eq(self.out.ready & row_done),
+                         self.out.payload.word.eq(Mux(keep_word(word, cfg.min_spikes, T),
+                                                      word, 0)),
                          self.out.payload.last.eq(out_n == N - 1)]
+            with m.If(self.out.valid & self.out.ready):
+                m.d.sync += [out_n.eq(Mux(out_n == N - 1, 0, out_n + 1)),
+                             lane.eq(Mux(row_done, 0, lane + 1))]
             emitting = 0
         else:
-            m.submodules.emitter = emitter = FiberEmitter(cfg.chunk, N, T, cfg.min_spikes)
-            m.d.comb += [emitter.words.valid.eq(words.valid), words.ready.eq(emitter.words.ready),
-                         emitter.words.payload.word.eq(spikes),
-                         emitter.words.payload.last.eq(out_n == N - 1)]
+            m.submodules.emitter = emitter = FiberEmitter(cfg.chunk, N, T, cfg.min_spikes, L)
+            m.d.comb += [emitter.rows.valid.eq(row_valid), row_ready.eq(emitter.rows.ready)]
+            m.d.comb += [emitter.rows.payload.words[i].eq(row[i]) for i in range(L)]
             wiring.connect(m, emitter.out, wiring.flipped(self.out))
             emitting = emitter.busy
 
@@ -189,7 +224,7 @@ class SnnLayer(wiring.Component):
         receiving = receiver.busy if cfg.in_format == "fiber" else 0
         m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
                      self.working.eq(receiving | store.busy | store.full.any() | loader.loading
-                                     | Cat(pe.busy for pe in pes).any() | col_valid | lif.busy
+                                     | Cat(pe.busy for pe in pes).any() | col_valid | lifs[0].busy
                                      | self.out.valid | emitting)]
         m.d.comb += [perf.busy.eq(moving | self.working),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]

@@ -27,7 +27,7 @@ from hwgen.engines.snn.config import SnnConfig
 __all__ = ["LAYER_FIELDS", "MAX_LAYERS", "SnnNetworkConfig"]
 
 #: The SnnConfig fields a layer table may set; the others are the network's.
-LAYER_FIELDS = ("out_neurons", "pes", "weight_bits", "join", "laggy_adders", "dataflow",
+LAYER_FIELDS = ("out_neurons", "pes", "lif_lanes", "weight_bits", "join", "laggy_adders", "dataflow",
                 "threshold", "fire", "reset", "leak", "leak_shift", "rounding", "membrane_bits",
                 "membrane_overflow", "pseudo_bits", "corr_bits", "acc_overflow", "preset")
 
