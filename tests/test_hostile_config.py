@@ -80,8 +80,9 @@ def test_every_field_refuses_wrong_values_in_one_line(cls, field, label):
         # that may be absent) must give the field that value.
         assert (label, field) in {("bool", "act_signed"), ("none", "sparsity"),
                                   ("none", "msb_bits"), ("none", "laggy_adders"),
-                                  ("none", "membrane_bits"), ("none", "pseudo_bits"),
-                                  ("none", "corr_bits"), ("none", "preset")}
+                                  ("none", "lif_lanes"), ("none", "membrane_bits"),
+                                  ("none", "pseudo_bits"), ("none", "corr_bits"),
+                                  ("none", "preset")}
 
 
 _JSON_LIKE = st.recursive(

@@ -171,17 +171,21 @@ class SnnLayer(wiring.Component):
             # Lanes past the last neuron (in the last row only) are not waited for.
             lane_valid.append(valid | col_last if i >= N - (R - 1) * L else valid)
         m.d.comb += offered.eq(Cat(lane_valid).all())
-        pop = advance & offered
         for q in range(P // L):
             for i in range(L):
                 pe = pes[q * L + i]
                 present = ~col_last if i >= N - (R - 1) * L else 1
-                m.d.comb += pe.results.ready.eq(pop & (col_q == q) & present)
+                # Ready when the row's other lanes are valid, whatever its own valid: a ready
+                # without a valid takes nothing, and with one lane (dense output, snn_paper)
+                # the TPPEs' valid multiplexer stays out of the result FIFOs' read enables
+                # (it was that layer's critical path, 17 ns, most of it routing to 16 FIFOs).
+                others = Cat(lane_valid[j] for j in range(L) if j != i).all() if L > 1 else 1
+                m.d.comb += pe.results.ready.eq(advance & others & (col_q == q) & present)
                 with m.If(advance & (col_q == q)):
                     m.d.sync += col[i].eq(pe.results.payload)
         with m.If(advance):
             m.d.sync += col_valid.eq(offered)
-        with m.If(pop):
+        with m.If(advance & offered):
             m.d.sync += [col_r.eq(Mux(col_last, 0, col_r + 1)),
                          col_q.eq(Mux(col_last | (col_q == P // L - 1), 0, col_q + 1))]
         row_valid, row_ready = lifs[0].spikes.valid, lifs[0].spikes.ready

@@ -14,10 +14,11 @@ the spike mask: the ranks LoAS computes per TPPE are, in effect, computed once w
 is stored. Every TPPE has its own read port on each memory (on ECP5 its own copy of the block
 RAM, ``hdl/bram.BlockMemory``), since the TPPEs walk different positions.
 
-Timing: an event taken in cycle e is registered, then written in e + 1 (the masks) and e + 2
-(the words: the write is registered at each copy); the bank is ``full`` from e + 2 on, when the
-vector's last event was taken in e, and a TPPE reads its first word several cycles after its
-first mask, so no read sees an old row.
+Timing: an event taken in cycle e is registered, then written at the end of e + 1 (the masks;
+from ``REGISTERED_MASK_WRITE`` TPPEs on at the end of e + 2, from registers) and of e + 2 (the
+words, through each copy's registered write port); the bank is ``full`` from e + 2 on, when the
+vector's last event was taken in e, and a TPPE reads its first mask at the end of e + 3 at the
+earliest and its first word several cycles after that, so no read sees an old row.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ from hwgen.hdl.bram import BlockMemory
 from .config import SnnConfig
 from .fiber import event_layout, keep_word
 
-__all__ = ["mask_row_layout", "SpikeStore"]
+__all__ = ["REGISTERED_MASK_WRITE", "mask_row_layout", "SpikeStore"]
+
+#: From this many TPPEs (mask copies) on, the mask write leaves from registers, a cycle later:
+#: its ``chunk`` (``sequential``: T x ``chunk``) flip-flops buy nothing with a few copies.
+REGISTERED_MASK_WRITE = 8
 
 
 def mask_row_layout(cfg: SnnConfig):
@@ -119,9 +124,19 @@ class SpikeStore(wiring.Component):
             m.d.comb += [row_next[t].eq(row[t] | Mux(s.value[t], bit, 0)) for t in range(T)]
         m.d.comb += [word_w.addr.eq(Cat(s_k, s_bank)), word_w.data.eq(s.value),
                      word_w.en.eq(s_valid & keep)]
+        q_en, q_addr, q_row = s_valid & s.chunk_end, Cat(s.c[:self.cbits], s_bank), row_next
+        if len(mask_ws) >= REGISTERED_MASK_WRITE:
+            # The mask write leaves from registers, a cycle later (at the end of e + 2): the
+            # row's decoder and OR in front of the write ports of every TPPE's copy is a long
+            # path with many copies (snn_paper: 16). A TPPE that starts on ``full`` (from e + 2)
+            # reads its first mask at the end of e + 3 at the earliest, after the write;
+            # ``full`` and ``busy`` keep their cycles.
+            q = [Signal(name="q_en"), Signal(len(q_addr), name="q_addr"),
+                 Signal.like(row_next, name="q_row")]
+            m.d.sync += [q[0].eq(q_en), q[1].eq(q_addr), q[2].eq(q_row)]
+            q_en, q_addr, q_row = q
         for mask_w in mask_ws:
-            m.d.comb += [mask_w.addr.eq(Cat(s.c[:self.cbits], s_bank)), mask_w.data.eq(row_next),
-                         mask_w.en.eq(s_valid & s.chunk_end)]
+            m.d.comb += [mask_w.addr.eq(q_addr), mask_w.data.eq(q_row), mask_w.en.eq(q_en)]
         with m.If(s_valid):
             m.d.sync += row.eq(Mux(s.chunk_end, 0, row_next))
 

@@ -174,12 +174,17 @@ class Tppe(wiring.Component):
                 m.d.sync += [active.eq(0), bank.eq(~bank)]
 
         job = Signal(tag)
+        # The two mask reads are enabled in every cycle, not only on ``issue``: their data is
+        # used only in the cycle after an issue (``issued``), so reading in the other cycles
+        # changes nothing, and ``issue`` as the clock enable of the 2 x ``chunk`` data registers
+        # (``sequential``: T + 1 masks) was a critical path of snn_paper (the issue logic, then
+        # the enable's fanout).
         m.d.comb += [job.k0.eq(k0), job.row0.eq(row0), job.t.eq(t), job.first.eq(first_job),
                      job.last.eq(last_job), job.final.eq(last_job & (g == G - 1)),
                      job.bank.eq(bank),
                      self.mask_read.addr.eq(Cat(c[:len(self.mask_read.addr) - 1], bank)),
-                     self.mask_read.en.eq(issue),
-                     self.wmask_read.addr.eq(mask_row), self.wmask_read.en.eq(issue)]
+                     self.mask_read.en.eq(1),
+                     self.wmask_read.addr.eq(mask_row), self.wmask_read.en.eq(1)]
 
         # --- AND into the job FIFO ------------------------------------------------------------
         m.submodules.jobs = fifo = SyncFIFOBuffered(width=W + len(job.as_value()),

@@ -44,9 +44,11 @@ class WeightLoader(wiring.Component):
     loading : out
         A set is being loaded.
     pe, row, value, write : out
-        Weight write: TPPE, row ``g*K + k``, weight, enable.
+        Weight write: TPPE, row ``g*K + k``, weight, enable (registers, two cycles after the
+        receiver's event).
     mask_row, mask, mask_write : out
-        Mask write: row ``g*C + c``, the chunk's nonzero mask, enable (same TPPE ``pe``).
+        Mask write: row ``g*C + c``, the chunk's nonzero mask, enable (same TPPE ``pe``; also
+        registers).
     error : out
         The receiver's sticky format error.
     """
@@ -89,10 +91,6 @@ class WeightLoader(wiring.Component):
                      self.beats.ready.eq(buf.w_rdy & open_),
                      rx.beats.valid.eq(buf.r_rdy), rx.beats.payload.eq(buf.r_data),
                      buf.r_en.eq(rx.beats.ready), self.error.eq(rx.error)]
-        with m.If(self.beats.valid & self.beats.ready):
-            m.d.sync += self.loading.eq(1)
-            with m.If(self.beats.payload.last):
-                m.d.sync += closing.eq(1)
 
         # --- the event's neuron: its TPPE, and its rows ------------------------------------------
         n = Signal(range(max(N, 2)))
@@ -117,21 +115,44 @@ class WeightLoader(wiring.Component):
         with m.Elif(took & ev.chunk_end):
             m.d.sync += [row0.eq(row0 + W), mask_row.eq(mask_row + 1)]
 
-        # --- registered event, then the writes ------------------------------------------------
+        # --- registered event, then the writes, registered -----------------------------------
         s_valid, s_end = Signal(), Signal()
         s = Signal.like(ev)
+        s_pe, s_row = Signal.like(self.pe), Signal.like(self.row)
+        s_mask_row = Signal.like(mask_row)
         m.d.sync += [s_valid.eq(took), s_end.eq(took & set_end)]
         with m.If(took):
-            m.d.sync += [s.eq(ev), self.pe.eq(p), self.row.eq(row0 + ev.pos),
-                         self.mask_row.eq(mask_row)]
+            m.d.sync += [s.eq(ev), s_pe.eq(p), s_row.eq(row0 + ev.pos), s_mask_row.eq(mask_row)]
         value = s.value.as_signed()
         nonzero = s.has_value & value.any()
         acc = Signal(W)                                   # the chunk's nonzero mask so far
-        m.d.comb += [self.value.eq(value), self.write.eq(s_valid & nonzero),
-                     self.mask.eq(acc | Mux(nonzero, Const(1, W) << s.pos, 0)),
-                     self.mask_write.eq(s_valid & s.chunk_end)]
+        mask = Signal(W)                                  # ... with this event's bit
+        m.d.comb += mask.eq(acc | Mux(nonzero, Const(1, W) << s.pos, 0))
         with m.If(s_valid):
-            m.d.sync += acc.eq(Mux(s.chunk_end, 0, self.mask))
-        with m.If(s_end):
-            m.d.sync += [self.loading.eq(0), closing.eq(0)]
+            m.d.sync += acc.eq(Mux(s.chunk_end, 0, mask))
+        # Every write leaves from a register, a cycle after the event's registered stage: the
+        # mask's decoder and OR in front of the mask write ports of all P TPPEs was a critical
+        # path of snn_paper (P = 16). Still early enough: the set's last event is registered in
+        # cycle e + 1 (taken in e), so ``loading`` is low from e + 2, the cycle its writes now
+        # leave in (the mask is written at the end of e + 2, the weight, through the memory's
+        # registered port, at the end of e + 3). A TPPE that starts in e + 2 reads its first
+        # weight mask at the end of e + 3 and its first weight cycles later. No cycle of any
+        # handshake moves.
+        m.d.sync += [self.pe.eq(s_pe), self.row.eq(s_row), self.value.eq(value),
+                     self.write.eq(s_valid & nonzero), self.mask_row.eq(s_mask_row),
+                     self.mask.eq(mask), self.mask_write.eq(s_valid & s.chunk_end)]
+        # ``loading`` rises with a set's first beat taken, ``closing`` with its final one; both
+        # fall after the set's last event (``s_end``; never while ``loading`` is low). Written
+        # as next states with ``allowed`` (the store's flags, through rtl.py) as a late input
+        # rather than as enables behind ``beats.ready``: the store's ``full`` / ``busy`` ->
+        # ``allowed`` -> ``beats.ready`` -> the enable of ``closing`` was five LUTs and 8.6 ns of
+        # routing (the critical path of seq_fast at seed 1: 95.5 MHz, 97.0 with the walker's
+        # registered slice selects). Same values in every cycle.
+        space = Signal()                                  # a beat is offered and fits
+        m.d.comb += space.eq(self.beats.valid & buf.w_rdy)
+        m.d.sync += [
+            self.loading.eq(~s_end & (self.loading | (space & self.allowed))),
+            closing.eq(~s_end & (closing | (space & self.beats.payload.last
+                                            & (self.allowed | self.loading)))),
+        ]
         return m
