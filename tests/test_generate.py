@@ -12,6 +12,7 @@ from hwgen.emit.design import elaborate, verilog_ports
 from hwgen.emit.verilog import generate
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.registry import load_config
+from hwgen.engines.snn import SnnConfig
 from hwgen.engines.snn_network import SnnNetworkConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.flows.lint import lint
@@ -185,5 +186,15 @@ def test_signature_ports_equal_the_emitted_verilog(key):
 def test_one_lane_attention_lints_clean(tmp_path):
     """``lanes = 1`` once gave a zero-width lane counter, emitted as ``wire [-1:0]`` (ASCRANGE)."""
     cfg = SparseAttentionConfig(name="attn_one_lane", max_len=4, head_dim=2, topk=2, lanes=1)
+    result = lint(generate(cfg, tmp_path).verilog, cfg.name)
+    assert result.clean, result.messages
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_fiber_output_with_few_lif_lanes_lints_clean(lanes, tmp_path):
+    """One LIF lane with fiber output once gave the emitter a zero-width bank select, emitted as
+    ``wire [-1:0]`` (ASCRANGE; found by .ci/check-wheel's 2-layer network)."""
+    cfg = SnnConfig(name=f"snn_lanes{lanes}", timesteps=2, in_neurons=8, out_neurons=3, pes=2,
+                    chunk=4, in_format="fiber", out_format="fiber", lif_lanes=lanes)
     result = lint(generate(cfg, tmp_path).verilog, cfg.name)
     assert result.clean, result.messages
