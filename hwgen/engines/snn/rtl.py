@@ -159,6 +159,7 @@ class SnnLayer(wiring.Component):
         col_q = Signal(range(max(P // L, 2)))
         col_r = Signal(range(max(R, 2)))
         col_last = col_r == R - 1
+        last_lanes = N - (R - 1) * L                       # lanes with a neuron in the last row
         # The L LIFs share valid and ready, so they advance in lockstep.
         advance = ~col_valid | lifs[0].sums.ready
         offered = Signal()
@@ -169,12 +170,12 @@ class SnnLayer(wiring.Component):
                 with m.If(col_q == q):
                     m.d.comb += valid.eq(pes[q * L + i].results.valid)
             # Lanes past the last neuron (in the last row only) are not waited for.
-            lane_valid.append(valid | col_last if i >= N - (R - 1) * L else valid)
+            lane_valid.append(valid | col_last if i >= last_lanes else valid)
         m.d.comb += offered.eq(Cat(lane_valid).all())
         for q in range(P // L):
             for i in range(L):
                 pe = pes[q * L + i]
-                present = ~col_last if i >= N - (R - 1) * L else 1
+                present = ~col_last if i >= last_lanes else 1
                 # Ready when the row's other lanes are valid, whatever its own valid: a ready
                 # without a valid takes nothing, and with one lane (dense output, snn_paper)
                 # the TPPEs' valid multiplexer stays out of the result FIFOs' read enables
