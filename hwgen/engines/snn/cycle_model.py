@@ -22,8 +22,10 @@ registers. The rules are those the blocks' docstrings state:
   result FIFO ``READ_LATENCY + 1`` cycles after its last walker beat, and the bank's last result
   releases the bank; a bank is freed in the cycle the last TPPE releases it.
 * **collector and LIF** — a row of L = ``cfg.lanes`` results (neurons ``r*L .. r*L + L-1``,
-  fewer in the last row) per cycle, in row order, into a register, once every TPPE of the row
-  offers its result; then ``T * LIF_STEP_STAGES`` stages (L LIFs in lockstep).
+  fewer in the last row) per cycle, in row order, into a buffer of ``COLLECT_ROWS`` rows (a
+  ``SyncFIFO``: readable the cycle after the write), once every TPPE of the row offers its result
+  and the buffer held fewer than ``COLLECT_ROWS`` rows at the start of the cycle; then
+  ``T * LIF_STEP_STAGES`` stages (L LIFs in lockstep).
 * **output** — dense: the row's words one per cycle, the LIF advancing with its last one. Fiber:
   :class:`.fiber.FiberEmitter` takes a row per cycle; a chunk's buffer is handed over with its
   last row; the mask beat and the kept words are issued one per cycle while the output FIFO
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from . import golden
 from .config import SnnConfig
 from .fiber import FiberEmitter
-from .rtl import LIF_STEP_STAGES
+from .rtl import COLLECT_ROWS, LIF_STEP_STAGES
 from .tppe import JOB_FIFO, READ_LATENCY, RESULT_FIFO, neurons_of
 
 __all__ = ["SampleTiming", "LayerSim", "input_beats", "cycle_limit", "layer_timing", "layer_cycles"]
@@ -253,7 +255,7 @@ class LayerSim:
         self.bank_sample = [None, None]
         self.released = [[False] * P for _ in range(2)]
         self.L = cfg.lanes
-        self.col_valid, self.col_q, self.col_r = False, 0, 0
+        self.col_rows, self.col_q, self.col_r = 0, 0, 0     # col_rows: rows in the buffer
         self.lif = [False] * (T * LIF_STEP_STAGES)
         self.out_n, self.out_lane, self.out_sample = 0, 0, 0
         self.emitter = _Emitter(cfg, [[_kept(mk) for mk in f.masks] for f in trace.out_fibers]) \
@@ -323,10 +325,9 @@ class LayerSim:
         else:
             lif_ready = out_ready and row_done
         lif_en = not self.lif[-1] or lif_ready
-        col_adv = not self.col_valid or lif_en
         lanes = [self.col_q * L + i for i in range(min(L, N - self.col_r * L))]
         offered_row = all(self.pes[p].results.ready for p in lanes)
-        pop = col_adv and offered_row
+        pop = self.col_rows < COLLECT_ROWS and offered_row
         # Register updates.
         for p, unit in enumerate(self.pes):
             for b in unit.step(now, self.full, self.bank_sample, pop and p in lanes):
@@ -353,14 +354,14 @@ class LayerSim:
                 self.out_sample += 1
             self.out_n = (self.out_n + 1) % N
             self.out_lane = 0 if row_done else self.out_lane + 1
-        if lif_en:
-            self.lif = [self.col_valid] + self.lif[:-1]
-        if col_adv:
-            self.col_valid = offered_row
-            if pop:
-                last = self.col_r == -(-N // L) - 1
-                self.col_r = 0 if last else self.col_r + 1
-                self.col_q = 0 if last else (self.col_q + 1) % (P // L)
+        if lif_en:                                   # the LIFs take the buffer's head row
+            self.lif = [self.col_rows > 0] + self.lif[:-1]
+            self.col_rows -= bool(self.col_rows)
+        if pop:
+            self.col_rows += 1
+            last = self.col_r == -(-N // L) - 1
+            self.col_r = 0 if last else self.col_r + 1
+            self.col_q = 0 if last else (self.col_q + 1) % (P // L)
         self.now += 1
 
 

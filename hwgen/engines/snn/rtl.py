@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.perf import PerfCounters, PerfSignature
@@ -44,11 +45,15 @@ from .store import SpikeStore
 from .tppe import Tppe
 from .weights import WeightLoader
 
-__all__ = ["LIF_STEP_STAGES", "spikes_layout", "out_layout", "weights_layout", "SnnLayer"]
+__all__ = ["LIF_STEP_STAGES", "COLLECT_ROWS", "spikes_layout", "out_layout", "weights_layout", "SnnLayer"]
 
 #: Pipeline stages per LIF step: the sum, the threshold and reset, the leak, one carry chain each
 #: (one stage per step had 15 ns: snn_small at 65 MHz).
 LIF_STEP_STAGES = 3
+#: Rows the collector's buffer holds in front of the LIFs. The collector takes a row while the
+#: buffer's level says it has room, so no ready from the LIFs or the output reaches the TPPEs'
+#: result FIFOs; with two rows it still takes a row per cycle while the LIFs take one.
+COLLECT_ROWS = 2
 
 
 def spikes_layout(cfg: SnnConfig):
@@ -143,55 +148,58 @@ class SnnLayer(wiring.Component):
                          store.free[b].eq(done)]
             m.d.sync += released.eq(Mux(done, 0, released | Cat(pe.release[b] for pe in pes)))
 
-        # --- collector: rows of L results in neuron order into a register -----------------------
+        # --- collector: rows of L results in neuron order into a row buffer ----------------------
         # Row r is neurons r*L .. r*L + L-1 (fewer in the last row): lane i's neuron belongs to
         # TPPE (r*L + i) mod P. L divides P, so the row's TPPEs are q*L .. q*L + L-1 with
         # q = r mod (P / L): lane i chooses among P / L TPPEs. The row is taken once each of
-        # its TPPEs offers a result.
+        # its TPPEs offers a result and the row buffer has room.
         L = cfg.lanes
         R = -(-N // L)
         lifs = [UnrolledLif(cfg, steps_per_stage=1, step_stages=LIF_STEP_STAGES)
                 for _ in range(L)]
         for i, lif in enumerate(lifs):
             m.submodules[f"lif{i}"] = lif
-        col_valid = Signal()
-        col = [Signal.like(lifs[0].sums.payload, name=f"col{i}") for i in range(L)]
+        sums_width = len(lifs[0].sums.payload.as_value())
+        m.submodules.rows = rows = SyncFIFO(width=L * sums_width, depth=COLLECT_ROWS)
         col_q = Signal(range(max(P // L, 2)))
         col_r = Signal(range(max(R, 2)))
         col_last = col_r == R - 1
         last_lanes = N - (R - 1) * L                       # lanes with a neuron in the last row
-        # The L LIFs share valid and ready, so they advance in lockstep.
-        advance = ~col_valid | lifs[0].sums.ready
         offered = Signal()
         lane_valid = []
+        lane_payload = []
         for i in range(L):
             valid = Signal(name=f"lane{i}_valid")
+            payload = Signal(sums_width, name=f"lane{i}_sums")
             for q in range(P // L):
                 with m.If(col_q == q):
-                    m.d.comb += valid.eq(pes[q * L + i].results.valid)
+                    m.d.comb += [valid.eq(pes[q * L + i].results.valid),
+                                 payload.eq(pes[q * L + i].results.payload)]
             # Lanes past the last neuron (in the last row only) are not waited for.
             lane_valid.append(valid | col_last if i >= last_lanes else valid)
-        m.d.comb += offered.eq(Cat(lane_valid).all())
+            lane_payload.append(payload)
+        m.d.comb += [offered.eq(Cat(lane_valid).all()),
+                     rows.w_en.eq(offered), rows.w_data.eq(Cat(lane_payload))]
+        # A result is taken when the buffer has room (its level register, not the LIF's ready:
+        # the output's ready through the LIF's enable and the row choice into all P result
+        # FIFOs' read enables was snn_paper's critical path, 14.9 ns at 67 MHz) and the row's
+        # other lanes are valid, whatever its own valid: a ready without a valid takes nothing,
+        # and with one lane the TPPEs' valid multiplexer stays out of the read enables.
         for q in range(P // L):
             for i in range(L):
                 pe = pes[q * L + i]
                 present = ~col_last if i >= last_lanes else 1
-                # Ready when the row's other lanes are valid, whatever its own valid: a ready
-                # without a valid takes nothing, and with one lane (dense output, snn_paper)
-                # the TPPEs' valid multiplexer stays out of the result FIFOs' read enables
-                # (it was that layer's critical path, 17 ns, most of it routing to 16 FIFOs).
                 others = Cat(lane_valid[j] for j in range(L) if j != i).all() if L > 1 else 1
-                m.d.comb += pe.results.ready.eq(advance & others & (col_q == q) & present)
-                with m.If(advance & (col_q == q)):
-                    m.d.sync += col[i].eq(pe.results.payload)
-        with m.If(advance):
-            m.d.sync += col_valid.eq(offered)
-        with m.If(advance & offered):
+                m.d.comb += pe.results.ready.eq(rows.w_rdy & others & (col_q == q) & present)
+        with m.If(rows.w_rdy & offered):
             m.d.sync += [col_r.eq(Mux(col_last, 0, col_r + 1)),
                          col_q.eq(Mux(col_last | (col_q == P // L - 1), 0, col_q + 1))]
+        # The L LIFs share valid and ready, so they advance in lockstep.
+        m.d.comb += rows.r_en.eq(lifs[0].sums.ready)
         row_valid, row_ready = lifs[0].spikes.valid, lifs[0].spikes.ready
         for i, lif in enumerate(lifs):
-            m.d.comb += [lif.sums.valid.eq(col_valid), lif.sums.payload.eq(col[i])]
+            m.d.comb += [lif.sums.valid.eq(rows.r_rdy),
+                         lif.sums.payload.eq(rows.r_data[i * sums_width:(i + 1) * sums_width])]
             if i:
                 m.d.comb += lif.spikes.ready.eq(row_ready)
         row = [lif.spikes.payload.spikes for lif in lifs]
@@ -229,7 +237,7 @@ class SnnLayer(wiring.Component):
         receiving = receiver.busy if cfg.in_format == "fiber" else 0
         m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
                      self.working.eq(receiving | store.busy | store.full.any() | loader.loading
-                                     | Cat(pe.busy for pe in pes).any() | col_valid | lifs[0].busy
+                                     | Cat(pe.busy for pe in pes).any() | rows.r_rdy | lifs[0].busy
                                      | self.out.valid | emitting)]
         m.d.comb += [perf.busy.eq(moving | self.working),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
