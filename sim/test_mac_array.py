@@ -2,18 +2,23 @@
 
 Two phases in one simulation:
 
-1. **Throughput** — a long random tile and a short one behind it, every input valid and the output
-   always ready. The transfer cycles must match the analytic cycle model exactly (load, one
-   activation row per cycle, fixed latency, turnaround between tiles) and give the steady-state
-   utilization.
-2. **Stress** — the edge-case tiles (all-min/all-max operands, zero weights, one-row tile) and a random
-   tile, with random valid gaps on both inputs and random ready backpressure on the output.
+1. **Back to back** — a long random tile and a short one right behind it, every input valid and
+   the output always ready. Every weight, activation and result transfer must happen in the cycle
+   the analytic cycle model names (the short tile's weights load while the long one streams, its
+   rows follow without a gap), and the design's ``busy`` counter must equal the model's cycles
+   from the first weight beat to the last result.
+2. **Stress** — the edge-case tiles (all-min/all-max operands, zero weights, one-row tile) and a
+   random tile, with random valid gaps on both inputs and random ready backpressure on the output.
+   Every activation row is offered at once; each tile's weights are offered early (right behind
+   the previous tile's, so the array holds them back), during the previous tile's stream, or late
+   (after its last result): see :func:`weight_timing`.
 
 Every result beat is compared with the golden model; at the end the ``perf`` counters are checked
 against what the testbench observed itself (cycles elapsed, stalled cycles, busy cycles).
 
 With the option ``{"tiles": "<file.npz>"}`` (see :func:`hwgen.engines.mac_array.tiles.save_tiles`)
-the testbench streams those tiles instead, in one phase with the configured gaps and backpressure.
+the testbench streams those tiles instead, in one phase: back to back as in phase 1 when there are
+no gaps and no backpressure (``valid_prob = ready_prob = 1``), else as in phase 2.
 
 Either way it records the run for the energy model: ``tiles.npz`` (the tiles it sent) and
 ``outputs.npz`` (``y<i>``: the result beats of tile i as the RTL produced them) beside the result
@@ -48,7 +53,7 @@ class TileDriver:
         self.cfg, self.weights, self.acts = cfg, weights, acts
         self.w_layout, self.a_layout = weight_layout(cfg), act_layout(cfg)
 
-    def send(self, tile: golden.Tile) -> None:
+    def send_weights(self, tile: golden.Tile) -> None:
         cfg = self.cfg
         for r in range(cfg.rows):
             values = tile.values[r].reshape(-1)                    # element c * N + j
@@ -57,10 +62,16 @@ class TileDriver:
             if cfg.idx_bits:
                 beat["idx"] = tile.indices[r].reshape(-1).tolist()
             self.weights.send(pack(self.w_layout, beat))
+
+    def send_acts(self, tile: golden.Tile) -> None:
         rows = tile.acts.shape[0]
         for b in range(rows):
             self.acts.send(pack(self.a_layout, {"a": tile.acts[b].tolist(),
                                                 "last": int(b == rows - 1)}))
+
+    def send(self, tile: golden.Tile) -> None:
+        self.send_weights(tile)
+        self.send_acts(tile)
 
 
 class Scoreboard(InOrderScoreboard):
@@ -88,34 +99,85 @@ async def wait_for_results(dut, sink: StreamSink, scoreboard: Scoreboard, budget
     return False
 
 
-async def throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, tiles) -> dict:
-    """No gaps, no backpressure: the long tile, then a short one right behind it to measure the
-    turnaround between tiles. Returns the measured timing, the model's and any timeout."""
-    long_tile, short_tile = tiles[0], tiles[-1]
-    rows = long_tile.acts.shape[0]
-    model = golden.cycle_model(cfg, rows)
-    for tile_no, tile in ((0, long_tile), (len(tiles) - 1, short_tile)):
+def _first_difference(name: str, measured: list[int], model: tuple[int, ...]) -> list[str]:
+    """One line for the first transfer of a stream that is not where the model puts it."""
+    for k, (got, want) in enumerate(zip(measured, model)):
+        if got != want:
+            return [f"{name} transfer {k}: cycle {got}, model {want}"]
+    if len(measured) != len(model):
+        return [f"{name}: {len(measured)} transfers, model {len(model)}"]
+    return []
+
+
+async def back_to_back(dut, cfg, driver, scoreboard, sink, weights, acts, tiles, numbers,
+                       start: dict) -> dict:
+    """No gaps, no backpressure: ``tiles`` (numbered ``numbers``) back to back. Every transfer
+    cycle must be the cycle model's, and the ``busy`` counter read from ``start`` (the counters
+    while the array is idle, before the first beat) to the end must equal the model's total."""
+    marks = len(weights.sent), len(acts.sent), len(sink.received)
+    for tile_no, tile in zip(numbers, tiles):
         driver.send(tile)
         scoreboard.expect(tile_no, tile)
-    budget = 10 * (model.total + golden.cycle_model(cfg, short_tile.acts.shape[0]).total) + 100
-    finished = await wait_for_results(dut, sink, scoreboard, budget)
-    w_t = [t.cycle for t in weights.sent[:cfg.rows + 1]]
-    a_t = [t.cycle for t in acts.sent[:rows]]
-    y_t = [t.cycle for t in sink.received[:rows]]
-    measured = {
-        "rows": len(a_t),
-        "total": y_t[-1] - w_t[0] + 1 if y_t else None,
-        "stream": a_t[-1] - a_t[0] + 1 if a_t else None,
-        "latency": sorted({y - a for y, a in zip(y_t, a_t)}),
-        "load": w_t[cfg.rows - 1] - w_t[0] + 1 if len(w_t) > cfg.rows else None,
-        # idle cycles between the last result of one tile and the next tile's first weight beat
-        "turnaround": w_t[cfg.rows] - y_t[-1] - 1 if len(w_t) > cfg.rows and y_t else None,
-    }
-    expected = {"rows": rows, "total": model.total, "stream": model.stream,
-                "latency": [model.latency], "load": model.load, "turnaround": model.turnaround}
-    errors = [f"{key}: measured {measured[key]}, model {expected[key]}"
-              for key in expected if measured[key] != expected[key]]
-    return {"measured": measured, "model": model, "errors": errors, "finished": finished}
+    model = golden.cycle_model(cfg, [tile.acts.shape[0] for tile in tiles])
+    finished = await wait_for_results(dut, sink, scoreboard, 10 * model.total + 100)
+    end = await read_counters(dut)
+    w_t = [t.cycle for t in weights.sent[marks[0]:]]
+    origin = w_t[0] if w_t else 0            # the model counts from the first weight beat
+    a_t = [t.cycle - origin for t in acts.sent[marks[1]:]]
+    y_t = [t.cycle - origin for t in sink.received[marks[2]:]]
+    errors = (_first_difference("weights", [t - origin for t in w_t], model.weight_cycles)
+              + _first_difference("acts", a_t, model.act_cycles)
+              + _first_difference("results", y_t, model.result_cycles))
+    busy = end["busy"] - start["busy"]
+    if busy != model.total:
+        errors.append(f"busy: counter {busy}, model {model.total} cycles from the first weight "
+                      f"beat to the last result")
+    rows = len(model.act_cycles)
+    stream = a_t[-1] - a_t[0] + 1 if a_t else None
+    return {"finished": finished, "errors": errors, "throughput": {
+        "tiles": [tile.acts.shape[0] for tile in tiles], "rows": rows,
+        "cycles_total": y_t[-1] + 1 if y_t else None, "cycles_stream": stream,
+        "latency": model.latency, "busy": busy, "model_total": model.total,
+        "steady_state_utilization": rows / stream if stream else 0.0,
+        "end_to_end_utilization": rows / busy if busy else 0.0,
+    }}
+
+
+#: When a tile's weights are offered in the stress phase, relative to the tile before it.
+WEIGHT_TIMING = ("early", "during", "late")
+
+
+def weight_timing(rng: np.random.Generator, tiles: int) -> list[str]:
+    """The first tile's weights at once; after that every timing of :data:`WEIGHT_TIMING`
+    equally often (up to one), in random order: ``early`` right behind the previous tile's
+    weights, ``during`` once the previous tile's first row transferred (plus a random delay up
+    to its row count), ``late`` once its last result arrived (plus up to 3 cycles)."""
+    later = [WEIGHT_TIMING[i % len(WEIGHT_TIMING)] for i in range(tiles - 1)]
+    rng.shuffle(later)
+    return ["early", *later]
+
+
+async def offer_weights(dut, driver, tiles, timing, acts, sink, rng) -> None:
+    """Queue each tile's weights when its ``timing`` says (:func:`weight_timing`); ``acts`` and
+    ``sink`` have transferred nothing of ``tiles`` yet."""
+    first_row, last_result = len(acts.sent), len(sink.received)
+    for prev, (tile, when) in enumerate(zip(tiles, timing), start=-1):
+        if when != "early":
+            rows = tiles[prev].acts.shape[0]
+            if when == "during":
+                while len(acts.sent) <= first_row:
+                    await RisingEdge(dut.clk)
+                delay = int(rng.integers(0, rows, endpoint=True))
+            else:
+                while len(sink.received) < last_result + rows:
+                    await RisingEdge(dut.clk)
+                delay = int(rng.integers(0, 3, endpoint=True))
+            for _ in range(delay):
+                await RisingEdge(dut.clk)
+        driver.send_weights(tile)
+        if prev >= 0:
+            first_row += tiles[prev].acts.shape[0]
+            last_result += tiles[prev].acts.shape[0]
 
 
 @cocotb.test()
@@ -135,40 +197,41 @@ async def mac_array_matches_golden(dut):
 
     given = params.options.get("tiles")
     tiles = load_tiles(given) if given else test_tiles(cfg, data_rng, params.vectors)
+    gaps = params.valid_prob < 1 or params.ready_prob < 1
     timeouts, timing_errors, throughput = [], [], None
 
-    if not given:
-        # Phase 1: throughput (the long random tile and the short one).
-        timing = await throughput_phase(dut, cfg, driver, scoreboard, sink, weights, acts, tiles)
-        timing_errors = timing["errors"]
+    if given:
+        # One phase: the given tiles, back to back without gaps, else stressed.
+        order = list(range(len(tiles)))
+        straight, stress = ([], tiles) if gaps else (tiles, [])
+    else:
+        # Phase 1 the long random tile and the short one; phase 2 the edge tiles.
+        order = [0, len(tiles) - 1, *range(1, len(tiles) - 1)]
+        straight, stress = [tiles[0], tiles[-1]], tiles[1:-1]
+
+    if straight:
+        phase = await back_to_back(dut, cfg, driver, scoreboard, sink, weights, acts, straight,
+                                   order[:len(straight)], start)
+        timing_errors, throughput = phase["errors"], phase["throughput"]
         for msg in timing_errors:
             dut._log.error("cycle model mismatch: %s", msg)
-        if not timing["finished"]:
-            timeouts.append("throughput phase")
-        measured, model = timing["measured"], timing["model"]
-        throughput = {
-            "rows": model.stream, "cycles_total": measured["total"],
-            "cycles_stream": measured["stream"], "latency": model.latency,
-            "steady_state_utilization": (model.stream / measured["stream"]
-                                         if measured["stream"] else 0.0),
-            "end_to_end_utilization": (model.stream / measured["total"]
-                                       if measured["total"] else 0.0),
-        }
+        if not phase["finished"]:
+            timeouts.append("given tiles" if given else "back-to-back phase")
 
-    # Phase 2: edge cases and a random tile (or the given tiles) with random gaps and
-    # backpressure.
-    stress = tiles if given else tiles[1:-1]
-    order = list(range(len(tiles))) if given else [0, len(tiles) - 1, *range(1, len(tiles) - 1)]
-    weights.valid_prob = acts.valid_prob = params.valid_prob
-    sink.ready_prob = params.ready_prob
-    for tile_no, tile in enumerate(stress, start=0 if given else 1):
-        driver.send(tile)
-        scoreboard.expect(tile_no, tile)
-    stress_rows = sum(t.acts.shape[0] for t in stress)
-    budget = int(50 * (stress_rows + len(tiles) * (cfg.rows + cfg.latency)) / (
-        min(params.valid_prob, params.ready_prob) or 1)) + 1000
-    if not await wait_for_results(dut, sink, scoreboard, budget):
-        timeouts.append("given tiles" if given else "stress phase")
+    timing = []
+    if stress:
+        weights.valid_prob = acts.valid_prob = params.valid_prob
+        sink.ready_prob = params.ready_prob
+        timing = weight_timing(data_rng, len(stress))
+        for tile_no, tile in zip(order[len(straight):], stress):
+            driver.send_acts(tile)
+            scoreboard.expect(tile_no, tile)
+        cocotb.start_soon(offer_weights(dut, driver, stress, timing, acts, sink, data_rng))
+        stress_rows = sum(t.acts.shape[0] for t in stress)
+        budget = int(50 * (stress_rows + len(stress) * (cfg.rows + cfg.latency + 3)) / (
+            min(params.valid_prob, params.ready_prob) or 1)) + 1000
+        if not await wait_for_results(dut, sink, scoreboard, budget):
+            timeouts.append("given tiles" if given else "stress phase")
 
     await RisingEdge(dut.clk)
     end = await read_counters(dut)
@@ -184,7 +247,7 @@ async def mac_array_matches_golden(dut):
     for msg in counter_errors:
         dut._log.error("performance counter mismatch: %s", msg)
 
-    if throughput is None:        # given tiles: rows per cycle over the whole run
+    if throughput is None:        # given tiles with gaps: rows per cycle over the whole run
         throughput = {"rows": stress_rows, "cycles_total": end_cycle - start_cycle,
                       "steady_state_utilization": stress_rows / (end_cycle - start_cycle)}
     throughput["peak_macs_per_cycle"] = cfg.rows * cfg.cols * cfg.n
@@ -209,7 +272,7 @@ async def mac_array_matches_golden(dut):
         counter_errors=counter_errors,
         counters={key: end[key] - start[key] for key in ("cycles", "busy", "stall")},
         throughput=throughput,
-        extra={"run": {
+        extra={"weight_timing": timing, "run": {
             "tiles": str(run_dir / "tiles.npz"), "outputs": str(run_dir / "outputs.npz"),
             "cycles": end_cycle + 1, "weight_cycles": [t.cycle for t in weights.sent],
             "act_cycles": [t.cycle for t in acts.sent], "stall_cycles": sink.stall_cycles,

@@ -143,3 +143,38 @@ def test_cycle_model_adds_load_stream_and_latency(sparsity, latency):
     model = golden.cycle_model(cfg, 256)
     assert (model.load, model.stream, model.latency) == (8, 256, latency)
     assert model.total == 8 + 256 + latency
+
+
+@pytest.mark.parametrize("sparsity, stages", [(None, 1), ("2:4", 2)])
+def test_cycle_model_streams_long_tiles_back_to_back(sparsity, stages):
+    """8 tiles of 256 rows on 12x12: tile i+1's beats from C + P - 1 cycles after tile i's first
+    row, its rows right behind tile i's, so only the first load and the last drain cost cycles."""
+    cfg = MacArrayConfig(rows=12, cols=12, sparsity=sparsity)
+    model = golden.cycle_model(cfg, [256] * 8)
+    launches = [12 + 256 * i for i in range(8)]
+    assert model.act_cycles == tuple(range(12, 12 + 2048))
+    assert model.weight_cycles == tuple(range(12)) + tuple(
+        L + 12 + stages - 1 + r for L in launches[:-1] for r in range(12))
+    assert model.gaps == 0 and model.stream == 2048
+    assert model.total == 12 + 2048 + 1 + (12 + 12 - 1 + stages)
+    assert model.result_cycles == tuple(a + model.latency for a in model.act_cycles)
+    assert 2048 / model.total >= 0.98
+
+
+@pytest.mark.parametrize("rows", [1, 2, 10, 11, 12, 13])
+def test_cycle_model_short_tiles_wait_for_their_weights(rows):
+    """4x6 dense: the next tile's last beat transfers at L + C + P - 1 + R - 1 = L + 9, so a tile
+    of fewer than R + C + P - 1 = 10 rows leaves a gap of 10 - rows cycles before the next."""
+    cfg = MacArrayConfig(rows=4, cols=6)
+    model = golden.cycle_model(cfg, [rows, rows, 3])
+    assert model.act_cycles[:rows] == tuple(range(4, 4 + rows))
+    assert model.act_cycles[rows] == 4 + max(rows, 10)
+    assert model.act_cycles[2 * rows] == 4 + 2 * max(rows, 10)
+    assert model.gaps == 2 * max(0, 10 - rows)
+
+
+def test_cycle_model_needs_a_row():
+    cfg = MacArrayConfig(rows=2, cols=2)
+    for rows in ([], [3, 0]):
+        with pytest.raises(ValueError, match="at least one tile of at least one row"):
+            golden.cycle_model(cfg, rows)

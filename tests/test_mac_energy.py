@@ -24,9 +24,12 @@ def popcount(x: int, bits: int) -> int:
 def test_one_pe_by_hand():
     """1x1 dense array, weight 3, activations 1, 2, 2, worked out from docs/architecture.md §4.1.
 
-    The weight beat transfers in cycle 0 and the rows in cycles 1..3, so the input register
-    holds 1, 2, 2 in cycles 2..4; the product register follows one cycle later (3, 6, 6 in cycles
-    3..5) and the partial sum one more (cycles 4..6), then bubbles bring zeros.
+    The weight beat transfers in cycle 0, so the next weight holds 3 from cycle 1; the rows
+    transfer in cycles 1..3 and the first one enters the input register (the PE's left input) at
+    the end of cycle 1, which is when the PE takes the next weight: the active weight holds 3
+    from cycle 2. The input register holds 1, 2, 2 in cycles 2..4; the product register follows
+    one cycle later (3, 6, 6 in cycles 3..5) and the partial sum one more (cycles 4..6), then
+    bubbles bring zeros.
     """
     cfg = MacArrayConfig(rows=1, cols=1)
     tile = Tile(np.array([[[3]]]), np.zeros((1, 1, 1), dtype=np.int64),
@@ -35,15 +38,45 @@ def test_one_pe_by_hand():
     assert schedule.weight_cycles == (0,) and schedule.act_cycles == (1, 2, 3)
     trace = trace_registers(cfg, [tile], schedule)
     regs = trace.registers()
-    assert set(regs) == {"pe_r0_c0_w0", "pe_r0_c0_prod0", "pe_r0_c0_psum"}   # no column to feed
-    assert regs["pe_r0_c0_w0"][1].tolist() == [0] + [3] * (trace.cycles - 1)
+    assert set(regs) == {"pe_r0_c0_w0", "pe_r0_c0_next_w0", "pe_r0_c0_prod0",
+                         "pe_r0_c0_psum"}                                 # no column to feed
+    assert regs["pe_r0_c0_next_w0"][1].tolist() == [0] + [3] * (trace.cycles - 1)
+    assert regs["pe_r0_c0_w0"][1].tolist() == [0, 0] + [3] * (trace.cycles - 2)
     assert regs["pe_r0_c0_prod0"][1][:8].tolist() == [0, 0, 0, 3, 6, 6, 0, 0]
     assert regs["pe_r0_c0_psum"][1][:8].tolist() == [0, 0, 0, 0, 3, 6, 6, 0]
     toggles = {k: int(v.sum()) for k, v in trace.toggles().items()}
-    # weight 0 -> 3: 2 bits; products 0 -> 3 -> 6 -> 6 -> 0: 2 + 2 + 0 + 2; the partial sum the
-    # same, all in its LSB part (acc 22 bits, MSB group 6 bits never leaves 0).
+    # weight 0 -> 3: 2 bits in the next set, 2 in the active one; products 0 -> 3 -> 6 -> 6 -> 0:
+    # 2 + 2 + 0 + 2; the partial sum the same, all in its LSB part (acc 22 bits, MSB group 6 bits
+    # never leaves 0).
     assert toggles == {"psum_lsb": 6, "psum_msb": 0, "act": 0, "sel": 0, "prod": 6,
-                       "weight": 2, "idx": 0}
+                       "weight": 4, "idx": 0}
+
+
+def test_two_tiles_by_hand():
+    """1x2 dense array, tiles (weights 1, 2; rows 5) and (weights 3, 4; rows 7, 7), worked out
+    from docs/architecture.md §4.1: the second tile's weights load while the first streams and
+    each PE switches as the second tile's first row reaches it, one column later in column 1.
+
+    Beats in cycles 0 and L_0 + C + P - 1 = 1 + 2 + 1 - 1 = 3 (the cycle after PE (0, 1) switched
+    to tile 0); rows in cycles 1, 4, 5. Row 5 is in the input register (column 0's left input) in cycle 2
+    and in column 1's left input in cycle 3; row 7 in cycles 5 and 6. Column 0 switches to 1, 3
+    at the ends of cycles 1 and 4, column 1 to 2, 4 at the ends of cycles 2 and 5.
+    """
+    cfg = MacArrayConfig(rows=1, cols=2)
+    zero = np.zeros((1, 2, 1), dtype=np.int64)
+    tiles = [Tile(np.array([[[1], [2]]]), zero, np.array([[5]])),
+             Tile(np.array([[[3], [4]]]), zero, np.array([[7], [7]]))]
+    schedule = ideal_schedule(cfg, tiles)
+    assert schedule.weight_cycles == (0, 3) and schedule.act_cycles == (1, 4, 5)
+    regs = trace_registers(cfg, tiles, schedule).registers()
+    assert regs["pe_r0_c0_next_w0"][1][:6].tolist() == [0, 1, 1, 1, 3, 3]
+    assert regs["pe_r0_c1_next_w0"][1][:6].tolist() == [0, 2, 2, 2, 4, 4]
+    assert regs["pe_r0_c0_w0"][1][:7].tolist() == [0, 0, 1, 1, 1, 3, 3]
+    assert regs["pe_r0_c1_w0"][1][:8].tolist() == [0, 0, 0, 2, 2, 2, 4, 4]
+    # Products one cycle after the left input: 5 * 1 in cycle 3, 5 * 2 in cycle 4; 7 * 3 in
+    # cycles 6, 7 and 7 * 4 in cycles 7, 8. Nothing ever meets the other tile's weight.
+    assert regs["pe_r0_c0_prod0"][1][:9].tolist() == [0, 0, 0, 5, 0, 0, 21, 21, 0]
+    assert regs["pe_r0_c1_prod0"][1][:10].tolist() == [0, 0, 0, 0, 10, 0, 0, 28, 28, 0]
 
 
 def test_negative_values_toggle_their_sign_extension():
@@ -52,9 +85,10 @@ def test_negative_values_toggle_their_sign_extension():
     toggles = {k: int(v.sum()) for k, v in trace_registers(
         cfg, [tile], ideal_schedule(cfg, [tile])).toggles().items()}
     # -1 is all ones: the product register (16 bits) flips 16 bits up and 16 back; the partial
-    # sum 16 LSB bits and 4 MSB bits each way; the weight register 8 bits once.
+    # sum 16 LSB bits and 4 MSB bits each way; the next and the active weight register 8 bits
+    # once each.
     assert toggles["prod"] == 32 and toggles["psum_lsb"] == 32 and toggles["psum_msb"] == 8
-    assert toggles["weight"] == 8
+    assert toggles["weight"] == 16
 
 
 def test_trace_rows_match_the_golden_results():
@@ -120,18 +154,22 @@ def test_energy_proxy_equals_the_trace_and_a_brute_force_multiplier_count(cfg):
                    weight_set="pow2"),
 ], ids=["dense", "2of4-set", "unsigned-sat-pow2"])
 def test_lockstep_replay_equals_the_sequential_one(cfg):
-    """The default (all tiles at once) and the cycle-by-cycle replay of the ideal schedule give
-    the same proxy, on tiles of different lengths."""
+    """The default (stretches of the run at once) and the cycle-by-cycle replay of the ideal
+    schedule give the same proxy, on tiles of different lengths (some streaming back to back,
+    some waiting for their weights), with stretches so short that their boundaries fall
+    everywhere: inside a tile, on a weight switch, in the drain."""
     rng = np.random.default_rng(SEED)
     tiles = [random_tile(cfg, rng, b) for b in (7, 1, 12, 3)]
     # A first tile of zero weights loads over the registers' initial zeros: no weight toggles.
     tiles[0] = Tile(np.zeros_like(tiles[0].values), tiles[0].indices, tiles[0].acts)
     cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed)
-    lockstep = energy_proxy(cfg, tiles, cost=cost)
     sequential = energy_proxy(cfg, tiles, ideal_schedule(cfg, tiles), cost)
-    assert lockstep.register_toggles == sequential.register_toggles
-    assert lockstep.cycles == sequential.cycles
-    assert lockstep.multiplier_toggles == pytest.approx(sequential.multiplier_toggles, rel=1e-12)
+    for span in (None, 1, 2, 3, 5, 8):
+        lockstep = energy_proxy(cfg, tiles, cost=cost, span=span)
+        assert lockstep.register_toggles == sequential.register_toggles, span
+        assert lockstep.cycles == sequential.cycles
+        assert lockstep.multiplier_toggles == pytest.approx(sequential.multiplier_toggles,
+                                                            rel=1e-12)
 
 
 def test_weight_set_registers_hold_decoded_weights():
@@ -182,7 +220,7 @@ def test_ideal_schedule_ends_with_every_data_register_flushed(sparsity):
     tiles = [random_tile(cfg, rng, 5), random_tile(cfg, rng, 2)]
     trace = trace_registers(cfg, tiles, ideal_schedule(cfg, tiles))
     for group, values in trace.values.items():
-        if group not in ("weight", "idx"):
+        if group not in ("weight", "idx", "next_weight", "next_idx"):
             assert not values[-1].any(), group
 
 

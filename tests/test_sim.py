@@ -1,7 +1,8 @@
 """The MAC array RTL under Verilator against the golden model (cocotb, through hwgen.flows.sim).
 
-Every run checks each result beat, the exact cycle model of a no-stall tile and the perf counters
-(see sim/test_mac_array.py). Seeds are recorded in the test ids; set HWGEN_TEST_SEED to try others.
+Every run checks each result beat, the exact cycle model of the tiles it streams back to back
+without stalls (every transfer cycle, and the busy counter) and the perf counters (see
+sim/test_mac_array.py). Seeds are recorded in the test ids; set HWGEN_TEST_SEED to try others.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import dataclasses
 import os
 import sys
 
+import numpy as np
 import pytest
 
-from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.mac_array import MacArrayConfig, golden
+from hwgen.engines.mac_array.stimulus import random_tile
+from hwgen.engines.mac_array.tiles import save_tiles
 from hwgen.flows.sim import build, run_testbench, simulate
 
 pytestmark = pytest.mark.sim
@@ -99,3 +103,102 @@ def test_a_build_belongs_to_its_python_environment(monkeypatch, tmp_path):
     assert build(cfg) == here
     result = simulate(cfg, seed=SEED, vectors=4)
     assert result.passed, result.message
+
+
+def _given(cfg, tiles, tmp_path, seed, valid_prob=1.0, ready_prob=1.0):
+    """Stream ``tiles`` through the RTL (the testbench's ``tiles`` option)."""
+    path = tmp_path / "tiles.npz"
+    save_tiles(path, tiles)
+    result = simulate(cfg, seed=seed, valid_prob=valid_prob, ready_prob=ready_prob,
+                      options={"tiles": str(path)})
+    _check(result, seed)
+    return result
+
+
+@pytest.mark.parametrize("key", ["dense_4x4", "nm_2of4", "set_pow2_2of4"],
+                         ids=lambda k: f"{k}-seed{SEED}")
+def test_multi_tile_layer_with_gaps_backpressure_and_weights_early_and_late(key, tmp_path):
+    """Tiles long and short, a one-row tile among them, with random gaps and backpressure; each
+    tile's weights are offered early (the array holds them back while the bank is in use),
+    during the previous tile or late (after its last result)."""
+    cfg = CONFIGS[key]
+    rng = np.random.default_rng(SEED)
+    tiles = [random_tile(cfg, rng, rows) for rows in (25, 1, 9, 2, 31, 4, 12)]
+    result = _given(cfg, tiles, tmp_path, SEED, valid_prob=0.6, ready_prob=0.6)
+    assert result.stall > 0
+    assert set(result.details["weight_timing"][1:]) == {"early", "during", "late"}
+
+
+@pytest.mark.parametrize("key", ["dense_4x4", "dense_3x5", "nm_2of4"],
+                         ids=lambda k: f"{k}-seed{SEED}")
+def test_tiles_stream_back_to_back_at_the_cycle_model(key, tmp_path):
+    """No gaps, no backpressure: the testbench holds every transfer to the cycle model and the
+    design's busy counter to its total. Tiles of R + C + P - 1 rows or more follow each other
+    without a single idle cycle; a shorter one waits for the next tile's weights, as modelled."""
+    cfg = CONFIGS[key]
+    hide = cfg.rows + cfg.cols + cfg.pe_stages - 1
+    rng = np.random.default_rng(SEED)
+    lengths = [hide, 40, hide + 1, 17, hide]
+    result = _given(cfg, [random_tile(cfg, rng, b) for b in lengths], tmp_path, SEED)
+    tp, model = result.details["throughput"], golden.cycle_model(cfg, lengths)
+    assert model.gaps == 0
+    assert tp["busy"] == tp["cycles_total"] == model.total == (
+        cfg.rows + sum(lengths) + 1 + cfg.latency)
+    assert tp["cycles_stream"] == sum(lengths) and result.utilization == 1.0
+
+    short = [hide - 1, 1, 3]
+    result = _given(cfg, [random_tile(cfg, rng, b) for b in short], tmp_path, SEED)
+    model = golden.cycle_model(cfg, short)
+    assert model.gaps == 1 + (hide - 1)
+    assert result.details["throughput"]["busy"] == model.total
+
+
+def _switch_test_tiles(cfg, rng, count, rows):
+    """Tiles whose weights differ in sign at every PE from one tile to the next (positive, then
+    negative, ...) over positive activations, so any PE meeting the other tile's weights moves
+    its column's sum in one direction. With N:M the positive tiles pick the first N positions of
+    every group, the negative ones the last N, and the first N activations of a group are the
+    larger ones: any PE meeting the other tile's indices moves the sum the same way."""
+    shape = (cfg.rows, cfg.cols, cfg.n)
+    low, high = np.arange(cfg.n), np.arange(cfg.m - cfg.n, cfg.m)
+    tiles = []
+    for i in range(count):
+        sign = 1 if i % 2 == 0 else -1
+        values = sign * rng.integers(1, 128, size=shape)
+        indices = np.broadcast_to(low if sign > 0 else high, shape).copy()
+        acts = rng.integers(1, 64, size=(rows, cfg.rows, cfg.m))
+        acts[:, :, :cfg.n] += 64
+        tiles.append(golden.Tile(values, indices, acts.reshape(rows, cfg.k)))
+    return tiles
+
+
+def _mixed(cfg, weights_from, indices_from, row):
+    return golden.run(cfg, golden.Tile(weights_from.values, indices_from.indices, row[None])).y
+
+
+@pytest.mark.parametrize("key", ["dense_4x4", "nm_2of4"], ids=lambda k: f"{k}-seed{SEED}")
+def test_weight_switch_is_neither_a_row_early_nor_late(key, tmp_path):
+    """Tiles back to back (no idle cycle between the last row of one and the first of the next)
+    with weights and indices that differ everywhere: the results are bit-exact only if every
+    PE switches exactly at the new tile's first row. The golden model shows the stimulus would
+    catch a switch one row late (the new tile's first row computed with the old tile's weights,
+    indices or both) or one row early (the old tile's last row with the new ones)."""
+    cfg = CONFIGS[key]
+    assert 2 * cfg.n <= cfg.m or cfg.n == cfg.m == 1
+    rng = np.random.default_rng(SEED)
+    rows = cfg.rows + cfg.cols + cfg.pe_stages - 1
+    tiles = _switch_test_tiles(cfg, rng, 6, rows)
+    for old, new in zip(tiles, tiles[1:]):
+        truth_old = golden.run(cfg, old).y[-1]
+        truth_new = golden.run(cfg, new).y[0]
+        for w_from, i_from in ((new, new), (new, old), (old, new)):
+            if w_from is old and cfg.idx_bits == 0:
+                continue                      # dense: no indices to mix up
+            assert (_mixed(cfg, w_from, i_from, old.acts[-1]) != truth_old).all()
+        for w_from, i_from in ((old, old), (old, new), (new, old)):
+            if w_from is new and cfg.idx_bits == 0:
+                continue
+            assert (_mixed(cfg, w_from, i_from, new.acts[0]) != truth_new).all()
+    result = _given(cfg, tiles, tmp_path, SEED)
+    assert result.details["throughput"]["cycles_stream"] == len(tiles) * rows   # no gap
+    _given(cfg, tiles, tmp_path, SEED + 1, valid_prob=0.5, ready_prob=0.5)

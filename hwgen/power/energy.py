@@ -22,9 +22,11 @@ The proxy
     ``prod``
         the product registers;
     ``weight``
-        the weight registers (the decoded weight: a weight set's codes are decoded as they load);
+        both weight register sets of a PE, the active one its multipliers read and the next
+        tile's that the weight beats write (decoded weights: a weight set's codes are decoded as
+        they load);
     ``idx``
-        N:M only: the position-index registers.
+        N:M only: both position-index register sets.
 
 ``multiplier_toggles``
     Switching inside the multipliers, which registers cannot see: whenever the activation input
@@ -42,16 +44,20 @@ microarchitecture table
 in :mod:`hwgen.engines.mac_array.rtl`) cycle by cycle from a :class:`Schedule` of the run: the
 cycles in which a weight beat or an activation row transferred, and the cycles in which a result
 was offered but not taken. A stalled cycle freezes every datapath register; any other cycle is a
-step, and a step without a new row carries zeros. Weight beats load PE row r's weight (and index)
-registers at the transfer, stalled or not. Every datapath register starts at zero (it has no reset,
-and its initial value is zero). In step terms, with X[s] the activation row entering in step s
-(zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
+step, and a step without a new row carries zeros. Weight beats load PE row r's *next* weight (and
+index) registers at the transfer, stalled or not. Every datapath register starts at zero (it has
+no reset, and its initial value is zero). In step terms, with X[s] the activation row entering in
+step s (zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
 
     left input of PE (r, c)    X[s - r - c][r*M : r*M + M]
     a     (c < C - 1)          the left input one step earlier
     sel[j]     (N:M)           left input one step earlier, element idx[j]
     prod[j]                    w[j] * (sel[j] one step earlier; dense: the left input)
     psum                       overflow(psum of PE (r-1, c) + sum_j prod[j], one step earlier)
+    idx[j]     (N:M)           next idx[j], if X[s - r - c] is a tile's first row
+    w[j]                       next w[j], if X[s - r - c - P + 1] is a tile's first row
+
+so a tile's first row meets that tile's weights in every PE, and the row before it the old ones.
 
 :func:`trace_registers` keeps every value (for checking against a waveform);
 :func:`energy_proxy` only accumulates toggles, so it runs on long layers in constant memory.
@@ -59,6 +65,7 @@ and its initial value is zero). In step terms, with X[s] the activation row ente
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,8 +77,8 @@ from hwgen.fixedpoint import overflow
 
 from .calibration import MultiplierCost, multiplier_cost
 
-__all__ = ["CATEGORIES", "Schedule", "ideal_schedule", "RegisterTrace", "trace_registers",
-           "EnergyProxy", "energy_proxy"]
+__all__ = ["CATEGORIES", "Schedule", "ideal_schedule", "RegisterTrace", "register_name",
+           "trace_registers", "EnergyProxy", "energy_proxy"]
 
 #: Register categories of the proxy, in report order.
 CATEGORIES = ("psum_lsb", "psum_msb", "act", "sel", "prod", "weight", "idx")
@@ -95,24 +102,17 @@ class Schedule:
 
 def ideal_schedule(cfg: MacArrayConfig, tiles: list[Tile]) -> Schedule:
     """Tiles back to back with every input valid and every output ready (:func:`cycle_model`),
-    ending with the turnaround cycle after the last result, when every PE register holds a
-    bubble again (where the next tile's first weight beat would transfer)."""
-    weight_cycles, act_cycles, start = [], [], 0
-    for tile in tiles:
-        model = cycle_model(cfg, tile.acts.shape[0])
-        weight_cycles += range(start, start + model.load)
-        act_cycles += range(start + model.load, start + model.load + model.stream)
-        last_result = start + model.total - 1
-        start = last_result + 1 + model.turnaround
-    return Schedule(cycles=start, weight_cycles=tuple(weight_cycles),
-                    act_cycles=tuple(act_cycles))
+    ending one cycle after the last result, when every PE data register holds a bubble again."""
+    model = cycle_model(cfg, [tile.acts.shape[0] for tile in tiles])
+    return Schedule(cycles=model.total + 1, weight_cycles=model.weight_cycles,
+                    act_cycles=model.act_cycles)
 
 
 class _PipelineState:
     """The PE registers of the whole grid as arrays, advanced one cycle at a time.
 
     Every array has a leading batch axis: ``batch`` independent arrays advance in lockstep (the
-    ideal replay runs all tiles of a layer at once, see :func:`_run_ideal`).
+    ideal replay runs stretches of a layer's schedule at once, see :func:`_run_ideal`).
     """
 
     def __init__(self, cfg: MacArrayConfig, batch: int = 1):
@@ -120,6 +120,8 @@ class _PipelineState:
         self.cfg = cfg
         # Input register and skew delays: history[:, d] = the input register d steps ago.
         self.history = np.zeros((batch, R, cfg.k), dtype=np.int64)
+        # first[:, p]: the row p steps past the input register is a tile's first row.
+        self.first = np.zeros((batch, R + C - 1), dtype=bool)
         self.regs = {
             "a": np.zeros((batch, R, C - 1, M), dtype=np.int64),
             "sel": np.zeros((batch, R, C, N), dtype=np.int64),
@@ -127,7 +129,14 @@ class _PipelineState:
             "psum": np.zeros((batch, R, C), dtype=np.int64),
             "weight": np.zeros((batch, R, C, N), dtype=np.int64),
             "idx": np.zeros((batch, R, C, N), dtype=np.int64),
+            "next_weight": np.zeros((batch, R, C, N), dtype=np.int64),
+            "next_idx": np.zeros((batch, R, C, N), dtype=np.int64),
         }
+        # PE (r, c) takes the next idx as a tile's first row leaves step r + c - 1 (enters its
+        # left input), the next w as it leaves step r + c + P - 2 (enters the stage that
+        # multiplies); step -1 is the row's transfer.
+        diag = np.add.outer(np.arange(R), np.arange(C))
+        self.switch_step = {"idx": diag - 1, "weight": diag + cfg.pe_stages - 2}
 
     def left_inputs(self) -> np.ndarray:
         """(batch, R, C, M): what each PE sees on its activation input in the current cycle."""
@@ -139,9 +148,9 @@ class _PipelineState:
         """(batch, R, C, N): the activation input of every multiplier in the current cycle."""
         return self.regs["sel"] if self.cfg.idx_bits else left
 
-    def step(self, rows: np.ndarray) -> None:
+    def step(self, rows: np.ndarray, first: np.ndarray) -> None:
         """One pipeline advance; ``rows`` (batch, K) enter the input register (zeros: a
-        bubble)."""
+        bubble), ``first`` (batch,) says which of them is a tile's first row."""
         cfg, regs = self.cfg, self.regs
         left = self.left_inputs()
         operand = self.operands(left)
@@ -153,14 +162,26 @@ class _PipelineState:
             regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
         regs["a"] = left[:, :, :-1, :].copy()
         regs["psum"] = psum
+        leaving = np.concatenate([first[:, None], self.first], axis=1)   # [:, p + 1]: step p
+        for group, step in self.switch_step.items():
+            switch = leaving[:, step + 1][..., None]
+            regs[group] = np.where(switch, regs[f"next_{group}"], regs[group])
+        self.first = leaving[:, :-1]
         self.history = np.roll(self.history, 1, axis=1)
         self.history[:, 0] = rows
 
-    def load(self, r: int, values: np.ndarray, idx: np.ndarray, batch=slice(None)) -> None:
-        """Weight beat for PE row r: (batch, C, N) weights and indices, into the batch
-        elements ``batch`` selects."""
-        self.regs["weight"][batch, r] = values
-        self.regs["idx"][batch, r] = idx
+    def load(self, r, values: np.ndarray, idx: np.ndarray, batch=slice(None)) -> None:
+        """Weight beat for PE row r: (batch, C, N) weights and indices into the next set of
+        the batch elements ``batch`` selects (with an index array, ``r`` may be one too)."""
+        self.regs["next_weight"][batch, r] = values
+        self.regs["next_idx"][batch, r] = idx
+
+
+def _first_rows(tiles: list[Tile]) -> np.ndarray:
+    """Which activation rows of the run, in order, are a tile's first."""
+    first = np.zeros(sum(tile.acts.shape[0] for tile in tiles), dtype=bool)
+    first[np.cumsum([0] + [tile.acts.shape[0] for tile in tiles[:-1]])] = True
+    return first
 
 
 def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
@@ -175,17 +196,17 @@ def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
                          f"{len(schedule.act_cycles)} activation rows; the tiles need "
                          f"{len(beats)} and {len(rows)}")
     weight_at = dict(zip(schedule.weight_cycles, beats))
-    row_at = dict(zip(schedule.act_cycles, rows))
+    row_at = dict(zip(schedule.act_cycles, zip(rows, _first_rows(tiles))))
     stalled = set(schedule.stall_cycles)
     state = _PipelineState(cfg)
-    bubble = np.zeros((1, cfg.k), dtype=np.int64)
+    bubble = (np.zeros(cfg.k, dtype=np.int64), False)
     for t in range(schedule.cycles):
         yield state
         # Events of cycle t take effect at the rising edge that ends it.
         beat = weight_at.get(t)
         if t not in stalled:
-            row = row_at.get(t)
-            state.step(bubble if row is None else row[None])
+            row, first = row_at.get(t, bubble)
+            state.step(row[None], np.array([first]))
         elif t in row_at:
             raise ValueError(f"schedule: an activation row transferred in stalled cycle {t}")
         if beat is not None:
@@ -193,47 +214,104 @@ def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
             state.load(r, tile.values[r][None], tile.indices[r][None])
 
 
-def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile]) -> Iterator[_PipelineState]:
-    """The :func:`ideal_schedule` replay, all tiles at once, one batch element per tile.
+def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile], span: int | None = None
+               ) -> tuple[int, int, Iterator[_PipelineState]]:
+    """The :func:`ideal_schedule` replay in stretches of ``span`` cycles, all at once, one batch
+    element per stretch. Returns ``(cycles, warmup, states)``: the states of the first
+    ``warmup`` steps are not the run's, only the ones after them.
 
-    Under the ideal schedule a tile's window (its first weight beat to the next tile's) starts
-    and ends with every data register at zero (the array drained); only the weight registers
-    carry over, so tile i's window is replayed from zeros and tile i-1's weights, and all
-    windows run in lockstep. A window shorter than the longest ends in idle cycles, which
-    switch nothing. The toggles summed over the batch are those of the sequential run.
+    Element i replays cycles i*span - warmup .. (i+1)*span - 1. It starts from the weight and
+    index registers and ``first`` bits the schedule gives for its first cycle, and from zero data
+    registers; those hold what the run holds once every row they carry entered after the start.
+    The deepest, the psum of PE (R-1, C-1), holds the row the input register held R + C + P - 1
+    cycles earlier, which entered one step before that, so every data register is right from
+    R + C + P cycles after the start; the first cycle counted is compared with the one before
+    it, hence ``warmup`` = R + C + P + 1. Cycles past the run (the last stretch's tail) are
+    idle: every register already holds a bubble or a weight, so they switch nothing. Summed over
+    the elements, the toggles after the warm-up are those of the sequential run.
     """
     for tile in tiles:
         _check_tile(cfg, tile)
-    R, batch = cfg.rows, len(tiles)
-    lengths = [tile.acts.shape[0] for tile in tiles]
-    acts = np.zeros((batch, max(lengths), cfg.k), dtype=np.int64)
-    for i, tile in enumerate(tiles):
-        acts[i, :lengths[i]] = tile.acts
+    R, P = cfg.rows, cfg.pe_stages
+    schedule = ideal_schedule(cfg, tiles)
+    cycles = schedule.cycles
+    warmup = R + cfg.cols + P + 1
+    span = span or max(4 * warmup, math.isqrt(cycles * warmup))
+    starts = np.arange(0, cycles, span) - warmup            # each element's first cycle
+    batch = len(starts)
+
+    # Every event of the run by cycle: row index (len(rows): a bubble), first row, weight beat.
+    acts = np.concatenate([tile.acts for tile in tiles] + [np.zeros((1, cfg.k), np.int64)])
+    row_at = np.full(cycles, len(acts) - 1)
+    row_at[list(schedule.act_cycles)] = np.arange(len(acts) - 1)
+    first_at = np.zeros(cycles, dtype=bool)
+    launches = np.asarray(schedule.act_cycles)[_first_rows(tiles)]
+    first_at[launches] = True
+    beat_at = np.full(cycles, -1)
+    beat_at[list(schedule.weight_cycles)] = np.arange(len(schedule.weight_cycles))
+    # Weights and indices by tile, one more all-zero tile for "none loaded yet" (index -1).
+    values = np.stack([tile.values for tile in tiles] + [np.zeros_like(tiles[0].values)])
+    indices = np.stack([tile.indices for tile in tiles] + [np.zeros_like(tiles[0].indices)])
+
     state = _PipelineState(cfg, batch)
-    if batch > 1:           # a window starts with the previous tile's weights; the first with
-        for r in range(R):  # the registers' initial zeros
-            state.load(r, np.stack([t.values[r] for t in tiles[:-1]]),
-                       np.stack([t.indices[r] for t in tiles[:-1]]), batch=slice(1, None))
-    window = max(cycle_model(cfg, b).total + cycle_model(cfg, b).turnaround for b in lengths)
-    for t in range(window):
-        yield state
-        b = t - R                              # the activation row transferring in cycle t
-        state.step(acts[:, b] if 0 <= b < acts.shape[1] else np.zeros_like(acts[:, 0]))
-        if t < R:
-            state.load(t, np.stack([tile.values[t] for tile in tiles]),
-                       np.stack([tile.indices[t] for tile in tiles]))
+    begun = np.maximum(starts, 0)[:, None]          # before cycle 0 everything is zero anyway
+    rows_, cols_ = np.arange(R)[:, None], np.arange(cfg.cols)[None, :]
+    for group, table in (("weight", values), ("idx", indices)):
+        # Tile j's first row leaves step p in cycle launch_j + 1 + p: the PE holds the tile's
+        # weights from launch_j + step + 2 on.
+        step = state.switch_step[group]
+        tile = np.searchsorted(launches, begun[:, :, None] - step - 2, side="right") - 1
+        state.regs[group] = table[tile, rows_, cols_]
+    beats = np.asarray(schedule.weight_cycles).reshape(len(tiles), R)
+    for r in range(R):                       # beat r of tile j is in next set r after its cycle
+        tile = np.searchsorted(beats[:, r], begun[:, 0] - 1, side="right") - 1
+        state.regs["next_weight"][:, r] = values[tile, r]
+        state.regs["next_idx"][:, r] = indices[tile, r]
+    # Tile j's first row is p steps past the input register in cycle launch_j + 1 + p.
+    state.first = np.isin(begun - 1 - np.arange(state.first.shape[1]), launches)
+
+    def states() -> Iterator[_PipelineState]:
+        for k in range(warmup + span):
+            yield state
+            t = starts + k
+            inside = (t >= 0) & (t < cycles)
+            t = np.clip(t, 0, cycles - 1)
+            state.step(acts[np.where(inside, row_at[t], len(acts) - 1)], inside & first_at[t])
+            element = np.flatnonzero(inside & (beat_at[t] >= 0))
+            beat = beat_at[t[element]]
+            state.load(beat % R, values[beat // R, beat % R], indices[beat // R, beat % R],
+                       batch=element)
+
+    return cycles, warmup, states()
 
 
 def _widths(cfg: MacArrayConfig) -> dict[str, int]:
     """Bit width of each register group, as the RTL declares it."""
+    weight, idx = cfg.weight_bits, max(cfg.idx_bits, 1)
     return {"a": cfg.act_bits, "sel": cfg.act_bits, "prod": cfg.prod_bits, "psum": cfg.acc_bits,
-            "weight": cfg.weight_bits, "idx": max(cfg.idx_bits, 1)}
+            "weight": weight, "idx": idx, "next_weight": weight, "next_idx": idx}
 
 
 def _groups(cfg: MacArrayConfig) -> tuple[str, ...]:
     """The register groups this configuration has."""
-    return ("a", "sel", "prod", "psum", "weight", "idx") if cfg.idx_bits else (
-        "a", "prod", "psum", "weight")
+    return ("a", "sel", "prod", "psum", "weight", "idx", "next_weight", "next_idx") \
+        if cfg.idx_bits else ("a", "prod", "psum", "weight", "next_weight")
+
+
+#: Register group -> the RTL name of element i of PE (r, c): ``pe_r{r}_c{c}_<label>{i}``.
+_LABELS = {"a": "a", "sel": "sel", "prod": "prod", "weight": "w", "idx": "idx",
+           "next_weight": "next_w", "next_idx": "next_idx"}
+
+#: Register group -> proxy category, where they differ (the psum is split in two).
+_CATEGORY = {"a": "act", "next_weight": "weight", "next_idx": "idx"}
+
+
+def register_name(group: str, index: tuple[int, ...]) -> str:
+    """The RTL name of the register of ``group`` at ``index`` = (r, c) for the psum, else
+    (r, c, i)."""
+    if group == "psum":
+        return f"pe_r{index[0]}_c{index[1]}_psum"
+    return f"pe_r{index[0]}_c{index[1]}_{_LABELS[group]}{index[2]}"
 
 
 def _bit_flips(old: np.ndarray, new: np.ndarray, lo: int, hi: int) -> int:
@@ -250,8 +328,8 @@ def _category_flips(cfg: MacArrayConfig, old: dict, new: dict) -> dict[str, int]
             flips["psum_lsb"] += _bit_flips(old[group], new[group], 0, split)
             flips["psum_msb"] += _bit_flips(old[group], new[group], split, cfg.acc_bits)
         else:
-            category = "act" if group == "a" else group
-            flips[category] += _bit_flips(old[group], new[group], 0, widths[group])
+            flips[_CATEGORY.get(group, group)] += _bit_flips(old[group], new[group], 0,
+                                                             widths[group])
     return flips
 
 
@@ -259,9 +337,9 @@ def _category_flips(cfg: MacArrayConfig, old: dict, new: dict) -> dict[str, int]
 class RegisterTrace:
     """Every PE register's value in every cycle of a run.
 
-    values : register group ("a", "sel", "prod", "psum", "weight", "idx"; the groups the
-        configuration has) -> int64 array (cycles, R, C [C-1 for "a"], M or N), two's-complement
-        values for signed registers
+    values : register group ("a", "sel", "prod", "psum", "weight", "idx", "next_weight",
+        "next_idx"; the groups the configuration has) -> int64 array (cycles, R, C [C-1 for "a"],
+        M or N), two's-complement values for signed registers
     """
 
     cfg: MacArrayConfig
@@ -272,21 +350,11 @@ class RegisterTrace:
         return self.values["psum"].shape[0]
 
     def registers(self) -> dict[str, tuple[int, np.ndarray]]:
-        """RTL register name (``pe_r{r}_c{c}_psum``, ``..._a{i}``, ``..._w{j}``, ...) ->
-        (width, value in every cycle)."""
-        cfg, widths = self.cfg, _widths(self.cfg)
-        out = {}
-        for group in _groups(cfg):
-            values = self.values[group]
-            for r, c in np.ndindex(values.shape[1:3]):
-                name = f"pe_r{r}_c{c}"
-                if group == "psum":
-                    out[f"{name}_psum"] = (widths[group], values[:, r, c])
-                    continue
-                label = {"weight": "w"}.get(group, group)
-                for i in range(values.shape[3]):
-                    out[f"{name}_{label}{i}"] = (widths[group], values[:, r, c, i])
-        return out
+        """RTL register name (``pe_r{r}_c{c}_psum``, ``..._a{i}``, ``..._w{j}``,
+        ``..._next_w{j}``, ...) -> (width, value in every cycle)."""
+        widths = _widths(self.cfg)
+        return {register_name(group, index): (widths[group], values[(slice(None), *index)])
+                for group, values in self.values.items() for index in np.ndindex(values.shape[1:])}
 
     def toggles(self) -> dict[str, np.ndarray]:
         """Category -> toggles in every cycle (cycle t: bits that changed since cycle t-1;
@@ -340,25 +408,26 @@ class EnergyProxy:
 
 
 def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | None = None,
-                 cost: MultiplierCost | None = None) -> EnergyProxy:
+                 cost: MultiplierCost | None = None, span: int | None = None) -> EnergyProxy:
     """The proxy of running ``tiles`` under ``schedule``, by default :func:`ideal_schedule`
-    (replayed for all tiles at once, see :func:`_run_ideal`; same toggles, far fewer steps).
+    (replayed in stretches of ``span`` cycles all at once, see :func:`_run_ideal`; same toggles,
+    far fewer steps; by default ``span`` balances the steps against the stretches' warm-ups).
 
     ``cost`` defaults to :func:`.calibration.multiplier_cost` of the array's operand widths.
     """
     cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed) if cost is None else cost
     if schedule is None:
-        cycles, states = ideal_schedule(cfg, tiles).cycles, _run_ideal(cfg, tiles)
+        cycles, warmup, states = _run_ideal(cfg, tiles, span)
     else:
-        cycles, states = schedule.cycles, _run(cfg, tiles, schedule)
+        cycles, warmup, states = schedule.cycles, 0, _run(cfg, tiles, schedule)
     totals = dict.fromkeys(CATEGORIES, 0)
     act_mask = (1 << cfg.act_bits) - 1
     multiplier = 0.0
     previous = None
-    for state in states:
+    for k, state in enumerate(states):
         regs = {group: state.regs[group].copy() for group in _groups(cfg)}
         operand = state.operands(state.left_inputs())
-        if previous is not None:
+        if k >= max(warmup, 1):         # toggles since the previous state, a state of the run
             for category, flips in _category_flips(cfg, previous[0], regs).items():
                 totals[category] += flips
             changed = np.bitwise_count((previous[1] ^ operand) & act_mask)

@@ -23,7 +23,14 @@ from hwgen.engines.mac_array.tiles import save_tiles
 from hwgen.flows.sim import SimResult, simulate
 
 from .calibration import MultiplierCost
-from .energy import CATEGORIES, EnergyProxy, Schedule, energy_proxy, trace_registers
+from .energy import (
+    CATEGORIES,
+    EnergyProxy,
+    Schedule,
+    energy_proxy,
+    register_name,
+    trace_registers,
+)
 from .vcd import read_vcd
 
 __all__ = ["layer_tiles", "layer_outputs", "layer_energy", "LayerSim", "simulate_layer",
@@ -121,11 +128,8 @@ def _signed(cfg: MacArrayConfig, name: str) -> bool:
 def _regroup(cfg, trace, group: str, measured: dict[str, np.ndarray]) -> np.ndarray:
     """The golden trace's array layout for ``group``, filled from per-register waveforms."""
     out = np.zeros_like(trace.values[group])
-    label = {"weight": "w"}.get(group, group)
     for index in np.ndindex(out.shape[1:]):
-        r, c = index[0], index[1]
-        name = f"pe_r{r}_c{c}_psum" if group == "psum" else f"pe_r{r}_c{c}_{label}{index[2]}"
-        out[(slice(None), *index)] = measured[name]
+        out[(slice(None), *index)] = measured[register_name(group, index)]
     return out
 
 

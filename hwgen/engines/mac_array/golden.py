@@ -19,17 +19,27 @@ set; weights travel as codebook indices, which do not change any product.
 
 Cycle model
 -----------
-A tile is R weight beats followed by B activation beats (the last one flagged ``last``). With every
-input valid and every output ready, weight beat r transfers at cycle r and activation row b at
-cycle R + b. The row then spends one cycle in the input register and ``cfg.latency`` = R + C - 1 +
-``pe_stages`` in the skewed array (each PE registers the selected operands for N:M, the products,
-then the partial sum) and the deskew registers, so its result transfers at cycle
-R + b + 1 + latency. After the last result the array needs one idle cycle before it accepts the
-next tile's weights. See :func:`cycle_model`.
+A tile is R weight beats followed by B activation beats (the last one flagged ``last``). Each PE
+holds two weight sets: the active one it multiplies with and the next tile's, which the weight
+beats write; a PE switches to the next set exactly when that tile's first activation row reaches
+it. Weight beat r of a tile overwrites PE row r's next set, so it waits until the tile before has
+been switched to in the whole row, and a tile's first row waits until all R of its beats are in.
+
+With every input valid and every output ready, counting cycles from the first weight beat and with
+P = ``cfg.pe_stages``: tile 0's beats transfer at cycles 0 .. R-1 and its rows from cycle
+L_0 = R on, one per cycle. If tile i's first row transfers at L_i, tile i+1's beat r transfers at
+L_i + C + P - 1 + r (the cycle after the step that switches PE (r, C-1) to tile i's weights) and
+its first row at L_{i+1} = max(L_i + B_i, L_i + C + P - 1 + R): a tile of at least R + C + P - 1
+rows hides the next tile's load, and the rows of consecutive tiles stream without a gap. Each row
+spends one cycle in the input register and ``cfg.latency`` = R + C - 1 + P in the skewed array
+(each PE registers the selected operands for N:M, the products, then the partial sum) and the
+deskew registers, so the result of a row transferring at cycle a transfers at a + 1 + latency.
+See :func:`cycle_model`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,13 +90,34 @@ class MacArrayTrace:
 
 @dataclass(frozen=True)
 class CycleModel:
-    """Analytic cycle counts for one tile of ``rows_streamed`` activation rows, no stalls."""
+    """Analytic transfer cycles of tiles streamed back to back with every input valid and every
+    output ready, counted from the first weight beat (cycle 0)."""
 
-    load: int          # weight beats (one per cycle)
-    stream: int        # activation beats (one per cycle in steady state)
-    latency: int       # cycles from an activation transfer to its result transfer
-    total: int         # first weight transfer .. last result transfer, inclusive
-    turnaround: int    # idle cycles between a tile's last result and the next tile's first weight
+    weight_cycles: tuple[int, ...]   # R per tile, in order
+    act_cycles: tuple[int, ...]      # one per activation row, in order
+    result_cycles: tuple[int, ...]   # one per activation row, in order
+    latency: int                     # cycles from an activation transfer to its result transfer
+
+    @property
+    def load(self) -> int:
+        """Cycles before the first activation row (tile 0's weight beats)."""
+        return self.act_cycles[0]
+
+    @property
+    def stream(self) -> int:
+        """First to last activation transfer, inclusive."""
+        return self.act_cycles[-1] - self.act_cycles[0] + 1
+
+    @property
+    def total(self) -> int:
+        """First weight transfer to last result transfer, inclusive."""
+        return self.result_cycles[-1] + 1
+
+    @property
+    def gaps(self) -> int:
+        """Cycles between the first and the last activation row that take no row: 0 when the
+        tiles stream back to back."""
+        return self.stream - len(self.act_cycles)
 
 
 def operand_ranges(cfg: MacArrayConfig) -> dict[str, tuple[int, int]]:
@@ -173,8 +204,23 @@ def run(cfg: MacArrayConfig, tile: Tile) -> MacArrayTrace:
     return MacArrayTrace(products=products, psums=psums, y=psums[:, -1, :].copy())
 
 
-def cycle_model(cfg: MacArrayConfig, rows_streamed: int) -> CycleModel:
-    """Cycles of one tile when every input is valid and every output ready (see module doc)."""
-    load, latency = cfg.rows, 1 + cfg.latency     # input register + skewed array and deskew
-    return CycleModel(load=load, stream=rows_streamed, latency=latency,
-                      total=load + rows_streamed + latency, turnaround=1)
+def cycle_model(cfg: MacArrayConfig, rows: int | Sequence[int]) -> CycleModel:
+    """Cycles of tiles of ``rows`` activation rows each (an int: one tile), back to back, when
+    every input is valid and every output ready (see module doc)."""
+    rows = [rows] if isinstance(rows, int) else list(rows)
+    if not rows or min(rows) < 1:
+        raise ValueError(f"rows = {rows}: expected at least one tile of at least one row")
+    R = cfg.rows
+    # Tile i+1's first beat: one cycle after the step that switches PE (0, C-1) to tile i.
+    switched = cfg.cols + cfg.pe_stages - 1
+    weight_cycles, act_cycles = list(range(R)), []
+    launch = R
+    for i, b in enumerate(rows):
+        act_cycles += range(launch, launch + b)
+        if i + 1 < len(rows):
+            beats = launch + switched
+            weight_cycles += range(beats, beats + R)
+            launch = max(launch + b, beats + R)
+    latency = 1 + cfg.latency     # input register + skewed array and deskew
+    return CycleModel(weight_cycles=tuple(weight_cycles), act_cycles=tuple(act_cycles),
+                      result_cycles=tuple(a + latency for a in act_cycles), latency=latency)

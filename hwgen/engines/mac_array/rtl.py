@@ -35,9 +35,31 @@ Every product is computed by its own :class:`hwgen.hdl.multiplier.Multiplier` in
 
 A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
 
-Control: LOAD accepts R weight beats (beat r = PE row r's C*N weights and indices), STREAM accepts
-activation rows until one carries ``last``, DRAIN waits until the pipeline is empty (weights are
-single-buffered, so they may only change when no row still needs them), then back to LOAD.
+Double-buffered weights
+-----------------------
+Every PE holds two weight sets: the *active* ``w[j]`` (and ``idx[j]``) its multipliers and select
+muxes read, and the *next* ``next_w[j]`` (``next_idx[j]``) that weight beat r writes for PE row r
+while the current tile streams. A ``first`` chain runs beside the valid bit: ``first[p]`` is set
+while a tile's first activation row is p steps past the input register. As that row moves into a
+stage that reads weights, the PE copies its next set into the active one in the same step::
+
+    idx[j] <= next_idx[j]   as the first row enters a_left            (leaves step r + c - 1)
+    w[j]   <= next_w[j]     as it enters the stage that multiplies:
+                            a_left (dense), sel (N:M)                 (leaves step r + c + P - 2)
+
+(step -1 is the row's transfer), so the old tile's last row, one step ahead, still meets the old
+weights and the new tile's first row the new ones, in every PE, whatever the gaps and stalls: the
+copy waits for ``en`` like the row. The multipliers read a register, never a bank-select mux.
+
+Control: ``load_row`` counts weight beats; after beat R - 1 the next set holds a whole tile
+(``loaded``). An activation row is accepted while a tile is streaming, or, as a tile's first row,
+once ``loaded``; that launch clears ``loaded``. Weight beat r of the tile after that waits
+(``weights.ready`` low) while ``loaded`` or while a ``first`` bit is still at or before step
+r + C + P - 3, which triggers the last copy of next-set row r (PE (r, C-1)'s weights): writing it
+earlier would change the weights of a PE that has not copied them yet. With every input valid and
+the output ready, beat r of tile i + 1 transfers C + P - 1 + r cycles after tile i's first row,
+so a tile of at least R + C + P - 1 rows hides the next tile's load completely and tiles stream
+back to back (``golden.cycle_model``).
 """
 
 from __future__ import annotations
@@ -90,7 +112,7 @@ class MacArray(wiring.Component):
     Attributes
     ----------
     weights : stream, in
-        R beats per tile, see :func:`weight_layout`.
+        R beats per tile, see :func:`weight_layout`; the next tile's load while a tile streams.
     acts : stream, in
         Activation rows, see :func:`act_layout`.
     results : stream, out
@@ -111,7 +133,7 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        R, C, N, M = cfg.rows, cfg.cols, cfg.n, cfg.m
+        R, C, N, M, P = cfg.rows, cfg.cols, cfg.n, cfg.m, cfg.pe_stages
         m = Module()
 
         # --- pipeline control -------------------------------------------------------------
@@ -121,13 +143,13 @@ class MacArray(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~valid[depth] | self.results.ready)
 
-        # Only control state (valid/last chain, sequencer, counters) is reset. Datapath registers
+        # Only control state (valid/last/first chains, sequencer, counters) is reset. Datapath registers
         # are reset_less: their contents only matter under a set valid bit, and leaving them out
         # of the synchronous reset spares a LUT input and a reset route per flip-flop.
         def data_reg(shape, name):
             return Signal(shape, name=name, reset_less=True)
 
-        # --- weight registers and the LOAD / STREAM / DRAIN sequencer ----------------------
+        # --- weights: the next set, loaded beat by beat --------------------------------------
         # With a weight set, weights travel as codebook indices and are decoded once, as they
         # are loaded: one constant table per beat lane, shared by the PE rows it loads. (Decoding
         # next to each multiplier instead stores fewer bits per PE but costs a table per PE and
@@ -144,41 +166,74 @@ class MacArray(wiring.Component):
             lanes = [Signal(signed(cfg.weight_bits), name=f"load_w{e}") for e in range(C * N)]
             m.d.comb += [lane.eq(table[self.weights.payload.code[e]])
                          for e, lane in enumerate(lanes)]
-        w = [[[data_reg(signed(cfg.weight_bits), f"pe_r{r}_c{c}_w{j}") for j in range(N)]
-              for c in range(C)] for r in range(R)]
-        idx = [[[data_reg(unsigned(cfg.idx_bits), f"pe_r{r}_c{c}_idx{j}") for j in range(N)]
-                for c in range(C)] for r in range(R)] if cfg.idx_bits else None
+
+        def weight_regs(prefix):
+            w = [[[data_reg(signed(cfg.weight_bits), f"pe_r{r}_c{c}_{prefix}w{j}")
+                   for j in range(N)] for c in range(C)] for r in range(R)]
+            idx = [[[data_reg(unsigned(cfg.idx_bits), f"pe_r{r}_c{c}_{prefix}idx{j}")
+                     for j in range(N)] for c in range(C)] for r in range(R)] \
+                if cfg.idx_bits else None
+            return w, idx
+
+        w, idx = weight_regs("")                  # active: what the multipliers read
+        next_w, next_idx = weight_regs("next_")   # the next tile's, written by the beats
         # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
         # reject, and a one-row array still needs a (constant-zero) row number.
         load_row = Signal(range(max(R, 2)), name="load_row")
+        loaded = Signal()       # the next set holds a whole tile whose first row is not taken yet
+        streaming = Signal()    # a tile's first row was taken, its last row not yet
 
-        with m.FSM(name="ctrl"):
-            with m.State("LOAD"):
-                m.d.comb += self.weights.ready.eq(1)
-                with m.If(self.weights.valid):
-                    for r in range(R):
-                        with m.If(load_row == r):
-                            for c in range(C):
-                                for j in range(N):
-                                    e = c * N + j
-                                    m.d.sync += w[r][c][j].eq(lanes[e])
-                                    if cfg.idx_bits:
-                                        m.d.sync += idx[r][c][j].eq(self.weights.payload.idx[e])
-                    with m.If(load_row == R - 1):
-                        m.d.sync += load_row.eq(0)
-                        m.next = "STREAM"
-                    with m.Else():
-                        m.d.sync += load_row.eq(load_row + 1)
-            with m.State("STREAM"):
-                m.d.comb += self.acts.ready.eq(en)
-                with m.If(self.acts.valid & en & self.acts.payload.last):
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                with m.If(valid == 0):
-                    m.next = "LOAD"
-
+        # first[p]: the row p steps past the input register is a tile's first row. PE (r, c)
+        # copies idx as that row enters its a_left (it leaves step r + c - 1) and w as it enters
+        # the stage that multiplies (it leaves step r + c + P - 2); the last copy, of PE
+        # (R-1, C-1), is triggered from step R + C + P - 4, so the chain ends there.
+        first = [Signal(name=f"first{p}") for p in range(R + C + P - 3)]
         take = Signal()
-        m.d.comb += take.eq(self.acts.valid & self.acts.ready)
+        launch = Signal()       # this transfer is a tile's first row
+        m.d.comb += [take.eq(self.acts.valid & self.acts.ready), launch.eq(take & ~streaming)]
+
+        def moves(p):
+            """The first row leaves step p in this cycle (p = -1: it transfers)."""
+            return launch if p < 0 else en & first[p]
+
+        with m.If(en):
+            m.d.sync += [f.eq(prev) for f, prev in zip(first, [launch, *first[:-1]])]
+        with m.If(take):
+            m.d.sync += streaming.eq(~self.acts.payload.last)
+        with m.If(launch):
+            m.d.sync += loaded.eq(0)
+        m.d.comb += self.acts.ready.eq(en & (streaming | loaded))
+
+        for r in range(R):
+            for c in range(C):
+                for j in range(N):
+                    with m.If(moves(r + c + P - 2)):
+                        m.d.sync += w[r][c][j].eq(next_w[r][c][j])
+                    if idx:
+                        with m.If(moves(r + c - 1)):
+                            m.d.sync += idx[r][c][j].eq(next_idx[r][c][j])
+
+        # Next-set row r may be overwritten once no first row is at or before step
+        # r + C + P - 3, whose move triggers PE (r, C-1)'s w copy (a row stalled there has not
+        # moved yet). The test is a prefix of the chain: row r's is row r-1's and one more bit.
+        pending = [loaded]
+        for p in range(R + C + P - 3):
+            pending.append(pending[-1] | first[p])
+        free = Array(~pending[r + C + P - 2] for r in range(R))
+        m.d.comb += self.weights.ready.eq(free[load_row])
+        with m.If(self.weights.valid & self.weights.ready):
+            for r in range(R):
+                with m.If(load_row == r):
+                    for c in range(C):
+                        for j in range(N):
+                            e = c * N + j
+                            m.d.sync += next_w[r][c][j].eq(lanes[e])
+                            if idx:
+                                m.d.sync += next_idx[r][c][j].eq(self.weights.payload.idx[e])
+            with m.If(load_row == R - 1):
+                m.d.sync += [load_row.eq(0), loaded.eq(1)]
+            with m.Else():
+                m.d.sync += load_row.eq(load_row + 1)
 
         # --- input register: an empty step loads zeros so bubbles add nothing to psums -----
         a_in = [data_reg(act_shape(cfg), f"in_a{k}") for k in range(cfg.k)]
