@@ -1,70 +1,124 @@
-"""Throughput of the MAC array, measured in simulation (and resources/Fmax with --synth).
+"""Throughput of the MAC array on a multi-tile layer, measured in simulation (and resources/Fmax
+with --synth), beside numpy.
 
-For each design a 256-row activation stream runs through the Verilator model with every input
-valid and the output always ready; the transfer cycles come from the testbench's cycle stamps,
-which the testbench checks against the design's own ``perf.cycles`` counter. Printed per design:
+For each design a layer Y = A @ W that cuts into 8 tiles (K = 2 R M reduction inputs, 4 C outputs,
+``--rows-streamed`` activation rows) runs through the Verilator model with every input valid and
+the output always ready (:func:`hwgen.power.layer.simulate_layer`): the outputs read back must
+equal the numpy product, the testbench holds every transfer to the cycle model, and the cycles
+come from the design's own ``perf.busy`` counter (every cycle from the first weight beat to the
+last result, the testbench checks it equals the model's total). Printed per design:
 
-* stream cycles: first to last activation transfer; total: first weight beat to last result
-* MACs/cycle: executed multiply-accumulates per stream cycle (R*C*N per row) against the peak
-* dense-eq MACs/mult: dense-equivalent MACs (K*C per row, K = R*M) per multiplier per cycle
+* cycles: ``perf.busy`` over the layer; stream: first to last activation transfer
+* steady %: activation rows per stream cycle; end-to-end %: useful MACs (R*C*N per row) per
+  multiplier per busy cycle, i.e. of peak from the first weight beat to the last result
+* dense-eq MACs/mult/cycle: dense-equivalent MACs (K*C per row, K = R*M) per multiplier per cycle
+* numpy: the same layer as an int32 matmul (``A @ W``), best of ``--repeats`` timings in this run,
+  its dense-equivalent GMAC/s, and the clock at which the array's cycles take as long (above
+  it the array is faster; the ratio to numpy at clock f is f / that clock)
 
 Usage::
 
-    python benchmarks/mac_array.py [--rows-streamed 256] [--seed 1] [--synth]
+    python benchmarks/mac_array.py [--rows-streamed 256] [--seed 1] [--repeats 20] [--synth]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+import numpy as np
 
 from hwgen.engines.mac_array import MacArrayConfig
-from hwgen.flows.sim import simulate
+from hwgen.engines.mac_array.golden import expand_nm, operand_ranges
+from hwgen.engines.mac_array.stimulus import random_tile
+from hwgen.power.layer import layer_tiles, simulate_layer
 from hwgen.report.table import format_table
 
 DESIGNS = [
     MacArrayConfig(name="bench_dense_4x4", rows=4, cols=4),
     MacArrayConfig(name="bench_dense_8x8", rows=8, cols=8),
+    MacArrayConfig(name="bench_dense_12x12", rows=12, cols=12),
     MacArrayConfig(name="bench_2of4_8x8", rows=8, cols=8, sparsity="2:4"),
 ]
 
+#: What ``--synth`` synthesizes for ecp5-85k (unchanged by the layer measurement).
+SYNTH_DESIGNS = ["bench_dense_4x4", "bench_dense_8x8", "bench_2of4_8x8"]
 
-def measure(cfg: MacArrayConfig, rows: int, seed: int) -> dict:
-    result = simulate(cfg, seed=seed, vectors=rows)
-    if not result.passed:
-        sys.exit(f"{cfg.name}: simulation failed: {result.message}")
-    tp = result.details["throughput"]
-    peak = cfg.multipliers
-    macs_per_cycle = rows * peak / tp["cycles_stream"]
+#: The layer: K = K_TILES * R * M reduction inputs, C_out = C_TILES * C outputs.
+K_TILES, C_TILES = 2, 4
+
+
+def layer(cfg: MacArrayConfig, rows: int, rng: np.random.Generator):
+    """Random weights (K, C_out) in the array's N:M pattern, one tile's worth at a time, and
+    random activations (B, K)."""
+    def block():
+        tile = random_tile(cfg, rng, 1)
+        return expand_nm(tile.values, tile.indices, cfg.m)
+
+    weights = np.block([[block() for _ in range(C_TILES)] for _ in range(K_TILES)])
+    lo, hi = operand_ranges(cfg)["act"]
+    return weights, rng.integers(lo, hi, size=(rows, K_TILES * cfg.k), endpoint=True)
+
+
+def numpy_seconds(acts: np.ndarray, weights: np.ndarray, repeats: int) -> float:
+    """Best wall time of ``acts @ weights`` in int32 over ``repeats`` runs."""
+    a, w = acts.astype(np.int32), weights.astype(np.int32)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ w
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(cfg: MacArrayConfig, rows: int, seed: int, repeats: int) -> dict:
+    weights, acts = layer(cfg, rows, np.random.default_rng(seed))
+    tiles = len(layer_tiles(cfg, weights, acts))
+    run = simulate_layer(cfg, weights, acts, seed=seed)
+    if not np.array_equal(run.outputs, acts @ weights):
+        sys.exit(f"{cfg.name}: the array's layer outputs differ from numpy")
+    tp = run.result.details["throughput"]
+    busy, peak = tp["busy"], cfg.multipliers
+    useful = tp["rows"] * peak                  # every tile is full: no padding MACs
+    dense_eq = acts.shape[0] * weights.shape[0] * weights.shape[1]
+    seconds = numpy_seconds(acts, weights, repeats)
     return {
-        "design": cfg.name,
-        "multipliers": peak,
-        "stream": tp["cycles_stream"],
-        "total": tp["cycles_total"],
-        "macs_per_cycle": macs_per_cycle,
-        "peak": peak,
-        "steady_pct": 100.0 * macs_per_cycle / peak,
-        "end_to_end_pct": 100.0 * rows * peak / tp["cycles_total"] / peak,
-        "dense_eq_per_mult": rows * cfg.k * cfg.cols / tp["cycles_stream"] / peak,
+        "design": cfg.name, "multipliers": peak, "tiles": tiles, "rows": tp["rows"],
+        "busy": busy, "stream": tp["cycles_stream"],
+        "steady_pct": 100.0 * tp["steady_state_utilization"],
+        "end_to_end_pct": 100.0 * useful / (peak * busy),
+        "dense_eq_per_mult": dense_eq / busy / peak,
+        "numpy_us": seconds * 1e6, "numpy_gmacs": dense_eq / seconds / 1e9,
+        "break_even_mhz": busy / seconds / 1e6,
     }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows-streamed", type=int, default=256)
+    parser.add_argument("--rows-streamed", type=int, default=256,
+                        help="activation rows of the layer (rows per tile)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20, help="numpy timings, best one kept")
     parser.add_argument("--synth", action="store_true",
-                        help="also synthesize each design for ecp5-85k (slow)")
+                        help="also synthesize " + ", ".join(SYNTH_DESIGNS) + " for ecp5-85k "
+                             "(slow)")
     args = parser.parse_args(argv)
 
-    rows = [measure(cfg, args.rows_streamed, args.seed) for cfg in DESIGNS]
-    print(f"MAC array throughput, {args.rows_streamed}-row activation stream, seed {args.seed}")
+    rows = [measure(cfg, args.rows_streamed, args.seed, args.repeats) for cfg in DESIGNS]
+    print(f"MAC array on a {K_TILES * C_TILES}-tile layer, {args.rows_streamed} activation rows "
+          f"per tile, seed {args.seed}")
     print(format_table(
-        ["design", "mults", "stream cyc", "total cyc", "MACs/cyc", "peak", "steady %",
-         "end-to-end %", "dense-eq MACs/mult"],
-        [[r["design"], r["multipliers"], r["stream"], r["total"], round(r["macs_per_cycle"], 2),
-          r["peak"], round(r["steady_pct"], 1), round(r["end_to_end_pct"], 1),
+        ["design", "mults", "tiles", "rows", "cycles", "stream", "steady %", "end-to-end %",
+         "dense-eq MACs/mult/cyc"],
+        [[r["design"], r["multipliers"], r["tiles"], r["rows"], r["busy"], r["stream"],
+          round(r["steady_pct"], 2), round(r["end_to_end_pct"], 2),
           round(r["dense_eq_per_mult"], 3)] for r in rows]))
+    print("\nnumpy int32 matmul of the same layer, this run")
+    print(format_table(
+        ["design", "numpy us", "numpy GMAC/s", "array = numpy at MHz"],
+        [[r["design"], round(r["numpy_us"], 1), round(r["numpy_gmacs"], 2),
+          round(r["break_even_mhz"], 1)] for r in rows]))
     dense = next(r for r in rows if r["design"] == "bench_dense_8x8")
     sparse = next(r for r in rows if r["design"] == "bench_2of4_8x8")
     print(f"\n2:4 / dense dense-equivalent MACs per multiplier (8x8): "
@@ -72,7 +126,8 @@ def main(argv=None) -> int:
 
     if args.synth:
         from hwgen.flows.synth import synthesize
-        reports = [(cfg.name, synthesize(cfg, "ecp5-85k")) for cfg in DESIGNS]
+        reports = [(cfg.name, synthesize(cfg, "ecp5-85k")) for cfg in DESIGNS
+                   if cfg.name in SYNTH_DESIGNS]
         print("\necp5-85k (yowasp Yosys + nextpnr)")
         print(format_table(
             ["design", "LUTs", "FFs", "DSPs", "BRAMs", "Fmax MHz", "target MHz", "fits"],
