@@ -58,9 +58,10 @@ def test_two_tiles_by_hand():
     each PE switches as the second tile's first row reaches it, one column later in column 1.
 
     Beats in cycles 0 and L_0 + C + P - 1 = 1 + 2 + 1 - 1 = 3 (the cycle after PE (0, 1) switched
-    to tile 0); rows in cycles 1, 4, 5. Row 5 is in the input register (column 0's left input) in cycle 2
-    and in column 1's left input in cycle 3; row 7 in cycles 5 and 6. Column 0 switches to 1, 3
-    at the ends of cycles 1 and 4, column 1 to 2, 4 at the ends of cycles 2 and 5.
+    to tile 0); rows in cycles 1, 4, 5. Row 5 is in the input register (column 0's left input)
+    in cycle 2 and in column 1's left input in cycle 3; row 7 in cycles 5 and 6. Column 0
+    switches to 1, 3 at the ends of cycles 1 and 4, column 1 to 2, 4 at the ends of cycles 2
+    and 5.
     """
     cfg = MacArrayConfig(rows=1, cols=2)
     zero = np.zeros((1, 2, 1), dtype=np.int64)

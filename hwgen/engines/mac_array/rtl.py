@@ -143,9 +143,9 @@ class MacArray(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~valid[depth] | self.results.ready)
 
-        # Only control state (valid/last/first chains, sequencer, counters) is reset. Datapath registers
-        # are reset_less: their contents only matter under a set valid bit, and leaving them out
-        # of the synchronous reset spares a LUT input and a reset route per flip-flop.
+        # Only control state (valid/last/first chains, sequencer, counters) is reset. Datapath
+        # registers are reset_less: their contents only matter under a set valid bit, and leaving
+        # them out of the synchronous reset spares a LUT input and a reset route per flip-flop.
         def data_reg(shape, name):
             return Signal(shape, name=name, reset_less=True)
 

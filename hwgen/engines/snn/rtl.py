@@ -45,7 +45,8 @@ from .store import SpikeStore
 from .tppe import Tppe
 from .weights import WeightLoader
 
-__all__ = ["LIF_STEP_STAGES", "COLLECT_ROWS", "spikes_layout", "out_layout", "weights_layout", "SnnLayer"]
+__all__ = ["LIF_STEP_STAGES", "COLLECT_ROWS", "spikes_layout", "out_layout", "weights_layout",
+           "SnnLayer"]
 
 #: Pipeline stages per LIF step: the sum, the threshold and reset, the leak, one carry chain each
 #: (one stage per step had 15 ns: snn_small at 65 MHz).
