@@ -67,7 +67,8 @@ def test_single_chunk_cycle_model_is_exact(dataflow, join, alone):
 def test_store_mask_row_readable_when_full(dataflow, readers):
     """Events of two samples, one per cycle: in the cycle after ``full`` rises (a TPPE's first
     issue at the earliest) every read port reads the sample's last chunk row as written (the
-    mask write is registered from ``REGISTERED_MASK_WRITE`` readers on)."""
+    mask write is registered from ``REGISTERED_MASK_WRITE`` readers on). ``full_next`` and
+    ``busy_next`` are what ``full`` and ``busy`` become at every tick."""
     cfg = SnnConfig(timesteps=4, in_neurons=24, out_neurons=readers, pes=readers, chunk=8,
                     dataflow=dataflow, laggy_adders=4)
     W, C, T = cfg.chunk, cfg.chunks, cfg.timesteps
@@ -82,6 +83,11 @@ def test_store_mask_row_readable_when_full(dataflow, readers):
             return sum(int(w != 0) << i for i, w in enumerate(chunk))
         return sum(int(w >> t & 1) << (t * W + i) for t in range(T) for i, w in enumerate(chunk))
 
+    async def tick(ctx):
+        full_next, busy_next = ctx.get(dut.full_next), ctx.get(dut.busy_next)
+        await ctx.tick()
+        assert (ctx.get(dut.full), ctx.get(dut.busy)) == (full_next, busy_next)
+
     async def testbench(ctx):
         for s, words in enumerate(samples):
             for k, w in enumerate(words):
@@ -91,24 +97,24 @@ def test_store_mask_row_readable_when_full(dataflow, readers):
                       "vector_end": int(k == len(words) - 1)}
                 ctx.set(dut.events.valid, 1)
                 ctx.set(Value.cast(dut.events.payload), pack(layout, ev))
-                await ctx.tick()
+                await tick(ctx)
             ctx.set(dut.events.valid, 0)
             bank = s % 2
             for _ in range(4):
                 if ctx.get(dut.full) >> bank & 1:
                     break
-                await ctx.tick()
+                await tick(ctx)
             else:
                 raise AssertionError("the bank did not fill")
-            await ctx.tick()                      # the TPPE starts; its first issue reads:
+            await tick(ctx)                        # the TPPE starts; its first issue reads:
             for port in dut.mask_reads:
                 ctx.set(port.addr, (bank << dut.cbits) | (C - 1))
                 ctx.set(port.en, 1)
-            await ctx.tick()
+            await tick(ctx)
             for port in dut.mask_reads:
                 assert ctx.get(Value.cast(port.data)) == row(words, C - 1), f"sample {s}"
             ctx.set(dut.free, 1 << bank)
-            await ctx.tick()
+            await tick(ctx)
             ctx.set(dut.free, 0)
 
     simulate(dut, testbench)
@@ -127,7 +133,7 @@ def test_loader_writes_no_later_than_the_first_cycle_without_loading():
     writes, mask_writes = [], []
 
     async def testbench(ctx):
-        ctx.set(dut.allowed, 1)
+        ctx.set(dut.allowed_next, 1)
         sent, low_since = 0, None
         for cycle in range(2000):
             ctx.set(dut.beats.valid, sent < len(beats))

@@ -140,8 +140,9 @@ class FiberReceiver(wiring.Component):
     ``error`` (sticky) reports a stream that breaks the format: a mask beat while the chunk before
     still expects values, or ``last`` on a beat that is not the vector's final one (or missing
     there). Such a stream is not recovered from. ``busy``: the walker holds a chunk's mask (taken,
-    its last event not yet taken); ``closing``: a vector's final beat was taken and its last
-    event not yet (a final chunk that keeps nothing gives its event cycles after its mask beat).
+    its last event not yet taken). ``closing_next``: by the next cycle a vector's final beat
+    will have been taken and its last event not yet (a final chunk that keeps nothing gives its
+    event cycles after its mask beat); a next state, so a user can register what it gates.
     """
 
     def __init__(self, chunk: int, length: int, value_bits: int):
@@ -152,7 +153,7 @@ class FiberReceiver(wiring.Component):
             "events": Out(stream.Signature(event_layout(chunk, self.chunks, value_bits))),
             "error": Out(1),
             "busy": Out(1),
-            "closing": Out(1),
+            "closing_next": Out(1),
         })
 
     def elaborate(self, platform):
@@ -199,8 +200,10 @@ class FiberReceiver(wiring.Component):
         ending = Signal(range(3))
         final_beat = took & Mux(beat.mask, mask_final, final)
         final_event = self.events.valid & self.events.ready & final
-        m.d.sync += ending.eq(ending + final_beat - final_event)
-        m.d.comb += self.closing.eq(ending != 0)
+        ending_next = Signal.like(ending)
+        m.d.comb += [ending_next.eq(ending + final_beat - final_event),
+                     self.closing_next.eq(ending_next != 0)]
+        m.d.sync += ending.eq(ending_next)
         return m
 
 

@@ -123,12 +123,14 @@ class SnnLayer(wiring.Component):
         # --- weights and TPPEs ------------------------------------------------------------------
         m.submodules.loader = loader = WeightLoader(cfg)
         wiring.connect(m, wiring.flipped(self.weights), loader.beats)
-        # Nor while a sample whose last beat was taken is still on its way into the store (its
-        # last event being written, or a fiber's final empty chunk not yet walked): that sample
-        # is complete, so it is joined with the weights it arrived under. (A sample still
-        # arriving when the set starts is joined with the new set.)
-        closing = receiver.closing if cfg.in_format == "fiber" else 0
-        m.d.comb += loader.allowed.eq(~store.full.any() & ~store.busy & ~closing)
+        # A weight set may start while the store holds no complete sample, nor one whose last
+        # beat was taken and that is still on its way in (its last event being written, or a
+        # fiber's final empty chunk not yet walked): such a sample is complete, so it is joined
+        # with the weights it arrived under. (A sample still arriving when the set starts is
+        # joined with the new set.) Given as the next cycle's value: the loader registers it.
+        closing_next = receiver.closing_next if cfg.in_format == "fiber" else 0
+        m.d.comb += loader.allowed_next.eq(~store.full_next.any() & ~store.busy_next
+                                           & ~closing_next)
         pes = []
         for p in range(P):
             pe = Tppe(cfg, p, store.word_reads[p], store.mask_reads[p])

@@ -57,10 +57,14 @@ class SpikeStore(wiring.Component):
         being written is free.
     full : out, 2 bits
         Bank b holds a complete sample.
+    full_next : out, 2 bits
+        ``full`` of the next cycle, so a user can register what it gates.
     free : in, 2 bits
         A pulse on bit b empties bank b (every TPPE is done with it).
     busy : out
         An event taken in the cycle before is being written.
+    busy_next : out
+        ``busy`` of the next cycle: an event is taken in this one.
     word_reads, mask_reads : list of read ports, one per TPPE
         ``addr`` = ``Cat(k, bank)`` (``kbits`` + 1 bits) with data 2 cycles later; ``addr`` =
         ``Cat(c, bank)`` (``cbits`` + 1 bits) with data the next cycle.
@@ -80,8 +84,10 @@ class SpikeStore(wiring.Component):
         super().__init__({
             "events": In(stream.Signature(event_layout(cfg.chunk, cfg.chunks, cfg.timesteps))),
             "full": Out(2),
+            "full_next": Out(2),
             "free": In(2),
             "busy": Out(1),
+            "busy_next": Out(1),
         })
 
     def elaborate(self, platform):
@@ -110,7 +116,7 @@ class SpikeStore(wiring.Component):
         s_k = Signal(self.kbits)
         s = Signal.like(ev)
         m.d.sync += s_valid.eq(took)
-        m.d.comb += self.busy.eq(s_valid)
+        m.d.comb += [self.busy.eq(s_valid), self.busy_next.eq(took)]
         with m.If(took):
             m.d.sync += [s.eq(ev), s_bank.eq(bank), s_k.eq(kbase + ev.pos)]
         keep = s.has_value & keep_word(s.value, cfg.min_spikes, T)
@@ -140,10 +146,9 @@ class SpikeStore(wiring.Component):
         with m.If(s_valid):
             m.d.sync += row.eq(Mux(s.chunk_end, 0, row_next))
 
-        # --- bank flags -----------------------------------------------------------------------
+        # --- bank flags: a sample's last event fills its bank (before a same-cycle free) --------
         for b in range(2):
-            with m.If(self.free[b]):
-                m.d.sync += self.full[b].eq(0)
-            with m.If(s_valid & s.vector_end & (s_bank == b)):
-                m.d.sync += self.full[b].eq(1)
+            filled = s_valid & s.vector_end & (s_bank == b)
+            m.d.comb += self.full_next[b].eq(filled | (self.full[b] & ~self.free[b]))
+        m.d.sync += self.full.eq(self.full_next)
         return m

@@ -9,7 +9,8 @@ goes to row ``g*K + k`` of that TPPE's weight memory, and the nonzero mask of it
 ``golden.compress_weights`` drops it.
 
 A set may start whenever the layer's spike store holds no complete sample and no sample whose
-last beat was taken is still on its way into it (``allowed``); from its first beat until its last row is written
+last beat was taken is still on its way into it (``allowed``); from its first beat until its last
+row is written
 ``loading`` is high and no TPPE starts a sample, so a sample whose last beat was taken before the
 set's first beat is joined with the weights before it, and one completed later with the new set.
 Sets can follow each other at any time, with no reset.
@@ -39,8 +40,9 @@ class WeightLoader(wiring.Component):
     ----------
     beats : stream, in
         The weight fibers (:func:`.fiber.fiber_layout` with ``weight_bits`` values).
-    allowed : in
-        A new set may start (the spike store is empty).
+    allowed_next : in
+        In the next cycle a new set may start (the spike store is empty): the loader registers
+        it, so the gate of its input port is a register.
     loading : out
         A set is being loaded.
     pe, row, value, write : out
@@ -60,7 +62,7 @@ class WeightLoader(wiring.Component):
         K, C = cfg.in_neurons, cfg.chunks
         super().__init__({
             "beats": In(stream.Signature(fiber_layout(cfg.chunk, cfg.weight_bits))),
-            "allowed": In(1),
+            "allowed_next": In(1),
             "loading": Out(1),
             "pe": Out(range(max(self.pes, 2))),
             "row": Out(range(max(groups * K, 2))),
@@ -79,8 +81,15 @@ class WeightLoader(wiring.Component):
         m.submodules.receiver = rx = FiberReceiver(W, K, cfg.weight_bits)
         # After a set's final beat (``last``) no beat is taken until its last row is written, so
         # ``loading`` ends with the set it began with.
+        # ``allowed`` is registered from the layer's next-state flags, so it equals the layer's
+        # ``allowed`` of this cycle while the port's gate starts from registers: the store's
+        # ``full`` -> ``allowed`` -> ``weights.ready`` -> the input FIFO's write enable was the
+        # critical path of snn_paper (13.6 ns at seed 1, 11.7 of them routing to the FIFO's
+        # flip-flops). After reset the store is empty: allowed.
+        allowed = Signal(init=1)
+        m.d.sync += allowed.eq(self.allowed_next)
         closing = Signal()
-        open_ = (self.allowed | self.loading) & ~closing
+        open_ = (allowed | self.loading) & ~closing
         # The beats pass a FIFO before the receiver, so the gating above and the port do not sit
         # in front of the receiver's walker (``full`` -> ``allowed`` -> a value beat's valid ->
         # the walker's advance -> its next slice was 10.0 ns: the default config at 99.8 MHz).
@@ -143,16 +152,15 @@ class WeightLoader(wiring.Component):
                      self.mask.eq(mask), self.mask_write.eq(s_valid & s.chunk_end)]
         # ``loading`` rises with a set's first beat taken, ``closing`` with its final one; both
         # fall after the set's last event (``s_end``; never while ``loading`` is low). Written
-        # as next states with ``allowed`` (the store's flags, through rtl.py) as a late input
-        # rather than as enables behind ``beats.ready``: the store's ``full`` / ``busy`` ->
-        # ``allowed`` -> ``beats.ready`` -> the enable of ``closing`` was five LUTs and 8.6 ns of
-        # routing (the critical path of seq_fast at seed 1: 95.5 MHz, 97.0 with the walker's
-        # registered slice selects). Same values in every cycle.
+        # as next states rather than as enables behind ``beats.ready``: the store's ``full`` /
+        # ``busy`` -> ``allowed`` -> ``beats.ready`` -> the enable of ``closing`` was five LUTs
+        # and 8.6 ns of routing (the critical path of seq_fast at seed 1: 95.5 MHz, 97.0 with the
+        # walker's registered slice selects). Same values in every cycle.
         space = Signal()                                  # a beat is offered and fits
         m.d.comb += space.eq(self.beats.valid & buf.w_rdy)
         m.d.sync += [
-            self.loading.eq(~s_end & (self.loading | (space & self.allowed))),
+            self.loading.eq(~s_end & (self.loading | (space & allowed))),
             closing.eq(~s_end & (closing | (space & self.beats.payload.last
-                                            & (self.allowed | self.loading)))),
+                                            & (allowed | self.loading)))),
         ]
         return m
