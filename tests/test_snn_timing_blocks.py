@@ -123,14 +123,14 @@ def test_store_mask_row_readable_when_full(dataflow, readers):
 def test_loader_writes_no_later_than_the_first_cycle_without_loading():
     """Every weight and mask write of a set is offered at the latest in the first cycle with
     ``loading`` low (a TPPE reads its first weight mask at the end of the cycle after it), and
-    the set's mask writes are one per (neuron, chunk)."""
+    the set's mask writes are one per (neuron, chunk), to the neuron's TPPE."""
     cfg = SnnConfig(timesteps=4, in_neurons=16, out_neurons=6, pes=4, chunk=16,
                     laggy_adders=4, in_format="fiber")
     a, b = random_layer(cfg, np.random.default_rng(11), samples=1, weight_density=0.6)
     trace = golden.layer(a, b, cfg)
     dut = WeightLoader(cfg)
     beats = [pack(dut.beats.payload.shape(), beat) for beat in weight_beats(cfg, trace)]
-    writes, mask_writes = [], []
+    writes, mask_writes, mask_pes = [], [], []
 
     async def testbench(ctx):
         ctx.set(dut.allowed_next, 1)
@@ -138,10 +138,12 @@ def test_loader_writes_no_later_than_the_first_cycle_without_loading():
         for cycle in range(2000):
             ctx.set(dut.beats.valid, sent < len(beats))
             ctx.set(Value.cast(dut.beats.payload), beats[sent] if sent < len(beats) else 0)
-            if ctx.get(dut.write):
+            if any(ctx.get(write) for write in dut.write):
                 writes.append(cycle)
-            if ctx.get(dut.mask_write):
-                mask_writes.append(cycle)
+            for q, write in enumerate(dut.mask_write):
+                if ctx.get(write):
+                    mask_writes.append(cycle)
+                    mask_pes.append(q)
             if sent < len(beats) and ctx.get(dut.beats.ready):
                 sent += 1
             if sent == len(beats) and not ctx.get(dut.loading) and low_since is None \
@@ -153,6 +155,8 @@ def test_loader_writes_no_later_than_the_first_cycle_without_loading():
         assert low_since is not None, "the set did not load"
         assert max(writes + mask_writes) <= low_since
         assert len(mask_writes) == cfg.out_neurons * cfg.chunks
+        # Neuron n's masks go to TPPE n % P, in set order.
+        assert mask_pes == [n % cfg.pes for n in range(cfg.out_neurons) for _ in range(cfg.chunks)]
 
     simulate(dut, testbench)
 

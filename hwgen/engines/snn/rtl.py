@@ -136,12 +136,12 @@ class SnnLayer(wiring.Component):
             pe = Tppe(cfg, p, store.word_reads[p], store.mask_reads[p])
             m.submodules[f"tppe{p}"] = pe
             pes.append(pe)
-            mine = loader.pe == p
             m.d.comb += [pe.full.eq(store.full), pe.loading.eq(loader.loading),
                          pe.weight_write.addr.eq(loader.row), pe.weight_write.data.eq(loader.value),
-                         pe.weight_write.en.eq(loader.write & mine),
-                         pe.mask_write.addr.eq(loader.mask_row), pe.mask_write.data.eq(loader.mask),
-                         pe.mask_write.en.eq(loader.mask_write & mine)]
+                         pe.weight_write.en.eq(loader.write[p]),
+                         pe.mask_write.addr.eq(loader.mask_row[p]),
+                         pe.mask_write.data.eq(loader.mask),
+                         pe.mask_write.en.eq(loader.mask_write[p])]
 
         # A bank is emptied once every TPPE has released it.
         for b in range(2):

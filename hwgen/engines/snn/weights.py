@@ -45,12 +45,14 @@ class WeightLoader(wiring.Component):
         it, so the gate of its input port is a register.
     loading : out
         A set is being loaded.
-    pe, row, value, write : out
-        Weight write: TPPE, row ``g*K + k``, weight, enable (registers, two cycles after the
-        receiver's event).
-    mask_row, mask, mask_write : out
-        Mask write: row ``g*C + c``, the chunk's nonzero mask, enable (same TPPE ``pe``; also
-        registers).
+    row, value : out
+        Weight write: row ``g*K + k`` and weight (registers, two cycles after the receiver's
+        event).
+    write : out, one per TPPE
+        Weight write enable of TPPE p (a register).
+    mask, mask_row, mask_write : out, the last two one per TPPE
+        Mask write: the chunk's nonzero mask, and TPPE p's row ``g*C + c`` and enable (all
+        registers, in the cycle of the weight write).
     error : out
         The receiver's sticky format error.
     """
@@ -64,13 +66,12 @@ class WeightLoader(wiring.Component):
             "beats": In(stream.Signature(fiber_layout(cfg.chunk, cfg.weight_bits))),
             "allowed_next": In(1),
             "loading": Out(1),
-            "pe": Out(range(max(self.pes, 2))),
             "row": Out(range(max(groups * K, 2))),
             "value": Out(signed(cfg.weight_bits)),
-            "write": Out(1),
-            "mask_row": Out(range(max(groups * C, 2))),
+            "write": Out(1).array(self.pes),
             "mask": Out(cfg.chunk),
-            "mask_write": Out(1),
+            "mask_row": Out(range(max(groups * C, 2))).array(self.pes),
+            "mask_write": Out(1).array(self.pes),
             "error": Out(1),
         })
 
@@ -103,7 +104,7 @@ class WeightLoader(wiring.Component):
 
         # --- the event's neuron: its TPPE, and its rows ------------------------------------------
         n = Signal(range(max(N, 2)))
-        p = Signal.like(self.pe)
+        p = Signal(range(max(P, 2)))
         group_row = Signal(range(max(neurons_of(cfg, 0) * K + K, 2)))     # g*K
         group_mask = Signal(range(max(neurons_of(cfg, 0) * C + C, 2)))    # g*C
         row0 = Signal.like(group_row)                                     # g*K + c*chunk
@@ -127,7 +128,7 @@ class WeightLoader(wiring.Component):
         # --- registered event, then the writes, registered -----------------------------------
         s_valid, s_end = Signal(), Signal()
         s = Signal.like(ev)
-        s_pe, s_row = Signal.like(self.pe), Signal.like(self.row)
+        s_pe, s_row = Signal.like(p), Signal.like(self.row)
         s_mask_row = Signal.like(mask_row)
         m.d.sync += [s_valid.eq(took), s_end.eq(took & set_end)]
         with m.If(took):
@@ -147,9 +148,15 @@ class WeightLoader(wiring.Component):
         # registered port, at the end of e + 3). A TPPE that starts in e + 2 reads its first
         # weight mask at the end of e + 3 and its first weight cycles later. No cycle of any
         # handshake moves.
-        m.d.sync += [self.pe.eq(s_pe), self.row.eq(s_row), self.value.eq(value),
-                     self.write.eq(s_valid & nonzero), self.mask_row.eq(s_mask_row),
-                     self.mask.eq(mask), self.mask_write.eq(s_valid & s.chunk_end)]
+        # Each TPPE has its own copy of the mask row and of both enables, its TPPE decoded in:
+        # one mask row register drove the write address of every LUT-RAM cell of all P mask
+        # memories (snn_paper: 16 x 32 cells across the device, 13.0 ns of routing, the
+        # critical path at seed 1).
+        m.d.sync += [self.row.eq(s_row), self.value.eq(value), self.mask.eq(mask)]
+        for q in range(P):
+            mine = s_valid & (s_pe == q)
+            m.d.sync += [self.write[q].eq(mine & nonzero), self.mask_row[q].eq(s_mask_row),
+                         self.mask_write[q].eq(mine & s.chunk_end)]
         # ``loading`` rises with a set's first beat taken, ``closing`` with its final one; both
         # fall after the set's last event (``s_end``; never while ``loading`` is low). Written
         # as next states rather than as enables behind ``beats.ready``: the store's ``full`` /
