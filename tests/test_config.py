@@ -168,7 +168,7 @@ def test_valid_sparsity(sparsity, n, m, idx_bits):
 
 def test_dense_derived_quantities():
     cfg = MacArrayConfig(rows=3, cols=5)
-    assert (cfg.n, cfg.m, cfg.idx_bits, cfg.k, cfg.multipliers, cfg.latency) == (1, 1, 0, 3, 15, 8)
+    assert (cfg.n, cfg.m, cfg.idx_bits, cfg.k, cfg.multipliers, cfg.latency) == (1, 1, 0, 3, 15, 9)
 
 
 # --- file-level errors ------------------------------------------------------------------------

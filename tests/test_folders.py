@@ -282,15 +282,15 @@ def test_synth_refuses_to_replace_a_users_folder(tmp_path):
 INTERRUPT_ELABORATION = """
 import os, signal, sys
 from hwgen.cli import main
-from hwgen.hdl.multiplier import Multiplier
+from hwgen.hdl.dsp import RegisteredProduct
 
-real = Multiplier.elaborate
+real = RegisteredProduct.elaborate
 
 def signal_then_elaborate(self, platform):
     os.kill(os.getpid(), signal.SIGTERM)
     return real(self, platform)
 
-Multiplier.elaborate = signal_then_elaborate
+RegisteredProduct.elaborate = signal_then_elaborate
 sys.exit(main(sys.argv[1:]))
 """
 

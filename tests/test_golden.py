@@ -136,16 +136,17 @@ def test_dense_tile_compresses_for_nm_arrays():
     np.testing.assert_array_equal(golden.run(cfg, tile).y, acts @ dense)
 
 
-@pytest.mark.parametrize("sparsity, latency", [(None, 8 + 8 + 1), ("2:4", 8 + 8 + 2)])
+@pytest.mark.parametrize("sparsity, latency", [(None, 8 + 8 + 2), ("2:4", 8 + 8 + 2)])
 def test_cycle_model_adds_load_stream_and_latency(sparsity, latency):
-    """Input register, R + C - 1 wavefront steps, product register (+ operand select for N:M)."""
+    """Input register, R + C - 1 wavefront steps, the product's operand and output registers,
+    dense or N:M."""
     cfg = MacArrayConfig(rows=8, cols=8, sparsity=sparsity)
     model = golden.cycle_model(cfg, 256)
     assert (model.load, model.stream, model.latency) == (8, 256, latency)
     assert model.total == 8 + 256 + latency
 
 
-@pytest.mark.parametrize("sparsity, stages", [(None, 1), ("2:4", 2)])
+@pytest.mark.parametrize("sparsity, stages", [(None, 2), ("2:4", 2)])
 def test_cycle_model_streams_long_tiles_back_to_back(sparsity, stages):
     """8 tiles of 256 rows on 12x12: tile i+1's beats from C + P - 1 cycles after tile i's first
     row, its rows right behind tile i's, so only the first load and the last drain cost cycles."""
@@ -163,14 +164,15 @@ def test_cycle_model_streams_long_tiles_back_to_back(sparsity, stages):
 
 @pytest.mark.parametrize("rows", [1, 2, 10, 11, 12, 13])
 def test_cycle_model_short_tiles_wait_for_their_weights(rows):
-    """4x6 dense: the next tile's last beat transfers at L + C + P - 1 + R - 1 = L + 9, so a tile
-    of fewer than R + C + P - 1 = 10 rows leaves a gap of 10 - rows cycles before the next."""
+    """4x6 dense: the next tile's last beat transfers at L + C + P - 1 + R - 1 = L + 10, so a
+    tile of fewer than R + C + P - 1 = 11 rows leaves a gap of 11 - rows cycles before the
+    next."""
     cfg = MacArrayConfig(rows=4, cols=6)
     model = golden.cycle_model(cfg, [rows, rows, 3])
     assert model.act_cycles[:rows] == tuple(range(4, 4 + rows))
-    assert model.act_cycles[rows] == 4 + max(rows, 10)
-    assert model.act_cycles[2 * rows] == 4 + 2 * max(rows, 10)
-    assert model.gaps == 2 * max(0, 10 - rows)
+    assert model.act_cycles[rows] == 4 + max(rows, 11)
+    assert model.act_cycles[2 * rows] == 4 + 2 * max(rows, 11)
+    assert model.gaps == 2 * max(0, 11 - rows)
 
 
 def test_cycle_model_needs_a_row():

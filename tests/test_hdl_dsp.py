@@ -1,15 +1,17 @@
 """hwgen/hdl/dsp.py: the registered product in Amaranth's simulator (the generic description),
 and in Yosys for ECP5, where it must become a MULT18X18D with its output register on. The ECP5
 netlist's behaviour on the cell model is checked with the whole attention engine in
-tests/test_attention_sim.py."""
+tests/test_attention_sim.py and with the MAC array (clock enables included) in
+tests/test_sim.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
 import pytest
-from amaranth import ClockDomain, Module, Shape, signed, unsigned
+from amaranth import ClockDomain, Module, Shape, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from hwgen.emit.design import elaborate, for_family
@@ -18,7 +20,7 @@ from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.engines.sparse_attention import SparseAttentionConfig
 from hwgen.flows import synth
 from hwgen.flows.synth import synthesize
-from hwgen.hdl.dsp import RegisteredProduct, fits_dsp
+from hwgen.hdl.dsp import RegisteredProduct, fits_dsp, registered_product
 from hwgen.hdl.primitives import Primitives, cell_models
 
 SEED = 1130
@@ -83,6 +85,49 @@ def test_the_product_of_one_or_two_cycles_ago_and_zero_after_reset(a_shape, b_sh
     assert errors == [] and len(checked) == len(pairs)
 
 
+@pytest.mark.parametrize("input_registers", [False, True])
+def test_the_clock_enables_hold_the_registers(input_registers):
+    """``en`` holds every register, ``b_en`` (with input registers) the b register on top: the
+    registers of the class docstring, step by step, under random enables and operands."""
+    rng = random.Random(SEED + input_registers)
+    top, sync = Module(), ClockDomain("sync")
+    top.domains.sync = sync
+    dut = top.submodules.dut = RegisteredProduct(signed(8), unsigned(7),
+                                                 input_registers=input_registers)
+    assert ("b_en" in dut.signature.members) == input_registers
+    steps = [(rng.randint(-128, 127), rng.randint(0, 127), rng.random() < 0.7,
+              rng.random() < 0.3) for _ in range(300)]
+    errors = []
+
+    async def testbench(ctx):
+        a_reg = b_reg = p = 0
+        for x, y, en, b_en in steps:
+            ctx.set(dut.a, x)
+            ctx.set(dut.b, y)
+            ctx.set(dut.en, en)
+            if input_registers:
+                ctx.set(dut.b_en, b_en)
+            await ctx.tick()
+            if en:
+                p = a_reg * b_reg if input_registers else x * y
+                a_reg, b_reg = x, y if b_en else b_reg
+            if ctx.get(dut.p) != p:
+                errors.append((x, y, en, b_en, ctx.get(dut.p), p))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert errors == []
+
+
+def test_b_en_needs_input_registers():
+    m = Module()
+    with pytest.raises(ValueError, match="b_en needs input_registers"):
+        registered_product(m, Signal(signed(4)), Signal(signed(4)), "mul", b_en=1)
+    m._MustUse__silence = True          # refused, so never elaborated
+
+
 @pytest.mark.parametrize("a_shape, b_shape, message", [
     (unsigned(18), signed(8), "a_shape must fit an 18-bit signed DSP input (at most 18 bits "
                               "signed or 17 unsigned), not unsigned(18)"),
@@ -113,10 +158,14 @@ def test_synthesis_elaborates_again_only_when_the_family_changes_the_verilog():
     assert ecp5.verilog != generic.verilog and for_family(ecp5, "ecp5") is ecp5
     assert for_family(generic, "ice40") is generic
     assert for_family(ecp5, "ice40").verilog == generic.verilog
-    # No DSP products (a MAC array's multipliers are plain products): the same Verilog
-    # everywhere, so no second elaboration.
-    macs = elaborate(MacArrayConfig(name="m2", rows=2, cols=2))
-    assert macs.dsp_products == 0 and for_family(macs, "ecp5") is macs
+    # A MAC array's PE products are DSP products, one per multiplier.
+    macs = elaborate(MacArrayConfig(name="m2", rows=2, cols=2, sparsity="1:2"))
+    assert macs.dsp_products == 4 and macs.bram_reads == 0
+    assert for_family(macs, "ecp5").verilog.count("MULT18X18D #(") == 4
+    # A design without DSP products or block-memory reads: the same Verilog everywhere, so no
+    # second elaboration.
+    plain = dataclasses.replace(macs, dsp_products=0)
+    assert for_family(plain, "ecp5") is plain
 
 
 def _dsp_cells(folder) -> list[dict]:

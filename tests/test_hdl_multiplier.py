@@ -1,5 +1,5 @@
-"""The PE multiplier (hwgen/hdl/multiplier.py) in Amaranth's simulator, and its use in the MAC
-array: every PE product comes from one instance of it.
+"""The PE multiplier (hwgen/hdl/multiplier.py) in Amaranth's simulator, and the MAC array's
+products: one registered product block (hwgen/hdl/dsp.py) per multiplier.
 
 Products are checked exhaustively against Python's ``*`` at small widths.
 """
@@ -56,9 +56,9 @@ def test_ports_and_width(act_signed, prod_bits):
     assert (dut.w.shape().width, dut.w.shape().signed) == (8, True)
     assert (dut.a.shape().width, dut.a.shape().signed) == (6, act_signed)
     assert (dut.prod.shape().width, dut.prod.shape().signed) == (prod_bits, True)
-    # The same width as the MAC array's product register.
-    assert prod_bits == MacArrayConfig(weight_bits=8, act_bits=6,
-                                       act_signed=act_signed).prod_bits
+    # The MAC array's product register drops the copy of the sign bit an unsigned one adds.
+    assert prod_bits - (not act_signed) == MacArrayConfig(weight_bits=8, act_bits=6,
+                                                          act_signed=act_signed).prod_bits
     # A combinational block: no clock or reset port in its Verilog.
     header = re.search(r"^module multiplier\((.*)\);", verilog.convert(dut, name="multiplier"),
                        re.M)[1]
@@ -87,7 +87,7 @@ def test_bad_parameters(args, error, message):
     assert raised == (error, message)
 
 
-def test_mac_array_instantiates_one_multiplier_per_product():
+def test_mac_array_instantiates_one_product_block_per_multiplier():
     cfg = MacArrayConfig(rows=2, cols=3, sparsity="2:4", act_signed=False)
     text = verilog.convert(MacArray(cfg), name=cfg.name, emit_src=False)
     instances = re.findall(r"^\s*\\mac_array\.(\S+)\s+(\S+) \(", text, re.M)

@@ -26,10 +26,11 @@ def test_one_pe_by_hand():
 
     The weight beat transfers in cycle 0, so the next weight holds 3 from cycle 1; the rows
     transfer in cycles 1..3 and the first one enters the input register (the PE's left input) at
-    the end of cycle 1, which is when the PE takes the next weight: the active weight holds 3
-    from cycle 2. The input register holds 1, 2, 2 in cycles 2..4; the product register follows
-    one cycle later (3, 6, 6 in cycles 3..5) and the partial sum one more (cycles 4..6), then
-    bubbles bring zeros.
+    the end of cycle 1. The input register holds 1, 2, 2 in cycles 2..4, the multiplier's
+    operand register (sel) one cycle later, cycles 3..5; the active weight is taken from the
+    next one as the first row enters sel, so it holds 3 from cycle 3. The product register
+    follows one cycle later (3, 6, 6 in cycles 4..6) and the partial sum one more (cycles
+    5..7), then bubbles bring zeros.
     """
     cfg = MacArrayConfig(rows=1, cols=1)
     tile = Tile(np.array([[[3]]]), np.zeros((1, 1, 1), dtype=np.int64),
@@ -38,17 +39,19 @@ def test_one_pe_by_hand():
     assert schedule.weight_cycles == (0,) and schedule.act_cycles == (1, 2, 3)
     trace = trace_registers(cfg, [tile], schedule)
     regs = trace.registers()
-    assert set(regs) == {"pe_r0_c0_w0", "pe_r0_c0_next_w0", "pe_r0_c0_prod0",
-                         "pe_r0_c0_psum"}                                 # no column to feed
+    # The operand, active weight and product are the registers of the product's block.
+    assert set(regs) == {"pe_r0_c0_mul0.a_reg", "pe_r0_c0_mul0.b_reg", "pe_r0_c0_next_w0",
+                         "pe_r0_c0_mul0.p", "pe_r0_c0_psum"}              # no column to feed
     assert regs["pe_r0_c0_next_w0"][1].tolist() == [0] + [3] * (trace.cycles - 1)
-    assert regs["pe_r0_c0_w0"][1].tolist() == [0, 0] + [3] * (trace.cycles - 2)
-    assert regs["pe_r0_c0_prod0"][1][:8].tolist() == [0, 0, 0, 3, 6, 6, 0, 0]
-    assert regs["pe_r0_c0_psum"][1][:8].tolist() == [0, 0, 0, 0, 3, 6, 6, 0]
+    assert regs["pe_r0_c0_mul0.a_reg"][1][:8].tolist() == [0, 0, 0, 1, 2, 2, 0, 0]
+    assert regs["pe_r0_c0_mul0.b_reg"][1].tolist() == [0, 0, 0] + [3] * (trace.cycles - 3)
+    assert regs["pe_r0_c0_mul0.p"][1][:9].tolist() == [0, 0, 0, 0, 3, 6, 6, 0, 0]
+    assert regs["pe_r0_c0_psum"][1][:9].tolist() == [0, 0, 0, 0, 0, 3, 6, 6, 0]
     toggles = {k: int(v.sum()) for k, v in trace.toggles().items()}
-    # weight 0 -> 3: 2 bits in the next set, 2 in the active one; products 0 -> 3 -> 6 -> 6 -> 0:
-    # 2 + 2 + 0 + 2; the partial sum the same, all in its LSB part (acc 22 bits, MSB group 6 bits
-    # never leaves 0).
-    assert toggles == {"psum_lsb": 6, "psum_msb": 0, "act": 0, "sel": 0, "prod": 6,
+    # weight 0 -> 3: 2 bits in the next set, 2 in the active one; operands 0 -> 1 -> 2 -> 2 -> 0:
+    # 1 + 2 + 0 + 1; products 0 -> 3 -> 6 -> 6 -> 0: 2 + 2 + 0 + 2; the partial sum the same,
+    # all in its LSB part (acc 22 bits, MSB group 6 bits never leaves 0).
+    assert toggles == {"psum_lsb": 6, "psum_msb": 0, "act": 0, "sel": 4, "prod": 6,
                        "weight": 4, "idx": 0}
 
 
@@ -57,27 +60,28 @@ def test_two_tiles_by_hand():
     from docs/architecture.md §4.1: the second tile's weights load while the first streams and
     each PE switches as the second tile's first row reaches it, one column later in column 1.
 
-    Beats in cycles 0 and L_0 + C + P - 1 = 1 + 2 + 1 - 1 = 3 (the cycle after PE (0, 1) switched
-    to tile 0); rows in cycles 1, 4, 5. Row 5 is in the input register (column 0's left input)
-    in cycle 2 and in column 1's left input in cycle 3; row 7 in cycles 5 and 6. Column 0
-    switches to 1, 3 at the ends of cycles 1 and 4, column 1 to 2, 4 at the ends of cycles 2
-    and 5.
+    Beats in cycles 0 and L_0 + C + P - 1 = 1 + 2 + 2 - 1 = 4 (the cycle after PE (0, 1) switched
+    to tile 0); rows in cycles 1, 5, 6. Row 5 is in the input register (column 0's left input)
+    in cycle 2 and in column 1's left input in cycle 3; row 7 in cycles 6 and 7. A PE switches
+    as the first row leaves its left input for its multiplier's operand register: column 0 to
+    1, 3 at the ends of cycles 2 and 6, column 1 to 2, 4 at the ends of cycles 3 and 7.
     """
     cfg = MacArrayConfig(rows=1, cols=2)
     zero = np.zeros((1, 2, 1), dtype=np.int64)
     tiles = [Tile(np.array([[[1], [2]]]), zero, np.array([[5]])),
              Tile(np.array([[[3], [4]]]), zero, np.array([[7], [7]]))]
     schedule = ideal_schedule(cfg, tiles)
-    assert schedule.weight_cycles == (0, 3) and schedule.act_cycles == (1, 4, 5)
+    assert schedule.weight_cycles == (0, 4) and schedule.act_cycles == (1, 5, 6)
     regs = trace_registers(cfg, tiles, schedule).registers()
-    assert regs["pe_r0_c0_next_w0"][1][:6].tolist() == [0, 1, 1, 1, 3, 3]
-    assert regs["pe_r0_c1_next_w0"][1][:6].tolist() == [0, 2, 2, 2, 4, 4]
-    assert regs["pe_r0_c0_w0"][1][:7].tolist() == [0, 0, 1, 1, 1, 3, 3]
-    assert regs["pe_r0_c1_w0"][1][:8].tolist() == [0, 0, 0, 2, 2, 2, 4, 4]
-    # Products one cycle after the left input: 5 * 1 in cycle 3, 5 * 2 in cycle 4; 7 * 3 in
-    # cycles 6, 7 and 7 * 4 in cycles 7, 8. Nothing ever meets the other tile's weight.
-    assert regs["pe_r0_c0_prod0"][1][:9].tolist() == [0, 0, 0, 5, 0, 0, 21, 21, 0]
-    assert regs["pe_r0_c1_prod0"][1][:10].tolist() == [0, 0, 0, 0, 10, 0, 0, 28, 28, 0]
+    assert regs["pe_r0_c0_next_w0"][1][:7].tolist() == [0, 1, 1, 1, 1, 3, 3]
+    assert regs["pe_r0_c1_next_w0"][1][:7].tolist() == [0, 2, 2, 2, 2, 4, 4]
+    assert regs["pe_r0_c0_mul0.b_reg"][1][:9].tolist() == [0, 0, 0, 1, 1, 1, 1, 3, 3]
+    assert regs["pe_r0_c1_mul0.b_reg"][1][:10].tolist() == [0, 0, 0, 0, 2, 2, 2, 2, 4, 4]
+    # Products two cycles after the left input: 5 * 1 in cycle 4, 5 * 2 in cycle 5; 7 * 3 in
+    # cycles 8, 9 and 7 * 4 in cycles 9, 10. Nothing ever meets the other tile's weight.
+    assert regs["pe_r0_c0_mul0.p"][1][:11].tolist() == [0, 0, 0, 0, 5, 0, 0, 0, 21, 21, 0]
+    assert regs["pe_r0_c1_mul0.p"][1][:12].tolist() == [0, 0, 0, 0, 0, 10, 0, 0, 0, 28, 28,
+                                                         0]
 
 
 def test_negative_values_toggle_their_sign_extension():
@@ -86,9 +90,10 @@ def test_negative_values_toggle_their_sign_extension():
     toggles = {k: int(v.sum()) for k, v in trace_registers(
         cfg, [tile], ideal_schedule(cfg, [tile])).toggles().items()}
     # -1 is all ones: the product register (16 bits) flips 16 bits up and 16 back; the partial
-    # sum 16 LSB bits and 4 MSB bits each way; the next and the active weight register 8 bits
-    # once each.
+    # sum 16 LSB bits and 4 MSB bits each way; the operand 1 bit each way; the next and the
+    # active weight register 8 bits once each.
     assert toggles["prod"] == 32 and toggles["psum_lsb"] == 32 and toggles["psum_msb"] == 8
+    assert toggles["sel"] == 2
     assert toggles["weight"] == 16
 
 
@@ -125,16 +130,9 @@ def test_energy_proxy_equals_the_trace_and_a_brute_force_multiplier_count(cfg):
     assert proxy.register_toggles == {k: int(v.sum()) for k, v in trace.toggles().items()}
     assert proxy.cycles == schedule.cycles
 
-    # The multiplier's activation input: the selected operand (N:M) or the left input.
+    # The multiplier's activation input: its operand register.
     regs = trace.values
-    if cfg.idx_bits:
-        operands = regs["sel"]
-    else:
-        # left input of column 0 = the skewed input, which the trace does not store: rebuild it
-        # from the activation registers of column 0 one cycle later.
-        first = np.zeros_like(regs["prod"][:, :, :1, :])
-        first[:-1] = regs["a"][1:, :, :1, :] if cfg.cols > 1 else 0
-        operands = np.concatenate([first, regs["a"]], axis=2)
+    operands = regs["sel"]
     decoded = regs["weight"]
     mask = (1 << cfg.act_bits) - 1
     expected = 0.0
@@ -179,7 +177,7 @@ def test_weight_set_registers_hold_decoded_weights():
     tile = random_tile(cfg, np.random.default_rng(SEED), 3)
     trace = trace_registers(cfg, [tile], ideal_schedule(cfg, [tile]))
     assert (trace.values["weight"][-1] == tile.values).all()
-    assert trace.registers()["pe_r1_c1_w0"][0] == 8
+    assert trace.registers()["pe_r1_c1_mul0.b_reg"][0] == 8
 
 
 def test_zero_weights_leave_products_and_sums_still():

@@ -14,9 +14,11 @@ import sys
 import numpy as np
 import pytest
 
+from hwgen.emit.design import elaborate
 from hwgen.engines.mac_array import MacArrayConfig, golden
 from hwgen.engines.mac_array.stimulus import random_tile
 from hwgen.engines.mac_array.tiles import save_tiles
+from hwgen.engines.mac_array.weight_set import project
 from hwgen.flows.sim import build, run_testbench, simulate
 
 pytestmark = pytest.mark.sim
@@ -165,6 +167,8 @@ def _switch_test_tiles(cfg, rng, count, rows):
     for i in range(count):
         sign = 1 if i % 2 == 0 else -1
         values = sign * rng.integers(1, 128, size=shape)
+        if cfg.codebook is not None:        # the nearest allowed values keep their sign
+            values = project(values, cfg.codebook)
         indices = np.broadcast_to(low if sign > 0 else high, shape).copy()
         acts = rng.integers(1, 64, size=(rows, cfg.rows, cfg.m))
         acts[:, :, :cfg.n] += 64
@@ -202,3 +206,30 @@ def test_weight_switch_is_neither_a_row_early_nor_late(key, tmp_path):
     result = _given(cfg, tiles, tmp_path, SEED)
     assert result.details["throughput"]["cycles_stream"] == len(tiles) * rows   # no gap
     _given(cfg, tiles, tmp_path, SEED + 1, valid_prob=0.5, ready_prob=0.5)
+
+
+@pytest.mark.parametrize("key", ["dense_3x5", "nm_1of4_unsigned", "set_pow2_2of4"],
+                         ids=lambda k: f"{k}-seed{SEED}")
+def test_the_ecp5_netlist_on_the_cell_models_matches_golden(key, tmp_path):
+    """Elaborated for ECP5, every PE product is a MULT18X18D instance with its input and output
+    registers on (what synthesis for ECP5 uses, hwgen/hdl/dsp.py), the pipeline's stall on the
+    blocks' clock enables and the active weights in their B registers, reloaded through a
+    clock enable of their own. On the cell model (hwgen/data/ecp5_cells_sim.v) the results and
+    cycles are those of the generic design: the usual run (gaps, backpressure, back-to-back
+    tiles held to the cycle model) and tiles switching weights (and indices) back to back,
+    without and with gaps and backpressure."""
+    cfg = CONFIGS[key]
+    design = elaborate(cfg, "ecp5")
+    assert design.family == "ecp5" and design.dsp_products == cfg.multipliers
+    assert design.verilog.count("MULT18X18D #(") == cfg.multipliers
+    result = simulate(design, seed=SEED, vectors=24)
+    _check(result, SEED)
+    assert result.utilization == 1.0 and result.stall > 0
+    tiles = _switch_test_tiles(cfg, np.random.default_rng(SEED), 4,
+                               cfg.rows + cfg.cols + cfg.pe_stages - 1)
+    path = tmp_path / "tiles.npz"
+    save_tiles(path, tiles)
+    for seed, prob in ((SEED, 1.0), (SEED + 1, 0.5)):
+        result = simulate(design, seed=seed, valid_prob=prob, ready_prob=prob,
+                          options={"tiles": str(path)})
+        _check(result, seed)

@@ -2,8 +2,8 @@
 // ECP5 sysDSP documentation (Lattice TN1267): Yosys ships this cell only as a black box.
 //
 // Modelled: the 18x18 multiplier with SIGNEDA/SIGNEDB, the A and B input registers and the
-// output register, each either off ("NONE") or clocked by CLK0 with enable CE0 and synchronous
-// reset RST0 (A and B registered both or neither). SIGNEDA/SIGNEDB act unregistered: hwgen ties
+// output register, each either off ("NONE") or clocked by CLK0 with its own clock enable (one of
+// CE0..CE3) and synchronous reset RST0 (A and B registered both or neither). SIGNEDA/SIGNEDB act unregistered: hwgen ties
 // them to constants, where registering them changes nothing. Anything else (pipeline and C
 // registers, other clocks, asynchronous reset, shift-in sources, cascade outputs) is refused when
 // the simulation starts, so a netlist that uses it cannot pass for checked.
@@ -48,12 +48,15 @@ module MULT18X18D (
             $fatal(1, "MULT18X18D model: C and pipeline registers are not modelled");
         if (REG_INPUTA_CLK != REG_INPUTB_CLK
                 || (REG_INPUTA_CLK != "NONE" && REG_INPUTA_CLK != "CLK0")
-                || REG_INPUTA_CE != "CE0" || REG_INPUTA_RST != "RST0"
-                || REG_INPUTB_CE != "CE0" || REG_INPUTB_RST != "RST0")
-            $fatal(1, "MULT18X18D model: only A and B input registers both off or both on CLK0, CE0, sync RST0");
-        if ((REG_OUTPUT_CLK != "NONE" && REG_OUTPUT_CLK != "CLK0") || REG_OUTPUT_CE != "CE0"
+                || REG_INPUTA_RST != "RST0" || REG_INPUTB_RST != "RST0")
+            $fatal(1, "MULT18X18D model: only A and B input registers both off or both on CLK0, sync RST0");
+        if ((REG_OUTPUT_CLK != "NONE" && REG_OUTPUT_CLK != "CLK0")
                 || REG_OUTPUT_RST != "RST0" || RESETMODE != "SYNC")
-            $fatal(1, "MULT18X18D model: only an output register on CLK0, CE0, sync RST0");
+            $fatal(1, "MULT18X18D model: only an output register on CLK0, sync RST0");
+        if (!(REG_INPUTA_CE == "CE0" || REG_INPUTA_CE == "CE1" || REG_INPUTA_CE == "CE2" || REG_INPUTA_CE == "CE3")
+                || !(REG_INPUTB_CE == "CE0" || REG_INPUTB_CE == "CE1" || REG_INPUTB_CE == "CE2" || REG_INPUTB_CE == "CE3")
+                || !(REG_OUTPUT_CE == "CE0" || REG_OUTPUT_CE == "CE1" || REG_OUTPUT_CE == "CE2" || REG_OUTPUT_CE == "CE3"))
+            $fatal(1, "MULT18X18D model: a register's clock enable must be one of CE0..CE3");
         if (MULT_BYPASS != "DISABLED" || CAS_MATCH_REG != "FALSE")
             $fatal(1, "MULT18X18D model: multiplier bypass and cascade matching are not modelled");
     end
@@ -61,15 +64,25 @@ module MULT18X18D (
     wire [17:0] a_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
     wire [17:0] b_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
 
+    // The clock enable each register was given (REG_*_CE).
+    wire ce_a = REG_INPUTA_CE == "CE1" ? CE1 : REG_INPUTA_CE == "CE2" ? CE2
+              : REG_INPUTA_CE == "CE3" ? CE3 : CE0;
+    wire ce_b = REG_INPUTB_CE == "CE1" ? CE1 : REG_INPUTB_CE == "CE2" ? CE2
+              : REG_INPUTB_CE == "CE3" ? CE3 : CE0;
+    wire ce_out = REG_OUTPUT_CE == "CE1" ? CE1 : REG_OUTPUT_CE == "CE2" ? CE2
+                : REG_OUTPUT_CE == "CE3" ? CE3 : CE0;
+
     reg [17:0] a_reg = 18'd0, b_reg = 18'd0;
     always @(posedge CLK0)
-        if (RST0) begin
+        if (RST0)
             a_reg <= 18'd0;
-            b_reg <= 18'd0;
-        end else if (CE0) begin
+        else if (ce_a)
             a_reg <= a_in;
+    always @(posedge CLK0)
+        if (RST0)
+            b_reg <= 18'd0;
+        else if (ce_b)
             b_reg <= b_in;
-        end
     wire [17:0] a = REG_INPUTA_CLK == "CLK0" ? a_reg : a_in;
     wire [17:0] b = REG_INPUTB_CLK == "CLK0" ? b_reg : b_in;
 
@@ -83,7 +96,7 @@ module MULT18X18D (
     always @(posedge CLK0)
         if (RST0)
             out_reg <= 36'd0;
-        else if (CE0)
+        else if (ce_out)
             out_reg <= product;
     wire [35:0] p = REG_OUTPUT_CLK == "CLK0" ? out_reg : product;
     assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = p;

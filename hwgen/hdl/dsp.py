@@ -23,6 +23,12 @@ elaborated for (Amaranth hands every ``elaborate`` the platform given to the con
   ``REG_OUTPUT_CLK = "CLK0"`` (and ``REG_INPUTA_CLK = REG_INPUTB_CLK = "CLK0"`` with input
   registers), its registers reset by the domain's synchronous reset like the generic ones.
 
+Clock enables: ``en`` holds every register of the block (a pipeline stall; ``CE0`` of the
+output and A input registers), and with input registers ``b_en`` holds the B input register on
+its own (``CE1``, driven with ``en & b_en``), so an operand that changes rarely, such as a
+stationary weight, can live in the DSP's B register and be reloaded only when wanted. Both are 1
+unless driven.
+
 Both give the same value in the same cycle, reset included. Yosys ships no simulation model of
 ``MULT18X18D`` (only a black box), so the ECP5 netlist is simulated with
 ``hwgen/data/ecp5_cells_sim.v`` (:func:`hwgen.hdl.primitives.cell_models`), a model of the cell
@@ -54,7 +60,15 @@ def fits_dsp(shape: Shape) -> bool:
 
 class RegisteredProduct(wiring.Component):
     """``p = a * b`` of the previous cycle (0 after reset), exact; with ``input_registers``, of
-    the cycle before that (0 for the two cycles after reset).
+    the cycle before that (0 for the two cycles after reset). Counted in cycles with ``en``
+    high: the registers hold while it is low.
+
+    In register terms, at a clock edge (reset first: every register becomes 0)::
+
+        without input registers     p <= a * b              if en
+        with input registers        a_reg <= a              if en
+                                    b_reg <= b              if en & b_en
+                                    p <= a_reg * b_reg      if en
 
     Parameters
     ----------
@@ -67,6 +81,10 @@ class RegisteredProduct(wiring.Component):
     ----------
     a : In(a_shape)
     b : In(b_shape)
+    en : In(1), 1 unless driven
+        Clock enable of every register.
+    b_en : In(1), 1 unless driven; with ``input_registers`` only
+        Clock enable of the b input register, on top of ``en``.
     p : Out(shape of ``a * b`` in Amaranth)
         Registered; ``len(a) + len(b)`` bits, signed if either operand is.
 
@@ -85,7 +103,10 @@ class RegisteredProduct(wiring.Component):
         self.input_registers = bool(input_registers)
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
-        super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
+        members = {"a": In(a_shape), "b": In(b_shape), "en": In(1, init=1), "p": Out(p_shape)}
+        if self.input_registers:
+            members["b_en"] = In(1, init=1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -98,14 +119,15 @@ class RegisteredProduct(wiring.Component):
             product = Signal(2 * DSP_BITS)
             m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(product[:len(self.p)])]
             inputs = "CLK0" if self.input_registers else "NONE"
+            b_en = self.en & self.b_en if self.input_registers else self.en
             m.submodules.mult18x18d = Instance(
                 "MULT18X18D",
                 p_REG_INPUTA_CLK=inputs, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-                p_REG_INPUTB_CLK=inputs, p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+                p_REG_INPUTB_CLK=inputs, p_REG_INPUTB_CE="CE1", p_REG_INPUTB_RST="RST0",
                 p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
                 p_RESETMODE="SYNC", p_GSR="DISABLED",
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-                i_CLK0=ClockSignal(), i_CE0=1, i_RST0=ResetSignal(),
+                i_CLK0=ClockSignal(), i_CE0=self.en, i_CE1=b_en, i_RST0=ResetSignal(),
                 **{f"i_A{n}": a[n] for n in range(DSP_BITS)},
                 **{f"i_B{n}": b[n] for n in range(DSP_BITS)},
                 **{f"i_C{n}": 0 for n in range(DSP_BITS)},
@@ -114,16 +136,27 @@ class RegisteredProduct(wiring.Component):
             a, b = self.a, self.b
             if self.input_registers:
                 a, b = Signal.like(self.a, name="a_reg"), Signal.like(self.b, name="b_reg")
-                m.d.sync += [a.eq(self.a), b.eq(self.b)]
-            m.d.sync += self.p.eq(a * b)
+                with m.If(self.en):
+                    m.d.sync += a.eq(self.a)
+                    with m.If(self.b_en):
+                        m.d.sync += b.eq(self.b)
+            with m.If(self.en):
+                m.d.sync += self.p.eq(a * b)
         return m
 
 
-def registered_product(m: Module, a, b, name: str, *, input_registers: bool = False) -> Value:
+def registered_product(m: Module, a, b, name: str, *, input_registers: bool = False,
+                       en=None, b_en=None) -> Value:
     """``a * b`` one cycle later, or two with ``input_registers`` (:class:`RegisteredProduct`,
-    added to ``m`` as ``name``)."""
+    added to ``m`` as ``name``), with the clock enables ``en`` and ``b_en`` if given."""
+    if b_en is not None and not input_registers:
+        raise ValueError("b_en needs input_registers: without them there is no b register")
     a, b = Value.cast(a), Value.cast(b)
     product = RegisteredProduct(a.shape(), b.shape(), input_registers=input_registers)
     m.submodules[name] = product
     m.d.comb += [product.a.eq(a), product.b.eq(b)]
+    if en is not None:
+        m.d.comb += product.en.eq(en)
+    if b_en is not None:
+        m.d.comb += product.b_en.eq(b_en)
     return product.p

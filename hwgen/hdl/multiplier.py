@@ -1,17 +1,18 @@
 """The product of one processing element: a signed weight times an activation, combinational.
 
-This is the one multiplier of the MAC array (docs/architecture.md §4.1):
-:mod:`hwgen.engines.mac_array.rtl`
-instantiates it for every PE product, and the power analysis (:mod:`hwgen.power.calibration`)
-synthesizes this very block to gates to measure how much it switches for each weight value.
+The power analysis (:mod:`hwgen.power.calibration`) synthesizes this block to gates to measure how
+much a MAC array multiplier (docs/architecture.md §4.1) switches for each weight value. The array
+itself computes every PE product with a :class:`hwgen.hdl.dsp.RegisteredProduct` (a DSP block
+with its registers on ECP5), whose generic description multiplies the same operands between its
+input and output registers: the multiplier measured here.
 
 Widths
 ------
 The product is exact (never truncated). With a signed activation it has
 ``weight_bits + act_bits`` bits. An unsigned activation is treated as a non-negative signed
 number one bit wider, so the product has ``weight_bits + act_bits + 1`` bits; its top bit then
-always equals the bit below it, and it is kept so the output has the width of the MAC array's
-product register (``MacArrayConfig.prod_bits``).
+always equals the bit below it (the MAC array's product register, ``MacArrayConfig.prod_bits``,
+has ``weight_bits + act_bits`` bits either way).
 """
 
 from __future__ import annotations

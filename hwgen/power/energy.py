@@ -18,13 +18,14 @@ The proxy
     ``act``
         the activation registers a PE passes to its right neighbour (columns 0..C-2);
     ``sel``
-        N:M only: the registers holding the activations the indices selected;
+        the registers holding each multiplier's activation operand (the A input registers of the
+        PE's DSP products; N:M: the activation the index selected);
     ``prod``
-        the product registers;
+        the product registers (the DSP products' output registers);
     ``weight``
-        both weight register sets of a PE, the active one its multipliers read and the next
-        tile's that the weight beats write (decoded weights: a weight set's codes are decoded as
-        they load);
+        both weight register sets of a PE, the active one its multipliers read (the B input
+        registers of its DSP products) and the next tile's that the weight beats write (decoded
+        weights: a weight set's codes are decoded as they load);
     ``idx``
         N:M only: both position-index register sets.
 
@@ -51,8 +52,8 @@ step s (zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
 
     left input of PE (r, c)    X[s - r - c][r*M : r*M + M]
     a     (c < C - 1)          the left input one step earlier
-    sel[j]     (N:M)           left input one step earlier, element idx[j]
-    prod[j]                    w[j] * (sel[j] one step earlier; dense: the left input)
+    sel[j]                     left input one step earlier, element idx[j] (dense: its only one)
+    prod[j]                    w[j] * sel[j], both one step earlier
     psum                       overflow(psum of PE (r-1, c) + sum_j prod[j], one step earlier)
     idx[j]     (N:M)           next idx[j], if X[s - r - c] is a tile's first row
     w[j]                       next w[j], if X[s - r - c - P + 1] is a tile's first row
@@ -120,8 +121,9 @@ class _PipelineState:
         self.cfg = cfg
         # Input register and skew delays: history[:, d] = the input register d steps ago.
         self.history = np.zeros((batch, R, cfg.k), dtype=np.int64)
-        # first[:, p]: the row p steps past the input register is a tile's first row.
-        self.first = np.zeros((batch, R + C - 1), dtype=bool)
+        # first[:, p]: the row p steps past the input register is a tile's first row (up to
+        # the step whose move triggers the last weight copy, see switch_step).
+        self.first = np.zeros((batch, R + C + cfg.pe_stages - 3), dtype=bool)
         self.regs = {
             "a": np.zeros((batch, R, C - 1, M), dtype=np.int64),
             "sel": np.zeros((batch, R, C, N), dtype=np.int64),
@@ -133,8 +135,8 @@ class _PipelineState:
             "next_idx": np.zeros((batch, R, C, N), dtype=np.int64),
         }
         # PE (r, c) takes the next idx as a tile's first row leaves step r + c - 1 (enters its
-        # left input), the next w as it leaves step r + c + P - 2 (enters the stage that
-        # multiplies); step -1 is the row's transfer.
+        # left input), the next w as it leaves step r + c + P - 2 (enters the multipliers'
+        # input registers, sel); step -1 is the row's transfer.
         diag = np.add.outer(np.arange(R), np.arange(C))
         self.switch_step = {"idx": diag - 1, "weight": diag + cfg.pe_stages - 2}
 
@@ -144,22 +146,22 @@ class _PipelineState:
         first = np.stack([self.history[:, r, r * M:(r + 1) * M] for r in range(R)], axis=1)
         return np.concatenate([first[:, :, None, :], self.regs["a"]], axis=2)
 
-    def operands(self, left: np.ndarray) -> np.ndarray:
-        """(batch, R, C, N): the activation input of every multiplier in the current cycle."""
-        return self.regs["sel"] if self.cfg.idx_bits else left
+    def operands(self) -> np.ndarray:
+        """(batch, R, C, N): the activation input of every multiplier in the current cycle (its
+        input register)."""
+        return self.regs["sel"]
 
     def step(self, rows: np.ndarray, first: np.ndarray) -> None:
         """One pipeline advance; ``rows`` (batch, K) enter the input register (zeros: a
         bubble), ``first`` (batch,) says which of them is a tile's first row."""
         cfg, regs = self.cfg, self.regs
         left = self.left_inputs()
-        operand = self.operands(left)
         above = np.zeros_like(regs["psum"])
         above[:, 1:] = regs["psum"][:, :-1]
         psum = overflow(above + regs["prod"].sum(axis=3), cfg.acc_bits, cfg.overflow)
-        regs["prod"] = regs["weight"] * operand
-        if cfg.idx_bits:
-            regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
+        regs["prod"] = regs["weight"] * regs["sel"]
+        # Dense: idx stays 0, the left input's only element.
+        regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
         regs["a"] = left[:, :, :-1, :].copy()
         regs["psum"] = psum
         leaving = np.concatenate([first[:, None], self.first], axis=1)   # [:, p + 1]: step p
@@ -295,12 +297,15 @@ def _widths(cfg: MacArrayConfig) -> dict[str, int]:
 def _groups(cfg: MacArrayConfig) -> tuple[str, ...]:
     """The register groups this configuration has."""
     return ("a", "sel", "prod", "psum", "weight", "idx", "next_weight", "next_idx") \
-        if cfg.idx_bits else ("a", "prod", "psum", "weight", "next_weight")
+        if cfg.idx_bits else ("a", "sel", "prod", "psum", "weight", "next_weight")
 
 
 #: Register group -> the RTL name of element i of PE (r, c): ``pe_r{r}_c{c}_<label>{i}``.
-_LABELS = {"a": "a", "sel": "sel", "prod": "prod", "weight": "w", "idx": "idx",
-           "next_weight": "next_w", "next_idx": "next_idx"}
+_LABELS = {"a": "a", "idx": "idx", "next_weight": "next_w", "next_idx": "next_idx"}
+
+#: Register group -> the register of product j's :class:`hwgen.hdl.dsp.RegisteredProduct`
+#: ``pe_r{r}_c{c}_mul{j}`` (its generic description; on ECP5 the DSP block's own registers).
+_PRODUCT_REGS = {"sel": "a_reg", "weight": "b_reg", "prod": "p"}
 
 #: Register group -> proxy category, where they differ (the psum is split in two).
 _CATEGORY = {"a": "act", "next_weight": "weight", "next_idx": "idx"}
@@ -308,10 +313,14 @@ _CATEGORY = {"a": "act", "next_weight": "weight", "next_idx": "idx"}
 
 def register_name(group: str, index: tuple[int, ...]) -> str:
     """The RTL name of the register of ``group`` at ``index`` = (r, c) for the psum, else
-    (r, c, i)."""
+    (r, c, i): a signal of the array's module, or ``<submodule>.<signal>`` for the registers
+    of a product (operand, active weight, product)."""
+    pe = f"pe_r{index[0]}_c{index[1]}"
     if group == "psum":
-        return f"pe_r{index[0]}_c{index[1]}_psum"
-    return f"pe_r{index[0]}_c{index[1]}_{_LABELS[group]}{index[2]}"
+        return f"{pe}_psum"
+    if group in _PRODUCT_REGS:
+        return f"{pe}_mul{index[2]}.{_PRODUCT_REGS[group]}"
+    return f"{pe}_{_LABELS[group]}{index[2]}"
 
 
 def _bit_flips(old: np.ndarray, new: np.ndarray, lo: int, hi: int) -> int:
@@ -350,8 +359,9 @@ class RegisterTrace:
         return self.values["psum"].shape[0]
 
     def registers(self) -> dict[str, tuple[int, np.ndarray]]:
-        """RTL register name (``pe_r{r}_c{c}_psum``, ``..._a{i}``, ``..._w{j}``,
-        ``..._next_w{j}``, ...) -> (width, value in every cycle)."""
+        """RTL register name (:func:`register_name`: ``pe_r{r}_c{c}_psum``, ``..._a{i}``,
+        ``..._next_w{j}``, ``pe_r{r}_c{c}_mul{j}.b_reg``, ...) -> (width, value in every
+        cycle)."""
         widths = _widths(self.cfg)
         return {register_name(group, index): (widths[group], values[(slice(None), *index)])
                 for group, values in self.values.items() for index in np.ndindex(values.shape[1:])}
@@ -426,7 +436,7 @@ def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | No
     previous = None
     for k, state in enumerate(states):
         regs = {group: state.regs[group].copy() for group in _groups(cfg)}
-        operand = state.operands(state.left_inputs())
+        operand = state.operands()
         if k >= max(warmup, 1):         # toggles since the previous state, a state of the run
             for category, flips in _category_flips(cfg, previous[0], regs).items():
                 totals[category] += flips

@@ -105,11 +105,15 @@ def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Ti
     """
     trace = trace_registers(cfg, tiles, _schedule(run))
     registers = trace.registers()
-    wave = read_vcd(waves, set(registers))
+    # A product's registers are in its submodule: "pe_r0_c0_mul0.b_reg" is b_reg in the scope
+    # pe_r0_c0_mul0; every other register is in the array's own scope.
+    where = {name: (name.rpartition(".")[0] or cfg.name, name.rpartition(".")[2])
+             for name in registers}
+    wave = read_vcd(waves, {leaf for _, leaf in where.values()})
     edge0 = int(run["edge_ps"]) - run["edge_cycle"] * run["period_ps"]
     measured = {}
     for name, (width, _) in registers.items():
-        values = wave.per_cycle(wave.find(cfg.name, name), edge0, run["period_ps"], run["cycles"])
+        values = wave.per_cycle(wave.find(*where[name]), edge0, run["period_ps"], run["cycles"])
         # Bit patterns as the golden trace holds them: two's complement in int64.
         measured[name] = values - ((values >> (width - 1)) << width) if _signed(cfg, name) \
             else values
@@ -119,10 +123,14 @@ def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Ti
 
 
 def _signed(cfg: MacArrayConfig, name: str) -> bool:
-    field = name.rsplit("_", 1)[1]
-    if field.startswith(("a", "sel")):
+    if name.endswith(".a_reg"):         # a product's operand: an activation
         return cfg.act_signed
-    return field.startswith(("psum", "prod", "w"))
+    if name.endswith((".b_reg", ".p")):  # its weight and the product
+        return True
+    field = name.rsplit("_", 1)[1]
+    if field.startswith("a"):
+        return cfg.act_signed
+    return field.startswith(("psum", "w"))
 
 
 def _regroup(cfg, trace, group: str, measured: dict[str, np.ndarray]) -> np.ndarray:

@@ -124,9 +124,10 @@ class MacArrayConfig(EngineConfig):
 
     @property
     def prod_bits(self) -> int:
-        """Width of one exact product: signed x unsigned needs one bit more than signed x
-        signed."""
-        return self.weight_bits + self.act_bits + (0 if self.act_signed else 1)
+        """Width of one exact product, signed: ``weight_bits + act_bits`` bits hold every
+        product of a signed weight and a signed or unsigned activation (the product register's
+        width, Amaranth's width of ``w * a``)."""
+        return self.weight_bits + self.act_bits
 
     @property
     def psum_msb_bits(self) -> int:
@@ -141,9 +142,10 @@ class MacArrayConfig(EngineConfig):
 
     @property
     def pe_stages(self) -> int:
-        """Registers inside a PE between its activation input and its partial sum: the product
-        register, plus an operand-select register when N:M indices pick activations."""
-        return 1 + (1 if self.idx_bits else 0)
+        """Registers inside a PE between its activation input and its partial sum: the DSP
+        product's input register (the operand, N:M: the activation the index selects) and its
+        output register (the product)."""
+        return 2
 
     @property
     def latency(self) -> int:

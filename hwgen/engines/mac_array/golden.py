@@ -32,7 +32,7 @@ L_i + C + P - 1 + r (the cycle after the step that switches PE (r, C-1) to tile 
 its first row at L_{i+1} = max(L_i + B_i, L_i + C + P - 1 + R): a tile of at least R + C + P - 1
 rows hides the next tile's load, and the rows of consecutive tiles stream without a gap. Each row
 spends one cycle in the input register and ``cfg.latency`` = R + C - 1 + P in the skewed array
-(each PE registers the selected operands for N:M, the products, then the partial sum) and the
+(each PE registers its multipliers' operands, the products, then the partial sum) and the
 deskew registers, so the result of a row transferring at cycle a transfers at a + 1 + latency.
 See :func:`cycle_model`.
 """

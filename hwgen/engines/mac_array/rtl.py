@@ -8,30 +8,40 @@ otherwise every register moves one step, with or without new input (an empty ste
 activations and a cleared valid bit). With ready held high the array accepts one activation row
 per cycle, so steady state is R * C * N multiply-accumulates per cycle.
 
-For input row b entering the input register at step t, with P = ``cfg.pe_stages``::
+For input row b entering the input register at step t, with P = ``cfg.pe_stages`` = 2::
 
     input register      row b at t                      (K = R*M activations, valid, last)
     skew, row r         r registers                     row r's M activations at t + r
     PE (r, c)  a_left   (input from the left)           row b at T = t + r + c
-               sel      N:M only: a_left[idx[j]]        row b at T + 1
-               prod     w[j] * operand, per j           row b at T + P
+               sel      a_left[idx[j]], per j           row b at T + 1
+                        (dense: a_left[0])
+               prod     w[j] * sel[j], per j            row b at T + P = T + 2
                psum     psum_above + sum_j prod[j]      row b at T + P + 1
                a        a_left, passed right (c < C-1)  row b at T + 1
     deskew, column c    C-1-c registers                 all columns at t + R + C - 1 + P
     result register     = deskew output                 valid at t + cfg.latency
 
 Every PE adds the same P stages, so the partial sum from above (which left PE (r-1, c) at
-T - 1 + P + 1) meets this PE's products in the same step, as in the unpipelined array. The select
-and product registers keep the activation mux, the multiplier (a DSP block) and the accumulate
-carry chain in separate cycles::
+T - 1 + P + 1) meets this PE's products in the same step, as in the unpipelined array. The
+operand and product registers put the multiplier between two registers of its own, and keep
+the N:M activation mux and the accumulate carry chain in other cycles::
 
-    sel[j]  <= a_left[idx[j]]                                   (N:M only)
-    prod[j] <= w[j] * sel[j]                                    (dense: w * a_left)
+    sel[j]  <= a_left[idx[j]]           (dense: a_left[0])      the DSP's A input register
+    w[j]    <= next_w[j] at a tile's first row (see below)      the DSP's B input register
+    prod[j] <= w[j] * sel[j]                                    the DSP's output register
     psum    <= overflow(psum_above + sum_j prod[j], acc_bits)
     a       <= a_left
 
-Every product is computed by its own :class:`hwgen.hdl.multiplier.Multiplier` instance,
-``pe_r{r}_c{c}_mul{j}``, the block the power analysis calibrates; the PE registers its output.
+Product j of PE (r, c) is a :class:`hwgen.hdl.dsp.RegisteredProduct` with input registers,
+``pe_r{r}_c{c}_mul{j}``: ``sel[j]``, ``w[j]`` and ``prod[j]`` are its ``a_reg``, ``b_reg`` and
+``p``. Its ``en`` is the pipeline's advance enable, its ``b_en`` the weight copy. Elaborated for
+ECP5 it is a ``MULT18X18D`` with all three registers on (``CE0`` = ``en``, ``CE1`` = the copy),
+so no part of a PE's product is in the fabric: the routing into the DSP column and out of it
+each get a whole cycle, and the active weights cost no fabric flip-flops. Every operand fits the
+DSP's inputs (18 bits signed or 17 unsigned; weights and activations have at most 16 bits), so
+no configuration falls back to a fabric product. Elaborated generically (simulation, lint,
+iCE40, other vendors' tools) it is ``a * b`` between Amaranth registers, with the same values
+in the same cycles.
 
 A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
 
@@ -44,8 +54,8 @@ while a tile's first activation row is p steps past the input register. As that 
 stage that reads weights, the PE copies its next set into the active one in the same step::
 
     idx[j] <= next_idx[j]   as the first row enters a_left            (leaves step r + c - 1)
-    w[j]   <= next_w[j]     as it enters the stage that multiplies:
-                            a_left (dense), sel (N:M)                 (leaves step r + c + P - 2)
+    w[j]   <= next_w[j]     as it enters sel, the multiplier's other
+                            input register                            (leaves step r + c + P - 2)
 
 (step -1 is the row's transfer), so the old tile's last row, one step ahead, still meets the old
 weights and the new tile's first row the new ones, in every PE, whatever the gaps and stalls: the
@@ -69,7 +79,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.arith import overflow
-from hwgen.hdl.multiplier import Multiplier
+from hwgen.hdl.dsp import registered_product
 from hwgen.hdl.perf import PerfCounters, PerfSignature
 
 from .config import MacArrayConfig
@@ -167,16 +177,15 @@ class MacArray(wiring.Component):
             m.d.comb += [lane.eq(table[self.weights.payload.code[e]])
                          for e, lane in enumerate(lanes)]
 
-        def weight_regs(prefix):
-            w = [[[data_reg(signed(cfg.weight_bits), f"pe_r{r}_c{c}_{prefix}w{j}")
-                   for j in range(N)] for c in range(C)] for r in range(R)]
-            idx = [[[data_reg(unsigned(cfg.idx_bits), f"pe_r{r}_c{c}_{prefix}idx{j}")
-                     for j in range(N)] for c in range(C)] for r in range(R)] \
-                if cfg.idx_bits else None
-            return w, idx
+        def pe_regs(label, shape):
+            return [[[data_reg(shape, f"pe_r{r}_c{c}_{label}{j}") for j in range(N)]
+                     for c in range(C)] for r in range(R)]
 
-        w, idx = weight_regs("")                  # active: what the multipliers read
-        next_w, next_idx = weight_regs("next_")   # the next tile's, written by the beats
+        # The active weights are the B input registers of the PE's DSP products (see the PE
+        # grid); the next tile's, written by the beats, and the N:M indices are fabric registers.
+        next_w = pe_regs("next_w", signed(cfg.weight_bits))
+        idx = pe_regs("idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
+        next_idx = pe_regs("next_idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
         # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
         # reject, and a one-row array still needs a (constant-zero) row number.
         load_row = Signal(range(max(R, 2)), name="load_row")
@@ -204,14 +213,11 @@ class MacArray(wiring.Component):
             m.d.sync += loaded.eq(0)
         m.d.comb += self.acts.ready.eq(en & (streaming | loaded))
 
-        for r in range(R):
-            for c in range(C):
-                for j in range(N):
-                    with m.If(moves(r + c + P - 2)):
-                        m.d.sync += w[r][c][j].eq(next_w[r][c][j])
-                    if idx:
-                        with m.If(moves(r + c - 1)):
-                            m.d.sync += idx[r][c][j].eq(next_idx[r][c][j])
+        if idx:
+            for r in range(R):
+                for c in range(C):
+                    with m.If(moves(r + c - 1)):
+                        m.d.sync += [idx[r][c][j].eq(next_idx[r][c][j]) for j in range(N)]
 
         # Next-set row r may be overwritten once no first row is at or before step
         # r + C + P - 3, whose move triggers PE (r, C-1)'s w copy (a row stalled there has not
@@ -255,29 +261,24 @@ class MacArray(wiring.Component):
             skewed.append(group)
 
         # --- PE grid -------------------------------------------------------------------------
-        prod_shape = signed(cfg.prod_bits)      # exact, see MacArrayConfig.prod_bits
         # psum_above + N products, exact before the overflow rule is applied.
-        sum_shape = signed(max(cfg.acc_bits, prod_shape.width + N.bit_length()) + 1)
+        sum_shape = signed(max(cfg.acc_bits, cfg.prod_bits + N.bit_length()) + 1)
         psum = [[data_reg(signed(cfg.acc_bits), f"pe_r{r}_c{c}_psum") for c in range(C)]
                 for r in range(R)]
         for r in range(R):
             a_left = skewed[r]
             for c in range(C):
                 name = f"pe_r{r}_c{c}"
-                if idx:
-                    lanes = Array(a_left)
-                    operands = [data_reg(act_shape(cfg), f"{name}_sel{j}") for j in range(N)]
-                    with m.If(en):
-                        m.d.sync += [sel.eq(lanes[idx[r][c][j]]) for j, sel in enumerate(operands)]
-                else:
-                    operands = a_left
-                prods = [data_reg(prod_shape, f"{name}_prod{j}") for j in range(N)]
-                for j, prod in enumerate(prods):
-                    mul = Multiplier(cfg.weight_bits, cfg.act_bits, cfg.act_signed)
-                    m.submodules[f"{name}_mul{j}"] = mul
-                    m.d.comb += [mul.w.eq(w[r][c][j]), mul.a.eq(operands[j])]
-                    with m.If(en):
-                        m.d.sync += prod.eq(mul.prod)
+                prods = []
+                for j in range(N):
+                    # Operand j (N:M: the activation idx[j] selects) and the next weight go to
+                    # the input registers of a DSP product. The A register takes the operand at
+                    # every step; the B register, the active weight, takes the next weight only
+                    # as a tile's first row enters A (it leaves step r + c + P - 2).
+                    operand = Array(a_left)[idx[r][c][j]] if idx else a_left[0]
+                    prods.append(registered_product(
+                        m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
+                        en=en, b_en=first[r + c + P - 2]))
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
