@@ -130,14 +130,20 @@ class WeightLoader(wiring.Component):
         s = Signal.like(ev)
         s_pe, s_row = Signal.like(p), Signal.like(self.row)
         s_mask_row = Signal.like(mask_row)
+        # The event's nonzero test and its mask bit (one-hot) are registered with it: decoded
+        # after the register, the position and the test fanned out to all W bits of the mask
+        # accumulator (snn_paper seeds 2 and 3: 11.4-12.5 ns of routing, the critical path).
+        s_nonzero, s_bit = Signal(), Signal(W)
         m.d.sync += [s_valid.eq(took), s_end.eq(took & set_end)]
         with m.If(took):
             m.d.sync += [s.eq(ev), s_pe.eq(p), s_row.eq(row0 + ev.pos), s_mask_row.eq(mask_row)]
+            ev_nonzero = ev.has_value & ev.value.any()
+            m.d.sync += [s_nonzero.eq(ev_nonzero),
+                         s_bit.eq(Mux(ev_nonzero, Const(1, W) << ev.pos, 0))]
         value = s.value.as_signed()
-        nonzero = s.has_value & value.any()
         acc = Signal(W)                                   # the chunk's nonzero mask so far
         mask = Signal(W)                                  # ... with this event's bit
-        m.d.comb += mask.eq(acc | Mux(nonzero, Const(1, W) << s.pos, 0))
+        m.d.comb += mask.eq(acc | s_bit)
         with m.If(s_valid):
             m.d.sync += acc.eq(Mux(s.chunk_end, 0, mask))
         # Every write leaves from a register, a cycle after the event's registered stage: the
@@ -151,12 +157,15 @@ class WeightLoader(wiring.Component):
         # Each TPPE has its own copy of the mask row and of both enables, its TPPE decoded in:
         # one mask row register drove the write address of every LUT-RAM cell of all P mask
         # memories (snn_paper: 16 x 32 cells across the device, 13.0 ns of routing, the
-        # critical path at seed 1).
+        # critical path at seed 1). A copy loads only with its TPPE's events (the only ones
+        # its write uses), so the copies differ and synthesis cannot merge them back into one.
         m.d.sync += [self.row.eq(s_row), self.value.eq(value), self.mask.eq(mask)]
         for q in range(P):
             mine = s_valid & (s_pe == q)
-            m.d.sync += [self.write[q].eq(mine & nonzero), self.mask_row[q].eq(s_mask_row),
+            m.d.sync += [self.write[q].eq(mine & s_nonzero),
                          self.mask_write[q].eq(mine & s.chunk_end)]
+            with m.If(mine):
+                m.d.sync += self.mask_row[q].eq(s_mask_row)
         # ``loading`` rises with a set's first beat taken, ``closing`` with its final one; both
         # fall after the set's last event (``s_end``; never while ``loading`` is low). Written
         # as next states rather than as enables behind ``beats.ready``: the store's ``full`` /
