@@ -22,10 +22,10 @@ registers. The rules are those the blocks' docstrings state:
   result FIFO ``READ_LATENCY + 1`` cycles after its last walker beat, and the bank's last result
   releases the bank; a bank is freed in the cycle the last TPPE releases it.
 * **collector and LIF** — a row of L = ``cfg.lanes`` results (neurons ``r*L .. r*L + L-1``,
-  fewer in the last row) per cycle, in row order, into a buffer of ``COLLECT_ROWS`` rows (a
-  ``SyncFIFO``: readable the cycle after the write), once every TPPE of the row offers its result
-  and the buffer held fewer than ``COLLECT_ROWS`` rows at the start of the cycle; then
-  ``T * LIF_STEP_STAGES`` stages (L LIFs in lockstep).
+  fewer in the last row) per cycle, in row order, into a gather register and the cycle after
+  into a buffer (a ``SyncFIFO``: readable the cycle after the write), once every TPPE of the row
+  offers its result and the buffer and the gather register held fewer than ``COLLECT_ROWS`` rows
+  at the start of the cycle; then ``T * LIF_STEP_STAGES`` stages (L LIFs in lockstep).
 * **output** — dense: the row's words one per cycle, the LIF advancing with its last one. Fiber:
   :class:`.fiber.FiberEmitter` takes a row per cycle; a chunk's buffer is handed over with its
   last row; the mask beat and the kept words are issued one per cycle while the output FIFO
@@ -256,6 +256,7 @@ class LayerSim:
         self.released = [[False] * P for _ in range(2)]
         self.L = cfg.lanes
         self.col_rows, self.col_q, self.col_r = 0, 0, 0     # col_rows: rows in the buffer
+        self.gathered = False                               # a row in the gather register
         self.lif = [False] * (T * LIF_STEP_STAGES)
         self.out_n, self.out_lane, self.out_sample = 0, 0, 0
         self.emitter = _Emitter(cfg, [[_kept(mk) for mk in f.masks] for f in trace.out_fibers]) \
@@ -327,7 +328,7 @@ class LayerSim:
         lif_en = not self.lif[-1] or lif_ready
         lanes = [self.col_q * L + i for i in range(min(L, N - self.col_r * L))]
         offered_row = all(self.pes[p].results.ready for p in lanes)
-        pop = self.col_rows < COLLECT_ROWS and offered_row
+        pop = self.col_rows + self.gathered < COLLECT_ROWS and offered_row
         # Register updates.
         for p, unit in enumerate(self.pes):
             for b in unit.step(now, self.full, self.bank_sample, pop and p in lanes):
@@ -357,8 +358,9 @@ class LayerSim:
         if lif_en:                                   # the LIFs take the buffer's head row
             self.lif = [self.col_rows > 0] + self.lif[:-1]
             self.col_rows -= bool(self.col_rows)
+        self.col_rows += self.gathered
+        self.gathered = pop
         if pop:
-            self.col_rows += 1
             last = self.col_r == -(-N // L) - 1
             self.col_r = 0 if last else self.col_r + 1
             self.col_q = 0 if last else (self.col_q + 1) % (P // L)

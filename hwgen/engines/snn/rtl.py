@@ -37,6 +37,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.perf import PerfCounters, PerfSignature
+from hwgen.hdl.walker import onehot_select
 
 from .config import SnnConfig
 from .fiber import DenseReceiver, FiberEmitter, FiberReceiver, fiber_layout, keep_word, word_layout
@@ -51,10 +52,11 @@ __all__ = ["LIF_STEP_STAGES", "COLLECT_ROWS", "spikes_layout", "out_layout", "we
 #: Pipeline stages per LIF step: the sum, the threshold and reset, the leak, one carry chain each
 #: (one stage per step had 15 ns: snn_small at 65 MHz).
 LIF_STEP_STAGES = 3
-#: Rows the collector's buffer holds in front of the LIFs. The collector takes a row while the
-#: buffer's level says it has room, so no ready from the LIFs or the output reaches the TPPEs'
-#: result FIFOs; with two rows it still takes a row per cycle while the LIFs take one.
-COLLECT_ROWS = 2
+#: Rows in the collector in front of the LIFs: its row buffer's depth, and the most rows the
+#: buffer and its gather register hold together. The collector takes a row while the buffer's level and the gather register leave
+#: room, so no ready from the LIFs or the output reaches the TPPEs' result FIFOs; with three rows
+#: it still takes a row per cycle while the LIFs take one.
+COLLECT_ROWS = 3
 
 
 def spikes_layout(cfg: SnnConfig):
@@ -151,52 +153,67 @@ class SnnLayer(wiring.Component):
                          store.free[b].eq(done)]
             m.d.sync += released.eq(Mux(done, 0, released | Cat(pe.release[b] for pe in pes)))
 
-        # --- collector: rows of L results in neuron order into a row buffer ----------------------
+        # --- collector: rows of L results in neuron order, a gather register, a row buffer -----
         # Row r is neurons r*L .. r*L + L-1 (fewer in the last row): lane i's neuron belongs to
-        # TPPE (r*L + i) mod P. L divides P, so the row's TPPEs are q*L .. q*L + L-1 with
-        # q = r mod (P / L): lane i chooses among P / L TPPEs. The row is taken once each of
-        # its TPPEs offers a result and the row buffer has room.
+        # TPPE (r*L + i) mod P. L divides P, so the row's TPPEs are group q: q*L .. q*L + L-1
+        # with q = r mod (P / L), and lane i chooses among P / L TPPEs. The row is taken (``pop``)
+        # once each of its TPPEs offers a result and the buffer has room for it.
+        #
+        # The 16 TPPEs of snn_paper are spread over the whole FPGA, and choosing a row's results
+        # with a binary row counter straight into the row buffer's LUT-RAM write data was its
+        # critical path (12-14 ns, 10.5-12.6 of it routing: the counter out to every TPPE and
+        # the results back). So the group is a one-hot register, each bit ANDed with its own
+        # TPPEs' results (an AND-OR multiplexer, each AND beside its TPPE), and the chosen row
+        # goes into a gather register, loaded every cycle, which writes the buffer the cycle
+        # after the pop. A popped row counts against the buffer's room from the pop on, so
+        # nothing needs the buffer's write-ready.
         L = cfg.lanes
         R = -(-N // L)
+        Q = P // L
         lifs = [UnrolledLif(cfg, steps_per_stage=1, step_stages=LIF_STEP_STAGES)
                 for _ in range(L)]
         for i, lif in enumerate(lifs):
             m.submodules[f"lif{i}"] = lif
         sums_width = len(lifs[0].sums.payload.as_value())
         m.submodules.rows = rows = SyncFIFO(width=L * sums_width, depth=COLLECT_ROWS)
-        col_q = Signal(range(max(P // L, 2)))
+        group = Signal(Q, init=1)                          # one-hot: the row's TPPE group
         col_r = Signal(range(max(R, 2)))
-        col_last = col_r == R - 1
+        col_last = Signal(init=R == 1)                     # col_r == R - 1
         last_lanes = N - (R - 1) * L                       # lanes with a neuron in the last row
-        offered = Signal()
+        room, pop = Signal(), Signal()
+        gathered = Signal()                                # the gather register holds a row
+        gather = Signal(L * sums_width)
         lane_valid = []
         lane_payload = []
         for i in range(L):
             valid = Signal(name=f"lane{i}_valid")
             payload = Signal(sums_width, name=f"lane{i}_sums")
-            for q in range(P // L):
-                with m.If(col_q == q):
-                    m.d.comb += [valid.eq(pes[q * L + i].results.valid),
-                                 payload.eq(pes[q * L + i].results.payload)]
+            group_pes = [pes[q * L + i] for q in range(Q)]
+            m.d.comb += [valid.eq(onehot_select(group, [pe.results.valid for pe in group_pes])),
+                         payload.eq(onehot_select(group, [pe.results.payload
+                                                          for pe in group_pes]))]
             # Lanes past the last neuron (in the last row only) are not waited for.
             lane_valid.append(valid | col_last if i >= last_lanes else valid)
             lane_payload.append(payload)
-        m.d.comb += [offered.eq(Cat(lane_valid).all()),
-                     rows.w_en.eq(offered), rows.w_data.eq(Cat(lane_payload))]
-        # A result is taken when the buffer has room (its level register, not the LIF's ready:
-        # the output's ready through the LIF's enable and the row choice into all P result
-        # FIFOs' read enables was snn_paper's critical path, 14.9 ns at 67 MHz) and the row's
-        # other lanes are valid, whatever its own valid: a ready without a valid takes nothing,
-        # and with one lane the TPPEs' valid multiplexer stays out of the read enables.
-        for q in range(P // L):
+        m.d.comb += [room.eq(rows.level + gathered < COLLECT_ROWS),
+                     pop.eq(room & Cat(lane_valid).all()),
+                     rows.w_en.eq(gathered), rows.w_data.eq(gather)]
+        m.d.sync += [gathered.eq(pop), gather.eq(Cat(lane_payload))]
+        # A result is taken when the buffer has room (registers, not the LIF's ready: the
+        # output's ready through the LIF's enable into all P result FIFOs' read enables was
+        # snn_paper's critical path, 14.9 ns at 67 MHz) and the row's other lanes are valid,
+        # whatever its own valid: a ready without a valid takes nothing, and with one lane the
+        # TPPEs' valid multiplexer stays out of the read enables.
+        for q in range(Q):
             for i in range(L):
                 pe = pes[q * L + i]
                 present = ~col_last if i >= last_lanes else 1
                 others = Cat(lane_valid[j] for j in range(L) if j != i).all() if L > 1 else 1
-                m.d.comb += pe.results.ready.eq(rows.w_rdy & others & (col_q == q) & present)
-        with m.If(rows.w_rdy & offered):
+                m.d.comb += pe.results.ready.eq(room & others & group[q] & present)
+        with m.If(pop):
             m.d.sync += [col_r.eq(Mux(col_last, 0, col_r + 1)),
-                         col_q.eq(Mux(col_last | (col_q == P // L - 1), 0, col_q + 1))]
+                         col_last.eq(Mux(col_last, R == 1, col_r == R - 2) if R > 1 else 1),
+                         group.eq(Mux(col_last, 1, group.rotate_left(1)))]
         # The L LIFs share valid and ready, so they advance in lockstep.
         m.d.comb += rows.r_en.eq(lifs[0].sums.ready)
         row_valid, row_ready = lifs[0].spikes.valid, lifs[0].spikes.ready
@@ -240,7 +257,8 @@ class SnnLayer(wiring.Component):
         receiving = receiver.busy if cfg.in_format == "fiber" else 0
         m.d.comb += [moving.eq(self.weights.valid | self.spikes.valid),
                      self.working.eq(receiving | store.busy | store.full.any() | loader.loading
-                                     | Cat(pe.busy for pe in pes).any() | rows.r_rdy | lifs[0].busy
+                                     | Cat(pe.busy for pe in pes).any() | gathered | rows.r_rdy
+                                     | lifs[0].busy
                                      | self.out.valid | emitting)]
         m.d.comb += [perf.busy.eq(moving | self.working),
                      perf.stall.eq(self.out.valid & ~self.out.ready)]
