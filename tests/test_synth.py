@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from amaranth import Module, Signal
+from amaranth.back import verilog
 
 from hwgen import cli
 from hwgen.config import ConfigError
@@ -25,6 +27,7 @@ from hwgen.emit.folders import MARKER, FolderError, publish_folder
 from hwgen.engines.mac_array import MacArrayConfig
 from hwgen.flows import synth
 from hwgen.flows.synth import TARGETS, SynthError, SynthReport, default_out_dir, synthesize
+from hwgen.hdl.pipeline import register_copies
 
 SMALL = MacArrayConfig(name="m2", rows=2, cols=2)
 
@@ -336,7 +339,35 @@ def test_bracketed_wire_names_survive_abc9(tmp_path, target):
     assert "conflicting drivers" not in log
     script = (tmp_path / synth.SCRIPT).read_text()
     assert "rename -unescape top/w:*[[]*" in script
-    assert f"-run :{synth.ABC9_LABEL}" in script and f"-run {synth.ABC9_LABEL}:" in script
+    assert f"-run {TARGETS[target].proc_label}:{synth.ABC9_LABEL}" in script
+    assert f"-run {synth.ABC9_LABEL}:" in script
+
+
+def _copies_verilog(kept: bool) -> str:
+    """Four registered copies of an 8-bit input, each to an output of its own: by
+    ``register_copies`` (kept), or as plain identical registers."""
+    m = Module()
+    d = Signal(8)
+    if kept:
+        copies = register_copies(m, d, 4)
+    else:
+        copies = [Signal(8, name=f"copy{n}") for n in range(4)]
+        m.d.sync += [c.eq(d) for c in copies]
+    outs = [Signal(8, name=f"y{n}") for n in range(4)]
+    m.d.comb += [o.eq(c) for o, c in zip(outs, copies)]
+    return verilog.convert(m, name="top", ports=[d, *outs])
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("kept", [True, False])
+def test_register_copies_survive_synthesis(tmp_path, target, kept):
+    # Identical registers are merged by Yosys; the copies of register_copies stay four.
+    (tmp_path / "top.v").write_text(_copies_verilog(kept))
+    ports = ["clk", "rst", "d", *(f"y{n}" for n in range(4))]
+    cells = synth._yosys("top", TARGETS[target], tmp_path, "top.v", ports)
+    ffs = sum(n for cell, n in cells.items() if "DFF" in cell or "_FF" in cell)
+    assert ffs == (32 if kept else 8)
 
 
 @pytest.mark.synth

@@ -188,6 +188,8 @@ class SynthError(RuntimeError):
 class Target:
     """One FPGA part hwgen can implement a design on.
 
+    proc_label : the label of ``synth_command``'s script before which its processes have become
+        cells (``proc``): where the synthesis script marks copied registers ``keep``
     bels : report key -> nextpnr bel type counted for it
     capacity : report key -> sites on the device (as nextpnr 0.11 reports them; the report takes
         the numbers from nextpnr's own output, these are for the check before nextpnr runs)
@@ -198,6 +200,7 @@ class Target:
     nextpnr: str
     device_args: tuple[str, ...]
     synth_command: str
+    proc_label: str
     default_mhz: float
     bels: dict
     capacity: dict
@@ -208,7 +211,7 @@ TARGETS: dict[str, Target] = {
     "ecp5-85k": Target(
         name="ecp5-85k", family="ecp5", nextpnr="nextpnr-ecp5",
         device_args=("--85k", "--package", "CABGA381"), synth_command="synth_ecp5",
-        default_mhz=100.0,
+        proc_label="coarse", default_mhz=100.0,
         bels={"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D",
               "brams": "DP16KD"},
         capacity={"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208},
@@ -216,7 +219,7 @@ TARGETS: dict[str, Target] = {
     "ice40-up5k": Target(
         name="ice40-up5k", family="ice40", nextpnr="nextpnr-ice40",
         device_args=("--up5k", "--package", "sg48"), synth_command="synth_ice40 -dsp",
-        default_mhz=48.0,
+        proc_label="flatten", default_mhz=48.0,
         bels={"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "dsps": "ICESTORM_DSP",
               "brams": "ICESTORM_RAM"},
         capacity={"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30},
@@ -523,7 +526,8 @@ def _yosys(top: str, tgt: Target, out: Path, verilog: str, ports: list[str]) -> 
     """Write ``synth.ys`` for the Verilog file ``out/verilog`` (top module ``top``, its port names
     ``ports``), run Yosys in ``out`` and return its final cell counts by type."""
     script = render("synth/yosys.ys.j2", top=top, target=tgt.name, verilog=verilog,
-                    synth_command=tgt.synth_command, abc9_label=ABC9_LABEL,
+                    synth_command=tgt.synth_command, proc_label=tgt.proc_label,
+                    abc9_label=ABC9_LABEL,
                     stat_file=YOSYS_STAT, netlist=NETLIST,
                     unport=[p for p in ports if p not in KEEP_PORTS])
     (out / SCRIPT).write_text(script)

@@ -19,7 +19,7 @@ from hwgen.hdl.dsp import fits_dsp, registered_product
 
 __all__ = ["LUT_PIECE_BITS", "PRODUCT_PIECE_BITS", "PRODUCT_STAGES", "delay", "dot_product_stages",
            "maximum", "pipelined_dot_product", "pipelined_product", "pipelined_tree",
-           "pulse_copies", "replicated_register", "tree_stages"]
+           "pulse_copies", "register_copies", "replicated_register", "tree_stages"]
 
 
 def _levels(terms: int) -> int:
@@ -182,6 +182,21 @@ def replicated_register(m, value, load, copies: int, name: str = "copy") -> list
     regs = [Signal(value.shape(), name=f"{name}{n}") for n in range(copies)]
     for n, reg in enumerate(regs):
         m.d.sync += reg.eq(Mux(loads[n], value, regs[n] if own else regs[(n + 1) % copies]))
+    return regs
+
+
+def register_copies(m, value, copies: int, name: str = "copy") -> list[Signal]:
+    """``copies`` registers of ``value`` (each ``value`` a cycle later), for a value that feeds
+    many far-apart sinks (the write address and enable of P memory copies): each group of sinks
+    gets its own register, placed near it, instead of one net routed to all of them.
+
+    The copies are identical, and Yosys merges identical registers into one (``opt_merge``), so
+    each has the ``keep`` attribute; hwgen's synthesis script keeps a register whose output wire
+    is kept (``templates/synth/yosys.ys.j2``). Another tool must keep them too (Vivado:
+    ``DONT_TOUCH``, or ``-keep_equivalent_registers``)."""
+    value = Value.cast(value)
+    regs = [Signal(value.shape(), name=f"{name}{n}", attrs={"keep": 1}) for n in range(copies)]
+    m.d.sync += [reg.eq(value) for reg in regs]
     return regs
 
 

@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hwgen.hdl.bram import BlockMemory
+from hwgen.hdl.pipeline import register_copies
 
 from .config import SnnConfig
 from .fiber import event_layout, keep_word
@@ -131,18 +132,24 @@ class SpikeStore(wiring.Component):
         m.d.comb += [word_w.addr.eq(Cat(s_k, s_bank)), word_w.data.eq(s.value),
                      word_w.en.eq(s_valid & keep)]
         q_en, q_addr, q_row = s_valid & s.chunk_end, Cat(s.c[:self.cbits], s_bank), row_next
-        if len(mask_ws) >= REGISTERED_MASK_WRITE:
+        P = len(mask_ws)
+        q_ens, q_addrs = [q_en] * P, [q_addr] * P
+        if P >= REGISTERED_MASK_WRITE:
             # The mask write leaves from registers, a cycle later (at the end of e + 2): the
             # row's decoder and OR in front of the write ports of every TPPE's copy is a long
             # path with many copies (snn_paper: 16). A TPPE that starts on ``full`` (from e + 2)
             # reads its first mask at the end of e + 3 at the earliest, after the write;
-            # ``full`` and ``busy`` keep their cycles.
-            q = [Signal(name="q_en"), Signal(len(q_addr), name="q_addr"),
-                 Signal.like(row_next, name="q_row")]
-            m.d.sync += [q[0].eq(q_en), q[1].eq(q_addr), q[2].eq(q_row)]
-            q_en, q_addr, q_row = q
-        for mask_w in mask_ws:
-            m.d.comb += [mask_w.addr.eq(q_addr), mask_w.data.eq(q_row), mask_w.en.eq(q_en)]
+            # ``full`` and ``busy`` keep their cycles. Each copy has its own address and enable
+            # registers: one address register drove the write address of all 16 x 32 LUT-RAM
+            # cells (snn_paper, 11.1 ns of routing at 85.8 MHz); the row's bits reach one cell
+            # per copy, so it stays one register.
+            q_row_reg = Signal.like(row_next, name="q_row")
+            m.d.sync += q_row_reg.eq(q_row)
+            q_row = q_row_reg
+            q_ens = register_copies(m, q_en, P, name="q_en")
+            q_addrs = register_copies(m, q_addr, P, name="q_addr")
+        for mask_w, en, addr in zip(mask_ws, q_ens, q_addrs):
+            m.d.comb += [mask_w.addr.eq(addr), mask_w.data.eq(q_row), mask_w.en.eq(en)]
         with m.If(s_valid):
             m.d.sync += row.eq(Mux(s.chunk_end, 0, row_next))
 
