@@ -185,7 +185,7 @@ def replicated_register(m, value, load, copies: int, name: str = "copy") -> list
     return regs
 
 
-def register_copies(m, value, copies: int, name: str = "copy") -> list[Signal]:
+def register_copies(m, value, copies: int, name: str = "copy", init=0) -> list[Signal]:
     """``copies`` registers of ``value`` (each ``value`` a cycle later), for a value that feeds
     many far-apart sinks (the write address and enable of P memory copies): each group of sinks
     gets its own register, placed near it, instead of one net routed to all of them.
@@ -193,9 +193,10 @@ def register_copies(m, value, copies: int, name: str = "copy") -> list[Signal]:
     The copies are identical, and Yosys merges identical registers into one (``opt_merge``), so
     each has the ``keep`` attribute; hwgen's synthesis script keeps a register whose output wire
     is kept (``templates/synth/yosys.ys.j2``). Another tool must keep them too (Vivado:
-    ``DONT_TOUCH``, or ``-keep_equivalent_registers``)."""
+    ``DONT_TOUCH``, or ``-keep_equivalent_registers``). ``init`` is their value after reset."""
     value = Value.cast(value)
-    regs = [Signal(value.shape(), name=f"{name}{n}", attrs={"keep": 1}) for n in range(copies)]
+    regs = [Signal(value.shape(), name=f"{name}{n}", init=init, attrs={"keep": 1})
+            for n in range(copies)]
     m.d.sync += [reg.eq(value) for reg in regs]
     return regs
 

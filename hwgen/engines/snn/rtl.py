@@ -37,6 +37,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.perf import PerfCounters, PerfSignature
+from hwgen.hdl.pipeline import register_copies
 from hwgen.hdl.walker import onehot_select
 
 from .config import SnnConfig
@@ -180,7 +181,8 @@ class SnnLayer(wiring.Component):
         col_r = Signal(range(max(R, 2)))
         col_last = Signal(init=R == 1)                     # col_r == R - 1
         last_lanes = N - (R - 1) * L                       # lanes with a neuron in the last row
-        room, pop = Signal(), Signal()
+        pop = Signal()
+        held = Signal(range(COLLECT_ROWS + 1))             # rows in the buffer and gatherer
         gathered = Signal()                                # the gather register holds a row
         gather = Signal(L * sums_width)
         lane_valid = []
@@ -195,11 +197,19 @@ class SnnLayer(wiring.Component):
             # Lanes past the last neuron (in the last row only) are not waited for.
             lane_valid.append(valid | col_last if i >= last_lanes else valid)
             lane_payload.append(payload)
-        m.d.comb += [room.eq(rows.level + gathered < COLLECT_ROWS),
-                     pop.eq(room & Cat(lane_valid).all()),
+        # Whether the collector has room is a register, with a copy for each TPPE group and
+        # one for the pop: the LIF's ready (through ``take``) and the pop reach only its next
+        # value. As logic after the buffer's level it went out to all P result FIFOs' read
+        # enables and their output registers (snn_paper, 11.9 ns at 84.2 MHz).
+        take = rows.r_en & rows.r_rdy
+        held_next = Signal.like(held)
+        m.d.comb += held_next.eq(held + pop - take)
+        m.d.sync += held.eq(held_next)
+        *rooms, room = register_copies(m, held_next < COLLECT_ROWS, Q + 1, name="room", init=1)
+        m.d.comb += [pop.eq(room & Cat(lane_valid).all()),
                      rows.w_en.eq(gathered), rows.w_data.eq(gather)]
         m.d.sync += [gathered.eq(pop), gather.eq(Cat(lane_payload))]
-        # A result is taken when the buffer has room (registers, not the LIF's ready: the
+        # A result is taken when the collector has room (registers, not the LIF's ready: the
         # output's ready through the LIF's enable into all P result FIFOs' read enables was
         # snn_paper's critical path, 14.9 ns at 67 MHz) and the row's other lanes are valid,
         # whatever its own valid: a ready without a valid takes nothing, and with one lane the
@@ -209,7 +219,7 @@ class SnnLayer(wiring.Component):
                 pe = pes[q * L + i]
                 present = ~col_last if i >= last_lanes else 1
                 others = Cat(lane_valid[j] for j in range(L) if j != i).all() if L > 1 else 1
-                m.d.comb += pe.results.ready.eq(room & others & group[q] & present)
+                m.d.comb += pe.results.ready.eq(rooms[q] & others & group[q] & present)
         with m.If(pop):
             m.d.sync += [col_r.eq(Mux(col_last, 0, col_r + 1)),
                          col_last.eq(Mux(col_last, R == 1, col_r == R - 2) if R > 1 else 1),
