@@ -29,6 +29,13 @@ CONFIGS = {
     "dense_4x4": MacArrayConfig(name="hls_4x4"),
     "nm_2of4_pow2": MacArrayConfig(name="hls_2of4_pow2", rows=3, cols=2, sparsity="2:4",
                                    weight_set="pow2"),
+    "nm_2of4_pow2_multiply": MacArrayConfig(name="hls_2of4_pow2_mul", rows=3, cols=2,
+                                            sparsity="2:4", weight_set="pow2", pe="multiply"),
+    "pow2_w5_unsigned_sat": MacArrayConfig(name="hls_pow2_w5", rows=2, cols=3, weight_bits=5,
+                                           act_signed=False, acc_bits=13, overflow="saturate",
+                                           weight_set="pow2"),
+    "pow2_16bit": MacArrayConfig(name="hls_pow2_16", rows=2, cols=2, weight_bits=16,
+                                 act_bits=16, acc_bits=33, weight_set="pow2"),
     "nm_1of3_set5_unsigned_sat": MacArrayConfig(
         name="hls_1of3_set5", rows=2, cols=3, sparsity="1:3", act_signed=False, acc_bits=17,
         overflow="saturate", weight_set=[-7, -1, 0, 2, 5]),
@@ -94,6 +101,20 @@ def test_decode_table_is_the_config_codebook():
     values = [int(v) for v in body[2].replace(",", " ").split()]
     assert int(body[1]) == 8 and values == [-7, -1, 0, 2, 5, 0, 0, 0]
     assert "DECODE" not in render_files(CONFIGS["dense_4x4"])["hls_4x4.cpp"]
+
+
+def test_shift_pes_multiply_by_shifting():
+    """With shift PEs the kernel holds {nonzero, neg, shift} per weight, decoded by a table of
+    the codebook's codes (-128 = {1, 1, 7}, 0 = {0, 0, 0}, 1 = {1, 0, 0}), and has no `*`
+    between a weight and an activation; with pe = "multiply" it multiplies the decoded value."""
+    shift = render_files(CONFIGS["nm_2of4_pow2"])["hls_2of4_pow2.cpp"]
+    table = re.search(r"shift_code_t DECODE\[16\] = \{(.*?)\n\};", shift, re.S)[1]
+    entries = re.findall(r"\{ (\d), (\d), (\d+) \}", table)
+    assert entries[0] == ("1", "1", "7") and entries[8] == ("0", "0", "0")
+    assert entries[9] == ("1", "0", "0") and len(entries) == 16
+    assert "return w * a;" not in shift and "<< w.shift" in shift
+    multiply = render_files(CONFIGS["nm_2of4_pow2_multiply"])["hls_2of4_pow2_mul.cpp"]
+    assert "return w * a;" in multiply and "shift_code_t" not in multiply
 
 
 def test_templates_are_strict(monkeypatch):

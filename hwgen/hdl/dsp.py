@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.primitives import Primitives
 
-__all__ = ["DSP_BITS", "RegisteredProduct", "fits_dsp", "registered_product"]
+__all__ = ["DSP_BITS", "RegisteredProduct", "add_product", "fits_dsp", "registered_product"]
 
 #: Width of the signed operands of one ECP5 ``MULT18X18D``.
 DSP_BITS = 18
@@ -153,6 +153,14 @@ def registered_product(m: Module, a, b, name: str, *, input_registers: bool = Fa
         raise ValueError("b_en needs input_registers: without them there is no b register")
     a, b = Value.cast(a), Value.cast(b)
     product = RegisteredProduct(a.shape(), b.shape(), input_registers=input_registers)
+    return add_product(m, product, name, a, b, en=en, b_en=b_en)
+
+
+def add_product(m: Module, product: wiring.Component, name: str, a, b, *, en=None,
+                b_en=None) -> Value:
+    """Add a product block (:class:`RegisteredProduct` or
+    :class:`hwgen.hdl.shift.ShiftProduct`: ports ``a``, ``b``, ``en``, ``b_en``, ``p``) to ``m``
+    as ``name``, drive its operands and the clock enables given, and return its ``p``."""
     m.submodules[name] = product
     m.d.comb += [product.a.eq(a), product.b.eq(b)]
     if en is not None:

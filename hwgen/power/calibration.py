@@ -13,13 +13,21 @@ This module measures that dependence once per multiplier shape and caches it as 
 
 Method
 ------
-1. The block measured is :class:`hwgen.hdl.multiplier.Multiplier`, the one every PE of
-   :mod:`hwgen.engines.mac_array.rtl` instantiates: ``prod = w * a`` with a ``weight_bits``-bit
-   signed weight, an ``act_bits``-bit activation (signed if ``act_signed``) and the exact
-   product width ``weight_bits + act_bits (+1 for an unsigned activation)``.
+1. The block measured is the combinational product between a PE's registers (``pe``):
+
+   * ``"multiply"``: :class:`hwgen.hdl.multiplier.Multiplier`, ``prod = w * a`` with a
+     ``weight_bits``-bit signed weight, an ``act_bits``-bit activation (signed if
+     ``act_signed``) and the exact product width ``weight_bits + act_bits (+1 for an unsigned
+     activation)``: what the generic description of a multiplier PE's
+     :class:`hwgen.hdl.dsp.RegisteredProduct` computes;
+   * ``"shift"``: :class:`hwgen.hdl.shift.ShiftMultiplier`, the shift PE's product (shifter,
+     negation, zero gate) of a power-of-two weight given as its shift code; its port ``w``
+     gets the codes of :func:`hwgen.hdl.shift.encode`, and only the ``pow2`` weights get a
+     cost (the others are NaN: a shift PE cannot hold them).
 2. Yosys (the YoWASP build) synthesizes it to generic two- and three-input gates: ``synth`` then
    ``abc -g`` with :data:`ABC_GATES` (``$_NOT_`` is always added by ``abc``), see
-   :func:`synthesize_multiplier`. The result is checked against ``w * a`` before it is used.
+   :func:`synthesize_multiplier`. The result is checked against ``w * a`` (every weight the
+   block holds, with the four extreme pairs and random activations) before it is used.
 3. :class:`hwgen.power.gatesim.GateNetlist` simulates that netlist with numpy, 64 input vectors
    per ``uint64`` word, one levelized gate group at a time.
 4. For a fixed weight ``w``, an activation transition ``a0 -> a1`` toggles every gate-driven net
@@ -40,7 +48,9 @@ joules:
   absolute activity, and not necessarily by the same factor for every weight.
 * Every gate output counts 1, whatever the gate type, fan-out or wire load.
 * The netlist is what Yosys' generic ``synth`` and ABC make of ``$mul`` (no Booth recoding, no
-  DSP block); another multiplier architecture gives another table.
+  DSP block) or of the shift product; another multiplier architecture gives another table. A
+  multiplier table and a shift table are the same unit, so the proxies of the two PE kinds
+  compare, with the same caveats (a DSP block's real switching is not Yosys' ``$mul``).
 * Activations are uniform over their range; real activation statistics (ReLU zeros, small
   magnitudes) change the numbers. The weight is held constant (weight-stationary array).
 
@@ -68,11 +78,14 @@ from hwgen.fixedpoint import signed_range, unsigned_range
 from hwgen.flows.cache import cache_root, file_lock
 from hwgen.flows.toolchain import ToolError, run_tool
 from hwgen.hdl.multiplier import Multiplier
+from hwgen.hdl.shift import ShiftMultiplier
+from hwgen.hdl.shift import encode as encode_shift
 
 from .gatesim import GateNetlist, NetlistError
 
-__all__ = ["ABC_GATES", "CALIBRATION_VERSION", "TOP", "CalibrationError", "MultiplierCost",
-           "cost_cache_path", "multiplier_cost", "multiplier_netlist", "synthesize_multiplier"]
+__all__ = ["ABC_GATES", "CALIBRATION_VERSION", "PES", "TOP", "CalibrationError",
+           "MultiplierCost", "cost_cache_path", "multiplier_cost", "multiplier_netlist", "pe_cost",
+           "synthesize_multiplier"]
 
 #: Version of the calibration method; part of every cache file name (bump when the method changes).
 CALIBRATION_VERSION = 1
@@ -94,6 +107,9 @@ _CHUNK_WORDS = 1 << 23
 _CHECK_VECTORS = 4096
 
 _LIMITS = {"weight_bits": (2, 16), "act_bits": (2, 16), "samples": (1, 100_000)}
+
+#: PE products that can be calibrated (``MacArrayConfig.pe``).
+PES = ("multiply", "shift")
 
 
 class CalibrationError(RuntimeError):
@@ -121,6 +137,26 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
+def _check_pe(pe) -> str:
+    if pe not in PES:
+        raise ValueError(f"pe = {pe!r}: expected one of {', '.join(map(repr, PES))}")
+    return pe
+
+
+def _held_weights(weight_bits: int, pe: str) -> np.ndarray:
+    """The weights the PE product can hold, ascending: every value, or the ``pow2`` set."""
+    w_lo, w_hi = signed_range(weight_bits)
+    weights = np.arange(w_lo, w_hi + 1, dtype=np.int64)
+    if pe == "shift":
+        weights = weights[np.bitwise_count(np.abs(weights)) <= 1]
+    return weights
+
+
+def _port_w(weights: np.ndarray, weight_bits: int, pe: str) -> np.ndarray:
+    """What the block's ``w`` port gets for ``weights``: the weight, or its shift code."""
+    return encode_shift(weights, weight_bits) if pe == "shift" else weights
+
+
 def _act_range(act_bits: int, act_signed: bool) -> tuple[int, int]:
     return signed_range(act_bits) if act_signed else unsigned_range(act_bits)
 
@@ -141,8 +177,10 @@ def _yosys_script() -> str:
     ])
 
 
-def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> dict:
-    """Synthesize :class:`hwgen.hdl.multiplier.Multiplier` to generic gates with Yosys.
+def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool,
+                          pe: str = "multiply") -> dict:
+    """Synthesize the PE product (:class:`hwgen.hdl.multiplier.Multiplier`, or with
+    ``pe = "shift"`` :class:`hwgen.hdl.shift.ShiftMultiplier`) to generic gates with Yosys.
 
     Parameters
     ----------
@@ -150,6 +188,8 @@ def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> 
         Operand widths, each from 2 to 16.
     act_signed : bool
         Whether the activation is signed.
+    pe : {"multiply", "shift"}
+        Which product.
 
     Returns
     -------
@@ -166,8 +206,10 @@ def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> 
     weight_bits = _check_int("weight_bits", weight_bits)
     act_bits = _check_int("act_bits", act_bits)
     act_signed = _check_signed_flag(act_signed)
-    design = rtlil.convert(Multiplier(weight_bits, act_bits, act_signed), name=TOP)
-    shape = f"weight_bits={weight_bits}, act_bits={act_bits}, act_signed={act_signed}"
+    block = ShiftMultiplier if _check_pe(pe) == "shift" else Multiplier
+    design = rtlil.convert(block(weight_bits, act_bits, act_signed), name=TOP)
+    shape = (f"weight_bits={weight_bits}, act_bits={act_bits}, act_signed={act_signed}, "
+             f"pe={pe}")
     with tempfile.TemporaryDirectory(prefix="hwgen-calibration-") as tmp:
         work = Path(tmp)
         (work / f"{TOP}.il").write_text(design)
@@ -188,7 +230,8 @@ def synthesize_multiplier(weight_bits: int, act_bits: int, act_signed: bool) -> 
         return json.loads(netlist.read_text())
 
 
-def multiplier_netlist(weight_bits: int, act_bits: int, act_signed: bool) -> GateNetlist:
+def multiplier_netlist(weight_bits: int, act_bits: int, act_signed: bool,
+                       pe: str = "multiply") -> GateNetlist:
     """:func:`synthesize_multiplier`, ready to simulate (ports ``w``, ``a`` and ``prod``).
 
     Raises
@@ -198,7 +241,7 @@ def multiplier_netlist(weight_bits: int, act_bits: int, act_signed: bool) -> Gat
     CalibrationError
         Yosys failed, or its netlist is not one :class:`GateNetlist` can simulate.
     """
-    netlist = synthesize_multiplier(weight_bits, act_bits, act_signed)
+    netlist = synthesize_multiplier(weight_bits, act_bits, act_signed, pe)
     try:
         return GateNetlist(netlist, top=TOP)
     except NetlistError as exc:
@@ -221,7 +264,9 @@ class MultiplierCost:
         Gate cells in the synthesized netlist.
     cost : numpy.ndarray
         float64, shape ``(2**weight_bits,)``, read-only; ``cost[w - w_min]`` is the cost of
-        weight ``w``.
+        weight ``w``, NaN for a weight the PE cannot hold.
+    pe : {"multiply", "shift"}
+        The PE product measured.
     """
 
     weight_bits: int
@@ -231,6 +276,7 @@ class MultiplierCost:
     seed: int
     gates: int
     cost: np.ndarray
+    pe: str = "multiply"
 
     @property
     def w_min(self) -> int:
@@ -253,7 +299,7 @@ class MultiplierCost:
         Raises
         ------
         ValueError
-            A weight is not an integer or is out of range.
+            A weight is not an integer, is out of range or is one the PE cannot hold.
         """
         w = np.asarray(weights)
         if w.dtype.kind not in "iu":
@@ -263,19 +309,24 @@ class MultiplierCost:
         if outside.size:
             raise ValueError(f"weight {int(outside.flat[0])} is outside the {self.weight_bits}-bit "
                              f"signed range {low}..{high}")
-        return self.cost[w.astype(np.int64) - low]
+        cost = self.cost[w.astype(np.int64) - low]
+        if np.isnan(cost).any():
+            bad = int(w[np.isnan(cost)].flat[0])
+            raise ValueError(f"weight {bad} has no cost: a {self.pe} PE cannot hold it")
+        return cost
 
     def to_json(self) -> str:
-        """The table as the cache stores it (with the method version)."""
-        data = {"version": CALIBRATION_VERSION, "weight_bits": self.weight_bits,
+        """The table as the cache stores it (with the method version); null for NaN."""
+        data = {"version": CALIBRATION_VERSION, "pe": self.pe, "weight_bits": self.weight_bits,
                 "act_bits": self.act_bits, "act_signed": self.act_signed,
                 "samples": self.samples, "seed": self.seed, "gates": self.gates,
-                "w_min": self.w_min, "cost": self.cost.tolist()}
+                "w_min": self.w_min,
+                "cost": [None if np.isnan(c) else c for c in self.cost.tolist()]}
         return json.dumps(data, indent=1) + "\n"
 
 
 def cost_cache_path(weight_bits: int, act_bits: int, act_signed: bool, samples: int = 256,
-                    seed: int = 0) -> Path:
+                    seed: int = 0, pe: str = "multiply") -> Path:
     """Where :func:`multiplier_cost` keeps the table for these arguments (validated as there)."""
     weight_bits = _check_int("weight_bits", weight_bits)
     act_bits = _check_int("act_bits", act_bits)
@@ -283,7 +334,8 @@ def cost_cache_path(weight_bits: int, act_bits: int, act_signed: bool, samples: 
     samples = _check_int("samples", samples)
     seed = _check_seed(seed)
     kind = "s" if act_signed else "u"
-    return cache_root() / "energy" / (f"multiplier-w{weight_bits}-a{act_bits}{kind}-n{samples}"
+    block = "shift" if _check_pe(pe) == "shift" else "multiplier"
+    return cache_root() / "energy" / (f"{block}-w{weight_bits}-a{act_bits}{kind}-n{samples}"
                                       f"-seed{seed}-v{CALIBRATION_VERSION}.json")
 
 
@@ -294,7 +346,8 @@ def _read_cached(path: Path, expected: dict) -> MultiplierCost | None:
         return None
     try:
         data = json.loads(path.read_text())
-        cost = np.array(data["cost"], dtype=np.float64)
+        data.setdefault("pe", "multiply")       # tables from before shift PEs: multipliers
+        cost = np.array(data["cost"], dtype=np.float64)     # null -> NaN
         if {key: data[key] for key in expected} != expected \
                 or data["version"] != CALIBRATION_VERSION \
                 or cost.shape != (1 << expected["weight_bits"],):
@@ -307,16 +360,16 @@ def _read_cached(path: Path, expected: dict) -> MultiplierCost | None:
 
 
 def _check_product(netlist: GateNetlist, weight_bits: int, act_bits: int, act_signed: bool,
-                   rng: np.random.Generator) -> None:
+                   rng: np.random.Generator, pe: str = "multiply") -> None:
     """Raise :class:`CalibrationError` unless the netlist computes ``w * a`` on the four corner
-    operand pairs and on random ones."""
-    w_lo, w_hi = signed_range(weight_bits)
+    operand pairs and on random ones (weights the PE holds)."""
+    held = _held_weights(weight_bits, pe)
+    w_lo, w_hi = held[0], held[-1]
     a_lo, a_hi = _act_range(act_bits, act_signed)
-    w = np.concatenate([[w_lo, w_lo, w_hi, w_hi],
-                        rng.integers(w_lo, w_hi, size=_CHECK_VECTORS, endpoint=True)])
+    w = np.concatenate([[w_lo, w_lo, w_hi, w_hi], rng.choice(held, size=_CHECK_VECTORS)])
     a = np.concatenate([[a_lo, a_hi, a_lo, a_hi],
                         rng.integers(a_lo, a_hi, size=_CHECK_VECTORS, endpoint=True)])
-    got = netlist.evaluate({"w": w, "a": a})["prod"]
+    got = netlist.evaluate({"w": _port_w(w, weight_bits, pe), "a": a})["prod"]
     wrong = np.flatnonzero(got != w * a)
     if wrong.size:
         k = wrong[0]
@@ -325,13 +378,13 @@ def _check_product(netlist: GateNetlist, weight_bits: int, act_bits: int, act_si
 
 
 def _calibrate(weight_bits: int, act_bits: int, act_signed: bool, samples: int,
-               seed: int) -> MultiplierCost:
-    netlist = multiplier_netlist(weight_bits, act_bits, act_signed)
+               seed: int, pe: str = "multiply") -> MultiplierCost:
+    netlist = multiplier_netlist(weight_bits, act_bits, act_signed, pe)
     # The pairs are drawn first, so they depend on the seed only, not on the netlist check.
     rng = np.random.default_rng(seed)
     a_lo, a_hi = _act_range(act_bits, act_signed)
     a0, a1 = rng.integers(a_lo, a_hi, size=(2, samples), endpoint=True)
-    _check_product(netlist, weight_bits, act_bits, act_signed, rng)
+    _check_product(netlist, weight_bits, act_bits, act_signed, rng, pe)
 
     mask = (1 << act_bits) - 1   # the act_bits-bit patterns of signed values
     flips = int(np.bitwise_count((a0 ^ a1) & mask).sum())
@@ -344,27 +397,27 @@ def _calibrate(weight_bits: int, act_bits: int, act_signed: bool, samples: int,
     per_weight = -(-samples // 64) * 64
     pad = np.zeros(per_weight - samples, dtype=np.int64)
     a0, a1 = np.concatenate([a0, pad]), np.concatenate([a1, pad])
-    w_lo, w_hi = signed_range(weight_bits)
-    weights = np.arange(w_lo, w_hi + 1, dtype=np.int64)
+    weights = _held_weights(weight_bits, pe)
     toggles = np.empty(len(weights), dtype=np.int64)
     # One simulation holds before and after: 2 * per_weight / 64 words per weight and net.
     chunk = max(1, _CHUNK_WORDS // (netlist.nets * 2 * (per_weight // 64)))
     for start in range(0, len(weights), chunk):
         block = weights[start:start + chunk]
-        w = np.repeat(block, per_weight)
+        w = _port_w(np.repeat(block, per_weight), weight_bits, pe)
         counts = netlist.word_toggles({"w": w, "a": np.tile(a0, len(block))},
                                       {"w": w, "a": np.tile(a1, len(block))})
         toggles[start:start + len(block)] = counts.reshape(len(block), -1).sum(axis=1)
 
-    cost = toggles / flips
+    cost = np.full(1 << weight_bits, np.nan)
+    cost[weights + (1 << (weight_bits - 1))] = toggles / flips
     cost.setflags(write=False)
     return MultiplierCost(weight_bits=weight_bits, act_bits=act_bits, act_signed=act_signed,
-                          samples=samples, seed=seed, gates=netlist.gates, cost=cost)
+                          samples=samples, seed=seed, gates=netlist.gates, cost=cost, pe=pe)
 
 
 def multiplier_cost(weight_bits: int, act_bits: int, act_signed: bool, samples: int = 256,
-                    seed: int = 0) -> MultiplierCost:
-    """The per-weight switching cost table of a PE multiplier, from the cache or calibrated.
+                    seed: int = 0, pe: str = "multiply") -> MultiplierCost:
+    """The per-weight switching cost table of a PE product, from the cache or calibrated.
 
     Parameters
     ----------
@@ -378,6 +431,8 @@ def multiplier_cost(weight_bits: int, act_bits: int, act_signed: bool, samples: 
         Random activation pairs per weight, 1 to 100000.
     seed : int
         Seed of ``numpy.random.default_rng`` for the activation pairs (non-negative).
+    pe : {"multiply", "shift"}
+        The PE product: a multiplier, or a shift PE's shifter (``pow2`` weights only).
 
     Returns
     -------
@@ -392,9 +447,10 @@ def multiplier_cost(weight_bits: int, act_bits: int, act_signed: bool, samples: 
     CalibrationError
         Yosys failed, or the netlist is unusable or does not compute ``w * a``.
     """
-    path = cost_cache_path(weight_bits, act_bits, act_signed, samples, seed)
+    path = cost_cache_path(weight_bits, act_bits, act_signed, samples, seed, pe)
     args = {"weight_bits": int(weight_bits), "act_bits": int(act_bits),
-            "act_signed": bool(act_signed), "samples": int(samples), "seed": int(seed)}
+            "act_signed": bool(act_signed), "samples": int(samples), "seed": int(seed),
+            "pe": pe}
     with file_lock(path.with_name(path.name + ".lock")):
         cached = _read_cached(path, args)
         if cached is not None:
@@ -405,3 +461,10 @@ def multiplier_cost(weight_bits: int, act_bits: int, act_signed: bool, samples: 
             tmp.write(table.to_json())
         os.replace(tmp.name, path)
         return table
+
+
+def pe_cost(cfg) -> MultiplierCost:
+    """:func:`multiplier_cost` of a MAC array's PE product at its operand widths (a
+    :class:`hwgen.engines.mac_array.MacArrayConfig`): the shift table with shift PEs."""
+    return multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed,
+                           pe="shift" if cfg.shift_pe else "multiply")

@@ -25,7 +25,8 @@ The proxy
     ``weight``
         both weight register sets of a PE, the active one its multipliers read (the B input
         registers of its DSP products) and the next tile's that the weight beats write (decoded
-        weights: a weight set's codes are decoded as they load);
+        weights: a weight set's codes are decoded as they load; with shift PEs, decoded to the
+        shift codes the registers hold);
     ``idx``
         N:M only: both position-index register sets.
 
@@ -33,7 +34,8 @@ The proxy
     Switching inside the multipliers, which registers cannot see: whenever the activation input
     of a multiplier changes, :mod:`.calibration`'s cost of its weight value (gate-output toggles
     per activation bit toggle, from a gate-level netlist) times the number of activation bits
-    that changed.
+    that changed. With shift PEs the table is the shift product's own calibration (its
+    shifter, negation and zero gate), not the multiplier's.
 
 ``total`` adds both. One register bit toggle and one gate-output toggle count the same, which is
 the proxy's main simplification (a flip-flop with its clock load costs more than a gate output).
@@ -66,6 +68,7 @@ so a tile's first row meets that tile's weights in every PE, and the row before 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,9 +77,11 @@ import numpy as np
 
 from hwgen.engines.mac_array.config import MacArrayConfig
 from hwgen.engines.mac_array.golden import Tile, _check_tile, cycle_model
+from hwgen.engines.mac_array.weight_set import codebook
 from hwgen.fixedpoint import overflow
+from hwgen.hdl.shift import encode as encode_shift
 
-from .calibration import MultiplierCost, multiplier_cost
+from .calibration import MultiplierCost, pe_cost
 
 __all__ = ["CATEGORIES", "Schedule", "ideal_schedule", "RegisterTrace", "register_name",
            "trace_registers", "EnergyProxy", "energy_proxy"]
@@ -289,7 +294,7 @@ def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile], span: int | None = None
 
 def _widths(cfg: MacArrayConfig) -> dict[str, int]:
     """Bit width of each register group, as the RTL declares it."""
-    weight, idx = cfg.weight_bits, max(cfg.idx_bits, 1)
+    weight, idx = cfg.weight_reg_bits, max(cfg.idx_bits, 1)
     return {"a": cfg.act_bits, "sel": cfg.act_bits, "prod": cfg.prod_bits, "psum": cfg.acc_bits,
             "weight": weight, "idx": idx, "next_weight": weight, "next_idx": idx}
 
@@ -327,6 +332,27 @@ def _bit_flips(old: np.ndarray, new: np.ndarray, lo: int, hi: int) -> int:
     """Bits lo .. hi-1 that differ between two's-complement patterns, summed over the arrays."""
     mask = ((1 << (hi - lo)) - 1) << lo
     return int(np.bitwise_count((old ^ new) & mask).sum())
+
+
+def _stored(cfg: MacArrayConfig, regs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The register groups as the registers hold them: the replay keeps weight values (it
+    multiplies with them), which shift PEs hold as shift codes (:func:`hwgen.hdl.shift.encode`)."""
+    if not cfg.shift_pe:
+        return regs
+    codes = _shift_codes(cfg.weight_bits)
+    low = -(1 << (cfg.weight_bits - 1))
+    return {group: codes[values - low] if group in ("weight", "next_weight") else values
+            for group, values in regs.items()}
+
+
+@functools.cache
+def _shift_codes(weight_bits: int) -> np.ndarray:
+    """Shift code of every power-of-two weight, by ``weight - w_min`` (a lookup is cheaper than
+    :func:`hwgen.hdl.shift.encode` in every replayed cycle); other weights never occur."""
+    book = np.asarray(codebook("pow2", weight_bits), dtype=np.int64)
+    codes = np.zeros(1 << weight_bits, dtype=np.int64)
+    codes[book + (1 << (weight_bits - 1))] = encode_shift(book, weight_bits)
+    return codes
 
 
 def _category_flips(cfg: MacArrayConfig, old: dict, new: dict) -> dict[str, int]:
@@ -387,7 +413,7 @@ def trace_registers(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule) 
     for state in _run(cfg, tiles, schedule):
         for group in groups:
             frames[group].append(state.regs[group][0].copy())
-    return RegisterTrace(cfg, {group: np.stack(frames[group]) for group in groups})
+    return RegisterTrace(cfg, _stored(cfg, {group: np.stack(frames[group]) for group in groups}))
 
 
 @dataclass(frozen=True)
@@ -423,9 +449,10 @@ def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | No
     (replayed in stretches of ``span`` cycles all at once, see :func:`_run_ideal`; same toggles,
     far fewer steps; by default ``span`` balances the steps against the stretches' warm-ups).
 
-    ``cost`` defaults to :func:`.calibration.multiplier_cost` of the array's operand widths.
+    ``cost`` defaults to :func:`.calibration.pe_cost` of the array: the calibrated table of its
+    PE product (multiplier or, with shift PEs, shifter) at its operand widths.
     """
-    cost = multiplier_cost(cfg.weight_bits, cfg.act_bits, cfg.act_signed) if cost is None else cost
+    cost = pe_cost(cfg) if cost is None else cost
     if schedule is None:
         cycles, warmup, states = _run_ideal(cfg, tiles, span)
     else:
@@ -435,7 +462,7 @@ def energy_proxy(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule | No
     multiplier = 0.0
     previous = None
     for k, state in enumerate(states):
-        regs = {group: state.regs[group].copy() for group in _groups(cfg)}
+        regs = _stored(cfg, {group: state.regs[group].copy() for group in _groups(cfg)})
         operand = state.operands()
         if k >= max(warmup, 1):         # toggles since the previous state, a state of the run
             for category, flips in _category_flips(cfg, previous[0], regs).items():

@@ -125,12 +125,16 @@ def waveform_toggles(cfg: MacArrayConfig, waves: Path, run: dict, tiles: list[Ti
 def _signed(cfg: MacArrayConfig, name: str) -> bool:
     if name.endswith(".a_reg"):         # a product's operand: an activation
         return cfg.act_signed
-    if name.endswith((".b_reg", ".p")):  # its weight and the product
+    if name.endswith(".p"):             # the product
         return True
+    if name.endswith(".b_reg"):         # its weight, or a shift PE's shift code
+        return not cfg.shift_pe
     field = name.rsplit("_", 1)[1]
     if field.startswith("a"):
         return cfg.act_signed
-    return field.startswith(("psum", "w"))
+    if field.startswith("w"):           # next weight (next_w): as b_reg
+        return not cfg.shift_pe
+    return field.startswith("psum")
 
 
 def _regroup(cfg, trace, group: str, measured: dict[str, np.ndarray]) -> np.ndarray:

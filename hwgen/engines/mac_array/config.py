@@ -16,6 +16,7 @@ from hwgen.config import (
     check_name,
     invalid,
 )
+from hwgen.hdl.shift import code_layout
 
 from . import weight_set as ws
 
@@ -59,6 +60,11 @@ class MacArrayConfig(EngineConfig):
                "\"low_hamming_<k>\" (0 and values whose magnitude has at most k one bits) or "
                "a list of integers containing 0, e.g. [-4, -1, 0, 1, 4]. Other than \"all\", "
                "weights travel as ceil(log2 |S|)-bit codebook indices, decoded as they load."})
+    pe: str | None = field(default=None, metadata={
+        "doc": "PE product: \"multiply\" (a multiplier, a DSP block where the FPGA has one) "
+               "or \"shift\" (weight_set = \"pow2\" only: each weight held as a sign and a "
+               "shift amount, no multiplier and no DSP). Absent = \"shift\" with "
+               "weight_set = \"pow2\", else \"multiply\".", "example": "multiply"})
     msb_bits: int | None = field(default=None, metadata={
         "doc": "Energy model only: width of the partial-sum MSB group whose toggles are counted "
                "apart from the LSB part (1 .. acc_bits - 1). Absent = the accumulator's guard "
@@ -82,6 +88,11 @@ class MacArrayConfig(EngineConfig):
             # TOML and JSON give a list; a tuple keeps the frozen config hashable.
             object.__setattr__(self, "weight_set", tuple(self.weight_set))
         ws.codebook(self.weight_set, self.weight_bits)
+        if self.pe is not None:
+            check_choice("pe", self.pe, ("multiply", "shift"))
+            if self.pe == "shift" and self.weight_set != "pow2":
+                raise invalid("pe", self.pe, f"\"multiply\" (a shift PE needs weight_set = "
+                                             f"\"pow2\", not {ws.describe(self.weight_set)})")
         if self.msb_bits is not None:
             check_int("msb_bits", self.msb_bits, 1, self.acc_bits - 1)
         if self.multipliers > MAX_MULTIPLIERS:
@@ -123,6 +134,18 @@ class MacArrayConfig(EngineConfig):
         return self.weight_bits if book is None else ws.code_bits(book)
 
     @property
+    def shift_pe(self) -> bool:
+        """Every PE product is a shift (:class:`hwgen.hdl.shift.ShiftProduct`), not a multiply:
+        ``pe = "shift"``, or ``pe`` absent with ``weight_set = "pow2"``."""
+        return self.pe == "shift" or (self.pe is None and self.weight_set == "pow2")
+
+    @property
+    def weight_reg_bits(self) -> int:
+        """Width of a PE's weight registers: the weight, or with shift PEs its shift code
+        (shift amount, sign, nonzero flag; :func:`hwgen.hdl.shift.code_layout`)."""
+        return code_layout(self.weight_bits).size if self.shift_pe else self.weight_bits
+
+    @property
     def prod_bits(self) -> int:
         """Width of one exact product, signed: ``weight_bits + act_bits`` bits hold every
         product of a signed weight and a signed or unsigned activation (the product register's
@@ -144,7 +167,7 @@ class MacArrayConfig(EngineConfig):
     def pe_stages(self) -> int:
         """Registers inside a PE between its activation input and its partial sum: the DSP
         product's input register (the operand, N:M: the activation the index selects) and its
-        output register (the product)."""
+        output register (the product); a shift PE has the same two."""
         return 2
 
     @property

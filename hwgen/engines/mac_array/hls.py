@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwgen.engines.base import HlsVectors
+from hwgen.hdl.shift import encode as encode_shift
+from hwgen.hdl.shift import shift_bits
 
 from .config import MacArrayConfig
 from .golden import run
@@ -29,6 +31,12 @@ def hls_context(cfg: MacArrayConfig) -> dict:
     book = cfg.codebook
     # The RTL's decode table is a full power of two; unused codes decode to 0.
     table = None if book is None else [*book, *([0] * ((1 << cfg.code_bits) - len(book)))]
+    # Shift PEs: the table of (nonzero, neg, shift) of each entry instead (weight 0: all 0).
+    shift_table = None
+    if cfg.shift_pe:
+        sb = shift_bits(cfg.weight_bits)
+        shift_table = [(int(code >> (sb + 1)), int((code >> sb) & 1), int(code & ((1 << sb) - 1)))
+                       for code in encode_shift(table, cfg.weight_bits)]
     return {
         "rows": cfg.rows, "cols": cfg.cols, "n": cfg.n, "m": cfg.m, "k": cfg.k,
         "guard": f"{cfg.name.upper()}_H",
@@ -39,6 +47,7 @@ def hls_context(cfg: MacArrayConfig) -> dict:
         "acc_bits": cfg.acc_bits, "overflow": cfg.overflow, "sparsity": cfg.sparsity or "dense",
         "weight_set": "all" if book is None else f"{len(book)} values",
         "table": table, "table_size": None if table is None else len(table),
+        "shift_table": shift_table, "weight_type": "shift_code_t" if cfg.shift_pe else "int64_t",
     }
 
 

@@ -43,6 +43,12 @@ no configuration falls back to a fabric product. Elaborated generically (simulat
 iCE40, other vendors' tools) it is ``a * b`` between Amaranth registers, with the same values
 in the same cycles.
 
+With shift PEs (``cfg.shift_pe``: ``weight_set = "pow2"``) product j is a
+:class:`hwgen.hdl.shift.ShiftProduct` instead, with the same three registers, names, clock
+enables and cycles: ``w[j]`` and ``next_w[j]`` hold the weight's shift code (shift amount, sign,
+nonzero flag), which the weight port's decode table gives instead of the value, and the product
+is ``±(sel[j] << shift)`` or 0, in fabric on every target, so the array uses no DSP block.
+
 A valid/last shift register runs beside the datapath so ``results.valid`` marks real rows.
 
 Double-buffered weights
@@ -81,6 +87,8 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hdl.arith import overflow
 from hwgen.hdl.dsp import registered_product
 from hwgen.hdl.perf import PerfCounters, PerfSignature
+from hwgen.hdl.shift import code_layout, shift_product
+from hwgen.hdl.shift import encode as encode_shift
 
 from .config import MacArrayConfig
 
@@ -165,15 +173,22 @@ class MacArray(wiring.Component):
         # next to each multiplier instead stores fewer bits per PE but costs a table per PE and
         # puts it in front of every multiplier; on ECP5 8x8 2:4 pow2 that measured +1000 LUTs and
         # -16 MHz for 512 fewer flip-flops.)
+        # With shift PEs the table gives each weight's shift code (shift amount, sign, nonzero
+        # flag), which is what the PE's weight registers hold, instead of its value.
         book = cfg.codebook
+        w_shape = code_layout(cfg.weight_bits) if cfg.shift_pe else signed(cfg.weight_bits)
         if book is None:
             lanes = [self.weights.payload.w[e] for e in range(C * N)]
         else:
             # Codes past |S| never travel (the golden model encodes only set members); they
-            # decode to 0 so the table is a full power of two.
-            table = Array(Const(v, signed(cfg.weight_bits))
-                          for v in book + (0,) * ((1 << cfg.code_bits) - len(book)))
-            lanes = [Signal(signed(cfg.weight_bits), name=f"load_w{e}") for e in range(C * N)]
+            # decode to 0 (as a shift code too: the all-zero code is the weight 0) so the table
+            # is a full power of two.
+            entries = book + (0,) * ((1 << cfg.code_bits) - len(book))
+            if cfg.shift_pe:
+                entries = tuple(int(v) for v in encode_shift(entries, cfg.weight_bits))
+            table = Array(Const(v, unsigned(cfg.weight_reg_bits) if cfg.shift_pe
+                                else signed(cfg.weight_bits)) for v in entries)
+            lanes = [Signal(w_shape, name=f"load_w{e}") for e in range(C * N)]
             m.d.comb += [lane.eq(table[self.weights.payload.code[e]])
                          for e, lane in enumerate(lanes)]
 
@@ -183,7 +198,7 @@ class MacArray(wiring.Component):
 
         # The active weights are the B input registers of the PE's DSP products (see the PE
         # grid); the next tile's, written by the beats, and the N:M indices are fabric registers.
-        next_w = pe_regs("next_w", signed(cfg.weight_bits))
+        next_w = pe_regs("next_w", w_shape)
         idx = pe_regs("idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
         next_idx = pe_regs("next_idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
         # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
@@ -275,10 +290,16 @@ class MacArray(wiring.Component):
                     # the input registers of a DSP product. The A register takes the operand at
                     # every step; the B register, the active weight, takes the next weight only
                     # as a tile's first row enters A (it leaves step r + c + P - 2).
+                    # A shift PE's product has the same registers and clock enables.
                     operand = Array(a_left)[idx[r][c][j]] if idx else a_left[0]
-                    prods.append(registered_product(
-                        m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
-                        en=en, b_en=first[r + c + P - 2]))
+                    if cfg.shift_pe:
+                        prods.append(shift_product(
+                            m, operand, next_w[r][c][j], f"{name}_mul{j}",
+                            weight_bits=cfg.weight_bits, en=en, b_en=first[r + c + P - 2]))
+                    else:
+                        prods.append(registered_product(
+                            m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
+                            en=en, b_en=first[r + c + P - 2]))
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
