@@ -16,9 +16,17 @@ last result, the testbench checks it equals the model's total). Printed per desi
   its dense-equivalent GMAC/s, and the clock at which the array's cycles take as long (above
   it the array is faster; the ratio to numpy at clock f is f / that clock)
 
+With ``--synth``, :data:`SYNTH_RUNS` are synthesized (Yosys, then nextpnr once per seed of
+``--seeds``, default 1,2,3; Fmax is the lower median of the seeds): the DSP-product designs
+against the same sizes with shift PEs (``weight_set = "pow2"``, hwgen/hdl/shift.py: no DSP),
+on ecp5-85k and on ice40-up5k at the sizes that fit it, with LUT/FF/DSP and each seed's Fmax.
+The shift arrays stream exactly as the DSP ones (same pipeline, same cycle model), so their
+throughput is the table's for the same size.
+
 Usage::
 
-    python benchmarks/mac_array.py [--rows-streamed 256] [--seed 1] [--repeats 20] [--synth]
+    python benchmarks/mac_array.py [--rows-streamed 256] [--seed 1] [--repeats 20]
+                                   [--synth [--seeds 1,2,3]]
 """
 
 from __future__ import annotations
@@ -42,8 +50,20 @@ DESIGNS = [
     MacArrayConfig(name="bench_2of4_8x8", rows=8, cols=8, sparsity="2:4"),
 ]
 
-#: What ``--synth`` synthesizes for ecp5-85k (unchanged by the layer measurement).
-SYNTH_DESIGNS = ["bench_dense_4x4", "bench_dense_8x8", "bench_2of4_8x8"]
+def _pow2(name: str, size: int) -> MacArrayConfig:
+    """A size x size dense array of shift PEs (pow2 weights)."""
+    return MacArrayConfig(name=name, rows=size, cols=size, weight_set="pow2")
+
+
+#: What ``--synth`` synthesizes: (design, target). 8x8 with DSP products against 8x8 shift PEs on
+#: ecp5-85k; on ice40-up5k (8 DSPs, 5280 LUTs) the DSP array that fits (2x2) and shift arrays.
+SYNTH_RUNS = [
+    (DESIGNS[1], "ecp5-85k"),
+    (_pow2("bench_pow2_8x8", 8), "ecp5-85k"),
+    (MacArrayConfig(name="bench_dense_2x2", rows=2, cols=2), "ice40-up5k"),
+    (_pow2("bench_pow2_2x2", 2), "ice40-up5k"),
+    (_pow2("bench_pow2_4x4", 4), "ice40-up5k"),
+]
 
 #: The layer: K = K_TILES * R * M reduction inputs, C_out = C_TILES * C outputs.
 K_TILES, C_TILES = 2, 4
@@ -101,8 +121,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20, help="numpy timings, best one kept")
     parser.add_argument("--synth", action="store_true",
-                        help="also synthesize " + ", ".join(SYNTH_DESIGNS) + " for ecp5-85k "
-                             "(slow)")
+                        help="also synthesize " + ", ".join(f"{cfg.name} ({target})"
+                                                           for cfg, target in SYNTH_RUNS)
+                             + " (slow)")
+    parser.add_argument("--seeds", default="1,2,3", help="nextpnr seeds for --synth")
     args = parser.parse_args(argv)
 
     rows = [measure(cfg, args.rows_streamed, args.seed, args.repeats) for cfg in DESIGNS]
@@ -125,16 +147,24 @@ def main(argv=None) -> int:
           f"{sparse['dense_eq_per_mult'] / dense['dense_eq_per_mult']:.3f}")
 
     if args.synth:
-        from hwgen.flows.synth import synthesize
-        reports = [(cfg.name, synthesize(cfg, "ecp5-85k")) for cfg in DESIGNS
-                   if cfg.name in SYNTH_DESIGNS]
-        print("\necp5-85k (yowasp Yosys + nextpnr)")
-        print(format_table(
-            ["design", "LUTs", "FFs", "DSPs", "BRAMs", "Fmax MHz", "target MHz", "fits"],
-            [[name, r.luts, r.ffs, r.dsps, r.brams,
-              round(r.fmax_mhz, 1) if r.fmax_mhz else None, r.target_mhz, r.fits]
-             for name, r in reports]))
+        synth_table(tuple(int(s) for s in args.seeds.split(",")))
     return 0
+
+
+def synth_table(seeds: tuple[int, ...]) -> None:
+    """Synthesize :data:`SYNTH_RUNS` one after another and print their resources and Fmax."""
+    from hwgen.flows.synth import synthesize
+
+    table = []
+    for cfg, target in SYNTH_RUNS:
+        r = synthesize(cfg, target, seeds=seeds)
+        per_seed = " / ".join("-" if f is None else f"{f:.1f}" for f in r.seed_fmax_mhz)
+        table.append([cfg.name, "shift" if cfg.shift_pe else "DSP", target, r.luts, r.ffs,
+                      r.dsps, round(r.fmax_mhz, 1) if r.fmax_mhz else None, per_seed, r.fits])
+    print(f"\nsynthesis (yowasp Yosys + nextpnr), Fmax = lower median of seeds "
+          f"{','.join(map(str, seeds))}")
+    print(format_table(["design", "PE", "target", "LUTs", "FFs", "DSPs", "Fmax MHz",
+                        "per seed", "fits"], table))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ size (all, then ``--sizes``) :func:`select_weight_sets` picks one set per layer 
 *training-set* activations; the *test set* then gives the accuracy with the projected weights and
 the energy proxy of both layers (``layer_energy``: register toggles of the full cycle trace plus
 calibrated multiplier toggles). Two rows are budget-driven (output-error budget 0.02 and 0.05, no
-size cap). Unless ``--no-sim``, the unconstrained network and the 16-value sets also run on the
+size cap). Both layers' int8 weights projected onto the ``pow2`` set (nearest value, ties toward
+0) then run on the same array with multiplier PEs (``pe = "multiply"``) and with shift PEs
+(``pe = "shift"``, hwgen/hdl/shift.py), each with its own calibrated product: same outputs and
+accuracy, the energy proxy of each. Unless ``--no-sim``, the unconstrained network and the 16-value sets also run on the
 first ``--sim-samples`` test images through the Verilator model of the generated array; the
 outputs read back from the RTL must equal the golden model exactly, and the register toggles
 counted from the waveform must equal the golden trace's.
@@ -44,6 +47,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -52,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwgen.engines.mac_array import MacArrayConfig
+from hwgen.engines.mac_array.weight_set import project
 from hwgen.fixedpoint import signed_range
 from hwgen.power.layer import layer_energy, layer_outputs, simulate_layer
 from hwgen.power.select import (
@@ -268,6 +273,28 @@ def simulate_point(label: str, net: IntNet, weights: tuple, cfgs: tuple, x: np.n
     return lines, ok, sum(sim.energy_golden.total for sim in sims)
 
 
+def print_pe_kinds(net: IntNet, base: Evaluation, x: np.ndarray, y: np.ndarray,
+                   e_base: float) -> None:
+    """pow2-projected weights on multiplier PEs and on shift PEs: energy proxy of each."""
+    book = dataclasses.replace(CFG, weight_set="pow2").codebook
+    weights = (project(net.w1, book), project(net.w2, book))
+    table = []
+    for pe in ("multiply", "shift"):
+        cfg = dataclasses.replace(CFG, weight_set="pow2", pe=pe)
+        ev = evaluate(net, *weights, (cfg, cfg), x, y)
+        total = sum(e.total for e in ev.energy)
+        table.append([pe, round(total), round(100 * (1 - total / e_base), 1),
+                      sum(e.registers for e in ev.energy),
+                      sum(e.register_toggles["weight"] for e in ev.energy),
+                      round(sum(e.multiplier_toggles for e in ev.energy)),
+                      round(100 * ev.accuracy, 2),
+                      round(100 * (ev.accuracy - base.accuracy), 2)])
+    print("\npow2 weights (both layers projected onto the 16 values), multiplier PEs against "
+          "shift PEs, each product with its own calibration")
+    print(format_table(["PE", "energy", "reduction % vs all", "registers", "of which weight",
+                        "products", "test acc %", "acc change pts"], table))
+
+
 def describe_size(cfg: MacArrayConfig) -> str:
     return "all" if cfg.codebook is None else f"{len(cfg.codebook)} values"
 
@@ -368,6 +395,7 @@ def main(argv=None) -> int:
     for row in rows:
         if "failed" in row:
             print(f"  {row['label']}: selection failed: {row['failed']}")
+    print_pe_kinds(net, base, x_te, y_te, e_base)
 
     ok = True
     if not args.no_sim:
