@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hwgen.engines.mac_array.weight_set import codebook
+from hwgen.hdl.shift import encode as encode_shift
 from hwgen.power import calibration
 from hwgen.power.calibration import (
     CalibrationError,
@@ -118,6 +120,45 @@ def test_cost_is_physically_plausible_8x8():
     assert (table.cost[w != 0] > 0).all()
 
 
+# -- the shift PE's product ---------------------------------------------------------------------
+
+@pytest.mark.synth
+@pytest.mark.parametrize("act_signed", [True, False], ids=["signed", "unsigned"])
+def test_shift_netlist_computes_every_pow2_product_exhaustively(act_signed):
+    """The shift product's gates, port w taking shift codes: every pow2 weight of 5 bits
+    (-16 and 0 included) times every 6-bit activation equals w * a."""
+    netlist = multiplier_netlist(5, 6, act_signed, pe="shift")
+    assert netlist.inputs == {"w": (5, False), "a": (6, act_signed)}
+    assert netlist.outputs == {"prod": (11, True)}
+    w, a = _all_pairs(5, 6, act_signed)
+    held = np.bitwise_count(np.abs(w)) <= 1
+    w, a = w[held], a[held]
+    assert {-16, 0, 8}.issubset(set(w.tolist()))
+    prod = netlist.evaluate({"w": encode_shift(w, 5), "a": a})["prod"]
+    np.testing.assert_array_equal(prod, w * a)
+
+
+@pytest.mark.synth
+def test_shift_table_has_costs_for_pow2_weights_only_and_its_own_cache_file():
+    shift = multiplier_cost(8, 8, True, pe="shift")
+    multiply = multiplier_cost(8, 8, True)
+    assert (shift.pe, multiply.pe) == ("shift", "multiply")
+    book = np.array(codebook("pow2", 8))
+    assert not np.isnan(shift.of(book)).any() and np.isnan(shift.cost).sum() == 256 - 16
+    with pytest.raises(ValueError, match="^weight 3 has no cost: a shift PE cannot hold it$"):
+        shift.of([1, 3])
+    # Fewer gates than the multiplier, and less switching for every nonzero pow2 weight
+    # (a regression guard on the measured 119 against 408 gates, not a theorem).
+    assert shift.gates < multiply.gates / 2
+    nonzero = book[book != 0]
+    assert (shift.of(nonzero) < multiply.of(nonzero)).all()
+    assert cost_cache_path(8, 8, True, pe="shift").name.startswith("shift-w8-a8s-")
+    assert cost_cache_path(8, 8, True, pe="shift").is_file()
+    # From the cache: the same table, NaN (stored as null) included.
+    again = multiplier_cost(8, 8, True, pe="shift")
+    np.testing.assert_array_equal(again.cost, shift.cost)
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 @pytest.mark.synth
@@ -149,6 +190,7 @@ def test_unsimulatable_netlist_raises_calibration_error(monkeypatch):
     ({"samples": 100001}, "samples = 100001: expected an integer from 1 to 100000"),
     ({"act_signed": 1}, "act_signed = 1: expected True or False"),
     ({"seed": -1}, "seed = -1: expected a non-negative integer"),
+    ({"pe": "dsp"}, "pe = 'dsp': expected one of 'multiply', 'shift'"),
 ])
 def test_bad_arguments(kwargs, message, tmp_path):
     args = {"weight_bits": 4, "act_bits": 4, "act_signed": True} | kwargs
