@@ -26,8 +26,11 @@ SEED = 20261123
 CONFIGS = {
     "dense_3x4": MacArrayConfig(name="energy_dense_3x4", rows=3, cols=4, acc_bits=18,
                                 msb_bits=5),
+    # Shift PEs: the weight registers hold shift codes.
     "pow2_2of4": MacArrayConfig(name="energy_pow2_2of4", rows=3, cols=3, sparsity="2:4",
                                 weight_set="pow2"),
+    "pow2_multiply": MacArrayConfig(name="energy_pow2_mul", rows=2, cols=3, weight_set="pow2",
+                                    pe="multiply"),
     "set5_1of3_unsigned_sat": MacArrayConfig(
         name="energy_set5_1of3", rows=2, cols=3, sparsity="1:3", act_signed=False,
         acc_bits=17, overflow="saturate", weight_set=[-7, -1, 0, 2, 5]),
