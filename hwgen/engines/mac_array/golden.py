@@ -15,7 +15,9 @@ row 0) and applies the overflow rule at ``acc_bits``::
 so with ``saturate`` the clamp happens after every PE row, in row order, exactly as in hardware.
 
 With a weight set (``cfg.codebook``, see :mod:`.weight_set`) every weight must be a member of the
-set; weights travel as codebook indices, which do not change any product.
+set; weights travel as codebook indices, which do not change any product. Nor does the PE
+kind (``cfg.pe``: a multiplier, or with ``pow2`` weights a shift and a negation): the product is
+``w * a`` either way, exact.
 
 Cycle model
 -----------
