@@ -47,8 +47,8 @@ def oracle(masks: list[int]) -> list[dict]:
     return beats
 
 
-def walk(width, slice_width, masks, seed, valid_prob=1.0, ready_prob=1.0):
-    dut = SetBitWalker(width, slice_width, tag=TAG_BITS)
+def walk(width, slice_width, masks, seed, valid_prob=1.0, ready_prob=1.0, always_ready=False):
+    dut = SetBitWalker(width, slice_width, tag=TAG_BITS, always_ready=always_ready)
     in_layout = data.StructLayout({"mask": width, "tag": TAG_BITS})
     payloads = [pack(in_layout, {"mask": mk, "tag": n % (1 << TAG_BITS)})
                 for n, mk in enumerate(masks)]
@@ -82,6 +82,21 @@ def test_walker_timing_back_to_back(width, slice_width, seed):
     _, _, cycles, beats, expected = walk(width, slice_width, masks, seed)
     assert beats == expected
     assert cycles == list(range(2, 2 + len(expected)))
+
+
+@pytest.mark.parametrize("valid_prob", [1.0, 0.5])
+@pytest.mark.parametrize("width, slice_width, seed", CASES)
+def test_always_ready_walker_takes_masks_in_the_same_cycles(width, slice_width, seed, valid_prob):
+    """With ``always_ready`` (``masks.ready`` a register written from the next state) a walker
+    whose positions are always taken accepts every mask and offers every beat in the same
+    cycle as the walker with ``masks.ready`` from logic, with masks offered every cycle or
+    with random gaps."""
+    masks = mask_list(width, seed + 200, 60)
+    _, accepted, cycles, beats, expected = walk(width, slice_width, masks, seed, valid_prob)
+    _, accepted_r, cycles_r, beats_r, _ = walk(width, slice_width, masks, seed, valid_prob,
+                                               always_ready=True)
+    assert beats_r == beats == expected
+    assert (accepted_r, cycles_r) == (accepted, cycles)
 
 
 def test_walker_rejects_bad_parameters():

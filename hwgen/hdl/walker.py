@@ -41,7 +41,7 @@ provided it was taken at least two cycles before.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -125,6 +125,10 @@ class SetBitWalker(wiring.Component):
         holds ``width`` if that is smaller.
     tag : ShapeCastable
         A payload that travels with each mask to every beat of its walk (``unsigned(0)``: none).
+    always_ready : bool
+        The consumer holds ``positions.ready`` high in every cycle. ``masks.ready`` is then a
+        register, written from the next state (the same value in every cycle), so the producer's
+        enables start at a register.
 
     Attributes
     ----------
@@ -143,7 +147,8 @@ class SetBitWalker(wiring.Component):
         A parameter is out of range.
     """
 
-    def __init__(self, width: int, slice_width: int = 16, tag=unsigned(0)):
+    def __init__(self, width: int, slice_width: int = 16, tag=unsigned(0),
+                 always_ready: bool = False):
         for name, value, hi in (("width", width, 4096), ("slice_width", slice_width, 64)):
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
                 self._MustUse__silence = True       # refused, so never elaborated
@@ -154,6 +159,7 @@ class SetBitWalker(wiring.Component):
         self.width = width
         self.slice_width, self.groups = walker_slices(width, slice_width)
         self.tag_shape = tag
+        self.always_ready = always_ready
         super().__init__({
             "masks": In(stream.Signature(data.StructLayout({"mask": width, "tag": tag}))),
             "positions": Out(stream.Signature(data.StructLayout({
@@ -178,15 +184,16 @@ class SetBitWalker(wiring.Component):
         load = Signal()                               # the walk stage takes the pending mask
         incoming = Value.cast(self.masks.payload.mask)
         in_flags = Signal(G)
-        m.d.comb += [self.masks.ready.eq(~p_valid | load),
-                     in_flags.eq(Cat(part.any() for part in slices(incoming)))]
+        m.d.comb += in_flags.eq(Cat(part.any() for part in slices(incoming)))
         # The pending registers load whenever the stage is ready, whatever ``masks.valid``
         # (``p_valid`` says whether they hold a mask): with the valid in it, their 100-odd-bit
         # enable ran from the job FIFO's output register through the walker into a TPPE's
         # pending mask (snn_paper, 14.9 ns). Now it is one LUT after the walker's registers.
+        p_valid_next = Signal()
+        m.d.comb += p_valid_next.eq(Mux(self.masks.ready, self.masks.valid, p_valid))
+        m.d.sync += p_valid.eq(p_valid_next)
         with m.If(self.masks.ready):
-            m.d.sync += [p_valid.eq(self.masks.valid), p_mask.eq(incoming),
-                         p_tag.eq(self.masks.payload.tag),
+            m.d.sync += [p_mask.eq(incoming), p_tag.eq(self.masks.payload.tag),
                          p_flags.eq(in_flags), p_first.eq(lowest_bit(in_flags)),
                          p_several.eq(Cat(at_least_bits(part, 2) for part in slices(incoming)))]
 
@@ -201,6 +208,11 @@ class SetBitWalker(wiring.Component):
         w_one = Signal()                              # w_cur has one set bit (or none)
         w_last = Signal()                             # ... and w_left is empty: the last beat
         w_tag = Signal(self.tag_shape)
+        # The valid and the last-beat flags are written through their next states, which also
+        # give ``masks.ready`` of the next cycle (``always_ready``).
+        w_valid_next, w_one_next, w_last_next = Signal(), Signal(), Signal()
+        m.d.comb += [w_valid_next.eq(w_valid), w_one_next.eq(w_one), w_last_next.eq(w_last)]
+        m.d.sync += [w_valid.eq(w_valid_next), w_one.eq(w_one_next), w_last.eq(w_last_next)]
 
         # The one-hot values are signals, not expressions: each bit taken from an expression
         # would repeat the whole expression in the netlist.
@@ -233,7 +245,7 @@ class SetBitWalker(wiring.Component):
         def enter(one, later):
             """The flags of a next state whose slice has one bit left if ``one`` and later
             flagged slices if ``later``."""
-            return [w_one.eq(one), w_last.eq(one & ~later)]
+            m.d.comb += [w_one_next.eq(one), w_last_next.eq(one & ~later)]
 
         advance = Signal()
         m.d.comb += [advance.eq(w_valid & self.positions.ready),
@@ -241,19 +253,32 @@ class SetBitWalker(wiring.Component):
         with m.If(advance):
             m.d.sync += w_first.eq(0)
             with m.If(w_last):
-                m.d.sync += w_valid.eq(0)
+                m.d.comb += w_valid_next.eq(0)
             with m.Elif(~w_one):
-                m.d.sync += [w_cur.eq(rest), *enter(~at_least_bits(w_cur, 3), w_left.any())]
+                m.d.sync += w_cur.eq(rest)
+                enter(~at_least_bits(w_cur, 3), w_left.any())
             with m.Else():                            # the next slice that holds a set bit
                 m.d.sync += [w_cur.eq(onehot_select(nxt, slices(w_slices))),
                              w_index.eq(onehot_index(nxt)), w_left.eq(after_nxt),
-                             w_next.eq(lowest_bit(after_nxt)),
-                             *enter(~(nxt & w_several).any(), at_least_bits(w_left, 2))]
+                             w_next.eq(lowest_bit(after_nxt))]
+                enter(~(nxt & w_several).any(), at_least_bits(w_left, 2))
         with m.If(load):
-            m.d.sync += [w_valid.eq(1), w_first.eq(1), w_empty.eq(~p_flags.any()),
+            m.d.comb += w_valid_next.eq(1)
+            m.d.sync += [w_first.eq(1), w_empty.eq(~p_flags.any()),
                          w_slices.eq(p_mask), w_several.eq(p_several), w_tag.eq(p_tag),
                          w_cur.eq(onehot_select(first, slices(p_mask))),
                          w_index.eq(onehot_index(first)), w_left.eq(after_first),
-                         w_next.eq(lowest_bit(after_first)),
-                         *enter(~(first & p_several).any(), at_least_bits(p_flags, 2))]
+                         w_next.eq(lowest_bit(after_first))]
+            enter(~(first & p_several).any(), at_least_bits(p_flags, 2))
+
+        if self.always_ready:
+            # With positions.ready high, ready = ~p_valid | load = ~p_valid | ~w_valid | w_last:
+            # registered from the next state. In a TPPE, the walker's load through ready into
+            # the enable of the job FIFO's 150-bit output register was snn_paper's critical path
+            # (seed 1 at 15dab37: 11.9 ns, 10.9 of it routing).
+            ready = Signal(init=1)
+            m.d.sync += ready.eq(~p_valid_next | ~w_valid_next | w_last_next)
+            m.d.comb += self.masks.ready.eq(ready)
+        else:
+            m.d.comb += self.masks.ready.eq(~p_valid | load)
         return m

@@ -197,7 +197,7 @@ class Tppe(wiring.Component):
                      fifo.w_en.eq(issued)]
 
         # --- walk -----------------------------------------------------------------------------
-        m.submodules.walker = walker = SetBitWalker(W, cfg.adders, tag=tag)
+        m.submodules.walker = walker = SetBitWalker(W, cfg.adders, tag=tag, always_ready=True)
         m.d.comb += [walker.masks.valid.eq(fifo.r_rdy),
                      walker.masks.payload.mask.eq(fifo.r_data[:W]),
                      walker.masks.payload.tag.eq(fifo.r_data[W:]),
