@@ -162,7 +162,8 @@ HLS_NAMES = _words("""
     LANES last LAST_CHUNK_MASK latch LEAK_ROUND LEAK_SHIFT len lengths lif listed lo load_chunks
     load_groups load_indices load_mask load_pes load_values load_weights low lowest64 LUT_SIZE M m
     MARGIN mask mask_bits MASK_WORDS match MAX_LEN MAX_SELECTED MAXABS_BITS maxabs_k maxabs_q
-    membrane_ovf MIN_SPIKES move N n next num o out OUT_BITS OUT_FORMAT OUT_NEURONS output_path outputs p
+    membrane_ovf MIN_SPIKES move N n neg next nonzero num o out OUT_BITS OUT_FORMAT OUT_NEURONS
+    output_path outputs p product shift_code_t shifted
     pairs path PES pop_front popcount64 pos pos_ PRESET PROB_BITS PROB_SHIFT PROB_VALUE_BITS
     pseudo psum push_back q q4 Q_MAX q_mem QUANT_HALF QUANT_NUMERATOR quantize r rank rank_below
     raw read read_ints recip RECIP_BITS recip_k recip_q RECIP_SHIFT rem report results ROUND_ADD

@@ -28,7 +28,7 @@ from hwgen.engines.sparse_attention import SparseAttentionConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIELDS = ("name, rows, cols, act_bits, act_signed, weight_bits, acc_bits, overflow, sparsity, "
-          "weight_set, msb_bits")
+          "weight_set, pe, msb_bits")
 NAME_RULE = "an identifier matching [A-Za-z_][A-Za-z0-9_]* of at most 64 characters"
 NAME_KEYWORD = "a name that is not a Verilog keyword"
 WEIGHT_SET_RULE = ('expected "all", "pow2", "low_hamming_<k>" (1 <= k < weight_bits) or a list of '

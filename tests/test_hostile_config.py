@@ -82,7 +82,7 @@ def test_every_field_refuses_wrong_values_in_one_line(cls, field, label):
                                   ("none", "msb_bits"), ("none", "laggy_adders"),
                                   ("none", "lif_lanes"), ("none", "membrane_bits"),
                                   ("none", "pseudo_bits"), ("none", "corr_bits"),
-                                  ("none", "preset")}
+                                  ("none", "preset"), ("none", "pe")}
 
 
 _JSON_LIKE = st.recursive(

@@ -43,8 +43,9 @@ CONFIGS = {
                                              overflow="saturate"),
     "wide_16bit": MacArrayConfig(name="wide_16bit", rows=2, cols=2, weight_bits=16,
                                  act_bits=16, acc_bits=33, overflow="saturate"),
+    # pow2 weights on multipliers (pe = "multiply"; shift PEs: tests/test_mac_shift.py)
     "set_pow2_2of4": MacArrayConfig(name="set_pow2_2of4", rows=4, cols=3, sparsity="2:4",
-                                    weight_set="pow2"),
+                                    weight_set="pow2", pe="multiply"),
     "set_list_unsigned": MacArrayConfig(name="set_list_unsigned", rows=3, cols=3,
                                         act_signed=False, weight_set=[-5, 0, 1, 2, 7],
                                         overflow="saturate"),
