@@ -61,6 +61,14 @@ top module's non-port wires with a ``[`` in their name plain names (``rename -un
 0.55 or later) and resumes: only names change, ABC9 still maps the design. As a guard, a Yosys log
 that reports a net with multiple conflicting drivers is an error (below).
 
+Copied registers
+----------------
+A design may copy a register on purpose, one copy per group of far-apart sinks
+(``hwgen.hdl.pipeline.register_copies``); the copies are identical, and Yosys's ``opt_merge``
+would fold them back into one. Their wires carry the ``keep`` attribute, and the script (after
+the synth command has turned processes into cells: ``Target.proc_label``) sets ``keep`` on every
+flip-flop that drives such a wire, which ``opt_merge`` leaves alone.
+
 Does-not-fit
 ------------
 A design that does not fit is a result, not an error: its report has ``fits = False``,
