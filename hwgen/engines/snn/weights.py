@@ -52,7 +52,7 @@ class WeightLoader(wiring.Component):
         Weight write enable of TPPE p (a register).
     mask, mask_row, mask_write : out, the last two one per TPPE
         Mask write: the chunk's nonzero mask, and TPPE p's row ``g*C + c`` and enable (all
-        registers, a cycle after the weight write).
+        registers, in the cycle of the weight write).
     error : out
         The receiver's sticky format error.
     """
@@ -148,34 +148,26 @@ class WeightLoader(wiring.Component):
             m.d.sync += acc.eq(Mux(s.chunk_end, 0, mask))
         # Every write leaves from a register, a cycle after the event's registered stage: the
         # mask's decoder and OR in front of the mask write ports of all P TPPEs was a critical
-        # path of snn_paper (P = 16). The weight write leaves in cycle e + 2 (the set's last
-        # event taken in e, registered in e + 1) and is written, through the memory's registered
-        # port, at the end of e + 3. The mask write has one more register stage and leaves in
-        # e + 3: the mask register feeds the mask memories of all P TPPEs, which pulled it, the
-        # accumulator and the event's one-hot bit apart over the device (snn_paper seed 3 at
-        # 6a0bb82: 6.9 ns of routing from the bit's decoder to its register, 77.1 MHz); now the
-        # accumulator feeds one register beside it. ``loading`` falls in e + 3 (``s_end`` is
-        # registered once more), so a TPPE that starts then reads its first weight mask at the
-        # end of e + 4, after the write. A weight load takes a cycle more; no sample's cycle
-        # moves.
+        # path of snn_paper (P = 16). Still early enough: the set's last event is registered in
+        # cycle e + 1 (taken in e), so ``loading`` is low from e + 2, the cycle its writes now
+        # leave in (the mask is written at the end of e + 2, the weight, through the memory's
+        # registered port, at the end of e + 3). A TPPE that starts in e + 2 reads its first
+        # weight mask at the end of e + 3 and its first weight cycles later. No cycle of any
+        # handshake moves.
         # Each TPPE has its own copy of the mask row and of both enables, its TPPE decoded in:
         # one mask row register drove the write address of every LUT-RAM cell of all P mask
         # memories (snn_paper: 16 x 32 cells across the device, 13.0 ns of routing, the
         # critical path at seed 1). A copy loads only with its TPPE's events (the only ones
         # its write uses), so the copies differ and synthesis cannot merge them back into one.
-        s_mask = Signal(W)
-        s_end_d = Signal()
-        m.d.sync += [self.row.eq(s_row), self.value.eq(value), s_mask.eq(mask),
-                     self.mask.eq(s_mask), s_end_d.eq(s_end)]
+        m.d.sync += [self.row.eq(s_row), self.value.eq(value), self.mask.eq(mask)]
         for q in range(P):
             mine = s_valid & (s_pe == q)
-            row_q, write_q = Signal.like(s_mask_row, name=f"mask_row_q{q}"), Signal()
-            m.d.sync += [self.write[q].eq(mine & s_nonzero), write_q.eq(mine & s.chunk_end),
-                         self.mask_write[q].eq(write_q), self.mask_row[q].eq(row_q)]
+            m.d.sync += [self.write[q].eq(mine & s_nonzero),
+                         self.mask_write[q].eq(mine & s.chunk_end)]
             with m.If(mine):
-                m.d.sync += row_q.eq(s_mask_row)
+                m.d.sync += self.mask_row[q].eq(s_mask_row)
         # ``loading`` rises with a set's first beat taken, ``closing`` with its final one; both
-        # fall after the set's last event (``s_end_d``; never while ``loading`` is low). Written
+        # fall after the set's last event (``s_end``; never while ``loading`` is low). Written
         # as next states rather than as enables behind ``beats.ready``: the store's ``full`` /
         # ``busy`` -> ``allowed`` -> ``beats.ready`` -> the enable of ``closing`` was five LUTs
         # and 8.6 ns of routing (the critical path of seq_fast at seed 1: 95.5 MHz, 97.0 with the
@@ -183,8 +175,8 @@ class WeightLoader(wiring.Component):
         space = Signal()                                  # a beat is offered and fits
         m.d.comb += space.eq(self.beats.valid & buf.w_rdy)
         m.d.sync += [
-            self.loading.eq(~s_end_d & (self.loading | (space & allowed))),
-            closing.eq(~s_end_d & (closing | (space & self.beats.payload.last
-                                              & (allowed | self.loading)))),
+            self.loading.eq(~s_end & (self.loading | (space & allowed))),
+            closing.eq(~s_end & (closing | (space & self.beats.payload.last
+                                            & (allowed | self.loading)))),
         ]
         return m
