@@ -175,7 +175,7 @@ BAD_CONFIGS = [
     ('engine = "mac_array"\nrows = 0\n', "bad.toml: rows = 0: expected an integer from 1 to 64"),
     ('engine = "mac_array"\nrowz = 4\n', "bad.toml: unknown field 'rowz' for engine 'mac_array'; "
      "did you mean 'rows'? (allowed: name, rows, cols, act_bits, act_signed, weight_bits, "
-     "acc_bits, overflow, sparsity, weight_set, msb_bits)"),
+     "acc_bits, overflow, sparsity, weight_set, pe, msb_bits)"),
     ('engine = "mac_array"\nname = "module"\n', 'bad.toml: name = "module": expected a name that '
      "is not a Verilog keyword"),
     ('engine = "mac_array"\nsparsity = "4:2"\n', "bad.toml: sparsity = \"4:2\": expected \"N:M\" "

@@ -168,7 +168,8 @@ def test_yosys_failure_raises_calibration_error_with_log(monkeypatch):
         multiplier_netlist(4, 4, True)
     message = str(info.value)
     assert message.startswith("yosys failed to synthesize pe_multiplier (weight_bits=4, "
-                              "act_bits=4, act_signed=True), exit status 1; last log lines:\n")
+                              "act_bits=4, act_signed=True, pe=multiply), exit status 1; last log "
+                              "lines:\n")
     assert "ERROR: Command syntax error: Unsupported gate type: BOGUS" in message
 
 
