@@ -27,11 +27,13 @@ Microarchitecture
 
 Whether the beat on offer is the mask's last decides, in the same cycle, ``masks.ready`` and the
 load of the pending mask, the enable of the pending registers and of the walk stage's mask. So
-it is a register, written one cycle ahead from the next state: each slice's "several bits" flag
-is registered beside its "any bit" flag (pending, then walk), and the walk stage keeps "the
-current slice has one bit left" and "... and no later slice is flagged" (the last beat). The
-enables are then one LUT after registers; bit counts up to three (:func:`at_least_bits`) are LUT
-trees with no carry chain.
+it is a register, written one cycle ahead from the next state: each slice's "two or more bits"
+and "three or more" flags are registered beside its "any bit" flag (pending, then walk), the
+pending stage keeps "the mask has at most one set bit", and the walk stage keeps "the current
+slice has one bit left", "... and no later slice is flagged" (the last beat) and "the beat after
+this one is the last". The enables are then one LUT after registers, and the last-beat flag's
+next state (``masks.ready``'s with ``always_ready``) a multiplexer of registers; bit counts up to
+four (:func:`at_least_bits`) are LUT trees with no carry chain.
 
 Timing: a mask taken from ``masks`` in cycle c (with the walker idle) offers its first position
 in cycle c + 2; with ``positions.ready`` high, a mask with ``m`` set bits offers them in
@@ -179,12 +181,15 @@ class SetBitWalker(wiring.Component):
         p_mask = Signal(padded)
         p_flags = Signal(G)                           # the slices that hold a set bit
         p_several = Signal(G)                         # the slices that hold two or more
+        p_three = Signal(G)                           # ... three or more
         p_first = Signal(G)                           # the lowest of p_flags (one-hot)
+        p_single = Signal()                           # the mask has one set bit or none
         p_tag = Signal(self.tag_shape)
         load = Signal()                               # the walk stage takes the pending mask
         incoming = Value.cast(self.masks.payload.mask)
-        in_flags = Signal(G)
-        m.d.comb += in_flags.eq(Cat(part.any() for part in slices(incoming)))
+        in_flags, in_several = Signal(G), Signal(G)
+        m.d.comb += [in_flags.eq(Cat(part.any() for part in slices(incoming))),
+                     in_several.eq(Cat(at_least_bits(part, 2) for part in slices(incoming)))]
         # The pending registers load whenever the stage is ready, whatever ``masks.valid``
         # (``p_valid`` says whether they hold a mask): with the valid in it, their 100-odd-bit
         # enable ran from the job FIFO's output register through the walker into a TPPE's
@@ -195,24 +200,28 @@ class SetBitWalker(wiring.Component):
         with m.If(self.masks.ready):
             m.d.sync += [p_mask.eq(incoming), p_tag.eq(self.masks.payload.tag),
                          p_flags.eq(in_flags), p_first.eq(lowest_bit(in_flags)),
-                         p_several.eq(Cat(at_least_bits(part, 2) for part in slices(incoming)))]
+                         p_several.eq(in_several),
+                         p_three.eq(Cat(at_least_bits(part, 3) for part in slices(incoming))),
+                         p_single.eq(~at_least_bits(in_flags, 2) & ~(in_flags & in_several).any())]
 
         # --- walk stage -----------------------------------------------------------------------
         w_valid, w_first, w_empty = Signal(), Signal(), Signal()
         w_slices = Signal(padded)
         w_several = Signal(G)                         # p_several of the mask
+        w_three = Signal(G)                           # p_three of the mask
         w_cur = Signal(S)                             # set bits left in the current slice
         w_index = Signal(range(max(G, 2)))            # the current slice
         w_left = Signal(G)                            # later slices that hold a set bit
         w_next = Signal(G)                            # the lowest of w_left (one-hot)
         w_one = Signal()                              # w_cur has one set bit (or none)
         w_last = Signal()                             # ... and w_left is empty: the last beat
+        w_last2 = Signal()                            # the beat after this one is the last
         w_tag = Signal(self.tag_shape)
         # The valid and the last-beat flags are written through their next states, which also
         # give ``masks.ready`` of the next cycle (``always_ready``).
-        w_valid_next, w_one_next, w_last_next = Signal(), Signal(), Signal()
-        m.d.comb += [w_valid_next.eq(w_valid), w_one_next.eq(w_one), w_last_next.eq(w_last)]
-        m.d.sync += [w_valid.eq(w_valid_next), w_one.eq(w_one_next), w_last.eq(w_last_next)]
+        w_valid_next, w_last_next = Signal(), Signal()
+        m.d.comb += [w_valid_next.eq(w_valid), w_last_next.eq(w_last)]
+        m.d.sync += [w_valid.eq(w_valid_next), w_last.eq(w_last_next)]
 
         # The one-hot values are signals, not expressions: each bit taken from an expression
         # would repeat the whole expression in the netlist.
@@ -238,38 +247,64 @@ class SetBitWalker(wiring.Component):
         m.d.comb += [after_first.eq(p_flags & ~first), after_nxt.eq(w_left & ~nxt)]
         # ``w_last`` is the load decision's term that depends on the data: as a LUT tree over
         # ``w_cur`` in the same cycle, it drove the enable of the 128-bit pending and walk
-        # registers (snn_paper at 54.6 MHz, 16.1 ns of its 18.3 ns routing). Each next state
-        # below writes ``w_one`` and ``w_last`` with it, from registers: the slice a load or a
-        # slice change brings in has one bit left unless its ``several`` flag is set; taking a
-        # bit of a slice with several leaves one unless the slice had three or more.
-        def enter(one, later):
-            """The flags of a next state whose slice has one bit left if ``one`` and later
-            flagged slices if ``later``."""
-            m.d.comb += [w_one_next.eq(one), w_last_next.eq(one & ~later)]
+        # registers (snn_paper at 54.6 MHz, 16.1 ns of its 18.3 ns routing). So it is a
+        # register, and so is what it becomes after an advance (``w_last2``), each written a
+        # cycle ahead from registers: a state's beat is its last when its slice has one bit left
+        # (``w_one``) and no later slice is flagged. The slice a load or a slice change brings
+        # in has one bit left unless its ``several`` flag is set; taking a bit of a slice with
+        # several leaves one unless the slice had three or more. From that state, the beat
+        # after is the last (``last_after``) when either the slice has two bits left and no
+        # later slice is flagged, or it has one and the next slice has one and is the last
+        # flagged. A load sets ``w_last`` from the pending mask's ``p_single``. So ``w_last``'s
+        # next state, and with it ``masks.ready``'s (``always_ready``), is a multiplexer of
+        # registers: the 7-LUT next-state logic in front of the ready register was snn_paper's
+        # critical path at seed 1 of 3349d15 (11.6 ns).
+        def last_after(one, two_left, next_one, next_alone, alone):
+            """``w_last2`` of a state whose slice has one bit left if ``one``, two or fewer if
+            ``two_left``, whose next flagged slice has one bit if ``next_one`` and no flagged
+            slice after it if ``next_alone``, and no later flagged slice at all if ``alone``."""
+            return Mux(one, next_one & next_alone, two_left & alone)
 
         advance = Signal()
         m.d.comb += [advance.eq(w_valid & self.positions.ready),
                      load.eq(p_valid & (~w_valid | (advance & w_last)))]
+        second = Signal(G)                                # the lowest of after_nxt (one-hot)
+        after_first_low = Signal(G)                       # the lowest of after_first (one-hot)
+        m.d.comb += [second.eq(lowest_bit(after_nxt)), after_first_low.eq(lowest_bit(after_first))]
         with m.If(advance):
             m.d.sync += w_first.eq(0)
             with m.If(w_last):
                 m.d.comb += w_valid_next.eq(0)
-            with m.Elif(~w_one):
-                m.d.sync += w_cur.eq(rest)
-                enter(~at_least_bits(w_cur, 3), w_left.any())
+            with m.Elif(~w_one):                      # the slice's lowest bit is taken
+                one = ~at_least_bits(w_cur, 3)
+                m.d.sync += [w_cur.eq(rest), w_one.eq(one),
+                             w_last2.eq(last_after(one, ~at_least_bits(w_cur, 4),
+                                                   ~(nxt & w_several).any(),
+                                                   ~at_least_bits(w_left, 2), ~w_left.any()))]
+                m.d.comb += w_last_next.eq(w_last2)
             with m.Else():                            # the next slice that holds a set bit
+                one = ~(nxt & w_several).any()
                 m.d.sync += [w_cur.eq(onehot_select(nxt, slices(w_slices))),
                              w_index.eq(onehot_index(nxt)), w_left.eq(after_nxt),
-                             w_next.eq(lowest_bit(after_nxt))]
-                enter(~(nxt & w_several).any(), at_least_bits(w_left, 2))
+                             w_next.eq(second), w_one.eq(one),
+                             w_last2.eq(last_after(one, ~(nxt & w_three).any(),
+                                                   ~(second & w_several).any(),
+                                                   ~at_least_bits(after_nxt, 2),
+                                                   ~after_nxt.any()))]
+                m.d.comb += w_last_next.eq(w_last2)
         with m.If(load):
-            m.d.comb += w_valid_next.eq(1)
+            one = ~(first & p_several).any()
+            m.d.comb += [w_valid_next.eq(1), w_last_next.eq(p_single)]
             m.d.sync += [w_first.eq(1), w_empty.eq(~p_flags.any()),
-                         w_slices.eq(p_mask), w_several.eq(p_several), w_tag.eq(p_tag),
+                         w_slices.eq(p_mask), w_several.eq(p_several), w_three.eq(p_three),
+                         w_tag.eq(p_tag),
                          w_cur.eq(onehot_select(first, slices(p_mask))),
                          w_index.eq(onehot_index(first)), w_left.eq(after_first),
-                         w_next.eq(lowest_bit(after_first))]
-            enter(~(first & p_several).any(), at_least_bits(p_flags, 2))
+                         w_next.eq(after_first_low), w_one.eq(one),
+                         w_last2.eq(last_after(one, ~(first & p_three).any(),
+                                               ~(after_first_low & p_several).any(),
+                                               ~at_least_bits(after_first, 2),
+                                               ~after_first.any()))]
 
         if self.always_ready:
             # With positions.ready high, ready = ~p_valid | load = ~p_valid | ~w_valid | w_last:

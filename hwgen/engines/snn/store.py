@@ -33,12 +33,13 @@ from hwgen.hdl.pipeline import register_copies
 
 from .config import SnnConfig
 from .fiber import event_layout, keep_word
+from .tppe import COPY_PER_TPPE_FROM
 
 __all__ = ["REGISTERED_MASK_WRITE", "mask_row_layout", "SpikeStore"]
 
 #: From this many TPPEs (mask copies) on, the mask write leaves from registers, a cycle later:
 #: its ``chunk`` (``sequential``: T x ``chunk``) flip-flops buy nothing with a few copies.
-REGISTERED_MASK_WRITE = 8
+REGISTERED_MASK_WRITE = COPY_PER_TPPE_FROM
 
 
 def mask_row_layout(cfg: SnnConfig):

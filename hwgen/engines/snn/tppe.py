@@ -53,7 +53,13 @@ from hwgen.hdl.walker import SetBitWalker
 from .config import SnnConfig
 from .lif import sums_layout
 
-__all__ = ["JOB_FIFO", "RESULT_FIFO", "READ_LATENCY", "neurons_of", "Tppe"]
+__all__ = ["COPY_PER_TPPE_FROM", "JOB_FIFO", "RESULT_FIFO", "READ_LATENCY", "neurons_of", "Tppe"]
+
+#: From this many TPPEs on, what the layer broadcasts to every TPPE (the store's ``full`` and
+#: mask writes, the weight loader's ``loading`` and mask writes) leaves from a register copy per
+#: TPPE, placed beside it: one register routed to 16 TPPEs spread over an ECP5-85K had 11-14 ns
+#: of routing (snn_paper). With a few TPPEs the copies buy nothing but flip-flops.
+COPY_PER_TPPE_FROM = 8
 
 #: Jobs the job FIFO holds (issued jobs not yet taken by the walker, including one in flight).
 JOB_FIFO = 4

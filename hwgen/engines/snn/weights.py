@@ -23,9 +23,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from hwgen.hdl.pipeline import register_copies
+
 from .config import SnnConfig
 from .fiber import FiberReceiver, fiber_layout
-from .tppe import neurons_of
+from .tppe import COPY_PER_TPPE_FROM, neurons_of
 
 __all__ = ["INPUT_FIFO", "WeightLoader"]
 
@@ -45,14 +47,17 @@ class WeightLoader(wiring.Component):
         it, so the gate of its input port is a register.
     loading : out
         A set is being loaded.
+    loading_next : out
+        ``loading`` of the next cycle, so a user can register copies of it.
     row, value : out
         Weight write: row ``g*K + k`` and weight (registers, two cycles after the receiver's
         event).
     write : out, one per TPPE
         Weight write enable of TPPE p (a register).
-    mask, mask_row, mask_write : out, the last two one per TPPE
-        Mask write: the chunk's nonzero mask, and TPPE p's row ``g*C + c`` and enable (all
-        registers, in the cycle of the weight write).
+    mask, mask_row, mask_write : out, one per TPPE
+        Mask write to TPPE p: the chunk's nonzero mask, row ``g*C + c`` and enable (all
+        registers, in the cycle of the weight write; the masks are one register below
+        :data:`~.tppe.COPY_PER_TPPE_FROM` TPPEs, a copy per TPPE from there on).
     error : out
         The receiver's sticky format error.
     """
@@ -66,10 +71,11 @@ class WeightLoader(wiring.Component):
             "beats": In(stream.Signature(fiber_layout(cfg.chunk, cfg.weight_bits))),
             "allowed_next": In(1),
             "loading": Out(1),
+            "loading_next": Out(1),
             "row": Out(range(max(groups * K, 2))),
             "value": Out(signed(cfg.weight_bits)),
             "write": Out(1).array(self.pes),
-            "mask": Out(cfg.chunk),
+            "mask": Out(cfg.chunk).array(self.pes),
             "mask_row": Out(range(max(groups * C, 2))).array(self.pes),
             "mask_write": Out(1).array(self.pes),
             "error": Out(1),
@@ -159,7 +165,18 @@ class WeightLoader(wiring.Component):
         # memories (snn_paper: 16 x 32 cells across the device, 13.0 ns of routing, the
         # critical path at seed 1). A copy loads only with its TPPE's events (the only ones
         # its write uses), so the copies differ and synthesis cannot merge them back into one.
-        m.d.sync += [self.row.eq(s_row), self.value.eq(value), self.mask.eq(mask)]
+        # From COPY_PER_TPPE_FROM TPPEs on the chunk's mask too leaves from a copy per TPPE
+        # (kept apart in synthesis, hwgen.hdl.pipeline.register_copies): one 128-bit register
+        # fanned out to the LUT-RAM write data of all 16 TPPEs of snn_paper sat among them,
+        # and pulled the event's bit decoder in front of it away from the receiver (13.9 ns,
+        # 12.2 of it routing, at seed 2 of 3349d15). Each copy is written in the same cycle.
+        if P >= COPY_PER_TPPE_FROM:
+            masks = register_copies(m, mask, P, name="mask_copy")
+        else:
+            masks = [Signal(W, name="mask_reg")] * P
+            m.d.sync += masks[0].eq(mask)
+        m.d.comb += [self.mask[q].eq(masks[q]) for q in range(P)]
+        m.d.sync += [self.row.eq(s_row), self.value.eq(value)]
         for q in range(P):
             mine = s_valid & (s_pe == q)
             m.d.sync += [self.write[q].eq(mine & s_nonzero),
@@ -174,8 +191,9 @@ class WeightLoader(wiring.Component):
         # walker's registered slice selects). Same values in every cycle.
         space = Signal()                                  # a beat is offered and fits
         m.d.comb += space.eq(self.beats.valid & buf.w_rdy)
+        m.d.comb += self.loading_next.eq(~s_end & (self.loading | (space & allowed)))
         m.d.sync += [
-            self.loading.eq(~s_end & (self.loading | (space & allowed))),
+            self.loading.eq(self.loading_next),
             closing.eq(~s_end & (closing | (space & self.beats.payload.last
                                             & (allowed | self.loading)))),
         ]
