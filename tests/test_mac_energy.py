@@ -211,19 +211,32 @@ def test_zero_weights_leave_products_and_sums_still():
 
 
 def test_stalls_freeze_every_register():
-    """A schedule with stall cycles gives the same values, each stalled cycle repeated."""
+    """A schedule with stall cycles gives the same values, the cycle after each stalled cycle
+    repeated (the pipeline freezes a cycle after the stall)."""
     cfg = MacArrayConfig(rows=2, cols=2)
     tile = random_tile(cfg, np.random.default_rng(SEED), 6)
     base = ideal_schedule(cfg, [tile])
-    # Stall while results leave, after the last row entered (a stalled cycle takes no row).
+    # Stall while results leave, after the last row entered (the cycle after a stall takes no
+    # row).
     after_last_row = base.act_cycles[-1] + 1
     stalls = (after_last_row, after_last_row + 2, after_last_row + 3)
     shifted = Schedule(cycles=base.cycles + len(stalls), weight_cycles=base.weight_cycles,
                        act_cycles=base.act_cycles, stall_cycles=stalls)
     ideal = trace_registers(cfg, [tile], base).values["psum"]
     stalled = trace_registers(cfg, [tile], shifted).values["psum"]
-    keep = [t for t in range(shifted.cycles) if t - 1 not in stalls]
+    keep = [t for t in range(shifted.cycles) if t - 2 not in stalls]
     assert np.array_equal(stalled[keep], ideal)
+
+
+def test_a_row_right_after_a_stall_is_refused():
+    cfg = MacArrayConfig(rows=2, cols=2)
+    tile = random_tile(cfg, np.random.default_rng(SEED), 6)
+    base = ideal_schedule(cfg, [tile])
+    bad = Schedule(cycles=base.cycles, weight_cycles=base.weight_cycles,
+                   act_cycles=base.act_cycles, stall_cycles=(base.act_cycles[2] - 1,))
+    with pytest.raises(ValueError, match=f"transferred in cycle {base.act_cycles[2]}, after the "
+                                         f"stalled cycle {base.act_cycles[2] - 1}"):
+        trace_registers(cfg, [tile], bad)
 
 
 @pytest.mark.parametrize("sparsity", [None, "2:4"])

@@ -46,8 +46,9 @@ The values come from replaying the array's pipeline (docs/architecture.md §4.1 
 microarchitecture table
 in :mod:`hwgen.engines.mac_array.rtl`) cycle by cycle from a :class:`Schedule` of the run: the
 cycles in which a weight beat or an activation row transferred, and the cycles in which a result
-was offered but not taken. A stalled cycle freezes every datapath register; any other cycle is a
-step, and a step without a new row carries zeros. Weight beats load PE row r's *next* weight (and
+was offered but not taken. A stalled cycle freezes every datapath register in the cycle after it
+(the array's advance enable is a register, and the result not taken waits in its output skid
+register meanwhile); any other cycle is a step, and a step without a new row carries zeros. Weight beats load PE row r's *next* weight (and
 index) registers at the transfer, stalled or not. Every datapath register starts at zero (it has
 no reset, and its initial value is zero). In step terms, with X[s] the activation row entering in
 step s (zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
@@ -97,7 +98,8 @@ class Schedule:
     cycles : length of the run; the trace holds the register values of cycles 0 .. cycles-1
     weight_cycles : cycles in which a weight beat transferred, in order (R per tile)
     act_cycles : cycles in which an activation row transferred, in order
-    stall_cycles : cycles in which a result was offered and not taken (the pipeline froze)
+    stall_cycles : cycles in which a result was offered and not taken (the pipeline froze in
+        the cycle after each)
     """
 
     cycles: int
@@ -204,18 +206,19 @@ def _run(cfg: MacArrayConfig, tiles: list[Tile], schedule: Schedule
                          f"{len(beats)} and {len(rows)}")
     weight_at = dict(zip(schedule.weight_cycles, beats))
     row_at = dict(zip(schedule.act_cycles, zip(rows, _first_rows(tiles))))
-    stalled = set(schedule.stall_cycles)
+    frozen = {t + 1 for t in schedule.stall_cycles}
     state = _PipelineState(cfg)
     bubble = (np.zeros(cfg.k, dtype=np.int64), False)
     for t in range(schedule.cycles):
         yield state
         # Events of cycle t take effect at the rising edge that ends it.
         beat = weight_at.get(t)
-        if t not in stalled:
+        if t not in frozen:
             row, first = row_at.get(t, bubble)
             state.step(row[None], np.array([first]))
         elif t in row_at:
-            raise ValueError(f"schedule: an activation row transferred in stalled cycle {t}")
+            raise ValueError(f"schedule: an activation row transferred in cycle {t}, after the "
+                             f"stalled cycle {t - 1}")
         if beat is not None:
             r, tile = beat
             state.load(r, tile.values[r][None], tile.indices[r][None])

@@ -2,11 +2,15 @@
 
 Microarchitecture
 -----------------
-The whole datapath is one pipeline with a single advance enable ``en = ~out_valid | out_ready``:
-when the result register holds a beat nobody takes, every register freezes (a global stall), and
-otherwise every register moves one step, with or without new input (an empty step carries zero
-activations and a cleared valid bit). With ready held high the array accepts one activation row
-per cycle, so steady state is R * C * N multiply-accumulates per cycle.
+The whole datapath is one pipeline with a single advance enable ``en``: every register moves
+one step in a cycle with ``en``, with or without new input (an empty step carries zero
+activations and a cleared valid bit), and freezes in a cycle without (a global stall). ``en`` is
+a register, ``~stall`` of the cycle before: a result offered and not taken (``stall``) goes into
+a skid register at the output while the pipeline takes that one more step, and the pipeline
+stays frozen while the skid register holds it (the output offers the skid register's beat
+first). So a stalled cycle t freezes the pipeline in cycle t + 1, and no combinational path runs
+from ``results.ready`` into the datapath's clock enables. With ready held high the array accepts
+one activation row per cycle, so steady state is R * C * N multiply-accumulates per cycle.
 
 For input row b entering the input register at step t, with P = ``cfg.pe_stages`` = 2::
 
@@ -67,7 +71,7 @@ stage that reads weights, the PE copies its next set into the active one in the 
 weights and the new tile's first row the new ones, in every PE, whatever the gaps and stalls: the
 copy waits for ``en`` like the row. The multipliers read a register, never a bank-select mux.
 
-Control: ``load_row`` counts weight beats; after beat R - 1 the next set holds a whole tile
+Control: ``load_at`` (one-hot) is the next weight beat's PE row; after beat R - 1 the next set holds a whole tile
 (``loaded``). An activation row is accepted while a tile is streaming, or, as a tile's first row,
 once ``loaded``; that launch clears ``loaded``. Weight beat r of the tile after that waits
 (``weights.ready`` low) while ``loaded`` or while a ``first`` bit is still at or before step
@@ -80,13 +84,14 @@ back to back (``golden.cycle_model``).
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwgen.hdl.arith import overflow
 from hwgen.hdl.dsp import registered_product
 from hwgen.hdl.perf import PerfCounters, PerfSignature
+from hwgen.hdl.pipeline import register_copies
 from hwgen.hdl.shift import code_layout, shift_product
 from hwgen.hdl.shift import encode as encode_shift
 
@@ -158,8 +163,18 @@ class MacArray(wiring.Component):
         depth = cfg.latency                       # valid[0] = input register, valid[depth] = out
         valid = Signal(depth + 1)
         last = Signal(depth + 1)
-        en = Signal()
-        m.d.comb += en.eq(~valid[depth] | self.results.ready)
+        # The advance enable is a register: a result offered and not taken (``stall``) moves
+        # into the output's skid register while the pipeline still advances in that cycle, and
+        # the pipeline freezes in the next cycle, for as long as the skid register holds it.
+        # As ``~valid[depth] | results.ready`` the enable ran from the consumer's ready through
+        # ``acts.ready`` and the input register's zeroing into thousands of clock enables (8x8
+        # on ecp5-85k: up to 10.6 ns, a critical path). It leaves from a copy per PE row, one
+        # for the input side and one for the deskew (``register_copies``: each copy placed near
+        # its registers). With the output always ready nothing is ever held, so no cycle moves.
+        stall = Signal()
+        skid_valid = Signal()
+        m.d.sync += skid_valid.eq(stall)
+        *row_en, en, out_en = register_copies(m, ~stall, R + 2, name="advance", init=1)
 
         # Only control state (valid/last/first chains, sequencer, counters) is reset. Datapath
         # registers are reset_less: their contents only matter under a set valid bit, and leaving
@@ -201,9 +216,7 @@ class MacArray(wiring.Component):
         next_w = pe_regs("next_w", w_shape)
         idx = pe_regs("idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
         next_idx = pe_regs("next_idx", unsigned(cfg.idx_bits)) if cfg.idx_bits else None
-        # At least one bit: Amaranth prints a zero-width signal as `[-1:0]`, which Verilog tools
-        # reject, and a one-row array still needs a (constant-zero) row number.
-        load_row = Signal(range(max(R, 2)), name="load_row")
+        load_at = Signal(R, name="load_at", init=1)       # one-hot: the next beat's PE row
         loaded = Signal()       # the next set holds a whole tile whose first row is not taken yet
         streaming = Signal()    # a tile's first row was taken, its last row not yet
 
@@ -216,9 +229,10 @@ class MacArray(wiring.Component):
         launch = Signal()       # this transfer is a tile's first row
         m.d.comb += [take.eq(self.acts.valid & self.acts.ready), launch.eq(take & ~streaming)]
 
-        def moves(p):
-            """The first row leaves step p in this cycle (p = -1: it transfers)."""
-            return launch if p < 0 else en & first[p]
+        def moves(p, advance):
+            """The first row leaves step p in this cycle (p = -1: it transfers), ``advance``
+            being the copy of the advance enable of the registers that act on it."""
+            return launch if p < 0 else advance & first[p]
 
         with m.If(en):
             m.d.sync += [f.eq(prev) for f, prev in zip(first, [launch, *first[:-1]])]
@@ -231,7 +245,7 @@ class MacArray(wiring.Component):
         if idx:
             for r in range(R):
                 for c in range(C):
-                    with m.If(moves(r + c - 1)):
+                    with m.If(moves(r + c - 1, row_en[r])):
                         m.d.sync += [idx[r][c][j].eq(next_idx[r][c][j]) for j in range(N)]
 
         # Next-set row r may be overwritten once no first row is at or before step
@@ -240,21 +254,23 @@ class MacArray(wiring.Component):
         pending = [loaded]
         for p in range(R + C + P - 3):
             pending.append(pending[-1] | first[p])
-        free = Array(~pending[r + C + P - 2] for r in range(R))
-        m.d.comb += self.weights.ready.eq(free[load_row])
+        # The beat's row is one-hot (``load_at``), so each row's write enable is its own bit,
+        # its free test and the beat's valid: a row counter's decoder and a row multiplexer in
+        # front of them were a critical path of the 8x8 arrays (7.3 ns on ecp5-85k).
+        free = [~pending[r + C + P - 2] for r in range(R)]
+        m.d.comb += self.weights.ready.eq(Cat(load_at[r] & free[r] for r in range(R)).any())
+        for r in range(R):
+            with m.If(self.weights.valid & load_at[r] & free[r]):
+                for c in range(C):
+                    for j in range(N):
+                        e = c * N + j
+                        m.d.sync += next_w[r][c][j].eq(lanes[e])
+                        if idx:
+                            m.d.sync += next_idx[r][c][j].eq(self.weights.payload.idx[e])
         with m.If(self.weights.valid & self.weights.ready):
-            for r in range(R):
-                with m.If(load_row == r):
-                    for c in range(C):
-                        for j in range(N):
-                            e = c * N + j
-                            m.d.sync += next_w[r][c][j].eq(lanes[e])
-                            if idx:
-                                m.d.sync += next_idx[r][c][j].eq(self.weights.payload.idx[e])
-            with m.If(load_row == R - 1):
-                m.d.sync += [load_row.eq(0), loaded.eq(1)]
-            with m.Else():
-                m.d.sync += load_row.eq(load_row + 1)
+            m.d.sync += load_at.eq(load_at.rotate_left(1))
+            with m.If(load_at[R - 1]):
+                m.d.sync += loaded.eq(1)
 
         # --- input register: an empty step loads zeros so bubbles add nothing to psums -----
         a_in = [data_reg(act_shape(cfg), f"in_a{k}") for k in range(cfg.k)]
@@ -270,7 +286,7 @@ class MacArray(wiring.Component):
             group = a_in[r * M:(r + 1) * M]
             for s in range(r):
                 delayed = [data_reg(act_shape(cfg), f"skew_r{r}_s{s}_a{i}") for i in range(M)]
-                with m.If(en):
+                with m.If(row_en[r]):
                     m.d.sync += [d.eq(g) for d, g in zip(delayed, group)]
                 group = delayed
             skewed.append(group)
@@ -295,40 +311,53 @@ class MacArray(wiring.Component):
                     if cfg.shift_pe:
                         prods.append(shift_product(
                             m, operand, next_w[r][c][j], f"{name}_mul{j}",
-                            weight_bits=cfg.weight_bits, en=en, b_en=first[r + c + P - 2]))
+                            weight_bits=cfg.weight_bits, en=row_en[r],
+                            b_en=first[r + c + P - 2]))
                     else:
                         prods.append(registered_product(
                             m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
-                            en=en, b_en=first[r + c + P - 2]))
+                            en=row_en[r], b_en=first[r + c + P - 2]))
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
                 m.d.comb += exact.eq(above + sum(prods))
-                with m.If(en):
+                with m.If(row_en[r]):
                     m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
                 if c < C - 1:
                     # The activations move right; the last column has no PE to feed.
                     a_reg = [data_reg(act_shape(cfg), f"{name}_a{i}") for i in range(M)]
-                    with m.If(en):
+                    with m.If(row_en[r]):
                         m.d.sync += [reg.eq(a) for reg, a in zip(a_reg, a_left)]
                     a_left = a_reg
 
         # --- deskew: column c waits C-1-c more steps so a row leaves in one beat -------------
+        out = Signal(result_layout(cfg))
         for c in range(C):
-            out = psum[R - 1][c]
+            col = psum[R - 1][c]
             for s in range(C - 1 - c):
                 delayed = data_reg(signed(cfg.acc_bits), f"deskew_c{c}_s{s}")
-                with m.If(en):
-                    m.d.sync += delayed.eq(out)
-                out = delayed
-            m.d.comb += self.results.payload.y[c].eq(out)
-        m.d.comb += [self.results.valid.eq(valid[depth]), self.results.payload.last.eq(last[depth])]
+                with m.If(out_en):
+                    m.d.sync += delayed.eq(col)
+                col = delayed
+            m.d.comb += out.y[c].eq(col)
+        m.d.comb += out.last.eq(last[depth])
+
+        # --- output: the pipeline's result, or the one the skid register holds ---------------
+        # The skid register loads the pipeline's result in every cycle the pipeline advances;
+        # it counts (``skid_valid``) only when that result was not taken.
+        skid = data_reg(result_layout(cfg), "skid")
+        with m.If(out_en):
+            m.d.sync += skid.eq(out)
+        m.d.comb += [self.results.valid.eq(skid_valid | valid[depth]),
+                     self.results.payload.eq(Mux(skid_valid, skid, out)),
+                     stall.eq(self.results.valid & ~self.results.ready)]
 
         # --- performance counters ------------------------------------------------------------
         m.submodules.perf = perf = PerfCounters()
         wiring.connect(m, wiring.flipped(self.perf), perf.perf)
         m.d.comb += [
-            perf.busy.eq((valid != 0) | take | (self.weights.valid & self.weights.ready)),
-            perf.stall.eq(~en),
+            perf.busy.eq((valid != 0) | skid_valid | take
+                         | (self.weights.valid & self.weights.ready)),
+            perf.stall.eq(stall),
         ]
         return m
 
