@@ -49,6 +49,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from hwgen.hdl.pipeline import register_copies
+
 __all__ = ["lowest_bit", "at_least_bits", "onehot_index", "onehot_select", "walker_slices",
            "SetBitWalker"]
 
@@ -185,7 +187,7 @@ class SetBitWalker(wiring.Component):
         p_first = Signal(G)                           # the lowest of p_flags (one-hot)
         p_single = Signal()                           # the mask has one set bit or none
         p_tag = Signal(self.tag_shape)
-        load = Signal()                               # the walk stage takes the pending mask
+        p_valid_next = Signal()
         incoming = Value.cast(self.masks.payload.mask)
         in_flags, in_several = Signal(G), Signal(G)
         m.d.comb += [in_flags.eq(Cat(part.any() for part in slices(incoming))),
@@ -194,7 +196,6 @@ class SetBitWalker(wiring.Component):
         # (``p_valid`` says whether they hold a mask): with the valid in it, their 100-odd-bit
         # enable ran from the job FIFO's output register through the walker into a TPPE's
         # pending mask (snn_paper, 14.9 ns). Now it is one LUT after the walker's registers.
-        p_valid_next = Signal()
         m.d.comb += p_valid_next.eq(Mux(self.masks.ready, self.masks.valid, p_valid))
         m.d.sync += p_valid.eq(p_valid_next)
         with m.If(self.masks.ready):
@@ -266,8 +267,20 @@ class SetBitWalker(wiring.Component):
             return Mux(one, next_one & next_alone, two_left & alone)
 
         advance = Signal()
-        m.d.comb += [advance.eq(w_valid & self.positions.ready),
-                     load.eq(p_valid & (~w_valid | (advance & w_last)))]
+        m.d.comb += advance.eq(w_valid & self.positions.ready)
+        # ``load`` selects every walk-stage register's next value (some 200 flip-flops in a
+        # TPPE). With ``always_ready`` it is a register written from the next state, with a
+        # copy each for the control registers, the mask and the tag: from ``p_valid`` through
+        # the load LUT to the walk stage's slice register had 7.6 ns of routing (snn_paper,
+        # seed 1 at 9512ea3, 75.5 MHz).
+        if self.always_ready:
+            load_next = Signal()
+            m.d.comb += load_next.eq(p_valid_next & (~w_valid_next | w_last_next))
+            load, load_mask, load_tag = register_copies(m, load_next, 3, name="load")
+        else:
+            load = Signal()                           # the walk stage takes the pending mask
+            m.d.comb += load.eq(p_valid & (~w_valid | (advance & w_last)))
+            load_mask = load_tag = load
         second = Signal(G)                                # the lowest of after_nxt (one-hot)
         after_first_low = Signal(G)                       # the lowest of after_first (one-hot)
         m.d.comb += [second.eq(lowest_bit(after_nxt)), after_first_low.eq(lowest_bit(after_first))]
@@ -292,12 +305,15 @@ class SetBitWalker(wiring.Component):
                                                    ~at_least_bits(after_nxt, 2),
                                                    ~after_nxt.any()))]
                 m.d.comb += w_last_next.eq(w_last2)
+        with m.If(load_mask):
+            m.d.sync += w_slices.eq(p_mask)
+        with m.If(load_tag):
+            m.d.sync += w_tag.eq(p_tag)
         with m.If(load):
             one = ~(first & p_several).any()
             m.d.comb += [w_valid_next.eq(1), w_last_next.eq(p_single)]
             m.d.sync += [w_first.eq(1), w_empty.eq(~p_flags.any()),
-                         w_slices.eq(p_mask), w_several.eq(p_several), w_three.eq(p_three),
-                         w_tag.eq(p_tag),
+                         w_several.eq(p_several), w_three.eq(p_three),
                          w_cur.eq(onehot_select(first, slices(p_mask))),
                          w_index.eq(onehot_index(first)), w_left.eq(after_first),
                          w_next.eq(after_first_low), w_one.eq(one),
