@@ -72,7 +72,7 @@ def test_two_tiles_by_hand():
     from docs/architecture.md §4.1: the second tile's weights load while the first streams and
     each PE switches as the second tile's first row reaches it, one column later in column 1.
 
-    Beats in cycles 0 and L_0 + C + P - 1 = 1 + 2 + 2 - 1 = 4 (the cycle after PE (0, 1) switched
+    Beats in cycles 0 and L_0 + C + 1 = 1 + 2 + 1 = 4 (the cycle after PE (0, 1) switched
     to tile 0); rows in cycles 1, 5, 6. Row 5 is in the input register (column 0's left input)
     in cycle 2 and in column 1's left input in cycle 3; row 7 in cycles 6 and 7. A PE switches
     as the first row leaves its left input for its multiplier's operand register: column 0 to
@@ -94,6 +94,31 @@ def test_two_tiles_by_hand():
     assert regs["pe_r0_c0_mul0.p"][1][:11].tolist() == [0, 0, 0, 0, 5, 0, 0, 0, 21, 21, 0]
     assert regs["pe_r0_c1_mul0.p"][1][:12].tolist() == [0, 0, 0, 0, 0, 10, 0, 0, 0, 28, 28,
                                                          0]
+
+
+def test_two_products_are_summed_in_a_register_by_hand():
+    """1x1 2:4 array, weights 3 and 5 at positions 0 and 2, rows (1, 0, 2, 0) and (2, 0, 1, 0)
+    in cycles 1 and 2, worked out from docs/architecture.md §4.1: the operands (positions 0
+    and 2 of the input register) are 1, 2 and 2, 1 in cycles 3, 4; the products 3, 6 and 10, 5
+    in cycles 4, 5; with two products per PE their sum has a register of its own, 13 and 11 in
+    cycles 5, 6, and the partial sum follows in cycles 6, 7.
+    """
+    cfg = MacArrayConfig(rows=1, cols=1, sparsity="2:4")
+    assert cfg.pe_stages == 3 and cfg.latency == 4
+    tile = Tile(np.array([[[3, 5]]]), np.array([[[0, 2]]]), np.array([[1, 0, 2, 0], [2, 0, 1, 0]]))
+    schedule = ideal_schedule(cfg, [tile])
+    assert schedule.act_cycles == (1, 2)
+    trace = trace_registers(cfg, [tile], schedule)
+    regs = {name: values for name, (_, values) in trace.registers().items()}
+    assert regs["pe_r0_c0_mul0.a_reg"][:7].tolist() == [0, 0, 0, 1, 2, 0, 0]
+    assert regs["pe_r0_c0_mul1.a_reg"][:7].tolist() == [0, 0, 0, 2, 1, 0, 0]
+    assert regs["pe_r0_c0_mul0.p"][:8].tolist() == [0, 0, 0, 0, 3, 6, 0, 0]
+    assert regs["pe_r0_c0_mul1.p"][:8].tolist() == [0, 0, 0, 0, 10, 5, 0, 0]
+    assert regs["pe_r0_c0_prod_sum"][:9].tolist() == [0, 0, 0, 0, 0, 13, 11, 0, 0]
+    assert regs["pe_r0_c0_psum"].tolist() == [0, 0, 0, 0, 0, 0, 13, 11, 0]
+    # Products 0 -> 3 -> 6 -> 0: 2 + 2 + 2 bits, 0 -> 10 -> 5 -> 0: 2 + 4 + 2; their sum
+    # 0 -> 13 -> 11 -> 0: 3 + 2 + 3.
+    assert int(trace.toggles()["prod"].sum()) == 6 + 8 + 8
 
 
 def test_negative_values_toggle_their_sign_extension():

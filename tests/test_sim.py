@@ -136,10 +136,10 @@ def test_multi_tile_layer_with_gaps_backpressure_and_weights_early_and_late(key,
                          ids=lambda k: f"{k}-seed{SEED}")
 def test_tiles_stream_back_to_back_at_the_cycle_model(key, tmp_path):
     """No gaps, no backpressure: the testbench holds every transfer to the cycle model and the
-    design's busy counter to its total. Tiles of R + C + P - 1 rows or more follow each other
+    design's busy counter to its total. Tiles of R + C + 1 rows or more follow each other
     without a single idle cycle; a shorter one waits for the next tile's weights, as modelled."""
     cfg = CONFIGS[key]
-    hide = cfg.rows + cfg.cols + cfg.pe_stages - 1
+    hide = cfg.hide_rows
     rng = np.random.default_rng(SEED)
     lengths = [hide, 40, hide + 1, 17, hide]
     result = _given(cfg, [random_tile(cfg, rng, b) for b in lengths], tmp_path, SEED)
@@ -191,7 +191,7 @@ def test_weight_switch_is_neither_a_row_early_nor_late(key, tmp_path):
     cfg = CONFIGS[key]
     assert 2 * cfg.n <= cfg.m or cfg.n == cfg.m == 1
     rng = np.random.default_rng(SEED)
-    rows = cfg.rows + cfg.cols + cfg.pe_stages - 1
+    rows = cfg.hide_rows
     tiles = _switch_test_tiles(cfg, rng, 6, rows)
     for old, new in zip(tiles, tiles[1:]):
         truth_old = golden.run(cfg, old).y[-1]
@@ -227,7 +227,7 @@ def test_the_ecp5_netlist_on_the_cell_models_matches_golden(key, tmp_path):
     _check(result, SEED)
     assert result.utilization == 1.0 and result.stall > 0
     tiles = _switch_test_tiles(cfg, np.random.default_rng(SEED), 4,
-                               cfg.rows + cfg.cols + cfg.pe_stages - 1)
+                               cfg.hide_rows)
     path = tmp_path / "tiles.npz"
     save_tiles(path, tiles)
     for seed, prob in ((SEED, 1.0), (SEED + 1, 0.5)):

@@ -21,7 +21,8 @@ The proxy
         the registers holding each multiplier's activation operand (the A input registers of the
         PE's DSP products; N:M: the activation the index selected);
     ``prod``
-        the product registers (the DSP products' output registers);
+        the product registers (the DSP products' output registers) and, with N > 1 products per
+        PE, the register of their sum;
     ``weight``
         both weight register sets of a PE, the active one its multipliers read (the B input
         registers of its DSP products) and the next tile's that the weight beats write (decoded
@@ -57,9 +58,11 @@ step s (zeros for a bubble) and P = ``cfg.pe_stages``, after step s::
     a     (c < C - 1)          the left input one step earlier
     sel[j]                     left input one step earlier, element idx[j] (dense: its only one)
     prod[j]                    w[j] * sel[j], both one step earlier
-    psum                       overflow(psum of PE (r-1, c) + sum_j prod[j], one step earlier)
+    prod_sum   (N > 1)         sum_j prod[j] one step earlier
+    psum                       overflow(psum of PE (r-1, c) + prod[0] (N > 1: prod_sum), one
+                               step earlier)
     idx[j]     (N:M)           next idx[j], if X[s - r - c] is a tile's first row
-    w[j]                       next w[j], if X[s - r - c - P + 1] is a tile's first row
+    w[j]                       next w[j], if X[s - r - c - 1] is a tile's first row
 
 so a tile's first row meets that tile's weights in every PE, and the row before it the old ones.
 
@@ -130,11 +133,12 @@ class _PipelineState:
         self.history = np.zeros((batch, R, cfg.k), dtype=np.int64)
         # first[:, p]: the row p steps past the input register is a tile's first row (up to
         # the step whose move triggers the last weight copy, see switch_step).
-        self.first = np.zeros((batch, R + C + cfg.pe_stages - 3), dtype=bool)
+        self.first = np.zeros((batch, R + C - 1), dtype=bool)
         self.regs = {
             "a": np.zeros((batch, R, C - 1, M), dtype=np.int64),
             "sel": np.zeros((batch, R, C, N), dtype=np.int64),
             "prod": np.zeros((batch, R, C, N), dtype=np.int64),
+            "prod_sum": np.zeros((batch, R, C), dtype=np.int64),
             "psum": np.zeros((batch, R, C), dtype=np.int64),
             "weight": np.zeros((batch, R, C, N), dtype=np.int64),
             "idx": np.zeros((batch, R, C, N), dtype=np.int64),
@@ -142,10 +146,10 @@ class _PipelineState:
             "next_idx": np.zeros((batch, R, C, N), dtype=np.int64),
         }
         # PE (r, c) takes the next idx as a tile's first row leaves step r + c - 1 (enters its
-        # left input), the next w as it leaves step r + c + P - 2 (enters the multipliers'
-        # input registers, sel); step -1 is the row's transfer.
+        # left input), the next w as it leaves step r + c (enters the multipliers' input
+        # registers, sel); step -1 is the row's transfer.
         diag = np.add.outer(np.arange(R), np.arange(C))
-        self.switch_step = {"idx": diag - 1, "weight": diag + cfg.pe_stages - 2}
+        self.switch_step = {"idx": diag - 1, "weight": diag}
 
     def left_inputs(self) -> np.ndarray:
         """(batch, R, C, M): what each PE sees on its activation input in the current cycle."""
@@ -165,7 +169,11 @@ class _PipelineState:
         left = self.left_inputs()
         above = np.zeros_like(regs["psum"])
         above[:, 1:] = regs["psum"][:, :-1]
-        psum = overflow(above + regs["prod"].sum(axis=3), cfg.acc_bits, cfg.overflow)
+        # N = 1: the product goes into the psum; N > 1: their sum into the prod_sum register.
+        products = regs["prod"].sum(axis=3)
+        added = products if cfg.n == 1 else regs["prod_sum"]
+        psum = overflow(above + added, cfg.acc_bits, cfg.overflow)
+        regs["prod_sum"] = products
         regs["prod"] = regs["weight"] * regs["sel"]
         # Dense: idx stays 0, the left input's only element.
         regs["sel"] = np.take_along_axis(left, regs["idx"], axis=3)
@@ -298,14 +306,16 @@ def _run_ideal(cfg: MacArrayConfig, tiles: list[Tile], span: int | None = None
 def _widths(cfg: MacArrayConfig) -> dict[str, int]:
     """Bit width of each register group, as the RTL declares it."""
     weight, idx = cfg.weight_reg_bits, max(cfg.idx_bits, 1)
-    return {"a": cfg.act_bits, "sel": cfg.act_bits, "prod": cfg.prod_bits, "psum": cfg.acc_bits,
-            "weight": weight, "idx": idx, "next_weight": weight, "next_idx": idx}
+    return {"a": cfg.act_bits, "sel": cfg.act_bits, "prod": cfg.prod_bits,
+            "prod_sum": cfg.prod_sum_bits, "psum": cfg.acc_bits, "weight": weight, "idx": idx,
+            "next_weight": weight, "next_idx": idx}
 
 
 def _groups(cfg: MacArrayConfig) -> tuple[str, ...]:
     """The register groups this configuration has."""
-    return ("a", "sel", "prod", "psum", "weight", "idx", "next_weight", "next_idx") \
-        if cfg.idx_bits else ("a", "sel", "prod", "psum", "weight", "next_weight")
+    products = ("prod", "prod_sum") if cfg.n > 1 else ("prod",)
+    indices = ("idx", "next_idx") if cfg.idx_bits else ()
+    return ("a", "sel", *products, "psum", "weight", "next_weight", *indices)
 
 
 #: Register group -> the RTL name of element i of PE (r, c): ``pe_r{r}_c{c}_<label>{i}``.
@@ -316,16 +326,16 @@ _LABELS = {"a": "a", "idx": "idx", "next_weight": "next_w", "next_idx": "next_id
 _PRODUCT_REGS = {"sel": "a_reg", "weight": "b_reg", "prod": "p"}
 
 #: Register group -> proxy category, where they differ (the psum is split in two).
-_CATEGORY = {"a": "act", "next_weight": "weight", "next_idx": "idx"}
+_CATEGORY = {"a": "act", "prod_sum": "prod", "next_weight": "weight", "next_idx": "idx"}
 
 
 def register_name(group: str, index: tuple[int, ...]) -> str:
-    """The RTL name of the register of ``group`` at ``index`` = (r, c) for the psum, else
-    (r, c, i): a signal of the array's module, or ``<submodule>.<signal>`` for the registers
-    of a product (operand, active weight, product)."""
+    """The RTL name of the register of ``group`` at ``index`` = (r, c) for the psum and the
+    prod_sum, else (r, c, i): a signal of the array's module, or ``<submodule>.<signal>`` for
+    the registers of a product (operand, active weight, product)."""
     pe = f"pe_r{index[0]}_c{index[1]}"
-    if group == "psum":
-        return f"{pe}_psum"
+    if group in ("psum", "prod_sum"):
+        return f"{pe}_{group}"
     if group in _PRODUCT_REGS:
         return f"{pe}_mul{index[2]}.{_PRODUCT_REGS[group]}"
     return f"{pe}_{_LABELS[group]}{index[2]}"
@@ -375,9 +385,10 @@ def _category_flips(cfg: MacArrayConfig, old: dict, new: dict) -> dict[str, int]
 class RegisterTrace:
     """Every PE register's value in every cycle of a run.
 
-    values : register group ("a", "sel", "prod", "psum", "weight", "idx", "next_weight",
-        "next_idx"; the groups the configuration has) -> int64 array (cycles, R, C [C-1 for "a"],
-        M or N), two's-complement values for signed registers
+    values : register group ("a", "sel", "prod", "prod_sum", "psum", "weight", "idx",
+        "next_weight", "next_idx"; the groups the configuration has) -> int64 array (cycles, R,
+        C [C-1 for "a"], then M or N except for "psum" and "prod_sum"), two's-complement values
+        for signed registers
     """
 
     cfg: MacArrayConfig

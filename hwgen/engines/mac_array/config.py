@@ -164,11 +164,26 @@ class MacArrayConfig(EngineConfig):
         return self.rows * self.cols * self.n
 
     @property
+    def prod_sum_bits(self) -> int:
+        """Width of the sum of a PE's N products, signed and exact (the register that holds it
+        when N > 1)."""
+        return self.prod_bits + (self.n - 1).bit_length()
+
+    @property
     def pe_stages(self) -> int:
         """Registers inside a PE between its activation input and its partial sum: the DSP
         product's input register (the operand, N:M: the activation the index selects) and its
-        output register (the product); a shift PE has the same two."""
-        return 2
+        output register (the product), a shift PE has the same two; with N > 1 products per
+        PE a third holds their sum, so the routing out of the DSP columns and the adder of the
+        products get a cycle of their own, apart from the accumulate."""
+        return 2 if self.n == 1 else 3
+
+    @property
+    def hide_rows(self) -> int:
+        """The fewest rows of a tile that hide the next tile's weight load: tile i + 1's beat r
+        waits until tile i's first row has switched PE (r, C-1) to tile i's weights, R + C + 1
+        cycles after tile i's first row for the last beat (``golden.cycle_model``)."""
+        return self.rows + self.cols + 1
 
     @property
     def latency(self) -> int:

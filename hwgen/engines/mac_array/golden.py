@@ -27,15 +27,16 @@ beats write; a PE switches to the next set exactly when that tile's first activa
 it. Weight beat r of a tile overwrites PE row r's next set, so it waits until the tile before has
 been switched to in the whole row, and a tile's first row waits until all R of its beats are in.
 
-With every input valid and every output ready, counting cycles from the first weight beat and with
-P = ``cfg.pe_stages``: tile 0's beats transfer at cycles 0 .. R-1 and its rows from cycle
-L_0 = R on, one per cycle. If tile i's first row transfers at L_i, tile i+1's beat r transfers at
-L_i + C + P - 1 + r (the cycle after the step that switches PE (r, C-1) to tile i's weights) and
-its first row at L_{i+1} = max(L_i + B_i, L_i + C + P - 1 + R): a tile of at least R + C + P - 1
-rows hides the next tile's load, and the rows of consecutive tiles stream without a gap. Each row
-spends one cycle in the input register and ``cfg.latency`` = R + C - 1 + P in the skewed array
-(each PE registers its multipliers' operands, the products, then the partial sum) and the
-deskew registers, so the result of a row transferring at cycle a transfers at a + 1 + latency.
+With every input valid and every output ready, counting cycles from the first weight beat: tile
+0's beats transfer at cycles 0 .. R-1 and its rows from cycle L_0 = R on, one per cycle. If tile
+i's first row transfers at L_i, tile i+1's beat r transfers at L_i + C + 1 + r (the cycle after
+the step that switches PE (r, C-1) to tile i's weights) and its first row at
+L_{i+1} = max(L_i + B_i, L_i + C + 1 + R): a tile of at least R + C + 1 rows
+(``cfg.hide_rows``) hides the next tile's load, and the rows of consecutive tiles stream without a
+gap. Each row spends one cycle in the input register and ``cfg.latency`` = R + C - 1 + P in the
+skewed array (P = ``cfg.pe_stages``: each PE registers its multipliers' operands, the products,
+with N > 1 their sum, then the partial sum) and the deskew registers, so the result of a row
+transferring at cycle a transfers at a + 1 + latency.
 See :func:`cycle_model`.
 """
 
@@ -214,7 +215,7 @@ def cycle_model(cfg: MacArrayConfig, rows: int | Sequence[int]) -> CycleModel:
         raise ValueError(f"rows = {rows}: expected at least one tile of at least one row")
     R = cfg.rows
     # Tile i+1's first beat: one cycle after the step that switches PE (0, C-1) to tile i.
-    switched = cfg.cols + cfg.pe_stages - 1
+    switched = cfg.hide_rows - R
     weight_cycles, act_cycles = list(range(R)), []
     launch = R
     for i, b in enumerate(rows):

@@ -12,15 +12,18 @@ first). So a stalled cycle t freezes the pipeline in cycle t + 1, and no combina
 from ``results.ready`` into the datapath's clock enables. With ready held high the array accepts
 one activation row per cycle, so steady state is R * C * N multiply-accumulates per cycle.
 
-For input row b entering the input register at step t, with P = ``cfg.pe_stages`` = 2::
+For input row b entering the input register at step t, with P = ``cfg.pe_stages`` (2, or 3
+with N > 1 products per PE)::
 
     input register      row b at t                      (K = R*M activations, valid, last)
     skew, row r         r registers                     row r's M activations at t + r
     PE (r, c)  a_left   (input from the left)           row b at T = t + r + c
                sel      a_left[idx[j]], per j           row b at T + 1
                         (dense: a_left[0])
-               prod     w[j] * sel[j], per j            row b at T + P = T + 2
+               prod     w[j] * sel[j], per j            row b at T + 2
+               prod_sum sum_j prod[j]   (N > 1 only)    row b at T + 3
                psum     psum_above + sum_j prod[j]      row b at T + P + 1
+                        (N > 1: psum_above + prod_sum)
                a        a_left, passed right (c < C-1)  row b at T + 1
     deskew, column c    C-1-c registers                 all columns at t + R + C - 1 + P
     result register     = deskew output                 valid at t + cfg.latency
@@ -33,7 +36,10 @@ the N:M activation mux and the accumulate carry chain in other cycles::
     sel[j]  <= a_left[idx[j]]           (dense: a_left[0])      the DSP's A input register
     w[j]    <= next_w[j] at a tile's first row (see below)      the DSP's B input register
     prod[j] <= w[j] * sel[j]                                    the DSP's output register
-    psum    <= overflow(psum_above + sum_j prod[j], acc_bits)
+    psum    <= overflow(psum_above + prod[0], acc_bits)         (N = 1)
+
+    prod_sum <= sum_j prod[j]                                   (N > 1: a fabric register)
+    psum     <= overflow(psum_above + prod_sum, acc_bits)
     a       <= a_left
 
 Product j of PE (r, c) is a :class:`hwgen.hdl.dsp.RegisteredProduct` with input registers,
@@ -65,7 +71,7 @@ stage that reads weights, the PE copies its next set into the active one in the 
 
     idx[j] <= next_idx[j]   as the first row enters a_left            (leaves step r + c - 1)
     w[j]   <= next_w[j]     as it enters sel, the multiplier's other
-                            input register                            (leaves step r + c + P - 2)
+                            input register                            (leaves step r + c)
 
 (step -1 is the row's transfer), so the old tile's last row, one step ahead, still meets the old
 weights and the new tile's first row the new ones, in every PE, whatever the gaps and stalls: the
@@ -75,11 +81,11 @@ Control: ``load_at`` (one-hot) is the next weight beat's PE row; after beat R - 
 (``loaded``). An activation row is accepted while a tile is streaming, or, as a tile's first row,
 once ``loaded``; that launch clears ``loaded``. Weight beat r of the tile after that waits
 (``weights.ready`` low) while ``loaded`` or while a ``first`` bit is still at or before step
-r + C + P - 3, which triggers the last copy of next-set row r (PE (r, C-1)'s weights): writing it
+r + C - 1, which triggers the last copy of next-set row r (PE (r, C-1)'s weights): writing it
 earlier would change the weights of a PE that has not copied them yet. With every input valid and
-the output ready, beat r of tile i + 1 transfers C + P - 1 + r cycles after tile i's first row,
-so a tile of at least R + C + P - 1 rows hides the next tile's load completely and tiles stream
-back to back (``golden.cycle_model``).
+the output ready, beat r of tile i + 1 transfers C + 1 + r cycles after tile i's first row, so a
+tile of at least R + C + 1 rows (``cfg.hide_rows``) hides the next tile's load completely and
+tiles stream back to back (``golden.cycle_model``).
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        R, C, N, M, P = cfg.rows, cfg.cols, cfg.n, cfg.m, cfg.pe_stages
+        R, C, N, M = cfg.rows, cfg.cols, cfg.n, cfg.m
         m = Module()
 
         # --- pipeline control -------------------------------------------------------------
@@ -222,9 +228,9 @@ class MacArray(wiring.Component):
 
         # first[p]: the row p steps past the input register is a tile's first row. PE (r, c)
         # copies idx as that row enters its a_left (it leaves step r + c - 1) and w as it enters
-        # the stage that multiplies (it leaves step r + c + P - 2); the last copy, of PE
-        # (R-1, C-1), is triggered from step R + C + P - 4, so the chain ends there.
-        first = [Signal(name=f"first{p}") for p in range(R + C + P - 3)]
+        # the stage that multiplies (it leaves step r + c); the last copy, of PE (R-1, C-1), is
+        # triggered from step R + C - 2, so the chain ends there.
+        first = [Signal(name=f"first{p}") for p in range(R + C - 1)]
         take = Signal()
         launch = Signal()       # this transfer is a tile's first row
         m.d.comb += [take.eq(self.acts.valid & self.acts.ready), launch.eq(take & ~streaming)]
@@ -247,7 +253,7 @@ class MacArray(wiring.Component):
                         m.d.sync += [idx[r][c][j].eq(next_idx[r][c][j]) for j in range(N)]
 
         # Next-set row r may be overwritten once the next set is not a whole tile waiting
-        # (``loaded``) and no first row is at or before step r + C + P - 3, whose move triggers
+        # (``loaded``) and no first row is at or before step r + C - 1, whose move triggers
         # PE (r, C-1)'s w copy (a row stalled there has not moved yet). ``free[r]`` is a
         # register written with that test on the next state, so a row's write enable is one LUT
         # after registers: its own bit of the one-hot ``load_at``, ``free`` and the beat's
@@ -266,7 +272,7 @@ class MacArray(wiring.Component):
             prefix.append(prefix[-1] | f)
         free = [Signal(name=f"free{r}", init=1) for r in range(R)]
         for r, reg in enumerate(free):
-            q = r + C + P - 3
+            q = r + C - 1
             moved = Mux(en, launch | prefix[q], prefix[q + 1])
             m.d.sync += reg.eq(~(loaded_next | moved))
         m.d.comb += self.weights.ready.eq(Cat(load_at[r] & free[r] for r in range(R)).any())
@@ -301,8 +307,8 @@ class MacArray(wiring.Component):
             skewed.append(group)
 
         # --- PE grid -------------------------------------------------------------------------
-        # psum_above + N products, exact before the overflow rule is applied.
-        sum_shape = signed(max(cfg.acc_bits, cfg.prod_bits + N.bit_length()) + 1)
+        # psum_above + the products' sum, exact before the overflow rule is applied.
+        sum_shape = signed(max(cfg.acc_bits, cfg.prod_sum_bits) + 1)
         psum = [[data_reg(signed(cfg.acc_bits), f"pe_r{r}_c{c}_psum") for c in range(C)]
                 for r in range(R)]
         for r in range(R):
@@ -314,21 +320,30 @@ class MacArray(wiring.Component):
                     # Operand j (N:M: the activation idx[j] selects) and the next weight go to
                     # the input registers of a DSP product. The A register takes the operand at
                     # every step; the B register, the active weight, takes the next weight only
-                    # as a tile's first row enters A (it leaves step r + c + P - 2).
+                    # as a tile's first row enters A (it leaves step r + c).
                     # A shift PE's product has the same registers and clock enables.
                     operand = Array(a_left)[idx[r][c][j]] if idx else a_left[0]
                     if cfg.shift_pe:
                         prods.append(shift_product(
                             m, operand, next_w[r][c][j], f"{name}_mul{j}",
                             weight_bits=cfg.weight_bits, en=row_en[r],
-                            b_en=first[r + c + P - 2]))
+                            b_en=first[r + c]))
                     else:
                         prods.append(registered_product(
                             m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
-                            en=row_en[r], b_en=first[r + c + P - 2]))
+                            en=row_en[r], b_en=first[r + c]))
+                products = prods[0]
+                if N > 1:
+                    # The products' sum gets a register of its own: adding N DSP outputs and
+                    # the psum from above in one cycle, behind the routing out of the DSP
+                    # columns, was the critical path of the 8x8 2:4 array (ecp5-85k, ~100 MHz:
+                    # 6.6 ns of routing from the DSP outputs into the carry chains).
+                    products = data_reg(signed(cfg.prod_sum_bits), f"{name}_prod_sum")
+                    with m.If(row_en[r]):
+                        m.d.sync += products.eq(sum(prods))
                 above = psum[r - 1][c] if r else Const(0, signed(cfg.acc_bits))
                 exact = Signal(sum_shape, name=f"{name}_sum")
-                m.d.comb += exact.eq(above + sum(prods))
+                m.d.comb += exact.eq(above + products)
                 with m.If(row_en[r]):
                     m.d.sync += psum[r][c].eq(overflow(exact, cfg.acc_bits, cfg.overflow))
                 if c < C - 1:
