@@ -136,26 +136,27 @@ def test_dense_tile_compresses_for_nm_arrays():
     np.testing.assert_array_equal(golden.run(cfg, tile).y, acts @ dense)
 
 
-@pytest.mark.parametrize("sparsity, latency", [(None, 8 + 8 + 2), ("2:4", 8 + 8 + 2)])
+@pytest.mark.parametrize("sparsity, latency", [(None, 8 + 8 + 2), ("2:4", 8 + 8 + 3)])
 def test_cycle_model_adds_load_stream_and_latency(sparsity, latency):
     """Input register, R + C - 1 wavefront steps, the product's operand and output registers,
-    dense or N:M."""
+    and with two products per PE (2:4) the register of their sum."""
     cfg = MacArrayConfig(rows=8, cols=8, sparsity=sparsity)
     model = golden.cycle_model(cfg, 256)
     assert (model.load, model.stream, model.latency) == (8, 256, latency)
     assert model.total == 8 + 256 + latency
 
 
-@pytest.mark.parametrize("sparsity, stages", [(None, 2), ("2:4", 2)])
+@pytest.mark.parametrize("sparsity, stages", [(None, 2), ("2:4", 3)])
 def test_cycle_model_streams_long_tiles_back_to_back(sparsity, stages):
-    """8 tiles of 256 rows on 12x12: tile i+1's beats from C + P - 1 cycles after tile i's first
-    row, its rows right behind tile i's, so only the first load and the last drain cost cycles."""
+    """8 tiles of 256 rows on 12x12: tile i+1's beats from C + 1 cycles after tile i's first row
+    (whatever the PE's depth P), its rows right behind tile i's, so only the first load and the
+    last drain (R + C - 1 + P) cost cycles."""
     cfg = MacArrayConfig(rows=12, cols=12, sparsity=sparsity)
     model = golden.cycle_model(cfg, [256] * 8)
     launches = [12 + 256 * i for i in range(8)]
     assert model.act_cycles == tuple(range(12, 12 + 2048))
     assert model.weight_cycles == tuple(range(12)) + tuple(
-        L + 12 + stages - 1 + r for L in launches[:-1] for r in range(12))
+        L + 12 + 1 + r for L in launches[:-1] for r in range(12))
     assert model.gaps == 0 and model.stream == 2048
     assert model.total == 12 + 2048 + 1 + (12 + 12 - 1 + stages)
     assert model.result_cycles == tuple(a + model.latency for a in model.act_cycles)
@@ -164,9 +165,9 @@ def test_cycle_model_streams_long_tiles_back_to_back(sparsity, stages):
 
 @pytest.mark.parametrize("rows", [1, 2, 10, 11, 12, 13])
 def test_cycle_model_short_tiles_wait_for_their_weights(rows):
-    """4x6 dense: the next tile's last beat transfers at L + C + P - 1 + R - 1 = L + 10, so a
-    tile of fewer than R + C + P - 1 = 11 rows leaves a gap of 11 - rows cycles before the
-    next."""
+    """4x6 dense: the next tile's last beat transfers at L + C + 1 + R - 1 = L + 10, so a
+    tile of fewer than R + C + 1 = 11 rows (``cfg.hide_rows``) leaves a gap of 11 - rows cycles
+    before the next."""
     cfg = MacArrayConfig(rows=4, cols=6)
     model = golden.cycle_model(cfg, [rows, rows, 3])
     assert model.act_cycles[:rows] == tuple(range(4, 4 + rows))
