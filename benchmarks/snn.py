@@ -16,8 +16,9 @@ exactly. The numpy baseline is the same layer on one core: the integer matmul of
 vectors with the weights (int32) and the LIF over the T steps, timed with ``timeit`` (best of 5)
 in the same run, per sample: one sample per call (what a streaming core replaces) and in batches
 of ``NUMPY_BATCH`` samples (numpy's best throughput). With ``--synth`` each mode of each shape
-(``--synth-shapes``) is synthesized for ecp5-85k (3 placement seeds; Fmax is their median) and
-**samples per second = Fmax / cycles per sample** is printed beside numpy's.
+(``--synth-shapes``, ``--synth-modes``) is synthesized for ecp5-85k (3 placement seeds; Fmax is
+their median) and **samples per second = Fmax / cycles per sample** is printed beside numpy's. The
+syntheses run in ``--jobs`` processes of their own from the start, beside the simulations.
 
 A 3-layer network (``snn_network``: K = 128 -> 64 -> 32 -> 10, T = 4, P = 4 per layer, chunk
 128, fibers between the layers) runs end to end at each profile (the first layer's weights and
@@ -26,8 +27,8 @@ three layers one after another; with ``--synth`` it is synthesized as well.
 
 Usage::
 
-    python benchmarks/snn.py [--samples 6] [--seed 1] [--synth] [--seeds 1,2,3]
-        [--synth-shapes input-bound,join-bound,network]
+    python benchmarks/snn.py [--samples 6] [--seed 1] [--synth] [--seeds 1,2,3] [--jobs 1]
+        [--synth-shapes input-bound,join-bound,network] [--synth-modes ftp_fast,ftp_laggy,seq_fast]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import argparse
 import dataclasses
 import sys
 import timeit
+from concurrent.futures import ProcessPoolExecutor, wait
 
 import numpy as np
 
@@ -117,10 +119,10 @@ def numpy_seconds_per_sample(cfg: SnnConfig, profile: str, seed: int) -> tuple[f
     return single, batch / NUMPY_BATCH
 
 
-def network_run(profile: str, samples: int, seed: int) -> tuple[dict, float, float, int]:
-    """The network at a profile: cycles per sample (alone, back to back; the testbench draws its
-    own samples at the profile), numpy's seconds per sample (one sample, batches of
-    ``NUMPY_BATCH``) and the kept words leaving layer 0 per sample (numpy's network)."""
+def numpy_network_seconds(profile: str, seed: int) -> tuple[float, float, int]:
+    """numpy running the network's three layers one after another at a profile: seconds per
+    sample (one sample, batches of ``NUMPY_BATCH``) and the kept words leaving layer 0 per
+    sample."""
     silent, sparsity = LOAS_PROFILES[profile]
     a, weights = random_network(NETWORK, np.random.default_rng(seed), samples=NUMPY_BATCH,
                                 silent_fraction=silent, weight_density=1.0 - sparsity)
@@ -138,9 +140,23 @@ def network_run(profile: str, samples: int, seed: int) -> tuple[dict, float, flo
     one = a32[:1]
     single = min(timeit.repeat(lambda: numpy_network(one), number=100, repeat=5)) / 100
     batch = min(timeit.repeat(lambda: numpy_network(a32), number=10, repeat=5)) / 10
-    cycles = measure(NETWORK, profile, samples, seed)
     spikes = int(sum(trace.layers[0].out_words.astype(bool).sum(axis=1))) // NUMPY_BATCH
-    return cycles, single, batch / NUMPY_BATCH, spikes
+    return single, batch / NUMPY_BATCH, spikes
+
+
+def start_syntheses(args, shapes: list[str], modes: list[str]) -> dict:
+    """Start synthesizing the chosen designs for ecp5-85k in ``args.jobs`` processes; a future
+    of each design's ``SynthReport`` by (shape, mode)."""
+    from hwgen.flows.synth import synthesize
+    seeds = [int(s) for s in args.seeds.split(",")]
+    designs = {("network", "3 layers"): NETWORK} if "network" in shapes else {}  # longest first
+    designs.update({(shape, mode): mode_config(mode, shape)
+                    for shape in SHAPES if shape in shapes for mode in modes})
+    pool = ProcessPoolExecutor(max_workers=args.jobs)
+    futures = {key: pool.submit(synthesize, design, "ecp5-85k", seeds=seeds)
+               for key, design in designs.items()}
+    pool.shutdown(wait=False)     # the workers finish the queue; results are awaited in order
+    return futures
 
 
 def main(argv=None) -> int:
@@ -151,34 +167,50 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="1,2,3", help="nextpnr placement seeds (--synth)")
     parser.add_argument("--synth-shapes", default=",".join([*SHAPES, "network"]),
                         help="what --synth synthesizes: shapes and/or 'network' (default: all)")
+    parser.add_argument("--synth-modes", default=",".join(MODES),
+                        help="the modes --synth synthesizes for each shape (default: all)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes that synthesize (--synth), beside the simulations")
     args = parser.parse_args(argv)
     synth_shapes = args.synth_shapes.split(",")
     for name in synth_shapes:
         if name not in [*SHAPES, "network"]:
             parser.error(f"--synth-shapes: {name!r} is not one of "
                          + ", ".join([*SHAPES, "network"]))
+    synth_modes = args.synth_modes.split(",")
+    for name in synth_modes:
+        if name not in MODES:
+            parser.error(f"--synth-modes: {name!r} is not one of " + ", ".join(MODES))
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
 
     if args.samples < 2:
         parser.error("--samples must be at least 2 (back-to-back throughput needs two)")
+    syntheses = start_syntheses(args, synth_shapes, synth_modes) if args.synth else {}
     headers = ["shape", "profile", "silent", "w sparsity", "ftp fast", "ftp laggy", "seq fast",
                "seq/ftp", "laggy/fast", "numpy us", f"numpy us (x{NUMPY_BATCH})"]
     tables = {"pipelined": [], "alone": []}
-    cycles_at = {}
-    for shape in SHAPES:
-        for profile, (silent, weight_sparsity) in LOAS_PROFILES.items():
-            cycles = {mode: measure(mode_config(mode, shape), profile, args.samples, args.seed)
-                      for mode in MODES}
-            cpu, cpu_batch = numpy_seconds_per_sample(mode_config("ftp_fast", shape), profile,
-                                                      args.seed)
-            cycles_at[shape, profile] = (cycles, cpu, cpu_batch)
-            for kind, rows in tables.items():
-                c = {mode: cycles[mode][kind] for mode in MODES}
-                rows.append([shape, profile, f"{100 * silent:.1f}%",
-                             f"{100 * weight_sparsity:.2f}%",
-                             round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
-                             round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
-                             round(c["ftp_laggy"] / c["ftp_fast"], 3), round(cpu * 1e6, 2),
-                             round(cpu_batch * 1e6, 2)])
+    # The simulations first (beside the syntheses), then numpy, timed once the syntheses are done
+    # so that it has a core to itself.
+    cycles_at = {(shape, profile): {mode: measure(mode_config(mode, shape), profile, args.samples,
+                                                  args.seed) for mode in MODES}
+                 for shape in SHAPES for profile in LOAS_PROFILES}
+    network_cycles = {profile: measure(NETWORK, profile, args.samples, args.seed)
+                      for profile in LOAS_PROFILES}
+    wait(syntheses.values())
+    cpu_at = {(shape, profile): numpy_seconds_per_sample(mode_config("ftp_fast", shape), profile,
+                                                         args.seed)
+              for shape, profile in cycles_at}
+    for (shape, profile), cycles in cycles_at.items():
+        silent, weight_sparsity = LOAS_PROFILES[profile]
+        cpu, cpu_batch = cpu_at[shape, profile]
+        for kind, rows in tables.items():
+            c = {mode: cycles[mode][kind] for mode in MODES}
+            rows.append([shape, profile, f"{100 * silent:.1f}%", f"{100 * weight_sparsity:.2f}%",
+                         round(c["ftp_fast"], 1), round(c["ftp_laggy"], 1),
+                         round(c["seq_fast"], 1), round(c["seq_fast"] / c["ftp_fast"], 2),
+                         round(c["ftp_laggy"] / c["ftp_fast"], 3), round(cpu * 1e6, 2),
+                         round(cpu_batch * 1e6, 2)])
     print(f"SNN layer K={BASE.in_neurons} T={BASE.timesteps} P={BASE.pes} chunk={BASE.chunk} "
           f"laggy_adders={BASE.laggy_adders} in_format={BASE.in_format}; N: "
           + ", ".join(f"{shape} {mode_config('ftp_fast', shape).out_neurons}" for shape in SHAPES)
@@ -188,7 +220,8 @@ def main(argv=None) -> int:
     print("\ncycles per sample, one sample at a time (first input beat to last output beat)")
     print(format_table(headers, tables["alone"]))
 
-    network = {profile: network_run(profile, args.samples, args.seed) for profile in LOAS_PROFILES}
+    network = {profile: (network_cycles[profile], *numpy_network_seconds(profile, args.seed))
+               for profile in LOAS_PROFILES}
     print(f"\n3-layer network K={NETWORK.in_neurons} -> "
           + " -> ".join(str(c.out_neurons) for c in NETWORK.layer_configs)
           + f", T={NETWORK.timesteps}, P=4 per layer, chunk {NETWORK.chunk}, fibers in, "
@@ -200,17 +233,12 @@ def main(argv=None) -> int:
           round(batch * 1e6, 2)] for profile, (c, cpu, batch, spikes) in network.items()]))
 
     if args.synth:
-        from hwgen.flows.synth import SynthError, synthesize
-        seeds = [int(s) for s in args.seeds.split(",")]
+        from hwgen.flows.synth import SynthError
         rows, fmax = [], {}
-        designs = {(shape, mode): mode_config(mode, shape)
-                   for shape in SHAPES if shape in synth_shapes for mode in MODES}
-        if "network" in synth_shapes:
-            designs["network", "3 layers"] = NETWORK
-        for (shape, mode), design in designs.items():
+        for (shape, mode), future in syntheses.items():
             pes = sum(c.pes for c in NETWORK.layer_configs) if shape == "network" else BASE.pes
             try:
-                r = synthesize(design, "ecp5-85k", seeds=seeds)
+                r = future.result()
             except SynthError as exc:     # reported per design; the others still run
                 rows.append([shape, mode, None, None, None, None, None, None, None,
                              f"failed: {exc}"])
@@ -223,7 +251,8 @@ def main(argv=None) -> int:
         print(format_table(["shape", "mode", "LUTs", "LUTs/PE", "FFs", "BRAMs", "DSPs",
                             "Fmax MHz", "per seed", "status"], rows))
         rows = []
-        for (shape, profile), (cycles, cpu, cpu_batch) in cycles_at.items():
+        for (shape, profile), cycles in cycles_at.items():
+            cpu_batch = cpu_at[shape, profile][1]
             for mode in MODES:
                 mhz = fmax.get((shape, mode))
                 if not mhz:
