@@ -169,9 +169,9 @@ class _PipelineState:
         left = self.left_inputs()
         above = np.zeros_like(regs["psum"])
         above[:, 1:] = regs["psum"][:, :-1]
-        # N = 1: the product goes into the psum; N > 1: their sum into the prod_sum register.
+        # One product goes into the psum; N > 1: their sum into the prod_sum register first.
         products = regs["prod"].sum(axis=3)
-        added = products if cfg.n == 1 else regs["prod_sum"]
+        added = regs["prod_sum"] if cfg.sums_products else products
         psum = overflow(above + added, cfg.acc_bits, cfg.overflow)
         regs["prod_sum"] = products
         regs["prod"] = regs["weight"] * regs["sel"]
@@ -313,7 +313,7 @@ def _widths(cfg: MacArrayConfig) -> dict[str, int]:
 
 def _groups(cfg: MacArrayConfig) -> tuple[str, ...]:
     """The register groups this configuration has."""
-    products = ("prod", "prod_sum") if cfg.n > 1 else ("prod",)
+    products = ("prod", "prod_sum") if cfg.sums_products else ("prod",)
     indices = ("idx", "next_idx") if cfg.idx_bits else ()
     return ("a", "sel", *products, "psum", "weight", "next_weight", *indices)
 

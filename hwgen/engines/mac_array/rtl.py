@@ -341,11 +341,7 @@ class MacArray(wiring.Component):
                             m, operand, next_w[r][c][j], f"{name}_mul{j}", input_registers=True,
                             en=row_en[r], b_en=first[r + c]))
                 products = prods[0]
-                if N > 1:
-                    # The products' sum gets a register of its own: adding N DSP outputs and
-                    # the psum from above in one cycle, behind the routing out of the DSP
-                    # columns, was the critical path of the 8x8 2:4 array (ecp5-85k, ~100 MHz:
-                    # 6.6 ns of routing from the DSP outputs into the carry chains).
+                if cfg.sums_products:     # their sum gets a register (see the property)
                     products = data_reg(signed(cfg.prod_sum_bits), f"{name}_prod_sum")
                     with m.If(row_en[r]):
                         m.d.sync += products.eq(sum(prods))
