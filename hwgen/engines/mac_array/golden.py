@@ -214,8 +214,10 @@ def cycle_model(cfg: MacArrayConfig, rows: int | Sequence[int]) -> CycleModel:
     if not rows or min(rows) < 1:
         raise ValueError(f"rows = {rows}: expected at least one tile of at least one row")
     R = cfg.rows
-    # Tile i+1's first beat: one cycle after the step that switches PE (0, C-1) to tile i.
-    switched = cfg.hide_rows - R
+    # Tile i+1's first beat: C + 1 cycles after tile i's first row, one cycle after that row's
+    # step that switches PE (0, C-1) to tile i (the weight's copy into the multiplier's input
+    # register, however deep the PE is behind it).
+    switched = cfg.cols + 1
     weight_cycles, act_cycles = list(range(R)), []
     launch = R
     for i, b in enumerate(rows):
